@@ -1,0 +1,120 @@
+/** Loads the compiled addon (build/Release/alexnet_cuda.node). When it can't, throws one error that
+ * lists every path tried with its error, and what to do about it (node-llama-cpp / sharp style). */
+import { createRequire } from 'node:module';
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export interface NativeStorage {
+  readonly bytes: number;
+  readonly device: number;
+  readonly freed: boolean;
+  write(view: ArrayBufferView, byteOffset?: number): void;
+  readSync(view: ArrayBufferView): void;
+  read(view: ArrayBufferView): Promise<void>;
+  copyFrom(src: NativeStorage, bytes?: number, dstOffset?: number, srcOffset?: number): void;
+  zero(): void;
+  free(): void;
+}
+
+export interface BackendInfo {
+  buildSystem: string;
+  cudaBuilt: boolean;
+  cuda: boolean;
+  cudaReason: string;
+  cudaRuntime?: number;
+  cudaDriver?: number;
+  cudaArchs?: string;
+  blas: string;
+  threads: number;
+}
+
+export interface CudaDeviceInfo {
+  index: number;
+  name: string;
+  totalBytes: number;
+  computeCapability: string;
+  smCount: number;
+}
+
+export interface NativeMemoryStats {
+  hostBytes: number;
+  hostBuffers: number;
+  cuda?: {
+    inUseBytes: number;
+    cachedBytes: number;
+    peakInUseBytes: number;
+    allocCalls: number;
+    cacheHits: number;
+    cudaMallocCalls: number;
+    oomRetries: number;
+  };
+}
+
+export interface NativeAddon {
+  Storage: new (device: number, bytes: number) => NativeStorage;
+  backendInfo(): BackendInfo;
+  cudaDevices(): CudaDeviceInfo[];
+  memoryStats(): NativeMemoryStats;
+  cudaSynchronize(): void;
+  cudaEmptyCache(): void;
+  // Op bindings: raw pointers and sizes, validated in lib/ops before the call.
+  ops: Record<string, (...args: any[]) => any>;
+}
+
+/** The package root: the nearest folder above this file whose package.json is alexnet-cuda's. */
+export function packageRoot(): string {
+  let dir = path.dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const pj = path.join(dir, 'package.json');
+    if (existsSync(pj)) {
+      try {
+        if (JSON.parse(readFileSync(pj, 'utf8')).name === 'alexnet-cuda') return dir;
+      } catch {
+        /* keep looking */
+      }
+    }
+    const up = path.dirname(dir);
+    if (up === dir) throw new Error('alexnet-cuda: could not find the package root (package.json) above ' + fileURLToPath(import.meta.url));
+    dir = up;
+  }
+}
+
+let cached: NativeAddon | undefined;
+
+export function loadNative(): NativeAddon {
+  if (cached) return cached;
+  const root = packageRoot();
+  const require = createRequire(path.join(root, 'package.json'));
+  const candidates = [
+    process.env.ALEXNET_CUDA_ADDON,
+    path.join(root, 'build', 'Release', 'alexnet_cuda.node'),
+    path.join(root, 'build', 'Debug', 'alexnet_cuda.node'),
+  ].filter((p): p is string => !!p);
+  const tried: string[] = [];
+  for (const p of candidates) {
+    if (!existsSync(p)) {
+      tried.push(`  - ${p}: not found`);
+      continue;
+    }
+    try {
+      cached = require(p) as NativeAddon;
+      return cached;
+    } catch (e) {
+      tried.push(`  - ${p}: ${(e as Error).message.split('\n')[0]}`);
+    }
+  }
+  throw new Error(
+    [
+      'alexnet-cuda: could not load the native addon.',
+      'Tried:',
+      ...tried,
+      'Possible solutions:',
+      '  - Build it: `npm rebuild alexnet-cuda` (in this package\'s own clone: `npm run build`), and read its output.',
+      '  - The build needs a C++17 compiler (g++ or clang) and either cmake (for cmake-js; CUDA backend when',
+      '    nvcc and cuBLAS are found) or Python 3 for node-gyp (CPU-only). Debian: apt-get install g++ cmake.',
+      '  - If the install ran with --ignore-scripts or AXN_SKIP_BUILD=1, the addon was never built.',
+      `  - Node.js ${process.version} on ${process.platform}-${process.arch}; Node.js 20.17 or newer is required.`,
+    ].join('\n'),
+  );
+}

@@ -1,0 +1,371 @@
+/** Tensor: a float32 or int32 array with a shape, in host (`'cpu'`) or GPU (`'cuda'`) memory.
+ * One native Storage owns the bytes; `reshape` views share it (reference-counted). `dispose()` frees it
+ * at once; a FinalizationRegistry is only a safety net (GC does not see GPU memory pressure). */
+import { DisposedError, describe } from './errors.js';
+import { loadNative, type NativeStorage, type NativeMemoryStats } from './native.js';
+
+export type DType = 'float32' | 'int32';
+export type Device = 'cpu' | 'cuda';
+export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
+
+if (typeof (Symbol as { dispose?: symbol }).dispose !== 'symbol') {
+  Object.defineProperty(Symbol, 'dispose', { value: Symbol.for('Symbol.dispose') });
+}
+
+const DEVICE_ID: Record<Device, number> = { cpu: -1, cuda: 0 };
+const MAX_ELEMENTS = 2 ** 45; // far above any real tensor; keeps byte counts exact in a double
+
+/** Normalises a device name ('cpu', 'cuda', 'cuda:0'); anything else is a TypeError naming what came. */
+export function parseDevice(device: unknown, where = 'device'): Device {
+  if (device === 'cpu' || device === 'cuda') return device;
+  if (device === 'cuda:0' || device === 'gpu') return 'cuda';
+  if (typeof device === 'string' && /^cuda:\d+$/.test(device))
+    throw new RangeError(`${where}: only one CUDA device is supported (expected "cuda" or "cuda:0"), got ${describe(device)}`);
+  throw new TypeError(`${where}: expected "cpu" or "cuda", got ${describe(device)}`);
+}
+
+export function parseDType(dtype: unknown, where = 'dtype'): DType {
+  if (dtype === 'float32' || dtype === 'int32') return dtype;
+  throw new TypeError(`${where}: expected "float32" or "int32", got ${describe(dtype)}`);
+}
+
+/** Checks a shape: an array of non-negative integers. Returns a frozen copy. */
+export function parseShape(shape: unknown, where = 'shape'): readonly number[] {
+  if (!Array.isArray(shape)) throw new TypeError(`${where}: expected an array of non-negative integers, got ${describe(shape)}`);
+  shape.forEach((d, i) => {
+    if (typeof d !== 'number' || !Number.isInteger(d) || d < 0)
+      throw new TypeError(`${where}: expected an array of non-negative integers, got ${describe(shape)} (dimension ${i} is ${describe(d)})`);
+  });
+  const n = shape.reduce((a: number, b: number) => a * b, 1);
+  if (n > MAX_ELEMENTS) throw new RangeError(`${where}: ${describe(shape)} has ${n} elements, more than the ${MAX_ELEMENTS} supported`);
+  return Object.freeze([...shape]);
+}
+
+export function numel(shape: readonly number[]): number {
+  return shape.reduce((a, b) => a * b, 1);
+}
+
+// ---- live-memory accounting (tfjs's numTensors) -----------------------------------------------------
+
+interface Counts {
+  tensors: number;
+  storages: number;
+  bytes: number;
+}
+const live: Record<Device, Counts> = {
+  cpu: { tensors: 0, storages: 0, bytes: 0 },
+  cuda: { tensors: 0, storages: 0, bytes: 0 },
+};
+
+/** Shared owner of one native Storage; freed when the last tensor viewing it is disposed. */
+class StorageRef {
+  refs = 1;
+  constructor(
+    readonly native: NativeStorage,
+    readonly device: Device,
+    readonly bytes: number,
+  ) {
+    live[device].storages++;
+    live[device].bytes += bytes;
+  }
+  retain(): this {
+    this.refs++;
+    return this;
+  }
+  release(): void {
+    if (--this.refs > 0) return;
+    this.native.free();
+    live[this.device].storages--;
+    live[this.device].bytes -= this.bytes;
+  }
+}
+
+// A tensor that is garbage-collected without dispose() releases its reference here. The native Storage
+// also frees its memory when it is itself collected; this keeps the counts honest.
+const finalizer = new FinalizationRegistry<{ ref: StorageRef; device: Device }>(({ ref, device }) => {
+  live[device].tensors--;
+  try {
+    ref.release();
+  } catch {
+    /* the storage may already be gone at teardown */
+  }
+});
+
+export class Tensor {
+  readonly shape: readonly number[];
+  readonly dtype: DType;
+  readonly device: Device;
+  /** Number of elements. */
+  readonly size: number;
+  #ref: StorageRef | null;
+  #token = {};
+
+  private constructor(ref: StorageRef, shape: readonly number[], dtype: DType) {
+    this.#ref = ref;
+    this.shape = shape;
+    this.dtype = dtype;
+    this.device = ref.device;
+    this.size = numel(shape);
+    live[this.device].tensors++;
+    finalizer.register(this, { ref, device: this.device }, this.#token);
+  }
+
+  // ---- construction --------------------------------------------------------------------------------
+
+  /** A new uninitialised tensor (contents are whatever the allocator returns). */
+  static empty(shape: readonly number[], device: Device | string = 'cpu', dtype: DType = 'float32'): Tensor {
+    const s = parseShape(shape, 'Tensor.empty: shape');
+    const dev = parseDevice(device, 'Tensor.empty: device');
+    const dt = parseDType(dtype, 'Tensor.empty: dtype');
+    if (dev === 'cuda') requireCuda('Tensor.empty');
+    const bytes = numel(s) * 4;
+    const Storage = loadNative().Storage;
+    return new Tensor(new StorageRef(new Storage(DEVICE_ID[dev], bytes), dev, bytes), s, dt);
+  }
+
+  /** A new tensor filled with zeros. */
+  static zeros(shape: readonly number[], device: Device | string = 'cpu', dtype: DType = 'float32'): Tensor {
+    const t = Tensor.empty(shape, device, dtype);
+    t.#storage('Tensor.zeros').zero();
+    return t;
+  }
+
+  /**
+   * A tensor holding a copy of `data`. The dtype follows the data (Float32Array → float32, Int32Array →
+   * int32) unless given; plain number arrays are float32 by default. `data.length` must equal the
+   * product of `shape`.
+   */
+  static from(
+    data: Float32Array | Int32Array | ArrayLike<number>,
+    shape: readonly number[],
+    device: Device | string = 'cpu',
+    dtype?: DType,
+  ): Tensor {
+    const s = parseShape(shape, 'Tensor.from: shape');
+    const dev = parseDevice(device, 'Tensor.from: device');
+    let dt: DType;
+    if (dtype !== undefined) dt = parseDType(dtype, 'Tensor.from: dtype');
+    else dt = data instanceof Int32Array ? 'int32' : 'float32';
+    if (data === null || typeof data !== 'object' || typeof (data as ArrayLike<number>).length !== 'number')
+      throw new TypeError(`Tensor.from: expected data as a Float32Array, Int32Array or array of numbers, got ${describe(data)}`);
+    if (ArrayBuffer.isView(data) && !(data instanceof Float32Array || data instanceof Int32Array))
+      throw new TypeError(`Tensor.from: expected a Float32Array or Int32Array, got ${describe(data)} (convert it first)`);
+    const n = numel(s);
+    if (data.length !== n)
+      throw new RangeError(`Tensor.from: shape [${s.join(', ')}] needs ${n} elements, got ${data.length}`);
+    let typed: Float32Array | Int32Array;
+    if (dt === 'float32') {
+      if (data instanceof Int32Array) throw new TypeError('Tensor.from: got an Int32Array for dtype "float32"; pass a Float32Array or dtype "int32"');
+      typed = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
+    } else {
+      if (data instanceof Float32Array) throw new TypeError('Tensor.from: got a Float32Array for dtype "int32"; pass an Int32Array or dtype "float32"');
+      if (!(data instanceof Int32Array)) {
+        for (let i = 0; i < data.length; i++) {
+          const v = data[i];
+          if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31)
+            throw new TypeError(`Tensor.from: dtype "int32" needs 32-bit integers, got ${describe(v)} at index ${i}`);
+        }
+      }
+      typed = data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
+    }
+    const t = Tensor.empty(s, dev, dt);
+    t.#storage('Tensor.from').write(typed);
+    return t;
+  }
+
+  // ---- state ---------------------------------------------------------------------------------------
+
+  get isDisposed(): boolean {
+    return this.#ref === null;
+  }
+
+  /** Bytes of this tensor's data. */
+  get bytes(): number {
+    return this.size * 4;
+  }
+
+  /** @internal The native storage, for op bindings. Throws DisposedError after dispose(). */
+  #storage(op: string): NativeStorage {
+    if (!this.#ref) throw new DisposedError(`${op}: Tensor [${this.shape.join(', ')}] ${this.dtype} on ${this.device}`);
+    return this.#ref.native;
+  }
+
+  /** @internal */
+  static storageOf(t: Tensor, op: string): NativeStorage {
+    if (!(t instanceof Tensor)) throw new TypeError(`${op}: expected a Tensor, got ${describe(t)}`);
+    return t.#storage(op);
+  }
+
+  /** Frees the tensor's memory now (when it is the last view of it). Idempotent. */
+  dispose(): void {
+    const ref = this.#ref;
+    if (!ref) return;
+    this.#ref = null;
+    finalizer.unregister(this.#token);
+    live[this.device].tensors--;
+    ref.release();
+  }
+
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  // ---- reading back --------------------------------------------------------------------------------
+
+  /** A copy of the data as a Float32Array (int32 tensors are converted). Waits for the GPU without
+   * blocking the event loop. */
+  async toFloat32Array(): Promise<Float32Array> {
+    const st = this.#storage('Tensor.toFloat32Array');
+    if (this.dtype === 'float32') {
+      const out = new Float32Array(this.size);
+      await st.read(out);
+      return out;
+    }
+    const raw = new Int32Array(this.size);
+    await st.read(raw);
+    return Float32Array.from(raw);
+  }
+
+  /** A copy of an int32 tensor's data. */
+  async toInt32Array(): Promise<Int32Array> {
+    const st = this.#storage('Tensor.toInt32Array');
+    if (this.dtype !== 'int32') throw new TypeError(`Tensor.toInt32Array: tensor is ${this.dtype}; use toFloat32Array()`);
+    const out = new Int32Array(this.size);
+    await st.read(out);
+    return out;
+  }
+
+  /** A copy of the data in the tensor's own dtype, synchronously (waits for the GPU on the main thread). */
+  dataSync(): Float32Array | Int32Array {
+    const st = this.#storage('Tensor.dataSync');
+    const out = this.dtype === 'int32' ? new Int32Array(this.size) : new Float32Array(this.size);
+    st.readSync(out);
+    return out;
+  }
+
+  /** The data in the tensor's own dtype. */
+  async data(): Promise<Float32Array | Int32Array> {
+    return this.dtype === 'int32' ? this.toInt32Array() : this.toFloat32Array();
+  }
+
+  // ---- copies and views ----------------------------------------------------------------------------
+
+  /** A copy on `device`. Always a new tensor, which the caller owns (also when the device is the same). */
+  to(device: Device | string): Tensor {
+    const dev = parseDevice(device, 'Tensor.to: device');
+    const src = this.#storage('Tensor.to');
+    const t = Tensor.empty(this.shape, dev, this.dtype);
+    Tensor.storageOf(t, 'Tensor.to').copyFrom(src, this.bytes);
+    return t;
+  }
+
+  /** A copy on the same device. */
+  clone(): Tensor {
+    return this.to(this.device);
+  }
+
+  /** A view with another shape of the same size, sharing this tensor's memory. One dimension may be -1. */
+  reshape(shape: readonly number[]): Tensor {
+    if (!Array.isArray(shape)) throw new TypeError(`Tensor.reshape: expected an array of integers, got ${describe(shape)}`);
+    const ref = this.#ref;
+    if (!ref) throw new DisposedError(`Tensor.reshape: Tensor [${this.shape.join(', ')}]`);
+    const inferred = shape.filter((d) => d === -1).length;
+    if (inferred > 1) throw new TypeError(`Tensor.reshape: at most one dimension may be -1, got [${shape.join(', ')}]`);
+    let s = shape;
+    if (inferred === 1) {
+      const known = shape.filter((d) => d !== -1).reduce((a, b) => a * b, 1);
+      if (known === 0 || this.size % known !== 0)
+        throw new RangeError(`Tensor.reshape: cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${shape.join(', ')}]`);
+      s = shape.map((d) => (d === -1 ? this.size / known : d));
+    }
+    const ps = parseShape(s, 'Tensor.reshape: shape');
+    if (numel(ps) !== this.size)
+      throw new RangeError(`Tensor.reshape: cannot reshape [${this.shape.join(', ')}] (${this.size} elements) to [${ps.join(', ')}] (${numel(ps)} elements)`);
+    return new Tensor(ref.retain(), ps, this.dtype);
+  }
+
+  /** Copies `src` (same size and dtype, any device) into this tensor. */
+  copyFrom(src: Tensor): this {
+    if (!(src instanceof Tensor)) throw new TypeError(`Tensor.copyFrom: expected a Tensor, got ${describe(src)}`);
+    if (src.size !== this.size || src.dtype !== this.dtype)
+      throw new RangeError(`Tensor.copyFrom: expected ${this.size} ${this.dtype} elements, got [${src.shape.join(', ')}] ${src.dtype}`);
+    this.#storage('Tensor.copyFrom').copyFrom(src.#storage('Tensor.copyFrom'), this.bytes);
+    return this;
+  }
+
+  /** Overwrites the data from a host array of the same length. */
+  write(data: Float32Array | Int32Array): this {
+    const want = this.dtype === 'int32' ? Int32Array : Float32Array;
+    if (!(data instanceof want) || data.length !== this.size)
+      throw new TypeError(`Tensor.write: expected ${want.name}(${this.size}), got ${describe(data)}`);
+    this.#storage('Tensor.write').write(data);
+    return this;
+  }
+
+  /** Sets every element to zero. */
+  zero_(): this {
+    this.#storage('Tensor.zero_').zero();
+    return this;
+  }
+
+  toString(): string {
+    return `Tensor([${this.shape.join(', ')}], ${this.dtype}, ${this.device}${this.isDisposed ? ', disposed' : ''})`;
+  }
+}
+
+// ---- backend queries ------------------------------------------------------------------------------
+
+let cudaState: { ok: boolean; reason: string } | undefined;
+
+/** Throws a clear error when the CUDA device can't be used, saying why (built without it, no GPU...). */
+export function requireCuda(op: string): void {
+  if (!cudaState) {
+    const info = loadNative().backendInfo();
+    cudaState = { ok: info.cuda, reason: info.cudaReason };
+  }
+  if (!cudaState.ok) throw new Error(`${op}: device "cuda" is not available: ${cudaState.reason}`);
+}
+
+/** True when the CUDA backend was built and a CUDA device answers. */
+export function cudaAvailable(): boolean {
+  return loadNative().backendInfo().cuda;
+}
+
+/** The devices usable now: always 'cpu', and 'cuda' when available. */
+export function devices(): Device[] {
+  return cudaAvailable() ? ['cpu', 'cuda'] : ['cpu'];
+}
+
+/** What the addon was built with, and why CUDA is or isn't there. */
+export function backendInfo() {
+  const n = loadNative();
+  const info = n.backendInfo();
+  return { ...info, gpus: info.cuda ? n.cudaDevices() : [] };
+}
+
+export interface MemoryStats {
+  /** Live (not disposed, not collected) tensors per device. */
+  tensors: Record<Device, number>;
+  /** Bytes held by live tensors' storages per device. */
+  bytes: Record<Device, number>;
+  /** Native counters: host buffers, and the CUDA caching allocator when built with CUDA. */
+  native: NativeMemoryStats;
+}
+
+export function memoryStats(): MemoryStats {
+  return {
+    tensors: { cpu: live.cpu.tensors, cuda: live.cuda.tensors },
+    bytes: { cpu: live.cpu.bytes, cuda: live.cuda.bytes },
+    native: loadNative().memoryStats(),
+  };
+}
+
+/** Waits for all queued GPU work (no-op without CUDA). */
+export function synchronize(): void {
+  loadNative().cudaSynchronize();
+}
+
+/** Returns the CUDA allocator's cached (freed) blocks to the driver. */
+export function emptyCache(): void {
+  loadNative().cudaEmptyCache();
+}

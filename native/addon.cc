@@ -1,0 +1,19 @@
+// The addon's export list, and nothing else (sharp's src/sharp.cc).
+#include <napi.h>
+
+#include "ops_binding.h"
+#include "runtime.h"
+#include "storage.h"
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Storage", axn::Storage::Init(env));
+  exports.Set("backendInfo", Napi::Function::New(env, axn::BackendInfo, "backendInfo"));
+  exports.Set("cudaDevices", Napi::Function::New(env, axn::CudaDevices, "cudaDevices"));
+  exports.Set("memoryStats", Napi::Function::New(env, axn::NativeMemoryStats, "memoryStats"));
+  exports.Set("cudaSynchronize", Napi::Function::New(env, axn::CudaSynchronize, "cudaSynchronize"));
+  exports.Set("cudaEmptyCache", Napi::Function::New(env, axn::CudaEmptyCache, "cudaEmptyCache"));
+  exports.Set("ops", axn::OpsExports(env));
+  return exports;
+}
+
+NODE_API_MODULE(alexnet_cuda, Init)

@@ -1,0 +1,11 @@
+// Backend-wide functions exported to JS: what was built, devices, memory stats, synchronisation.
+#pragma once
+#include <napi.h>
+
+namespace axn {
+Napi::Value BackendInfo(const Napi::CallbackInfo& info);   // { cuda, cudaReason, blas, openmp, cudaRuntime, archs }
+Napi::Value CudaDevices(const Napi::CallbackInfo& info);   // [{ index, name, totalBytes, computeCapability, smCount }]
+Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info);
+Napi::Value CudaSynchronize(const Napi::CallbackInfo& info);
+Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info);
+}  // namespace axn

@@ -1,0 +1,55 @@
+// Scratch memory for an op's workspace (im2col columns and the like), freed at scope exit.
+// CUDA: from the caching allocator (stream-ordered, so freeing right after enqueueing work is safe).
+// CPU: plain aligned host memory.
+#pragma once
+#include <cstdlib>
+#include <string>
+
+#include "common.h"
+#ifdef AXN_WITH_CUDA
+#include "cuda/context.h"
+#endif
+
+namespace axn {
+
+class Scratch {
+ public:
+  Scratch(bool cuda, size_t bytes) : cuda_(cuda) {
+    if (bytes == 0) return;
+    if (cuda_) {
+#ifdef AXN_WITH_CUDA
+      ptr_ = cuda::deviceAlloc(bytes);
+#else
+      throw Error("scratch: built without CUDA");
+#endif
+    } else {
+      ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+      if (!ptr_) throw Error("scratch: out of host memory allocating " + std::to_string(bytes) + " bytes");
+    }
+  }
+  ~Scratch() {
+    if (!ptr_) return;
+    if (cuda_) {
+#ifdef AXN_WITH_CUDA
+      try {
+        cuda::deviceFree(ptr_);
+      } catch (...) {
+      }
+#endif
+    } else {
+      std::free(ptr_);
+    }
+  }
+  Scratch(const Scratch&) = delete;
+  Scratch& operator=(const Scratch&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  bool cuda_;
+  void* ptr_ = nullptr;
+};
+
+}  // namespace axn

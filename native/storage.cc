@@ -1,0 +1,289 @@
+#include "storage.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "common.h"
+#ifdef AXN_WITH_CUDA
+#include "cuda/context.h"
+#endif
+
+namespace axn {
+
+namespace {
+std::atomic<size_t> gHostBytes{0};
+std::atomic<size_t> gHostBuffers{0};
+Napi::FunctionReference* gCtor = nullptr;
+
+// The bytes and data pointer of a TypedArray / DataView / Buffer argument.
+void viewOf(const Napi::Value& v, const char* op, void** data, size_t* len) {
+  if (v.IsTypedArray()) {
+    auto ta = v.As<Napi::TypedArray>();
+    *data = static_cast<uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    *len = ta.ByteLength();
+  } else if (v.IsDataView()) {
+    auto dv = v.As<Napi::DataView>();
+    *data = static_cast<uint8_t*>(dv.ArrayBuffer().Data()) + dv.ByteOffset();
+    *len = dv.ByteLength();
+  } else {
+    throw Error(std::string(op) + ": expected a TypedArray, got another value");
+  }
+}
+
+[[noreturn, maybe_unused]] void noCuda(const char* op) {
+  throw Error(std::string(op) + ": this addon was built without the CUDA backend");
+}
+}  // namespace
+
+HostStats hostStats() { return {gHostBytes.load(), gHostBuffers.load()}; }
+
+Napi::Function Storage::Init(Napi::Env env) {
+  Napi::Function f = DefineClass(env, "Storage",
+                                 {
+                                     InstanceMethod<&Storage::Write>("write"),
+                                     InstanceMethod<&Storage::ReadSync>("readSync"),
+                                     InstanceMethod<&Storage::Read>("read"),
+                                     InstanceMethod<&Storage::CopyFrom>("copyFrom"),
+                                     InstanceMethod<&Storage::Zero>("zero"),
+                                     InstanceMethod<&Storage::Free>("free"),
+                                     InstanceAccessor<&Storage::GetBytes>("bytes"),
+                                     InstanceAccessor<&Storage::GetDevice>("device"),
+                                     InstanceAccessor<&Storage::GetFreed>("freed"),
+                                 });
+  gCtor = new Napi::FunctionReference(Napi::Persistent(f));
+  return f;
+}
+
+// new Storage(device: number, bytes: number)
+Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[0].IsNumber() || !info[1].IsNumber())
+    throw Napi::TypeError::New(env, "Storage: expected (device: number, bytes: number)");
+  int device = info[0].As<Napi::Number>().Int32Value();
+  double b = info[1].As<Napi::Number>().DoubleValue();
+  if (!(b >= 0) || b > 9007199254740991.0 || b != static_cast<double>(static_cast<uint64_t>(b)))
+    throw Napi::RangeError::New(env, "Storage: bytes must be a non-negative integer, got " + std::to_string(b));
+  size_t bytes = static_cast<size_t>(b);
+  device_ = device;
+  bytes_ = bytes;
+  if (device == kCpu) {
+    size_t alloc = (bytes + 63) / 64 * 64;
+    if (alloc == 0) alloc = 64;
+    ptr_ = std::aligned_alloc(64, alloc);
+    if (!ptr_)
+      throw Napi::RangeError::New(env, "Storage: out of host memory allocating " + std::to_string(bytes) + " bytes");
+    gHostBytes += bytes;
+    gHostBuffers++;
+  } else if (device == 0) {
+#ifdef AXN_WITH_CUDA
+    ptr_ = cuda::deviceAlloc(bytes);
+#else
+    noCuda("Storage");
+#endif
+  } else {
+    throw Napi::RangeError::New(env, "Storage: unknown device " + std::to_string(device) + " (expected -1 or 0)");
+  }
+  Napi::MemoryManagement::AdjustExternalMemory(env, static_cast<int64_t>(bytes));
+}
+
+Storage::~Storage() {
+  // Finalizer path (GC): no env access needed for freeing.
+  if (!freed_ && ptr_) {
+    if (device_ == kCpu) {
+      std::free(ptr_);
+      gHostBytes -= bytes_;
+      gHostBuffers--;
+    } else {
+#ifdef AXN_WITH_CUDA
+      try {
+        cuda::deviceFree(ptr_);
+      } catch (...) {
+      }
+#endif
+    }
+  }
+  ptr_ = nullptr;
+}
+
+void Storage::release(Napi::Env env) {
+  if (freed_) return;
+  if (device_ == kCpu) {
+    std::free(ptr_);
+    gHostBytes -= bytes_;
+    gHostBuffers--;
+  } else {
+#ifdef AXN_WITH_CUDA
+    cuda::deviceFree(ptr_);
+#endif
+  }
+  ptr_ = nullptr;
+  freed_ = true;
+  Napi::MemoryManagement::AdjustExternalMemory(env, -static_cast<int64_t>(bytes_));
+}
+
+void* Storage::data(const char* op) const {
+  if (freed_) throw Error(std::string(op) + ": storage was already freed (tensor disposed)");
+  return ptr_;
+}
+
+Storage* Storage::From(const Napi::Value& v, const char* op, const char* what) {
+  if (!v.IsObject() || !gCtor || !v.As<Napi::Object>().InstanceOf(gCtor->Value()))
+    throw Error(std::string(op) + ": " + what + " must be a native Storage");
+  Storage* s = Storage::Unwrap(v.As<Napi::Object>());
+  if (s->freed_) throw Error(std::string(op) + ": " + what + " was already freed (tensor disposed)");
+  return s;
+}
+
+Napi::Value Storage::Write(const Napi::CallbackInfo& info) {
+  void* src;
+  size_t len;
+  viewOf(info[0], "Storage.write", &src, &len);
+  size_t off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 0;
+  AXN_CHECK(off + len <= bytes_, "Storage.write",
+            "writing " + std::to_string(len) + " bytes at offset " + std::to_string(off) + " into " +
+                std::to_string(bytes_) + " bytes");
+  uint8_t* dst = static_cast<uint8_t*>(data("Storage.write")) + off;
+  if (device_ == kCpu) {
+    std::memcpy(dst, src, len);
+  } else {
+#ifdef AXN_WITH_CUDA
+    cuda::copyHostToDevice(dst, src, len);
+#else
+    noCuda("Storage.write");
+#endif
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Storage::ReadSync(const Napi::CallbackInfo& info) {
+  void* dst;
+  size_t len;
+  viewOf(info[0], "Storage.readSync", &dst, &len);
+  AXN_CHECK(len <= bytes_, "Storage.readSync",
+            "reading " + std::to_string(len) + " bytes from " + std::to_string(bytes_) + " bytes");
+  const void* src = data("Storage.readSync");
+  if (device_ == kCpu) {
+    std::memcpy(dst, src, len);
+  } else {
+#ifdef AXN_WITH_CUDA
+    cuda::copyDeviceToHost(dst, src, len);
+#else
+    noCuda("Storage.readSync");
+#endif
+  }
+  return info.Env().Undefined();
+}
+
+#ifdef AXN_WITH_CUDA
+namespace {
+// Waits for an enqueued D2H copy on a worker thread; never touches JS in Execute.
+class ReadWorker : public Napi::AsyncWorker {
+ public:
+  ReadWorker(Napi::Env env, cuda::PendingRead r, Napi::Value view, void* dst)
+      : Napi::AsyncWorker(env, "alexnet-cuda.read"), deferred_(Napi::Promise::Deferred::New(env)), read_(r),
+        dst_(dst) {
+    view_ = Napi::Persistent(view.As<Napi::Object>());
+  }
+  ~ReadWorker() override { cuda::releaseRead(read_); }
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      cuda::finishRead(read_, dst_);
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(Env().Undefined()); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  cuda::PendingRead read_;
+  Napi::ObjectReference view_;  // keeps the destination alive while the worker writes into it
+  void* dst_;
+};
+}  // namespace
+#endif
+
+Napi::Value Storage::Read(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  void* dst;
+  size_t len;
+  viewOf(info[0], "Storage.read", &dst, &len);
+  AXN_CHECK(len <= bytes_, "Storage.read",
+            "reading " + std::to_string(len) + " bytes from " + std::to_string(bytes_) + " bytes");
+  const void* src = data("Storage.read");
+  if (device_ == kCpu) {
+    std::memcpy(dst, src, len);
+    auto d = Napi::Promise::Deferred::New(env);
+    d.Resolve(env.Undefined());
+    return d.Promise();
+  }
+#ifdef AXN_WITH_CUDA
+  cuda::PendingRead r = cuda::beginRead(src, len);
+  auto* w = new ReadWorker(env, r, info[0], dst);
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+#else
+  noCuda("Storage.read");
+#endif
+}
+
+// copyFrom(src: Storage, bytes?: number, dstOffset?: number, srcOffset?: number)
+Napi::Value Storage::CopyFrom(const Napi::CallbackInfo& info) {
+  Storage* src = From(info[0], "Storage.copyFrom", "source");
+  size_t n = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : src->bytes_;
+  size_t dOff = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 0;
+  size_t sOff = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
+  AXN_CHECK(sOff + n <= src->bytes_ && dOff + n <= bytes_, "Storage.copyFrom",
+            "copy of " + std::to_string(n) + " bytes out of range (source " + std::to_string(src->bytes_) +
+                " bytes, destination " + std::to_string(bytes_) + " bytes)");
+  uint8_t* d = static_cast<uint8_t*>(data("Storage.copyFrom")) + dOff;
+  const uint8_t* s = static_cast<const uint8_t*>(src->data("Storage.copyFrom")) + sOff;
+  if (device_ == kCpu && src->device_ == kCpu) {
+    std::memmove(d, s, n);
+    return info.Env().Undefined();
+  }
+#ifdef AXN_WITH_CUDA
+  if (device_ == kCpu) {
+    cuda::copyDeviceToHost(d, s, n);
+  } else if (src->device_ == kCpu) {
+    cuda::copyHostToDevice(d, s, n);
+  } else {
+    cuda::copyDeviceToDevice(d, s, n);
+  }
+#else
+  noCuda("Storage.copyFrom");
+#endif
+  return info.Env().Undefined();
+}
+
+Napi::Value Storage::Zero(const Napi::CallbackInfo& info) {
+  void* p = data("Storage.zero");
+  if (device_ == kCpu) {
+    std::memset(p, 0, bytes_);
+  } else {
+#ifdef AXN_WITH_CUDA
+    cuda::memsetZero(p, bytes_);
+#else
+    noCuda("Storage.zero");
+#endif
+  }
+  return info.Env().Undefined();
+}
+
+Napi::Value Storage::Free(const Napi::CallbackInfo& info) {
+  release(info.Env());
+  return info.Env().Undefined();
+}
+
+Napi::Value Storage::GetBytes(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(bytes_));
+}
+Napi::Value Storage::GetDevice(const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), device_); }
+Napi::Value Storage::GetFreed(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), freed_); }
+
+}  // namespace axn

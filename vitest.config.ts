@@ -1,0 +1,12 @@
+import { defineConfig } from 'vitest/config';
+
+// Files that load the native addon run in forked processes (native addons and worker threads don't mix well).
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    pool: 'forks',
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    reporters: ['default'],
+  },
+});
