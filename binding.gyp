@@ -3,7 +3,7 @@
     {
       "target_name": "alexnet_cuda",
       "sources": [
-        "<!@(node -p \"['native','native/ops','native/bind'].flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc')).map(f => d + '/' + f)).join(' ')\")"
+        "<!@(node -p \"['native','native/ops','native/bind'].filter(d => require('fs').existsSync(d)).flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc')).map(f => d + '/' + f)).join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",

@@ -58,6 +58,7 @@ export interface NativeAddon {
   memoryStats(): NativeMemoryStats;
   cudaSynchronize(): void;
   cudaEmptyCache(): void;
+  setPoison(on: boolean): void;
   // Op bindings: raw pointers and sizes, validated in lib/ops before the call.
   ops: Record<string, (...args: any[]) => any>;
 }

@@ -369,3 +369,9 @@ export function synchronize(): void {
 export function emptyCache(): void {
   loadNative().cudaEmptyCache();
 }
+
+/** Test aid: when on, new tensors and op workspaces are filled with NaN, so a kernel that leaves part of
+ * its output unwritten shows up. Off by default. */
+export function setPoison(on: boolean): void {
+  loadNative().setPoison(!!on);
+}

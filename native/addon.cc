@@ -12,6 +12,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryStats", Napi::Function::New(env, axn::NativeMemoryStats, "memoryStats"));
   exports.Set("cudaSynchronize", Napi::Function::New(env, axn::CudaSynchronize, "cudaSynchronize"));
   exports.Set("cudaEmptyCache", Napi::Function::New(env, axn::CudaEmptyCache, "cudaEmptyCache"));
+  exports.Set("setPoison", Napi::Function::New(env, axn::SetPoison, "setPoison"));
   exports.Set("ops", axn::OpsExports(env));
   return exports;
 }

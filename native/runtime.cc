@@ -104,6 +104,11 @@ Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value SetPoison(const Napi::CallbackInfo& info) {
+  setPoison(info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
+}
+
 Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info) {
 #ifdef AXN_WITH_CUDA
   cuda::emptyCache();

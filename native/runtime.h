@@ -8,4 +8,5 @@ Napi::Value CudaDevices(const Napi::CallbackInfo& info);   // [{ index, name, to
 Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info);
 Napi::Value CudaSynchronize(const Napi::CallbackInfo& info);
 Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info);
+Napi::Value SetPoison(const Napi::CallbackInfo& info);  // (on: boolean) test aid, see storage.h
 }  // namespace axn

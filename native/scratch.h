@@ -6,6 +6,8 @@
 #include <string>
 
 #include "common.h"
+#include "storage.h"
+#include <cstring>
 #ifdef AXN_WITH_CUDA
 #include "cuda/context.h"
 #endif
@@ -19,12 +21,14 @@ class Scratch {
     if (cuda_) {
 #ifdef AXN_WITH_CUDA
       ptr_ = cuda::deviceAlloc(bytes);
+      if (poisonEnabled()) cuda::memsetBytes(ptr_, 0xFF, bytes);
 #else
       throw Error("scratch: built without CUDA");
 #endif
     } else {
       ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
       if (!ptr_) throw Error("scratch: out of host memory allocating " + std::to_string(bytes) + " bytes");
+      if (poisonEnabled()) std::memset(ptr_, 0xFF, bytes);
     }
   }
   ~Scratch() {

@@ -15,6 +15,7 @@ namespace axn {
 namespace {
 std::atomic<size_t> gHostBytes{0};
 std::atomic<size_t> gHostBuffers{0};
+std::atomic<bool> gPoison{false};
 Napi::FunctionReference* gCtor = nullptr;
 
 // The bytes and data pointer of a TypedArray / DataView / Buffer argument.
@@ -38,6 +39,8 @@ void viewOf(const Napi::Value& v, const char* op, void** data, size_t* len) {
 }  // namespace
 
 HostStats hostStats() { return {gHostBytes.load(), gHostBuffers.load()}; }
+void setPoison(bool on) { gPoison = on; }
+bool poisonEnabled() { return gPoison.load(); }
 
 Napi::Function Storage::Init(Napi::Env env) {
   Napi::Function f = DefineClass(env, "Storage",
@@ -76,9 +79,11 @@ Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(inf
       throw Napi::RangeError::New(env, "Storage: out of host memory allocating " + std::to_string(bytes) + " bytes");
     gHostBytes += bytes;
     gHostBuffers++;
+    if (gPoison) std::memset(ptr_, 0xFF, bytes);  // every float a NaN
   } else if (device == 0) {
 #ifdef AXN_WITH_CUDA
     ptr_ = cuda::deviceAlloc(bytes);
+    if (gPoison) cuda::memsetBytes(ptr_, 0xFF, bytes);
 #else
     noCuda("Storage");
 #endif

@@ -205,6 +205,11 @@ void memsetZero(void* dst, size_t bytes) {
   AXN_CUDA_CHECK(cudaMemsetAsync(dst, 0, bytes, stream()), "cuda.memset");
 }
 
+void memsetBytes(void* dst, int value, size_t bytes) {
+  if (bytes == 0) return;
+  AXN_CUDA_CHECK(cudaMemsetAsync(dst, value, bytes, stream()), "cuda.memset");
+}
+
 void copyDeviceToHost(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   AXN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "cuda.copyDeviceToHost");

@@ -54,6 +54,7 @@ void emptyCache();
 void copyHostToDevice(void* dst, const void* src, size_t bytes);
 void copyDeviceToDevice(void* dst, const void* src, size_t bytes);
 void memsetZero(void* dst, size_t bytes);
+void memsetBytes(void* dst, int value, size_t bytes);
 // Synchronous D2H (waits for the stream).
 void copyDeviceToHost(void* dst, const void* src, size_t bytes);
 
