@@ -69,7 +69,7 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     // Copy out (the data section need not be 4-byte aligned in the buffer).
     const bytes = buf.slice(dataStart + b, dataStart + end);
     const data = e.dtype === 'F32' ? new Float32Array(bytes.buffer, 0, n) : new Int32Array(bytes.buffer, 0, n);
-    tensors.set(name, { dtype: e.dtype, shape: [...shape], data });
+    tensors.set(name, { dtype: e.dtype as SafeDType, shape: [...shape], data });
   }
   return { tensors, metadata };
 }
