@@ -1,0 +1,110 @@
+/** Shared argument checks for the functional ops (lib/ops/*.ts): validate in TypeScript, before the
+ * call crosses into C++, with messages that say what was expected and what came (sharp's lib/is.js). */
+import { describe } from '../errors.js';
+import { loadNative, type NativeAddon, type NativeStorage } from '../native.js';
+import { Tensor, type DType, type Device } from '../tensor.js';
+
+export type Precision = 'fp32' | 'tf32';
+
+let defaultPrecision: Precision = 'fp32';
+
+/** The GEMM precision used by ops called without `precision`: strict 'fp32' (default) or 'tf32'. */
+export function setDefaultPrecision(p: Precision): void {
+  defaultPrecision = parsePrecision(p, 'setDefaultPrecision');
+}
+export function getDefaultPrecision(): Precision {
+  return defaultPrecision;
+}
+
+export function parsePrecision(p: unknown, op: string): Precision {
+  if (p === undefined) return defaultPrecision;
+  if (p === 'fp32' || p === 'tf32') return p;
+  throw new TypeError(`${op}: precision must be "fp32" or "tf32", got ${describe(p)}`);
+}
+
+/** True when the GEMMs of this call may use TF32 tensor cores (only meaningful on CUDA). */
+export function tf32(p: unknown, op: string): boolean {
+  return parsePrecision(p, op) === 'tf32';
+}
+
+export function nativeOps(): NativeAddon['ops'] {
+  return loadNative().ops;
+}
+
+const fmt = (s: readonly number[]) => `[${s.join(', ')}]`;
+
+export interface TensorSpec {
+  /** Expected rank. */
+  rank?: number;
+  /** Expected dtype (default float32). */
+  dtype?: DType;
+  /** Human description of the expected shape, e.g. "[N, C, H, W]". */
+  shape?: string;
+}
+
+/** Checks that `t` is a live Tensor of the given rank/dtype; returns it. */
+export function expectTensor(t: unknown, op: string, name: string, spec: TensorSpec = {}): Tensor {
+  if (!(t instanceof Tensor)) throw new TypeError(`${op}: expected ${name} to be a Tensor, got ${describe(t)}`);
+  if (t.isDisposed) Tensor.storageOf(t, `${op}: ${name}`); // throws DisposedError
+  const dtype = spec.dtype ?? 'float32';
+  if (t.dtype !== dtype) throw new TypeError(`${op}: expected ${name} to be ${dtype}, got ${t.dtype}`);
+  if (spec.rank !== undefined && t.shape.length !== spec.rank)
+    throw new RangeError(`${op}: expected ${name} of shape ${spec.shape ?? `rank ${spec.rank}`}, got ${fmt(t.shape)}`);
+  return t;
+}
+
+/** All tensors on one device; returns it. */
+export function sameDevice(op: string, named: Record<string, Tensor | null | undefined>): Device {
+  let dev: Device | undefined;
+  let first = '';
+  for (const [name, t] of Object.entries(named)) {
+    if (!t) continue;
+    if (dev === undefined) {
+      dev = t.device;
+      first = name;
+    } else if (t.device !== dev) {
+      throw new Error(`${op}: all tensors must be on one device; ${first} is on ${dev}, ${name} on ${t.device}`);
+    }
+  }
+  return dev ?? 'cpu';
+}
+
+/** Checks a tensor's exact shape. */
+export function expectShape(t: Tensor, op: string, name: string, shape: readonly number[]): void {
+  if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))
+    throw new RangeError(`${op}: expected ${name} of shape ${fmt(shape)}, got ${fmt(t.shape)}`);
+}
+
+/** A positive (or non-negative with `min: 0`) integer option. */
+export function intOption(v: unknown, op: string, name: string, min = 1): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min)
+    throw new TypeError(`${op}: ${name} must be an integer ≥ ${min}, got ${describe(v)}`);
+  return v;
+}
+
+/** An int or [int, int] option (kernel size, stride, padding). */
+export function pairOption(v: unknown, op: string, name: string, min = 1): [number, number] {
+  if (typeof v === 'number') {
+    intOption(v, op, name, min);
+    return [v, v];
+  }
+  if (Array.isArray(v) && v.length === 2) {
+    intOption(v[0], op, `${name}[0]`, min);
+    intOption(v[1], op, `${name}[1]`, min);
+    return [v[0], v[1]];
+  }
+  throw new TypeError(`${op}: ${name} must be an integer or [int, int] ≥ ${min}, got ${describe(v)}`);
+}
+
+export function numberOption(v: unknown, op: string, name: string, check?: (x: number) => boolean, want = 'a finite number'): number {
+  if (typeof v !== 'number' || !Number.isFinite(v) || (check && !check(v)))
+    throw new TypeError(`${op}: ${name} must be ${want}, got ${describe(v)}`);
+  return v;
+}
+
+/** The native storage of a tensor, for the op binding call. */
+export function st(t: Tensor, op: string): NativeStorage {
+  return Tensor.storageOf(t, op);
+}
+
+export { fmt as formatShape };
