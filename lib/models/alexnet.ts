@@ -1,0 +1,422 @@
+/** AlexNet: the 2012 paper's network, torchvision's variant, and a small one for 28–64 px inputs.
+ * Parameter names follow torchvision's state_dict (features.N.*, classifier.N.*) for every arch, so
+ * PyTorch weights load into 'torchvision' and the other archs have equally predictable names. */
+import { describe } from '../errors.js';
+import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, Parameter, RandomStream, ReLU, Sequential } from '../nn/index.js';
+import { softmaxCrossEntropy, softmaxCrossEntropyBackward, topkCorrect } from '../ops/loss.js';
+import { parsePrecision, type Precision } from '../ops/util.js';
+import type { SGD } from '../optim/sgd.js';
+import { Rng } from '../random.js';
+import { Tensor, parseDevice, type Device } from '../tensor.js';
+
+export type Arch = 'paper' | 'torchvision' | 'small';
+
+export interface AlexNetOptions {
+  arch?: Arch;
+  numClasses?: number;
+  device?: Device | string;
+  precision?: Precision;
+  /** Dropout probability in the classifier (0.5 in the paper and torchvision). */
+  dropout?: number;
+  /** Seeds the weight initialisation and the dropout stream. */
+  seed?: number;
+  /** 'paper' only: 2 reproduces the paper's two-tower (two-GPU) grouping of conv2, conv4, conv5. */
+  groups?: 1 | 2;
+  /** Input channels (3; 1 for grey images with the 'small' arch). */
+  inChannels?: number;
+  /** Width of the 'small' arch's hidden fully connected layers (default 512). */
+  hidden?: number;
+}
+
+export interface AlexNetConfig {
+  arch: Arch;
+  numClasses: number;
+  dropout: number;
+  seed: number;
+  groups: 1 | 2;
+  inChannels: number;
+  hidden: number;
+  /** The input side the arch is built for (227 paper, 224 torchvision, 28 small). */
+  inputSize: number;
+}
+
+export interface StepResult {
+  loss: number;
+  /** Top-1 correct predictions in the batch. */
+  correct: number;
+}
+
+function buildPaper(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequential {
+  const g = c.groups;
+  const features = new Sequential([
+    new Conv2d(c.inChannels, 96, 11, { stride: 4, device: dev }),
+    new ReLU(true),
+    new LocalResponseNorm(5, 1e-4, 0.75, 2),
+    new MaxPool2d(3, { stride: 2 }),
+    new Conv2d(96, 256, 5, { padding: 2, groups: g, device: dev }),
+    new ReLU(true),
+    new LocalResponseNorm(5, 1e-4, 0.75, 2),
+    new MaxPool2d(3, { stride: 2 }),
+    new Conv2d(256, 384, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new Conv2d(384, 384, 3, { padding: 1, groups: g, device: dev }),
+    new ReLU(true),
+    new Conv2d(384, 256, 3, { padding: 1, groups: g, device: dev }),
+    new ReLU(true),
+    new MaxPool2d(3, { stride: 2 }),
+  ]);
+  const classifier = new Sequential([
+    new Dropout(c.dropout, rng),
+    new Linear(256 * 6 * 6, 4096, { device: dev }),
+    new ReLU(true),
+    new Dropout(c.dropout, rng),
+    new Linear(4096, 4096, { device: dev }),
+    new ReLU(true),
+    new Linear(4096, c.numClasses, { device: dev }),
+  ]);
+  return new Sequential([
+    ['features', features],
+    ['flatten', new Flatten()],
+    ['classifier', classifier],
+  ]);
+}
+
+function buildTorchvision(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequential {
+  const features = new Sequential([
+    new Conv2d(c.inChannels, 64, 11, { stride: 4, padding: 2, device: dev }),
+    new ReLU(true),
+    new MaxPool2d(3, { stride: 2 }),
+    new Conv2d(64, 192, 5, { padding: 2, device: dev }),
+    new ReLU(true),
+    new MaxPool2d(3, { stride: 2 }),
+    new Conv2d(192, 384, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new Conv2d(384, 256, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new Conv2d(256, 256, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new MaxPool2d(3, { stride: 2 }),
+  ]);
+  const classifier = new Sequential([
+    new Dropout(c.dropout, rng),
+    new Linear(256 * 6 * 6, 4096, { device: dev }),
+    new ReLU(true),
+    new Dropout(c.dropout, rng),
+    new Linear(4096, 4096, { device: dev }),
+    new ReLU(true),
+    new Linear(4096, c.numClasses, { device: dev }),
+  ]);
+  return new Sequential([
+    ['features', features],
+    ['avgpool', new AdaptiveAvgPool2d([6, 6])],
+    ['flatten', new Flatten()],
+    ['classifier', classifier],
+  ]);
+}
+
+/** AlexNet's structure — five convolutions (the first two followed by LRN and overlapping max pooling),
+ * three fully connected layers with dropout — scaled down for 28–64 px inputs so CPU training is practical. */
+function buildSmall(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequential {
+  const h = c.hidden;
+  const features = new Sequential([
+    new Conv2d(c.inChannels, 32, 5, { padding: 2, device: dev }),
+    new ReLU(true),
+    new LocalResponseNorm(5, 1e-4, 0.75, 2),
+    new MaxPool2d(3, { stride: 2 }),
+    new Conv2d(32, 64, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new LocalResponseNorm(5, 1e-4, 0.75, 2),
+    new MaxPool2d(3, { stride: 2 }),
+    new Conv2d(64, 96, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new Conv2d(96, 96, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new Conv2d(96, 64, 3, { padding: 1, device: dev }),
+    new ReLU(true),
+    new MaxPool2d(3, { stride: 2 }),
+  ]);
+  const classifier = new Sequential([
+    new Dropout(c.dropout, rng),
+    new Linear(64 * 2 * 2, h, { device: dev }),
+    new ReLU(true),
+    new Dropout(c.dropout, rng),
+    new Linear(h, h, { device: dev }),
+    new ReLU(true),
+    new Linear(h, c.numClasses, { device: dev }),
+  ]);
+  return new Sequential([
+    ['features', features],
+    ['avgpool', new AdaptiveAvgPool2d([2, 2])],
+    ['flatten', new Flatten()],
+    ['classifier', classifier],
+  ]);
+}
+
+export class AlexNet {
+  readonly config: AlexNetConfig;
+  readonly net: Sequential;
+  readonly device: Device;
+  /** The dropout layers' random stream; its (seed, offset) is saved in checkpoints. */
+  readonly rng: RandomStream;
+  #precision: Precision;
+  #disposed = false;
+
+  constructor(opts: AlexNetOptions = {}) {
+    if (opts === null || typeof opts !== 'object') throw new TypeError(`createAlexNet: expected an options object, got ${describe(opts)}`);
+    const arch = opts.arch ?? 'paper';
+    if (arch !== 'paper' && arch !== 'torchvision' && arch !== 'small')
+      throw new TypeError(`createAlexNet: arch must be "paper", "torchvision" or "small", got ${describe(arch)}`);
+    const int = (v: unknown, name: string, dflt: number, min = 1) => {
+      if (v === undefined) return dflt;
+      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new TypeError(`createAlexNet: ${name} must be an integer ≥ ${min}, got ${describe(v)}`);
+      return v;
+    };
+    const dropout = opts.dropout ?? 0.5;
+    if (typeof dropout !== 'number' || !(dropout >= 0 && dropout < 1))
+      throw new RangeError(`createAlexNet: dropout must be in [0, 1), got ${describe(dropout)}`);
+    const groups = opts.groups ?? 1;
+    if (groups !== 1 && groups !== 2) throw new RangeError(`createAlexNet: groups must be 1 or 2, got ${describe(groups)}`);
+    if (groups !== 1 && arch !== 'paper') throw new RangeError(`createAlexNet: groups applies to the 'paper' arch only, got arch ${describe(arch)}`);
+    this.config = {
+      arch,
+      numClasses: int(opts.numClasses, 'numClasses', 1000),
+      dropout,
+      seed: int(opts.seed, 'seed', 0, 0),
+      groups,
+      inChannels: int(opts.inChannels, 'inChannels', arch === 'small' ? 1 : 3),
+      hidden: int(opts.hidden, 'hidden', 512),
+      inputSize: arch === 'paper' ? 227 : arch === 'torchvision' ? 224 : 28,
+    };
+    this.device = parseDevice(opts.device ?? 'cpu', 'createAlexNet: device');
+    this.#precision = parsePrecision(opts.precision, 'createAlexNet');
+    this.rng = new RandomStream(BigInt(this.config.seed) * 2654435761n + 1n);
+    const build = arch === 'paper' ? buildPaper : arch === 'torchvision' ? buildTorchvision : buildSmall;
+    this.net = build(this.config, this.rng, this.device);
+    this.net.needInputGrad = false;
+    this.net.setFirstLayer();
+    this.precision = this.#precision;
+    this.#initialise();
+  }
+
+  get precision(): Precision {
+    return this.#precision;
+  }
+  /** GEMM precision of the convolutions and linear layers: 'fp32' or 'tf32' (CUDA tensor cores). */
+  set precision(p: Precision) {
+    this.#precision = parsePrecision(p, 'AlexNet.precision');
+    for (const m of this.modules()) if (m instanceof Conv2d || m instanceof Linear) m.precision = this.#precision;
+  }
+
+  /** Every leaf layer, in order. */
+  modules(): Module[] {
+    const out: Module[] = [];
+    const walk = (m: Module) => {
+      if (m instanceof Sequential) m.children.forEach(([, c]) => walk(c));
+      else out.push(m);
+    };
+    walk(this.net);
+    return out;
+  }
+
+  /** Paper: weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
+   * torchvision: PyTorch's default init (U(±1/√fan_in) for weights and biases).
+   * small: He-normal weights (fan_in, ReLU gain), zero biases — trains fast from scratch. */
+  #initialise(): void {
+    const rng = new Rng(this.config.seed);
+    const layers = this.modules().filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
+    const ones = new Set([1, 3, 4, 5, 6]); // paper: conv2, conv4, conv5, fc6, fc7 (0-based among weighted layers)
+    layers.forEach((m, i) => {
+      const w = m.weight.value;
+      const fanIn = w.size / w.shape[0];
+      const wd = new Float32Array(w.size);
+      let bias = 0;
+      let biasBound = 0;
+      if (this.config.arch === 'paper') {
+        rng.fillNormal(wd, 0, 0.01);
+        bias = ones.has(i) ? 1 : 0;
+      } else if (this.config.arch === 'torchvision') {
+        const b = 1 / Math.sqrt(fanIn);
+        rng.fillUniform(wd, -b, b);
+        biasBound = b;
+      } else {
+        rng.fillNormal(wd, 0, Math.sqrt(2 / fanIn));
+      }
+      w.write(wd);
+      if (m.bias) {
+        const bd = new Float32Array(m.bias.value.size);
+        if (biasBound) rng.fillUniform(bd, -biasBound, biasBound);
+        else bd.fill(bias);
+        m.bias.value.write(bd);
+      }
+    });
+  }
+
+  #check(op: string): void {
+    if (this.#disposed) throw new Error(`AlexNet.${op}: the model was disposed`);
+  }
+
+  namedParameters(): [string, Parameter][] {
+    return this.net.namedParameters();
+  }
+  parameters(): Parameter[] {
+    return this.net.parameters();
+  }
+  /** Number of trainable values. */
+  get numParameters(): number {
+    return this.parameters().reduce((a, p) => a + p.value.size, 0);
+  }
+
+  train(on = true): this {
+    this.net.train(on);
+    return this;
+  }
+  eval(): this {
+    return this.train(false);
+  }
+
+  #input(x: Tensor, op: string): Tensor {
+    this.#check(op);
+    if (!(x instanceof Tensor)) throw new TypeError(`AlexNet.${op}: expected x to be a Tensor, got ${describe(x)}`);
+    const c = this.config;
+    if (x.shape.length !== 4 || x.shape[1] !== c.inChannels)
+      throw new RangeError(`AlexNet.${op}: expected x of shape [N, ${c.inChannels}, H, W] (the ${c.arch} arch takes ${c.inChannels}×${c.inputSize}×${c.inputSize}), got [${x.shape.join(', ')}]`);
+    if (x.dtype !== 'float32') throw new TypeError(`AlexNet.${op}: expected float32 input, got ${x.dtype}`);
+    return x.device === this.device ? x : x.to(this.device);
+  }
+
+  /** Logits [N, numClasses] for x [N, C, H, W]; the caller owns the result. An input on the other
+   * device is copied over. Uses the current mode (train() / eval()). */
+  forward(x: Tensor): Tensor {
+    const xin = this.#input(x, 'forward');
+    try {
+      return this.net.forward(xin);
+    } finally {
+      if (xin !== x) xin.dispose();
+    }
+  }
+
+  /** Backpropagates dlogits through the network, setting every parameter's grad. */
+  backward(dlogits: Tensor): void {
+    this.#check('backward');
+    const dx = this.net.backward(dlogits);
+    dx?.dispose();
+  }
+
+  #labels(labels: Int32Array | Tensor, n: number, op: string): Tensor {
+    const k = this.config.numClasses;
+    if (labels instanceof Tensor) {
+      if (labels.dtype !== 'int32' || labels.shape.length !== 1 || labels.shape[0] !== n)
+        throw new TypeError(`AlexNet.${op}: expected labels as int32 [${n}], got ${labels.toString()}`);
+      return labels.device === this.device ? labels : labels.to(this.device);
+    }
+    if (!(labels instanceof Int32Array) || labels.length !== n)
+      throw new TypeError(`AlexNet.${op}: expected labels as an Int32Array(${n}), got ${describe(labels)}`);
+    for (let i = 0; i < n; i++)
+      if (labels[i] < 0 || labels[i] >= k) throw new RangeError(`AlexNet.${op}: label ${labels[i]} at index ${i} is outside [0, ${k})`);
+    return Tensor.from(labels, [n], this.device);
+  }
+
+  /** One training step: forward, softmax cross-entropy, backward, optimizer update. Returns the loss
+   * and the batch's top-1 correct count. */
+  async step(x: Tensor, labels: Int32Array | Tensor, opt: SGD): Promise<StepResult> {
+    this.#check('trainStep');
+    this.train(true);
+    const n = x.shape[0];
+    const lab = this.#labels(labels, n, 'trainStep');
+    const logits = this.forward(x);
+    const { loss, probs } = softmaxCrossEntropy(logits, lab);
+    const correct = topkCorrect(logits, lab, [1]);
+    logits.dispose();
+    const dlogits = softmaxCrossEntropyBackward(probs, lab);
+    probs.dispose();
+    this.backward(dlogits);
+    dlogits.dispose();
+    opt.step();
+    opt.zeroGrad();
+    if (lab !== labels) lab.dispose();
+    const [l, c] = await Promise.all([loss.toFloat32Array(), correct.toInt32Array()]);
+    loss.dispose();
+    correct.dispose();
+    if (!Number.isFinite(l[0])) throw new Error(`AlexNet.trainStep: the loss is ${l[0]} (diverged? lower the learning rate)`);
+    return { loss: l[0], correct: c[0] };
+  }
+
+  /** One training step; returns the batch's mean cross-entropy loss. */
+  async trainStep(x: Tensor, labels: Int32Array | Tensor, opt: SGD): Promise<number> {
+    return (await this.step(x, labels, opt)).loss;
+  }
+
+  /** Class probabilities [N, numClasses] in evaluation mode (no dropout). */
+  async predict(x: Tensor): Promise<Float32Array> {
+    this.eval();
+    const logits = this.forward(x);
+    const n = x.shape[0];
+    const dummy = Tensor.zeros([n], this.device, 'int32');
+    const { loss, probs } = softmaxCrossEntropy(logits, dummy);
+    const out = await probs.toFloat32Array();
+    [logits, dummy, loss, probs].forEach((t) => t.dispose());
+    return out;
+  }
+
+  /** A host copy of every parameter by name (a state_dict). */
+  async stateDict(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
+    this.#check('stateDict');
+    const out = new Map<string, { shape: number[]; data: Float32Array }>();
+    for (const [name, p] of this.namedParameters()) out.set(name, { shape: [...p.value.shape], data: await p.value.toFloat32Array() });
+    return out;
+  }
+
+  /** Loads parameters by name. Every parameter must be present with its exact shape; unknown names are
+   * an error too unless `strict` is false. */
+  loadStateDict(tensors: Map<string, { shape: readonly number[]; data: Float32Array | Int32Array }>, source = 'state dict', strict = true): void {
+    this.#check('loadWeights');
+    const params = this.namedParameters();
+    const names = new Set(params.map(([n]) => n));
+    for (const [name, p] of params) {
+      const t = tensors.get(name);
+      const want = `[${p.value.shape.join(', ')}]`;
+      if (!t) throw new Error(`${source}: missing tensor "${name}" (expected shape ${want} for the ${this.config.arch} arch)`);
+      if (t.shape.length !== p.value.shape.length || t.shape.some((d, i) => d !== p.value.shape[i]))
+        throw new Error(`${source}: tensor "${name}" has shape [${t.shape.join(', ')}], expected ${want} (${this.config.arch} arch, ${this.config.numClasses} classes)`);
+      if (!(t.data instanceof Float32Array)) throw new Error(`${source}: tensor "${name}" is not float32`);
+    }
+    if (strict) {
+      const extra = [...tensors.keys()].filter((k) => !names.has(k) && !k.startsWith('optimizer.'));
+      if (extra.length) throw new Error(`${source}: unexpected tensor(s) ${extra.slice(0, 5).map((e) => `"${e}"`).join(', ')}${extra.length > 5 ? ', …' : ''} for the ${this.config.arch} arch`);
+    }
+    for (const [name, p] of params) p.value.write(tensors.get(name)!.data as Float32Array);
+  }
+
+  /** Loads weights from a safetensors file (torchvision's names for the torchvision arch). */
+  async loadWeights(path: string, opts: { strict?: boolean } = {}): Promise<void> {
+    if (typeof path !== 'string') throw new TypeError(`AlexNet.loadWeights: expected a file path, got ${describe(path)}`);
+    const f = await readSafetensors(path);
+    this.loadStateDict(f.tensors, path, opts.strict ?? true);
+  }
+
+  /** Saves weights to a safetensors file, atomically. */
+  async saveWeights(path: string): Promise<void> {
+    if (typeof path !== 'string') throw new TypeError(`AlexNet.saveWeights: expected a file path, got ${describe(path)}`);
+    const sd = await this.stateDict();
+    writeSafetensors(path, sd, { format: 'alexnet-cuda-weights', arch: this.config.arch, config: JSON.stringify(this.config) });
+  }
+
+  /** Moves nothing: a model lives on the device it was created on. Frees every tensor it holds. */
+  dispose(): void {
+    if (this.#disposed) return;
+    this.net.dispose();
+    this.#disposed = true;
+  }
+  [Symbol.dispose](): void {
+    this.dispose();
+  }
+
+  toString(): string {
+    return `AlexNet(${this.config.arch}, ${this.config.numClasses} classes, ${this.device}, ${this.#precision})\n${this.net.toString()}`;
+  }
+}
+
+export function createAlexNet(opts: AlexNetOptions = {}): AlexNet {
+  return new AlexNet(opts);
+}

@@ -1,0 +1,87 @@
+import { conv2d, conv2dBackward } from '../ops/conv.js';
+import { Tensor, type Device } from '../tensor.js';
+import { Module, Parameter, keep, release } from './module.js';
+import type { Precision } from '../ops/util.js';
+import { intOption, pairOption } from '../ops/util.js';
+
+export interface Conv2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  groups?: number;
+  bias?: boolean;
+  device?: Device;
+}
+
+/** 2-D convolution (im2col + GEMM). weight [out, in/groups, kh, kw], bias [out]. Parameters start at
+ * zero: models initialise them (createAlexNet). */
+export class Conv2d extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  readonly stride: [number, number];
+  readonly padding: [number, number];
+  readonly groups: number;
+  precision: Precision = 'fp32';
+  #x: Tensor | null = null;
+
+  constructor(
+    readonly inChannels: number,
+    readonly outChannels: number,
+    kernelSize: number | [number, number],
+    opts: Conv2dOptions = {},
+  ) {
+    super();
+    intOption(inChannels, 'Conv2d', 'inChannels');
+    intOption(outChannels, 'Conv2d', 'outChannels');
+    const [kh, kw] = pairOption(kernelSize, 'Conv2d', 'kernelSize');
+    this.stride = pairOption(opts.stride ?? 1, 'Conv2d', 'stride');
+    this.padding = pairOption(opts.padding ?? 0, 'Conv2d', 'padding', 0);
+    this.groups = intOption(opts.groups ?? 1, 'Conv2d', 'groups');
+    if (inChannels % this.groups || outChannels % this.groups)
+      throw new RangeError(`Conv2d: inChannels ${inChannels} and outChannels ${outChannels} must be divisible by groups ${this.groups}`);
+    const dev = opts.device ?? 'cpu';
+    this.weight = new Parameter(Tensor.zeros([outChannels, inChannels / this.groups, kh, kw], dev));
+    this.bias = opts.bias === false ? null : new Parameter(Tensor.zeros([outChannels], dev));
+  }
+
+  get kernelSize(): [number, number] {
+    return [this.weight.value.shape[2], this.weight.value.shape[3]];
+  }
+
+  override namedParameters(): [string, Parameter][] {
+    return this.bias ? [['weight', this.weight], ['bias', this.bias]] : [['weight', this.weight]];
+  }
+
+  #opts() {
+    return { stride: this.stride, padding: this.padding, groups: this.groups, precision: this.precision };
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, this.#opts());
+    release(this.#x);
+    this.#x = this.training ? keep(x) : null;
+    return y;
+  }
+
+  backward(dy: Tensor): Tensor | null {
+    if (!this.#x) throw new Error('Conv2d.backward: no saved input; call forward in training mode first');
+    const { dx, dw, db } = conv2dBackward(dy, this.#x, this.weight.value, {
+      ...this.#opts(),
+      needInputGrad: this.needInputGrad,
+      needBiasGrad: this.bias !== null,
+    });
+    this.weight.setGrad(dw);
+    if (this.bias && db) this.bias.setGrad(db);
+    this.releaseSaved();
+    return dx;
+  }
+
+  override releaseSaved(): void {
+    release(this.#x);
+    this.#x = null;
+  }
+
+  toString(): string {
+    const [kh, kw] = this.kernelSize;
+    return `Conv2d(${this.inChannels}, ${this.outChannels}, kernel_size=(${kh}, ${kw}), stride=(${this.stride}), padding=(${this.padding})${this.groups > 1 ? `, groups=${this.groups}` : ''}${this.bias ? '' : ', bias=False'})`;
+  }
+}

@@ -1,0 +1,10 @@
+export { Module, Parameter } from './module.js';
+export { Sequential } from './sequential.js';
+export { Conv2d, type Conv2dOptions } from './conv2d.js';
+export { Linear } from './linear.js';
+export { ReLU } from './relu.js';
+export { MaxPool2d, type MaxPool2dOptions } from './maxpool2d.js';
+export { LocalResponseNorm } from './lrn.js';
+export { AdaptiveAvgPool2d } from './adaptive-avgpool2d.js';
+export { Flatten } from './flatten.js';
+export { Dropout, RandomStream } from './dropout.js';

@@ -1,0 +1,58 @@
+import { linear, linearBackward } from '../ops/linear.js';
+import { Tensor, type Device } from '../tensor.js';
+import { Module, Parameter, keep, release } from './module.js';
+import { intOption, type Precision } from '../ops/util.js';
+
+/** Fully connected layer: y = x·Wᵀ + b, weight [out, in] as PyTorch. Parameters start at zero. */
+export class Linear extends Module {
+  readonly weight: Parameter;
+  readonly bias: Parameter | null;
+  precision: Precision = 'fp32';
+  #x: Tensor | null = null;
+
+  constructor(
+    readonly inFeatures: number,
+    readonly outFeatures: number,
+    opts: { bias?: boolean; device?: Device } = {},
+  ) {
+    super();
+    intOption(inFeatures, 'Linear', 'inFeatures');
+    intOption(outFeatures, 'Linear', 'outFeatures');
+    const dev = opts.device ?? 'cpu';
+    this.weight = new Parameter(Tensor.zeros([outFeatures, inFeatures], dev));
+    this.bias = opts.bias === false ? null : new Parameter(Tensor.zeros([outFeatures], dev));
+  }
+
+  override namedParameters(): [string, Parameter][] {
+    return this.bias ? [['weight', this.weight], ['bias', this.bias]] : [['weight', this.weight]];
+  }
+
+  forward(x: Tensor): Tensor {
+    const y = linear(x, this.weight.value, this.bias?.value ?? null, { precision: this.precision });
+    release(this.#x);
+    this.#x = this.training ? keep(x) : null;
+    return y;
+  }
+
+  backward(dy: Tensor): Tensor | null {
+    if (!this.#x) throw new Error('Linear.backward: no saved input; call forward in training mode first');
+    const { dx, dw, db } = linearBackward(dy, this.#x, this.weight.value, {
+      precision: this.precision,
+      needInputGrad: this.needInputGrad,
+      needBiasGrad: this.bias !== null,
+    });
+    this.weight.setGrad(dw);
+    if (this.bias && db) this.bias.setGrad(db);
+    this.releaseSaved();
+    return dx;
+  }
+
+  override releaseSaved(): void {
+    release(this.#x);
+    this.#x = null;
+  }
+
+  toString(): string {
+    return `Linear(in_features=${this.inFeatures}, out_features=${this.outFeatures}, bias=${this.bias ? 'True' : 'False'})`;
+  }
+}

@@ -1,0 +1,41 @@
+import { localResponseNorm, localResponseNormBackward } from '../ops/lrn.js';
+import type { Tensor } from '../tensor.js';
+import { Module, keep, release } from './module.js';
+
+/** Local response normalisation across channels (PyTorch/Caffe convention: alpha is divided by size).
+ * The 2012 paper's: size 5, alpha 1e-4, beta 0.75, k 2. */
+export class LocalResponseNorm extends Module {
+  #saved: { x: Tensor; y: Tensor; scale: Tensor } | null = null;
+  constructor(
+    readonly size: number,
+    readonly alpha = 1e-4,
+    readonly beta = 0.75,
+    readonly k = 1,
+  ) {
+    super();
+  }
+  #opts() {
+    return { size: this.size, alpha: this.alpha, beta: this.beta, k: this.k };
+  }
+  forward(x: Tensor): Tensor {
+    const { y, scale } = localResponseNorm(x, this.#opts());
+    this.releaseSaved();
+    if (this.training) this.#saved = { x: keep(x), y: keep(y), scale };
+    else scale.dispose();
+    return y;
+  }
+  backward(dy: Tensor): Tensor {
+    const s = this.#saved;
+    if (!s) throw new Error('LocalResponseNorm.backward: nothing saved; call forward in training mode first');
+    const dx = localResponseNormBackward(dy, s.x, s.y, s.scale, this.#opts());
+    this.releaseSaved();
+    return dx;
+  }
+  override releaseSaved(): void {
+    if (this.#saved) release(this.#saved.x, this.#saved.y, this.#saved.scale);
+    this.#saved = null;
+  }
+  toString(): string {
+    return `LocalResponseNorm(${this.size}, alpha=${this.alpha}, beta=${this.beta}, k=${this.k})`;
+  }
+}

@@ -1,0 +1,46 @@
+import { maxPool2d, maxPool2dBackward } from '../ops/pool.js';
+import type { Tensor } from '../tensor.js';
+import { Module, release } from './module.js';
+
+export interface MaxPool2dOptions {
+  stride?: number | [number, number];
+  padding?: number | [number, number];
+  ceilMode?: boolean;
+}
+
+/** Max pooling; AlexNet's overlapping pooling is kernel 3, stride 2. */
+export class MaxPool2d extends Module {
+  #indices: Tensor | null = null;
+  #inputShape: readonly number[] | null = null;
+  constructor(
+    readonly kernelSize: number | [number, number],
+    readonly opts: MaxPool2dOptions = {},
+  ) {
+    super();
+  }
+  forward(x: Tensor): Tensor {
+    const { y, indices } = maxPool2d(x, { kernelSize: this.kernelSize, ...this.opts });
+    release(this.#indices);
+    if (this.training) {
+      this.#indices = indices;
+      this.#inputShape = x.shape;
+    } else {
+      indices.dispose();
+      this.#indices = null;
+    }
+    return y;
+  }
+  backward(dy: Tensor): Tensor {
+    if (!this.#indices || !this.#inputShape) throw new Error('MaxPool2d.backward: no saved indices; call forward in training mode first');
+    const dx = maxPool2dBackward(dy, this.#indices, this.#inputShape);
+    this.releaseSaved();
+    return dx;
+  }
+  override releaseSaved(): void {
+    release(this.#indices);
+    this.#indices = null;
+  }
+  toString(): string {
+    return `MaxPool2d(kernel_size=${this.kernelSize}, stride=${this.opts.stride ?? this.kernelSize}, padding=${this.opts.padding ?? 0}, ceil_mode=${this.opts.ceilMode ? 'True' : 'False'})`;
+  }
+}

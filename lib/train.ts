@@ -1,0 +1,155 @@
+/** The training loop: epochs of SGD over a BatchSource, evaluation after each epoch, an LR schedule,
+ * atomic checkpoints, and resumption that reproduces an uninterrupted run exactly (same seed → same
+ * shuffles, same dropout masks, same weights). */
+import { existsSync } from 'node:fs';
+import { loadCheckpoint, saveCheckpoint, readCheckpointMeta } from './checkpoint.js';
+import type { BatchSource } from './data/types.js';
+import { evaluate, type EvalResult } from './eval.js';
+import type { AlexNet } from './models/alexnet.js';
+import { ReduceLROnPlateau, StepLR, type LRSchedule } from './optim/schedule.js';
+import { SGD } from './optim/sgd.js';
+import { Tensor } from './tensor.js';
+
+export interface EpochRecord {
+  epoch: number;
+  trainLoss: number;
+  trainAcc: number;
+  test?: EvalResult;
+  lr: number;
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+export interface ProgressInfo {
+  epoch: number;
+  epochs: number;
+  batch: number;
+  batches: number;
+  loss: number;
+  /** Running training accuracy of this epoch. */
+  acc: number;
+  imagesPerSecond: number;
+  lr: number;
+}
+
+export interface TrainOptions {
+  model: AlexNet;
+  train: BatchSource;
+  test?: BatchSource;
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  momentum?: number;
+  weightDecay?: number;
+  /** 'plateau' (the paper: ÷10 when the test error stops improving), 'step' (÷10 every stepSize epochs) or 'none'. */
+  schedule?: 'plateau' | 'step' | 'none';
+  stepSize?: number;
+  /** Seeds the data order (the model's own seed drives initialisation and dropout). */
+  seed?: number;
+  /** Write a checkpoint here after every epoch (and every `checkpointEvery` batches). */
+  checkpoint?: string;
+  checkpointEvery?: number;
+  /** Resume from this checkpoint (when it exists). */
+  resume?: string;
+  /** Stop (after checkpointing) once this many batches ran in this call — simulates an interruption. */
+  stopAfterBatches?: number;
+  /** Stop starting new epochs after this many seconds. */
+  timeLimitSeconds?: number;
+  /** Cap the batches per epoch (quick runs). */
+  maxBatchesPerEpoch?: number;
+  onProgress?: (p: ProgressInfo) => void;
+  onEpoch?: (r: EpochRecord) => void;
+}
+
+export interface TrainResult {
+  history: EpochRecord[];
+  /** True when stopped by stopAfterBatches before finishing. */
+  interrupted: boolean;
+  optimizer: SGD;
+  seconds: number;
+}
+
+export async function train(o: TrainOptions): Promise<TrainResult> {
+  const { model } = o;
+  const t0 = performance.now();
+  const opt = new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
+  const schedule: LRSchedule | null =
+    o.schedule === 'step' ? new StepLR(opt, o.stepSize ?? 30, 0.1) : o.schedule === 'none' ? null : new ReduceLROnPlateau(opt, 0.1, 1);
+  const dataSeed = o.seed ?? model.config.seed;
+  let history: EpochRecord[] = [];
+  let startEpoch = 0;
+  let startBatch = 0;
+  let step = 0;
+  if (o.resume && existsSync(o.resume)) {
+    const meta = await loadCheckpoint(o.resume, model, opt);
+    if (meta.dataSeed !== dataSeed) throw new Error(`${o.resume}: checkpoint was trained with data seed ${meta.dataSeed}, this run uses ${dataSeed}`);
+    if (meta.schedule && schedule) schedule.load(meta.schedule);
+    history = meta.history as EpochRecord[];
+    startEpoch = meta.epoch;
+    startBatch = meta.batchInEpoch;
+    step = meta.step;
+  }
+  const perEpoch = Math.floor(o.train.size / o.batchSize);
+  const batches = Math.min(perEpoch, o.maxBatchesPerEpoch ?? Infinity);
+  let ran = 0;
+  const save = async (epoch: number, batchInEpoch: number) => {
+    if (!o.checkpoint) return;
+    await saveCheckpoint(o.checkpoint, model, opt, { epoch, batchInEpoch, step }, { schedule: schedule?.state() ?? null, history, dataSeed });
+  };
+
+  try {
+    for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
+      if (o.timeLimitSeconds !== undefined && (performance.now() - t0) / 1000 > o.timeLimitSeconds && epoch > startEpoch) break;
+      const te = performance.now();
+      let lossSum = 0;
+      let correct = 0;
+      let seen = 0;
+      let b = epoch === startEpoch ? startBatch : 0;
+      model.train(true);
+      for await (const batch of o.train.batches({ batchSize: o.batchSize, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b })) {
+        if (b >= batches) break;
+        const x = Tensor.from(batch.x, batch.shape, model.device);
+        let r;
+        try {
+          r = await model.step(x, batch.labels, opt);
+        } finally {
+          x.dispose();
+        }
+        b++;
+        step++;
+        ran++;
+        lossSum += r.loss * batch.n;
+        correct += r.correct;
+        seen += batch.n;
+        const secs = (performance.now() - te) / 1000;
+        o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / seen, imagesPerSecond: seen / secs, lr: opt.lr });
+        if (o.checkpointEvery && b % o.checkpointEvery === 0 && b < batches) await save(epoch, b);
+        if (o.stopAfterBatches !== undefined && ran >= o.stopAfterBatches) {
+          await save(epoch, b);
+          return { history, interrupted: true, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
+        }
+      }
+      const seconds = (performance.now() - te) / 1000;
+      const test = o.test ? await evaluate(model, o.test, { batchSize: Math.max(o.batchSize, 100) }) : undefined;
+      const rec: EpochRecord = {
+        epoch,
+        trainLoss: seen ? lossSum / seen : NaN,
+        trainAcc: seen ? correct / seen : NaN,
+        test,
+        lr: opt.lr,
+        seconds,
+        imagesPerSecond: seen / seconds,
+      };
+      history.push(rec);
+      schedule?.epochEnd(test ? 1 - test.top1 : rec.trainLoss);
+      o.onEpoch?.(rec);
+      await save(epoch + 1, 0);
+    }
+  } catch (e) {
+    opt.dispose();
+    throw e;
+  }
+  return { history, interrupted: false, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
+}
+
+export { readCheckpointMeta };
