@@ -1,0 +1,94 @@
+/** Local response normalisation across channels (AlexNet §3.3), PyTorch's nn.LocalResponseNorm / Caffe:
+ *   scale_c = k + alpha/size · Σ_{c' = c − ⌊size/2⌋}^{c + ⌊(size−1)/2⌋} a_{c'}²   (clipped to [0, C)),
+ *   b_c = a_c · scale_c^(−beta).
+ * The paper's setting is { size: 5, alpha: 1e-4, beta: 0.75, k: 2 }; PyTorch's default k is 1.
+ * Native: native/ops/lrn.*, native/bind/lrn.cc. */
+import { describe } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { expectShape, expectTensor, formatShape, intOption, nativeOps, numberOption, sameDevice, st } from './util.js';
+
+export interface LocalResponseNormOptions {
+  /** Number of neighbouring channels summed over (n in the paper). */
+  size: number;
+  /** Default 1e-4. Must be ≥ 0 (with k > 0 this keeps scale positive). */
+  alpha?: number;
+  /** Default 0.75. */
+  beta?: number;
+  /** Default 1 (PyTorch); the paper uses 2. Must be > 0. */
+  k?: number;
+}
+
+interface Parsed {
+  size: number;
+  alpha: number;
+  beta: number;
+  k: number;
+}
+
+function parseOptions(opts: unknown, op: string): Parsed {
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw new TypeError(`${op}: expected options { size, alpha?, beta?, k? }, got ${describe(opts)}`);
+  const o = opts as Record<string, unknown>;
+  if (o.size === undefined) throw new TypeError(`${op}: options.size is required (an integer ≥ 1)`);
+  const size = intOption(o.size, op, 'size', 1);
+  const alpha = o.alpha === undefined ? 1e-4 : numberOption(o.alpha, op, 'alpha', (v) => v >= 0, 'a finite number ≥ 0');
+  const beta = o.beta === undefined ? 0.75 : numberOption(o.beta, op, 'beta');
+  const k = o.k === undefined ? 1 : numberOption(o.k, op, 'k', (v) => v > 0, 'a finite number > 0');
+  return { size, alpha, beta, k };
+}
+
+/** [N, C, S] sizes of an input of rank ≥ 3, S the product of the spatial dimensions. */
+function dims(x: Tensor, op: string, name: string): [number, number, number] {
+  if (x.shape.length < 3)
+    throw new RangeError(`${op}: expected ${name} of shape [N, C, H, W] (or [N, C, ...] of rank ≥ 3), got ${formatShape(x.shape)}`);
+  const [N, C, ...rest] = x.shape;
+  return [N, C, rest.reduce((a, b) => a * b, 1)];
+}
+
+/**
+ * Local response normalisation of x [N, C, H, W] (any rank ≥ 3: [N, C, ...]) across channels. Returns y
+ * and `scale` (k + alpha/size · Σ a², same shape), which localResponseNormBackward needs.
+ */
+export function localResponseNorm(x: Tensor, opts: LocalResponseNormOptions): { y: Tensor; scale: Tensor } {
+  const op = 'localResponseNorm';
+  expectTensor(x, op, 'x');
+  const [N, C, S] = dims(x, op, 'x');
+  const p = parseOptions(opts, op);
+  const y = Tensor.empty(x.shape, x.device);
+  const scale = Tensor.empty(x.shape, x.device);
+  try {
+    if (x.size > 0) nativeOps().lrn_forward(st(x, op), st(y, op), st(scale, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+  } catch (e) {
+    y.dispose();
+    scale.dispose();
+    throw e;
+  }
+  return { y, scale };
+}
+
+/**
+ * Gradient of localResponseNorm with respect to x, given dy and the forward's x, y and scale (all the same
+ * shape) and the same options (Caffe's formula).
+ */
+export function localResponseNormBackward(dy: Tensor, x: Tensor, y: Tensor, scale: Tensor, opts: LocalResponseNormOptions): Tensor {
+  const op = 'localResponseNormBackward';
+  expectTensor(dy, op, 'dy');
+  expectTensor(x, op, 'x');
+  expectTensor(y, op, 'y');
+  expectTensor(scale, op, 'scale');
+  const [N, C, S] = dims(x, op, 'x');
+  expectShape(dy, op, 'dy', x.shape);
+  expectShape(y, op, 'y', x.shape);
+  expectShape(scale, op, 'scale', x.shape);
+  const device = sameDevice(op, { dy, x, y, scale });
+  const p = parseOptions(opts, op);
+  const dx = Tensor.empty(x.shape, device);
+  try {
+    if (x.size > 0)
+      nativeOps().lrn_backward(st(dy, op), st(x, op), st(y, op), st(scale, op), st(dx, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+  } catch (e) {
+    dx.dispose();
+    throw e;
+  }
+  return dx;
+}
