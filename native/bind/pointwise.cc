@@ -1,0 +1,330 @@
+// N-API bindings of the pointwise ops: ReLU, dropout (+ Philox), softmax cross-entropy, SGD, top-k
+// counts, element-wise utilities. TypeScript (lib/ops/{activation,dropout,loss,optim,elementwise}.ts)
+// validates shapes and options and allocates the outputs; these are the last cheap guards.
+#include <napi.h>
+
+#include <cstdint>
+#include <string>
+
+#include "bind/util.h"
+#include "ops/dropout.h"
+#include "ops/elementwise.h"
+#include "ops/philox.h"
+#include "ops/relu.h"
+#include "ops/sgd.h"
+#include "ops/softmax_xent.h"
+#include "ops/topk.h"
+
+namespace axn::bind {
+namespace {
+
+int64_t count(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what = "n") {
+  const long long n = i64(info, i, op, what);
+  AXN_CHECK(n >= 0, op, std::string(what) + " must be ≥ 0, got " + std::to_string(n));
+  return n;
+}
+
+int dim(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  const int v = i32(info, i, op, what);
+  AXN_CHECK(v >= 1, op, std::string(what) + " must be ≥ 1, got " + std::to_string(v));
+  return v;
+}
+
+double f64(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  if (i >= info.Length() || !info[i].IsNumber()) fail(op, std::string("expected a number for ") + what, __FILE__, __LINE__);
+  return info[i].As<Napi::Number>().DoubleValue();
+}
+
+// A number that must be an integer in [0, 2^32) (a word of a 64-bit seed).
+uint32_t u32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  const double v = f64(info, i, op, what);
+  AXN_CHECK(v >= 0 && v < 4294967296.0 && v == static_cast<double>(static_cast<uint32_t>(v)), op,
+            std::string(what) + " must be an integer in [0, 2^32)");
+  return static_cast<uint32_t>(v);
+}
+
+// A non-negative safe integer (≤ 2^53 − 1), exact as a double.
+uint64_t u53(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  const double v = f64(info, i, op, what);
+  AXN_CHECK(v >= 0 && v <= 9007199254740991.0 && v == static_cast<double>(static_cast<uint64_t>(v)), op,
+            std::string(what) + " must be a non-negative safe integer");
+  return static_cast<uint64_t>(v);
+}
+
+double probability(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  const double p = f64(info, i, op, "p");
+  AXN_CHECK(p >= 0.0 && p <= 1.0, op, "p must be in [0, 1], got " + std::to_string(p));
+  return p;
+}
+
+// ---- ReLU ---------------------------------------------------------------------------------------------
+
+// relu_forward(x, y, n)
+Napi::Value ReluForward(const Napi::CallbackInfo& info) {
+  const char* op = "relu";
+  const int64_t n = count(info, 2, op);
+  const float* x = ptr<float>(info, 0, op, "x", n);
+  float* y = ptr<float>(info, 1, op, "y", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
+  AXN_DISPATCH(cuda, ops::relu_forward_cpu(x, y, n), ops::relu_forward_cuda(x, y, n));
+  return info.Env().Undefined();
+}
+
+// relu_backward(dy, y, dx, n)
+Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
+  const char* op = "reluBackward";
+  const int64_t n = count(info, 3, op);
+  const float* dy = ptr<float>(info, 0, op, "dy", n);
+  const float* y = ptr<float>(info, 1, op, "y", n);
+  float* dx = ptr<float>(info, 2, op, "dx", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "y"), storage(info, 2, op, "dx")});
+  AXN_DISPATCH(cuda, ops::relu_backward_cpu(dy, y, dx, n), ops::relu_backward_cuda(dy, y, dx, n));
+  return info.Env().Undefined();
+}
+
+// ---- dropout ------------------------------------------------------------------------------------------
+
+struct DropoutArgs {
+  int64_t n;
+  double p;
+  uint64_t seed, offset;
+};
+
+// (…, n, p, seedLo, seedHi, offset) starting at info[i]
+DropoutArgs dropoutArgs(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  DropoutArgs a;
+  a.n = count(info, i, op);
+  a.p = probability(info, i + 1, op);
+  const uint64_t lo = u32(info, i + 2, op, "seed (low word)");
+  const uint64_t hi = u32(info, i + 3, op, "seed (high word)");
+  a.seed = lo | (hi << 32);
+  a.offset = u53(info, i + 4, op, "offset");
+  return a;
+}
+
+// dropout_forward(x, y, n, p, seedLo, seedHi, offset)
+Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
+  const char* op = "dropout";
+  const DropoutArgs a = dropoutArgs(info, 2, op);
+  const float* x = ptr<float>(info, 0, op, "x", a.n);
+  float* y = ptr<float>(info, 1, op, "y", a.n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
+  AXN_DISPATCH(cuda, ops::dropout_forward_cpu(x, y, a.n, a.p, a.seed, a.offset),
+               ops::dropout_forward_cuda(x, y, a.n, a.p, a.seed, a.offset));
+  return info.Env().Undefined();
+}
+
+// dropout_backward(dy, dx, n, p, seedLo, seedHi, offset)
+Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
+  const char* op = "dropoutBackward";
+  const DropoutArgs a = dropoutArgs(info, 2, op);
+  const float* dy = ptr<float>(info, 0, op, "dy", a.n);
+  float* dx = ptr<float>(info, 1, op, "dx", a.n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "dx")});
+  AXN_DISPATCH(cuda, ops::dropout_backward_cpu(dy, dx, a.n, a.p, a.seed, a.offset),
+               ops::dropout_backward_cuda(dy, dx, a.n, a.p, a.seed, a.offset));
+  return info.Env().Undefined();
+}
+
+// dropout_mask(mask: Uint8Array, n, p, seedLo, seedHi, offset)   host only
+Napi::Value DropoutMask(const Napi::CallbackInfo& info) {
+  const char* op = "dropoutMask";
+  const DropoutArgs a = dropoutArgs(info, 1, op);
+  AXN_CHECK(info[0].IsTypedArray() && info[0].As<Napi::TypedArray>().TypedArrayType() == napi_uint8_array, op,
+            "mask must be a Uint8Array");
+  Napi::Uint8Array mask = info[0].As<Napi::Uint8Array>();
+  AXN_CHECK(static_cast<int64_t>(mask.ElementLength()) >= a.n, op,
+            "mask holds " + std::to_string(mask.ElementLength()) + " bytes, needs " + std::to_string(a.n));
+  ops::dropout_mask_cpu(mask.Data(), a.n, a.p, a.seed, a.offset);
+  return info.Env().Undefined();
+}
+
+// philox4x32_10(counter: Uint32Array(4), key: Uint32Array(2)) -> Uint32Array(4)   host, for known-answer tests
+Napi::Value Philox(const Napi::CallbackInfo& info) {
+  const char* op = "philox4x32_10";
+  auto words = [&](size_t i, size_t len, const char* what) {
+    AXN_CHECK(i < info.Length() && info[i].IsTypedArray() &&
+                  info[i].As<Napi::TypedArray>().TypedArrayType() == napi_uint32_array &&
+                  info[i].As<Napi::Uint32Array>().ElementLength() == len,
+              op, std::string(what) + " must be a Uint32Array of " + std::to_string(len) + " words");
+    return info[i].As<Napi::Uint32Array>();
+  };
+  Napi::Uint32Array c = words(0, 4, "counter"), k = words(1, 2, "key");
+  const philox::U32x4 r = philox::philox4x32_10(philox::U32x4{c[0], c[1], c[2], c[3]}, k[0], k[1]);
+  Napi::Uint32Array out = Napi::Uint32Array::New(info.Env(), 4);
+  out[0] = r.x;
+  out[1] = r.y;
+  out[2] = r.z;
+  out[3] = r.w;
+  return out;
+}
+
+// ---- softmax cross-entropy ----------------------------------------------------------------------------
+
+// softmax_xent_forward(logits, labels, loss, probs, N, C)
+Napi::Value SoftmaxXentForward(const Napi::CallbackInfo& info) {
+  const char* op = "softmaxCrossEntropy";
+  const int N = dim(info, 4, op, "N"), C = dim(info, 5, op, "C");
+  const size_t nc = static_cast<size_t>(N) * C;
+  const float* logits = ptr<float>(info, 0, op, "logits", nc);
+  const int32_t* labels = ptr<int32_t>(info, 1, op, "labels", N);
+  float* loss = ptr<float>(info, 2, op, "loss", 1);
+  float* probs = ptr<float>(info, 3, op, "probs", nc);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "logits"), storage(info, 1, op, "labels"),
+                                storage(info, 2, op, "loss"), storage(info, 3, op, "probs")});
+  AXN_DISPATCH(cuda, ops::softmax_xent_forward_cpu(logits, labels, loss, probs, N, C),
+               ops::softmax_xent_forward_cuda(logits, labels, loss, probs, N, C));
+  return info.Env().Undefined();
+}
+
+// softmax_xent_backward(probs, labels, dlogits, N, C, scale)
+Napi::Value SoftmaxXentBackward(const Napi::CallbackInfo& info) {
+  const char* op = "softmaxCrossEntropyBackward";
+  const int N = dim(info, 3, op, "N"), C = dim(info, 4, op, "C");
+  const float scale = f32(info, 5, op, "scale");
+  const size_t nc = static_cast<size_t>(N) * C;
+  const float* probs = ptr<float>(info, 0, op, "probs", nc);
+  const int32_t* labels = ptr<int32_t>(info, 1, op, "labels", N);
+  float* dlogits = ptr<float>(info, 2, op, "dlogits", nc);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "probs"), storage(info, 1, op, "labels"),
+                                storage(info, 2, op, "dlogits")});
+  AXN_DISPATCH(cuda, ops::softmax_xent_backward_cpu(probs, labels, dlogits, N, C, scale),
+               ops::softmax_xent_backward_cuda(probs, labels, dlogits, N, C, scale));
+  return info.Env().Undefined();
+}
+
+// ---- SGD ------------------------------------------------------------------------------------------------
+
+// sgd_update(param, grad, buf | null, n, lr, momentum, dampening, weightDecay, nesterov, firstStep)
+Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
+  const char* op = "sgdUpdate";
+  const int64_t n = count(info, 3, op);
+  ops::SgdOptions o;
+  o.lr = static_cast<float>(f64(info, 4, op, "lr"));
+  o.momentum = static_cast<float>(f64(info, 5, op, "momentum"));
+  o.oneMinusDampening = static_cast<float>(1.0 - f64(info, 6, op, "dampening"));
+  o.weightDecay = static_cast<float>(f64(info, 7, op, "weightDecay"));
+  o.nesterov = flag(info, 8);
+  o.firstStep = flag(info, 9);
+  float* param = ptr<float>(info, 0, op, "param", n);
+  const float* grad = ptr<float>(info, 1, op, "grad", n);
+  const bool hasBuf = info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined();
+  AXN_CHECK(hasBuf || o.momentum == 0.f, op, "a momentum buffer is required when momentum ≠ 0");
+  float* buf = hasBuf ? ptr<float>(info, 2, op, "momentumBuffer", n) : nullptr;
+  if (o.momentum == 0.f) buf = nullptr;  // unused without momentum
+  const bool cuda = onCuda(op, {storage(info, 0, op, "param"), storage(info, 1, op, "grad"),
+                                hasBuf ? storage(info, 2, op, "momentumBuffer") : nullptr});
+  AXN_DISPATCH(cuda, ops::sgd_update_cpu(param, grad, buf, n, o), ops::sgd_update_cuda(param, grad, buf, n, o));
+  return info.Env().Undefined();
+}
+
+// ---- top-k counts -------------------------------------------------------------------------------------
+
+// topk_correct(logits, labels, counts, N, C, ks: Int32Array)
+Napi::Value TopkCorrect(const Napi::CallbackInfo& info) {
+  const char* op = "topkCorrect";
+  const int N = dim(info, 3, op, "N"), C = dim(info, 4, op, "C");
+  AXN_CHECK(info.Length() > 5 && info[5].IsTypedArray() &&
+                info[5].As<Napi::TypedArray>().TypedArrayType() == napi_int32_array,
+            op, "ks must be an Int32Array");
+  Napi::Int32Array ks = info[5].As<Napi::Int32Array>();
+  const int nk = static_cast<int>(ks.ElementLength());
+  AXN_CHECK(nk >= 1 && nk <= ops::kTopkMaxKs, op, "expected 1 to 16 values of k, got " + std::to_string(nk));
+  for (int i = 0; i < nk; i++) AXN_CHECK(ks[i] >= 1, op, "every k must be ≥ 1");
+  const size_t nc = static_cast<size_t>(N) * C;
+  const float* logits = ptr<float>(info, 0, op, "logits", nc);
+  const int32_t* labels = ptr<int32_t>(info, 1, op, "labels", N);
+  int32_t* counts = ptr<int32_t>(info, 2, op, "counts", nk);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "logits"), storage(info, 1, op, "labels"),
+                                storage(info, 2, op, "counts")});
+  const int32_t* k = ks.Data();
+  AXN_DISPATCH(cuda, ops::topk_correct_cpu(logits, labels, counts, k, nk, N, C),
+               ops::topk_correct_cuda(logits, labels, counts, k, nk, N, C));
+  return info.Env().Undefined();
+}
+
+// ---- element-wise -------------------------------------------------------------------------------------
+
+// axpy(y, x, n, alpha): y += alpha · x
+Napi::Value Axpy(const Napi::CallbackInfo& info) {
+  const char* op = "axpy_";
+  const int64_t n = count(info, 2, op);
+  const float alpha = f32(info, 3, op, "alpha");
+  float* y = ptr<float>(info, 0, op, "y", n);
+  const float* x = ptr<float>(info, 1, op, "x", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "y"), storage(info, 1, op, "x")});
+  AXN_DISPATCH(cuda, ops::axpy_cpu(y, x, n, alpha), ops::axpy_cuda(y, x, n, alpha));
+  return info.Env().Undefined();
+}
+
+// scale(x, n, alpha): x *= alpha
+Napi::Value Scale(const Napi::CallbackInfo& info) {
+  const char* op = "scale_";
+  const int64_t n = count(info, 1, op);
+  const float alpha = f32(info, 2, op, "alpha");
+  float* x = ptr<float>(info, 0, op, "x", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x")});
+  AXN_DISPATCH(cuda, ops::scale_cpu(x, n, alpha), ops::scale_cuda(x, n, alpha));
+  return info.Env().Undefined();
+}
+
+// fill(x, n, value)
+Napi::Value Fill(const Napi::CallbackInfo& info) {
+  const char* op = "fill_";
+  const int64_t n = count(info, 1, op);
+  const float value = f32(info, 2, op, "value");
+  float* x = ptr<float>(info, 0, op, "x", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x")});
+  AXN_DISPATCH(cuda, ops::fill_cpu(x, n, value), ops::fill_cuda(x, n, value));
+  return info.Env().Undefined();
+}
+
+// add(x, y, z, n): z = x + y
+Napi::Value Add(const Napi::CallbackInfo& info) {
+  const char* op = "add";
+  const int64_t n = count(info, 3, op);
+  const float* x = ptr<float>(info, 0, op, "x", n);
+  const float* y = ptr<float>(info, 1, op, "y", n);
+  float* z = ptr<float>(info, 2, op, "z", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "z")});
+  AXN_DISPATCH(cuda, ops::add_cpu(x, y, z, n), ops::add_cuda(x, y, z, n));
+  return info.Env().Undefined();
+}
+
+// sum_squares(x, out, n): out[0] = Σ x²
+Napi::Value SumSquares(const Napi::CallbackInfo& info) {
+  const char* op = "sumSquares";
+  const int64_t n = count(info, 2, op);
+  const float* x = ptr<float>(info, 0, op, "x", n);
+  float* out = ptr<float>(info, 1, op, "out", 1);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "out")});
+  AXN_DISPATCH(cuda, ops::sum_squares_cpu(x, out, n), ops::sum_squares_cuda(x, out, n));
+  return info.Env().Undefined();
+}
+
+void RegisterPointwise(Napi::Env env, Napi::Object& ops) {
+  auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
+    ops.Set(name, Napi::Function::New(env, fn, name));
+  };
+  add("relu_forward", ReluForward);
+  add("relu_backward", ReluBackward);
+  add("dropout_forward", DropoutForward);
+  add("dropout_backward", DropoutBackward);
+  add("dropout_mask", DropoutMask);
+  add("philox4x32_10", Philox);
+  add("softmax_xent_forward", SoftmaxXentForward);
+  add("softmax_xent_backward", SoftmaxXentBackward);
+  add("sgd_update", SgdUpdate);
+  add("topk_correct", TopkCorrect);
+  add("axpy", Axpy);
+  add("scale", Scale);
+  add("fill", Fill);
+  add("add", Add);
+  add("sum_squares", SumSquares);
+}
+
+}  // namespace
+
+AXN_REGISTER_OPS(RegisterPointwise);
+
+}  // namespace axn::bind

@@ -1,0 +1,111 @@
+// Element-wise utilities training needs (flat float32 buffers of n elements; shapes don't matter).
+// All memory-bound: on CUDA one grid-stride kernel each, float4 loads/stores when every pointer is 16-byte
+// aligned (a scalar loop covers the n % 4 tail), otherwise a scalar loop.
+//
+// The CUDA arithmetic uses __fmul_rn / __fadd_rn so nvcc cannot contract a*b + c into an FMA: the results
+// are then rounded exactly as the CPU's (x86-64 without -mfma), bit for bit.
+#pragma once
+#include <cstdint>
+
+namespace axn::ops {
+
+// y: (n) += alpha * x: (n)            y[i] = y[i] + alpha * x[i] (two roundings)
+void axpy_cpu(float* y, const float* x, int64_t n, float alpha);
+// x: (n) *= alpha
+void scale_cpu(float* x, int64_t n, float alpha);
+// x: (n) = value
+void fill_cpu(float* x, int64_t n, float value);
+// z: (n) = x: (n) + y: (n)   (z may alias x or y)
+void add_cpu(const float* x, const float* y, float* z, int64_t n);
+// out: (1) = Σ x[i]², accumulated in double and rounded once (a gradient-norm check; NaN/inf propagate).
+void sum_squares_cpu(const float* x, float* out, int64_t n);
+
+#ifdef AXN_WITH_CUDA
+void axpy_cuda(float* y, const float* x, int64_t n, float alpha);
+void scale_cuda(float* x, int64_t n, float alpha);
+void fill_cuda(float* x, int64_t n, float value);
+void add_cuda(const float* x, const float* y, float* z, int64_t n);
+// Two passes, deterministic: per-block partial sums in double (into axn::Scratch), then one block adds them.
+void sum_squares_cuda(const float* x, float* out, int64_t n);
+#endif
+
+}  // namespace axn::ops
+
+// ---- shared by the pointwise .cu files (relu.cu, elementwise.cu, sgd.cu) ------------------------------
+#if defined(__CUDACC__)
+#include <algorithm>
+
+#include "../cuda/context.h"
+
+namespace axn {
+bool poisonEnabled();  // storage.h (not included: it needs napi.h, which .cu files don't get in check:cuda)
+}
+
+namespace axn::ops::ew {
+
+constexpr int kThreads = 256;
+
+// Device workspace from the caching allocator, freed at scope exit (stream-ordered, so freeing right after
+// enqueueing the kernels that use it is safe), poisoned like axn::Scratch. axn::Scratch itself can't be used
+// here: scratch.h includes storage.h, which includes napi.h, and `npm run check:cuda` compiles .cu files
+// without the Node-API include paths.
+class DeviceScratch {
+ public:
+  explicit DeviceScratch(size_t bytes) : ptr_(bytes ? cuda::deviceAlloc(bytes) : nullptr) {
+    if (ptr_ && poisonEnabled()) cuda::memsetBytes(ptr_, 0xFF, bytes);
+  }
+  ~DeviceScratch() {
+    if (!ptr_) return;
+    try {
+      cuda::deviceFree(ptr_);
+    } catch (...) {
+    }
+  }
+  DeviceScratch(const DeviceScratch&) = delete;
+  DeviceScratch& operator=(const DeviceScratch&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  void* ptr_;
+};
+
+// Blocks for `work` items in a grid-stride loop: enough to fill an H100/H200 many times over (132 SMs ×
+// 2048 threads = 1056 blocks of 256), capped; the loop covers the rest. At least 1.
+inline unsigned gridFor(int64_t work) {
+  return (unsigned)std::max<int64_t>(1, std::min<int64_t>((work + kThreads - 1) / kThreads, 8192));
+}
+
+inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 15) == 0; }
+
+__device__ __forceinline__ float4 ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
+__device__ __forceinline__ void st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
+
+// Runs f.scalar(i) for every i in [0, n), or, when `vec`, f.vec4(j) for the float4 chunks
+// j in [0, n / 4) and f.scalar(i) for the tail i in [4·(n / 4), n). Each element is touched by exactly one
+// thread, which reads before it writes, so in-place use (an output aliasing an input) is safe.
+template <class F>
+__global__ void map_kernel(F f, int64_t n, bool vec) {
+  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  if (vec) {
+    const int64_t n4 = n >> 2;
+    for (int64_t j = tid; j < n4; j += stride) f.vec4(j);
+    for (int64_t i = (n4 << 2) + tid; i < n; i += stride) f.scalar(i);
+  } else {
+    for (int64_t i = tid; i < n; i += stride) f.scalar(i);
+  }
+}
+
+template <class F>
+void launch_map(const char* op, const F& f, int64_t n, bool vec) {
+  if (n <= 0) return;
+  const int64_t work = vec ? std::max<int64_t>(n >> 2, n & 3) : n;
+  map_kernel<F><<<gridFor(work), kThreads, 0, cuda::stream()>>>(f, n, vec);
+  AXN_CUDA_LAUNCH_CHECK(op);
+}
+
+}  // namespace axn::ops::ew
+#endif

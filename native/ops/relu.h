@@ -1,0 +1,29 @@
+// ReLU, float32, any shape (flat n elements). PyTorch semantics: y = max(x, 0) with NaN propagated
+// (torch.relu(nan) is nan); dx = dy where y > 0, else 0 (threshold_backward: y ≤ 0 → 0, so a NaN y lets
+// dy through, as PyTorch).
+#pragma once
+#include <cstdint>
+
+namespace axn::ops {
+
+// x: (n) -> y: (n). y may alias x (in place).
+void relu_forward_cpu(const float* x, float* y, int64_t n);
+// dy: (n), y: (n) (the forward's output) -> dx: (n). dx may alias dy (in place).
+void relu_backward_cpu(const float* dy, const float* y, float* dx, int64_t n);
+
+#ifdef AXN_WITH_CUDA
+void relu_forward_cuda(const float* x, float* y, int64_t n);
+void relu_backward_cuda(const float* dy, const float* y, float* dx, int64_t n);
+#endif
+
+// The per-element rules, shared by both devices.
+#if defined(__CUDACC__)
+#define AXN_RELU_HD __host__ __device__ __forceinline__
+#else
+#define AXN_RELU_HD inline
+#endif
+AXN_RELU_HD float relu_fwd(float x) { return x < 0.f ? 0.f : x; }
+AXN_RELU_HD float relu_bwd(float dy, float y) { return y <= 0.f ? 0.f : dy; }
+#undef AXN_RELU_HD
+
+}  // namespace axn::ops

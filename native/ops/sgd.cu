@@ -1,0 +1,68 @@
+// SGD update on CUDA: one grid-stride map over the flat buffer, float4 when param, grad and buf are all
+// 16-byte aligned. Explicitly rounded arithmetic (__fmul_rn/__fadd_rn: no FMA contraction) in the CPU's
+// order, so both devices produce the same bits. See sgd.h.
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/context.h"
+#include "ops/elementwise.h"
+#include "ops/sgd.h"
+
+namespace axn::ops {
+namespace {
+
+template <bool kWd, bool kMomentum>
+struct SgdF {
+  float* param;
+  const float* grad;
+  float* buf;
+  float lr, momentum, oneMinusDamp, wd;
+  bool nesterov, first;
+
+  // Returns the new parameter; updates b (the momentum buffer value) in place.
+  __device__ __forceinline__ float step(float p, float g, float& b) const {
+    if (kWd) g = __fadd_rn(g, __fmul_rn(wd, p));
+    if (kMomentum) {
+      b = first ? g : __fadd_rn(__fmul_rn(momentum, b), __fmul_rn(oneMinusDamp, g));
+      g = nesterov ? __fadd_rn(g, __fmul_rn(momentum, b)) : b;
+    }
+    return __fadd_rn(p, __fmul_rn(-lr, g));
+  }
+  __device__ void scalar(int64_t i) const {
+    float b = kMomentum && !first ? buf[i] : 0.0f;
+    param[i] = step(param[i], grad[i], b);
+    if (kMomentum) buf[i] = b;
+  }
+  __device__ void vec4(int64_t j) const {
+    float4 p = ew::ld4(param, j);
+    const float4 g = ew::ld4(grad, j);
+    float4 b = kMomentum && !first ? ew::ld4(buf, j) : make_float4(0.f, 0.f, 0.f, 0.f);
+    p.x = step(p.x, g.x, b.x);
+    p.y = step(p.y, g.y, b.y);
+    p.z = step(p.z, g.z, b.z);
+    p.w = step(p.w, g.w, b.w);
+    ew::st4(param, j, p);
+    if (kMomentum) ew::st4(buf, j, b);
+  }
+};
+
+template <bool kWd, bool kMomentum>
+void launch(float* param, const float* grad, float* buf, int64_t n, const SgdOptions& o) {
+  const SgdF<kWd, kMomentum> f{param, grad, buf, o.lr, o.momentum, o.oneMinusDampening, o.weightDecay,
+                               o.nesterov, o.firstStep};
+  const bool vec = ew::aligned16(param) && ew::aligned16(grad) && (!kMomentum || ew::aligned16(buf));
+  ew::launch_map("sgdUpdate", f, n, vec);
+}
+
+}  // namespace
+
+void sgd_update_cuda(float* param, const float* grad, float* buf, int64_t n, const SgdOptions& o) {
+  const bool wd = o.weightDecay != 0.f, mom = o.momentum != 0.f;
+  if (wd && mom) launch<true, true>(param, grad, buf, n, o);
+  else if (wd) launch<true, false>(param, grad, buf, n, o);
+  else if (mom) launch<false, true>(param, grad, buf, n, o);
+  else launch<false, false>(param, grad, buf, n, o);
+}
+
+}  // namespace axn::ops
