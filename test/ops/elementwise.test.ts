@@ -155,6 +155,18 @@ describe.skipIf(noCuda)('element-wise ops on CUDA match the CPU', () => {
     fill_(yc, 0.25);
     await same(yg, yc, 'fill_');
   });
+  it('sumSquares frees its partial sums; nothing leaks on the device', () => {
+    using x = Tensor.from(random(1 << 20, 3), [1 << 20], 'cuda');
+    const before = memoryStats();
+    for (let i = 0; i < 3; i++) {
+      using s = sumSquares(x);
+      using z = add(x, x);
+      axpy_(z, x, 2);
+    }
+    const after = memoryStats();
+    expect(after.tensors).toEqual(before.tensors);
+    expect(after.native.cuda?.inUseBytes).toBe(before.native.cuda?.inUseBytes);
+  });
   it('sumSquares of an empty tensor is 0 on CUDA; NaN propagates', async () => {
     using e = Tensor.zeros([0], 'cuda');
     using s = sumSquares(e);

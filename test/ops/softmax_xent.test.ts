@@ -212,6 +212,22 @@ describe.skipIf(noCuda)('softmaxCrossEntropy on CUDA matches the CPU', () => {
     for (const t of [cpu.loss, cpu.probs, gpu.loss, gpu.probs]) t.dispose();
   });
 
+  it('frees its per-row scratch and leaks no device memory', () => {
+    using x = Tensor.from(random(64 * 1000, 1), [64, 1000], 'cuda');
+    using l = Tensor.from(randomLabels(64, 1000, 2), [64], 'cuda');
+    const before = memoryStats();
+    for (let i = 0; i < 3; i++) {
+      const { loss, probs } = softmaxCrossEntropy(x, l);
+      using d = softmaxCrossEntropyBackward(probs, l);
+      loss.dispose();
+      probs.dispose();
+    }
+    const after = memoryStats();
+    expect(after.tensors).toEqual(before.tensors);
+    expect(after.bytes).toEqual(before.bytes);
+    expect(after.native.cuda?.inUseBytes).toBe(before.native.cuda?.inUseBytes);
+  });
+
   it('a label outside [0, C) gives a NaN loss and a NaN dlogits row on CUDA (never silently wrong)', async () => {
     const N = 4;
     const C = 10;
