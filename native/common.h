@@ -24,6 +24,11 @@ class OutOfMemory : public Error {
   throw Error(op + ": " + msg + " (" + file + ":" + std::to_string(line) + ")");
 }
 
+// Test aid: when on, every new Storage and op workspace is filled with 0xFF bytes (NaN as float32), so a
+// kernel that leaves part of its output unwritten is caught (defined in storage.cc).
+void setPoison(bool on);
+bool poisonEnabled();
+
 }  // namespace axn
 
 // A cheap guard inside native code (TypeScript validates first; these catch what slips through).

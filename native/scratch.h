@@ -6,7 +6,6 @@
 #include <string>
 
 #include "common.h"
-#include "storage.h"
 #include <cstring>
 #ifdef AXN_WITH_CUDA
 #include "cuda/context.h"

@@ -47,9 +47,6 @@ struct HostStats {
   size_t liveBuffers = 0;
 };
 HostStats hostStats();
-// Test aid: when on, every new Storage and op workspace is filled with 0xFF bytes (NaN as float32), so a
-// kernel that leaves part of its output unwritten is caught.
-void setPoison(bool on);
-bool poisonEnabled();
+
 
 }  // namespace axn

@@ -66,8 +66,9 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     if (end - b !== n * 4) bad(`tensor "${name}" of shape [${shape.join(', ')}] needs ${n * 4} bytes, its offsets span ${end - b}`);
     if (end > dataLen)
       bad(`tensor "${name}" ends at byte ${end} of the data section, which holds only ${dataLen} bytes (truncated?)`);
-    // Copy out (the data section need not be 4-byte aligned in the buffer).
-    const bytes = buf.slice(dataStart + b, dataStart + end);
+    // Copy out (the data section need not be 4-byte aligned in the buffer). Buffer#slice is a view, so
+    // use Uint8Array's slice, which copies.
+    const bytes = Uint8Array.prototype.slice.call(buf, dataStart + b, dataStart + end);
     const data = e.dtype === 'F32' ? new Float32Array(bytes.buffer, 0, n) : new Int32Array(bytes.buffer, 0, n);
     tensors.set(name, { dtype: e.dtype as SafeDType, shape: [...shape], data });
   }
