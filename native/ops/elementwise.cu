@@ -7,6 +7,7 @@
 
 #include "cuda/context.h"
 #include "ops/elementwise.h"
+#include "scratch.h"
 
 namespace axn::ops {
 namespace {
@@ -126,7 +127,7 @@ void sum_squares_cuda(const float* x, float* out, int64_t n) {
   const bool vec = ew::aligned16(x);
   const int64_t work = vec ? std::max<int64_t>(n >> 2, n & 3) : n;
   const int blocks = (int)std::max<int64_t>(1, std::min<int64_t>((work + kSumThreads - 1) / kSumThreads, kSumMaxBlocks));
-  ew::DeviceScratch partial(sizeof(double) * blocks);
+  Scratch partial(true, sizeof(double) * blocks);
   sum_squares_partial_kernel<<<blocks, kSumThreads, 0, cuda::stream()>>>(x, partial.as<double>(), n, vec);
   AXN_CUDA_LAUNCH_CHECK("sumSquares");
   sum_squares_final_kernel<<<1, kSumThreads, 0, cuda::stream()>>>(partial.as<double>(), blocks, out);

@@ -31,46 +31,15 @@ void sum_squares_cuda(const float* x, float* out, int64_t n);
 
 }  // namespace axn::ops
 
-// ---- shared by the pointwise .cu files (relu.cu, elementwise.cu, sgd.cu) ------------------------------
+// ---- shared by the pointwise .cu files (relu, dropout, softmax_xent, sgd, elementwise) ----------------
 #if defined(__CUDACC__)
 #include <algorithm>
 
 #include "../cuda/context.h"
 
-namespace axn {
-bool poisonEnabled();  // storage.h (not included: it needs napi.h, which .cu files don't get in check:cuda)
-}
-
 namespace axn::ops::ew {
 
 constexpr int kThreads = 256;
-
-// Device workspace from the caching allocator, freed at scope exit (stream-ordered, so freeing right after
-// enqueueing the kernels that use it is safe), poisoned like axn::Scratch. axn::Scratch itself can't be used
-// here: scratch.h includes storage.h, which includes napi.h, and `npm run check:cuda` compiles .cu files
-// without the Node-API include paths.
-class DeviceScratch {
- public:
-  explicit DeviceScratch(size_t bytes) : ptr_(bytes ? cuda::deviceAlloc(bytes) : nullptr) {
-    if (ptr_ && poisonEnabled()) cuda::memsetBytes(ptr_, 0xFF, bytes);
-  }
-  ~DeviceScratch() {
-    if (!ptr_) return;
-    try {
-      cuda::deviceFree(ptr_);
-    } catch (...) {
-    }
-  }
-  DeviceScratch(const DeviceScratch&) = delete;
-  DeviceScratch& operator=(const DeviceScratch&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  void* ptr_;
-};
 
 // Blocks for `work` items in a grid-stride loop: enough to fill an H100/H200 many times over (132 SMs ×
 // 2048 threads = 1056 blocks of 256), capped; the loop covers the rest. At least 1.

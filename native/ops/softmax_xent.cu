@@ -11,6 +11,7 @@
 #include "cuda/context.h"
 #include "ops/elementwise.h"
 #include "ops/softmax_xent.h"
+#include "scratch.h"
 
 namespace axn::ops {
 namespace {
@@ -99,7 +100,7 @@ __global__ void softmax_xent_backward_kernel(const float* probs, const int32_t* 
 void softmax_xent_forward_cuda(const float* logits, const int32_t* labels, float* loss, float* probs, int N, int C) {
   if (N <= 0 || C <= 0) return;  // TypeScript rejects these
   const int threads = C <= 32 ? 32 : C <= 64 ? 64 : C <= 128 ? 128 : 256;
-  ew::DeviceScratch rowLoss(sizeof(float) * (size_t)N);
+  Scratch rowLoss(true, sizeof(float) * (size_t)N);
   softmax_xent_forward_kernel<<<(unsigned)N, threads, 0, cuda::stream()>>>(logits, labels, probs,
                                                                            rowLoss.as<float>(), C);
   AXN_CUDA_LAUNCH_CHECK("softmaxCrossEntropy");
