@@ -1,0 +1,180 @@
+/** 2-D convolution (cross-correlation, as PyTorch's F.conv2d), NCHW float32, with groups (the 2012 paper's
+ * two-tower conv2/4/5 are groups 2), as im2col + GEMM over the whole batch — or over chunks of images when
+ * the column buffer would exceed `workspaceBytes`. Weights are [K, C/groups, kh, kw], bias [K].
+ * Native: native/ops/conv2d.*, native/ops/gemm.*, native/bind/conv2d.cc. */
+import { describe } from '../errors.js';
+import { Tensor, parseShape } from '../tensor.js';
+import { expectShape, expectTensor, formatShape, intOption, nativeOps, pairOption, sameDevice, st, tf32, type Precision } from './util.js';
+
+export interface Conv2dOptions {
+  /** Step between windows (sh, sw). Default 1. */
+  stride?: number | [number, number];
+  /** Implicit zero padding on each side (ph, pw). Default 0. */
+  padding?: number | [number, number];
+  /** Channel groups: C and K must be divisible by it. Default 1. */
+  groups?: number;
+  /** GEMM precision: 'fp32' (strict) or 'tf32' (CUDA tensor cores; the CPU computes in fp32).
+   * Default: getDefaultPrecision(). */
+  precision?: Precision;
+  /** Cap on the im2col column buffer in bytes (default 1 GiB on CUDA, 256 MiB on the CPU). The batch is
+   * processed in chunks of as many images as fit (always at least one image). */
+  workspaceBytes?: number;
+}
+
+export interface Conv2dBackwardOptions extends Conv2dOptions {
+  /** Compute dx (default true; conv1 needs none). */
+  needInputGrad?: boolean;
+  /** Compute db (default true). */
+  needBiasGrad?: boolean;
+}
+
+export interface Conv2dGrads {
+  dx: Tensor | null;
+  dw: Tensor;
+  db: Tensor | null;
+}
+
+interface Geometry {
+  N: number;
+  C: number;
+  H: number;
+  W: number;
+  K: number;
+  kh: number;
+  kw: number;
+  sh: number;
+  sw: number;
+  ph: number;
+  pw: number;
+  groups: number;
+  Ho: number;
+  Wo: number;
+}
+
+const INT_MAX = 2 ** 31 - 1;
+
+function parseOptions(opts: unknown, op: string): Record<string, unknown> {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+    throw new TypeError(`${op}: expected options { stride?, padding?, groups?, precision?, workspaceBytes? }, got ${describe(opts)}`);
+  return opts as Record<string, unknown>;
+}
+
+function boolOption(v: unknown, op: string, name: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw new TypeError(`${op}: ${name} must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+/** Checks shapes and options together; every message says what was expected and what came. */
+function geometry(xShape: readonly number[], wShape: readonly number[], o: Record<string, unknown>, op: string): Geometry {
+  const xs = formatShape(xShape);
+  const ws = formatShape(wShape);
+  if (wShape.length !== 4) throw new RangeError(`${op}: expected w of shape [K, C/groups, kh, kw], got ${ws}`);
+  if (wShape.some((d) => d < 1)) throw new RangeError(`${op}: expected w of shape [K, C/groups, kh, kw] with every dimension ≥ 1, got ${ws}`);
+  const groups = o.groups === undefined ? 1 : intOption(o.groups, op, 'groups', 1);
+  const [sh, sw] = o.stride === undefined ? [1, 1] : pairOption(o.stride, op, 'stride', 1);
+  const [ph, pw] = o.padding === undefined ? [0, 0] : pairOption(o.padding, op, 'padding', 0);
+  const [K, Cg, kh, kw] = wShape;
+  const C = Cg * groups;
+  if (K % groups !== 0) throw new RangeError(`${op}: out channels K = ${K} (w is ${ws}) must be divisible by groups ${groups}`);
+  if (xShape.length !== 4) throw new RangeError(`${op}: expected x of shape [N, C, H, W] with C = ${C} (w is ${ws}, groups ${groups}), got ${xs}`);
+  const [N, xC, H, W] = xShape;
+  if (xC % groups !== 0) throw new RangeError(`${op}: in channels C = ${xC} (x is ${xs}) must be divisible by groups ${groups}`);
+  if (xC !== C) throw new RangeError(`${op}: expected x of shape [N, C, H, W] with C = ${C} (w is ${ws}, groups ${groups}), got ${xs}`);
+  if (H < 1 || W < 1) throw new RangeError(`${op}: expected x with a non-empty plane (H, W ≥ 1), got ${xs}`);
+  if (H + 2 * ph < kh || W + 2 * pw < kw)
+    throw new RangeError(`${op}: kernel ${kh}×${kw} is larger than the padded input ${H + 2 * ph}×${W + 2 * pw} (x is ${xs}, padding ${ph}×${pw})`);
+  const Ho = Math.floor((H + 2 * ph - kh) / sh) + 1;
+  const Wo = Math.floor((W + 2 * pw - kw) / sw) + 1;
+  // The native code indexes one image's input, columns and output with 32-bit integers.
+  if (N > INT_MAX || C * H * W > INT_MAX || C * Ho * Wo > INT_MAX || K * Ho * Wo > INT_MAX || C * kh * kw > INT_MAX)
+    throw new RangeError(`${op}: x ${xs} with w ${ws} is too large: one image's input, output or columns exceed 2^31 − 1 elements`);
+  return { N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, Ho, Wo };
+}
+
+function workspaceOption(o: Record<string, unknown>, op: string): number {
+  // 0 tells the native code to use its device's default cap.
+  if (o.workspaceBytes === undefined) return 0;
+  const v = intOption(o.workspaceBytes, op, 'workspaceBytes', 1);
+  if (v > Number.MAX_SAFE_INTEGER) throw new RangeError(`${op}: workspaceBytes must be at most 2^53 − 1, got ${v}`);
+  return v;
+}
+
+function biasArg(b: unknown, op: string, K: number): Tensor | null {
+  if (b === null) return null;
+  if (!(b instanceof Tensor)) throw new TypeError(`${op}: expected b to be a Tensor or null, got ${describe(b)}`);
+  expectTensor(b, op, 'b');
+  expectShape(b, op, 'b', [K]);
+  return b;
+}
+
+function geomArgs(g: Geometry): number[] {
+  return [g.N, g.C, g.H, g.W, g.K, g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, g.groups];
+}
+
+/** The output shape [N, K, Ho, Wo] of conv2d for an input of shape xShape and weights of shape wShape,
+ * Ho = ⌊(H + 2·ph − kh) / sh⌋ + 1 (likewise Wo). Throws the same errors as conv2d for bad shapes. */
+export function conv2dOutputShape(xShape: readonly number[], wShape: readonly number[], opts?: Conv2dOptions): number[] {
+  const op = 'conv2dOutputShape';
+  const g = geometry(parseShape(xShape, `${op}: xShape`), parseShape(wShape, `${op}: wShape`), parseOptions(opts, op), op);
+  return [g.N, g.K, g.Ho, g.Wo];
+}
+
+/** y = conv2d(x, w) + b: x [N, C, H, W], w [K, C/groups, kh, kw], b [K] or null → y [N, K, Ho, Wo]. */
+export function conv2d(x: Tensor, w: Tensor, b: Tensor | null, opts?: Conv2dOptions): Tensor {
+  const op = 'conv2d';
+  expectTensor(x, op, 'x');
+  expectTensor(w, op, 'w');
+  const o = parseOptions(opts, op);
+  const g = geometry(x.shape, w.shape, o, op);
+  const bias = biasArg(b, op, g.K);
+  const dev = sameDevice(op, { x, w, b: bias });
+  const useTf32 = tf32(o.precision, op);
+  const ws = workspaceOption(o, op);
+  const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
+  try {
+    if (g.N > 0)
+      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, useTf32);
+  } catch (e) {
+    y.dispose();
+    throw e;
+  }
+  return y;
+}
+
+/**
+ * Gradients of conv2d given dy [N, K, Ho, Wo], the forward's x and w, and the same options:
+ * dx [N, C, H, W] (null when needInputGrad is false), dw [K, C/groups, kh, kw], db [K] (null when
+ * needBiasGrad is false). All are new tensors the caller owns.
+ */
+export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBackwardOptions): Conv2dGrads {
+  const op = 'conv2dBackward';
+  expectTensor(dy, op, 'dy');
+  expectTensor(x, op, 'x');
+  expectTensor(w, op, 'w');
+  const o = parseOptions(opts, op);
+  const g = geometry(x.shape, w.shape, o, op);
+  expectShape(dy, op, 'dy', [g.N, g.K, g.Ho, g.Wo]);
+  const dev = sameDevice(op, { dy, x, w });
+  const needDx = boolOption(o.needInputGrad, op, 'needInputGrad', true);
+  const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
+  const useTf32 = tf32(o.precision, op);
+  const ws = workspaceOption(o, op);
+  const made: Tensor[] = [];
+  try {
+    const dx = needDx ? Tensor.empty(x.shape, dev) : null;
+    if (dx) made.push(dx);
+    const dw = Tensor.empty(w.shape, dev);
+    made.push(dw);
+    const db = needDb ? Tensor.empty([g.K], dev) : null;
+    if (db) made.push(db);
+    nativeOps().conv2d_backward(
+      st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, ...geomArgs(g), ws, useTf32,
+    );
+    return { dx, dw, db };
+  } catch (e) {
+    made.forEach((t) => t.dispose());
+    throw e;
+  }
+}

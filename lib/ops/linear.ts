@@ -1,0 +1,148 @@
+/** Fully connected layers and matrix products on the row-major GEMM (cuBLAS on CUDA; OpenBLAS or the
+ * built-in blocked GEMM on the CPU). Linear weights use PyTorch's layout [out, in].
+ * Native: native/ops/linear.*, native/ops/gemm.*, native/bind/{linear,gemm}.cc. */
+import { describe } from '../errors.js';
+import { Tensor } from '../tensor.js';
+import { expectShape, expectTensor, formatShape, nativeOps, sameDevice, st, tf32, type Precision } from './util.js';
+
+export interface LinearOptions {
+  /** GEMM precision: 'fp32' (strict) or 'tf32' (CUDA tensor cores; the CPU computes in fp32).
+   * Default: getDefaultPrecision(). */
+  precision?: Precision;
+}
+
+export interface LinearBackwardOptions extends LinearOptions {
+  /** Compute dx (default true). */
+  needInputGrad?: boolean;
+  /** Compute db (default true). */
+  needBiasGrad?: boolean;
+}
+
+export interface LinearGrads {
+  dx: Tensor | null;
+  dw: Tensor;
+  db: Tensor | null;
+}
+
+export interface MatmulOptions extends LinearOptions {
+  /** Use aᵀ: a is stored [K, M]. */
+  transA?: boolean;
+  /** Use bᵀ: b is stored [N, K]. */
+  transB?: boolean;
+}
+
+const INT_MAX = 2 ** 31 - 1;
+
+function options(opts: unknown, op: string, want: string): Record<string, unknown> {
+  if (opts === undefined) return {};
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts)) throw new TypeError(`${op}: expected options ${want}, got ${describe(opts)}`);
+  return opts as Record<string, unknown>;
+}
+
+function boolOption(v: unknown, op: string, name: string, dflt: boolean): boolean {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'boolean') throw new TypeError(`${op}: ${name} must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+function checkInt32(op: string, what: string, shape: readonly number[]): void {
+  if (shape.some((d) => d > INT_MAX)) throw new RangeError(`${op}: ${what} ${formatShape(shape)} has a dimension above 2^31 − 1`);
+}
+
+/** [N, in, out] after checking x [N, in] against w [out, in]. */
+function linearDims(x: Tensor, w: Tensor, op: string): [number, number, number] {
+  expectTensor(w, op, 'w', { rank: 2, shape: '[out, in]' });
+  const [out, inF] = w.shape;
+  if (out < 1 || inF < 1) throw new RangeError(`${op}: expected w of shape [out, in] with out, in ≥ 1, got ${formatShape(w.shape)}`);
+  expectTensor(x, op, 'x');
+  if (x.shape.length !== 2 || x.shape[1] !== inF)
+    throw new RangeError(`${op}: expected x of shape [N, ${inF}] (w is ${formatShape(w.shape)}), got ${formatShape(x.shape)}`);
+  checkInt32(op, 'x', x.shape);
+  checkInt32(op, 'w', w.shape);
+  return [x.shape[0], inF, out];
+}
+
+/** y = x · wᵀ + b: x [N, in], w [out, in], b [out] or null → y [N, out]. */
+export function linear(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearOptions): Tensor {
+  const op = 'linear';
+  const o = options(opts, op, '{ precision? }');
+  const [N, inF, out] = linearDims(x, w, op);
+  if (b !== null) {
+    if (!(b instanceof Tensor)) throw new TypeError(`${op}: expected b to be a Tensor or null, got ${describe(b)}`);
+    expectTensor(b, op, 'b');
+    expectShape(b, op, 'b', [out]);
+  }
+  const dev = sameDevice(op, { x, w, b });
+  const useTf32 = tf32(o.precision, op);
+  const y = Tensor.empty([N, out], dev);
+  try {
+    if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, useTf32);
+  } catch (e) {
+    y.dispose();
+    throw e;
+  }
+  return y;
+}
+
+/**
+ * Gradients of linear given dy [N, out] and the forward's x [N, in] and w [out, in]: dx = dy · w [N, in]
+ * (null when needInputGrad is false), dw = dyᵀ · x [out, in], db = Σ_N dy [out] (null when needBiasGrad
+ * is false). All are new tensors the caller owns.
+ */
+export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBackwardOptions): LinearGrads {
+  const op = 'linearBackward';
+  const o = options(opts, op, '{ precision?, needInputGrad?, needBiasGrad? }');
+  expectTensor(dy, op, 'dy');
+  const [N, inF, out] = linearDims(x, w, op);
+  expectShape(dy, op, 'dy', [N, out]);
+  const dev = sameDevice(op, { dy, x, w });
+  const needDx = boolOption(o.needInputGrad, op, 'needInputGrad', true);
+  const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
+  const useTf32 = tf32(o.precision, op);
+  const made: Tensor[] = [];
+  try {
+    const dx = needDx ? Tensor.empty([N, inF], dev) : null;
+    if (dx) made.push(dx);
+    const dw = Tensor.empty([out, inF], dev);
+    made.push(dw);
+    const db = needDb ? Tensor.empty([out], dev) : null;
+    if (db) made.push(db);
+    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, useTf32);
+    return { dx, dw, db };
+  } catch (e) {
+    made.forEach((t) => t.dispose());
+    throw e;
+  }
+}
+
+/** c = op(a) · op(b) with op(a) [M, K] (a is [M, K], or [K, M] with transA) and op(b) [K, N] (b is [K, N],
+ * or [N, K] with transB) → c [M, N]. */
+export function matmul(a: Tensor, b: Tensor, opts?: MatmulOptions): Tensor {
+  const op = 'matmul';
+  const o = options(opts, op, '{ transA?, transB?, precision? }');
+  const transA = boolOption(o.transA, op, 'transA', false);
+  const transB = boolOption(o.transB, op, 'transB', false);
+  expectTensor(a, op, 'a', { rank: 2, shape: transA ? '[K, M]' : '[M, K]' });
+  expectTensor(b, op, 'b', { rank: 2, shape: transB ? '[N, K]' : '[K, N]' });
+  checkInt32(op, 'a', a.shape);
+  checkInt32(op, 'b', b.shape);
+  const [M, K] = transA ? [a.shape[1], a.shape[0]] : [a.shape[0], a.shape[1]];
+  const [K2, N] = transB ? [b.shape[1], b.shape[0]] : [b.shape[0], b.shape[1]];
+  if (K !== K2)
+    throw new RangeError(
+      `${op}: inner dimensions differ: op(a) is ${formatShape([M, K])} (a is ${formatShape(a.shape)}${transA ? ', transposed' : ''}) ` +
+        `but op(b) is ${formatShape([K2, N])} (b is ${formatShape(b.shape)}${transB ? ', transposed' : ''})`,
+    );
+  const dev = sameDevice(op, { a, b });
+  const useTf32 = tf32(o.precision, op);
+  const c = Tensor.empty([M, N], dev);
+  try {
+    // Row-major leading dimensions are the stored column counts (≥ 1 for BLAS even when a side is empty).
+    if (M > 0 && N > 0)
+      nativeOps().gemm(transA, transB, M, N, K, 1, st(a, op), Math.max(1, a.shape[1]), st(b, op), Math.max(1, b.shape[1]), 0, st(c, op), N, useTf32);
+  } catch (e) {
+    c.dispose();
+    throw e;
+  }
+  return c;
+}

@@ -1,0 +1,96 @@
+// N-API bindings of conv2d (lib/ops/conv.ts validates first and allocates the outputs):
+//   ops.conv2d_forward(x, w, b | null, y, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, tf32)
+//   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
+//                       workspaceBytes, tf32)
+// workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU).
+#include <string>
+
+#include "bind/util.h"
+#include "ops/conv2d.h"
+
+namespace axn::bind {
+namespace {
+
+bool absent(const Napi::CallbackInfo& info, size_t i) {
+  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
+}
+
+ops::Conv2dDims dims(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  ops::Conv2dDims d;
+  d.N = i32(info, i + 0, op, "N");
+  d.C = i32(info, i + 1, op, "C");
+  d.H = i32(info, i + 2, op, "H");
+  d.W = i32(info, i + 3, op, "W");
+  d.K = i32(info, i + 4, op, "K");
+  d.kh = i32(info, i + 5, op, "kh");
+  d.kw = i32(info, i + 6, op, "kw");
+  d.sh = i32(info, i + 7, op, "sh");
+  d.sw = i32(info, i + 8, op, "sw");
+  d.ph = i32(info, i + 9, op, "ph");
+  d.pw = i32(info, i + 10, op, "pw");
+  d.groups = i32(info, i + 11, op, "groups");
+  ops::conv2d_check_dims(op, d);
+  return d;
+}
+
+size_t workspace(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  const long long ws = i64(info, i, op, "workspaceBytes");
+  AXN_CHECK(ws >= 0, op, "workspaceBytes must be ≥ 0, got " + std::to_string(ws));
+  return static_cast<size_t>(ws);
+}
+
+struct Sizes {
+  size_t x, w, y;
+  explicit Sizes(const ops::Conv2dDims& d)
+      : x(static_cast<size_t>(d.N) * d.C * d.H * d.W),
+        w(static_cast<size_t>(d.K) * (d.C / d.groups) * d.kh * d.kw),
+        y(static_cast<size_t>(d.N) * d.K * d.Ho() * d.Wo()) {}
+};
+
+Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
+  const char* op = "conv2d_forward";
+  const ops::Conv2dDims d = dims(info, 4, op);
+  const size_t ws = workspace(info, 16, op);
+  const bool tf32 = flag(info, 17);
+  const Sizes n(d);
+  const float* x = ptr<float>(info, 0, op, "x", n.x);
+  const float* w = ptr<float>(info, 1, op, "w", n.w);
+  const float* b = absent(info, 2) ? nullptr : ptr<float>(info, 2, op, "b", d.K);
+  float* y = ptr<float>(info, 3, op, "y", n.y);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
+                                b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
+  AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, tf32), ops::conv2d_forward_cuda(x, w, b, y, d, ws, tf32));
+  return info.Env().Undefined();
+}
+
+Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
+  const char* op = "conv2d_backward";
+  const ops::Conv2dDims d = dims(info, 6, op);
+  const size_t ws = workspace(info, 18, op);
+  const bool tf32 = flag(info, 19);
+  const Sizes n(d);
+  const float* dy = ptr<float>(info, 0, op, "dy", n.y);
+  const float* x = ptr<float>(info, 1, op, "x", n.x);
+  const float* w = ptr<float>(info, 2, op, "w", n.w);
+  float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", n.x);
+  float* dw = ptr<float>(info, 4, op, "dw", n.w);
+  float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", d.K);
+  const bool cuda =
+      onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
+                  dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
+                  db ? storage(info, 5, op, "db") : nullptr});
+  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32),
+               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32));
+  return info.Env().Undefined();
+}
+
+void RegisterConv2d(Napi::Env env, Napi::Object& ops) {
+  ops.Set("conv2d_forward", Napi::Function::New(env, Conv2dForward, "conv2d_forward"));
+  ops.Set("conv2d_backward", Napi::Function::New(env, Conv2dBackward, "conv2d_backward"));
+}
+
+}  // namespace
+
+AXN_REGISTER_OPS(RegisterConv2d);
+
+}  // namespace axn::bind

@@ -1,0 +1,67 @@
+// N-API bindings of linear (lib/ops/linear.ts validates first and allocates the outputs):
+//   ops.linear_forward(x, w, b | null, y, N, in, out, tf32)
+//   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, tf32)
+#include <string>
+
+#include "bind/util.h"
+#include "ops/linear.h"
+
+namespace axn::bind {
+namespace {
+
+bool absent(const Napi::CallbackInfo& info, size_t i) {
+  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
+}
+
+void sizes(const char* op, int N, int in, int out) {
+  AXN_CHECK(N >= 0 && in >= 1 && out >= 1, op,
+            "expected N ≥ 0, in ≥ 1, out ≥ 1, got N=" + std::to_string(N) + " in=" + std::to_string(in) +
+                " out=" + std::to_string(out));
+}
+
+Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  const char* op = "linear_forward";
+  const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
+  const bool tf32 = flag(info, 7);
+  sizes(op, N, in, out);
+  const float* x = ptr<float>(info, 0, op, "x", static_cast<size_t>(N) * in);
+  const float* w = ptr<float>(info, 1, op, "w", static_cast<size_t>(out) * in);
+  const float* b = absent(info, 2) ? nullptr : ptr<float>(info, 2, op, "b", out);
+  float* y = ptr<float>(info, 3, op, "y", static_cast<size_t>(N) * out);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
+                                b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
+  AXN_DISPATCH(cuda, ops::linear_forward_cpu(x, w, b, y, N, in, out, tf32),
+               ops::linear_forward_cuda(x, w, b, y, N, in, out, tf32));
+  return info.Env().Undefined();
+}
+
+Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
+  const char* op = "linear_backward";
+  const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
+  const bool tf32 = flag(info, 9);
+  sizes(op, N, in, out);
+  const float* dy = ptr<float>(info, 0, op, "dy", static_cast<size_t>(N) * out);
+  const float* x = ptr<float>(info, 1, op, "x", static_cast<size_t>(N) * in);
+  const float* w = ptr<float>(info, 2, op, "w", static_cast<size_t>(out) * in);
+  float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", static_cast<size_t>(N) * in);
+  float* dw = ptr<float>(info, 4, op, "dw", static_cast<size_t>(out) * in);
+  float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", out);
+  const bool cuda =
+      onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
+                  dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
+                  db ? storage(info, 5, op, "db") : nullptr});
+  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, tf32),
+               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, tf32));
+  return info.Env().Undefined();
+}
+
+void RegisterLinear(Napi::Env env, Napi::Object& ops) {
+  ops.Set("linear_forward", Napi::Function::New(env, LinearForward, "linear_forward"));
+  ops.Set("linear_backward", Napi::Function::New(env, LinearBackward, "linear_backward"));
+}
+
+}  // namespace
+
+AXN_REGISTER_OPS(RegisterLinear);
+
+}  // namespace axn::bind

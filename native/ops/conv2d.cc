@@ -1,0 +1,307 @@
+// conv2d: the CPU pieces (im2col, col2im, permute, bias) with OpenMP, and the driver shared by both devices
+// (chunking, GEMM calls, workspace; see conv2d.h). The CPU version is the oracle for the CUDA one.
+#include "conv2d.h"
+
+#include <algorithm>
+#include <climits>
+#include <cstring>
+#include <string>
+
+#include "../scratch.h"
+
+namespace axn::ops {
+
+namespace {
+// Loops over fewer elements than this run on one thread: waking the team costs more than it saves.
+constexpr int64_t kParallelMin = 1 << 15;
+}  // namespace
+
+void conv2d_check_dims(const char* op, const Conv2dDims& d) {
+  auto bad = [&](const std::string& msg) { fail(op, msg, __FILE__, __LINE__); };
+  if (d.N < 0) bad("negative batch size");
+  if (d.C < 1 || d.H < 1 || d.W < 1 || d.K < 1 || d.kh < 1 || d.kw < 1)
+    bad("every dimension of x (but the batch) and w must be ≥ 1");
+  if (d.sh < 1 || d.sw < 1 || d.ph < 0 || d.pw < 0 || d.groups < 1) bad("stride, groups must be ≥ 1, padding ≥ 0");
+  if (d.C % d.groups || d.K % d.groups)
+    bad("C = " + std::to_string(d.C) + " and K = " + std::to_string(d.K) + " must be divisible by groups " +
+        std::to_string(d.groups));
+  if (d.H + 2 * static_cast<int64_t>(d.ph) < d.kh || d.W + 2 * static_cast<int64_t>(d.pw) < d.kw)
+    bad("kernel larger than the padded input");
+  const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
+  const int64_t CRS = static_cast<int64_t>(d.C) * d.kh * d.kw;
+  if (static_cast<int64_t>(d.C) * d.H * d.W > INT_MAX || d.C * P > INT_MAX || CRS > INT_MAX ||
+      static_cast<int64_t>(d.K) * P > INT_MAX)
+    bad("one image's input, output or kernel footprint exceeds 2^31 elements");
+}
+
+void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow) {
+  const int C = d.C, H = d.H, W = d.W, kh = d.kh, kw = d.kw, sh = d.sh, sw = d.sw, ph = d.ph, pw = d.pw;
+  const int Ho = d.Ho(), Wo = d.Wo();
+  const bool par = static_cast<int64_t>(n) * C * kh * kw * Ho * Wo >= kParallelMin;
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int i = 0; i < n; i++) {
+    for (int c = 0; c < C; c++) {
+      const float* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;
+      for (int ki = 0; ki < kh; ki++) {
+        for (int kj = 0; kj < kw; kj++) {
+          const int64_t r = (static_cast<int64_t>(c) * kh + ki) * kw + kj;
+          float* dst = col + i * strideImage + r * strideRow;
+          // Output columns whose input column ow·sw − pw + kj lies inside [0, W): [owLo, owHi).
+          const int lo = pw - kj, hi = W - 1 + pw - kj;
+          int owLo = lo <= 0 ? 0 : (lo + sw - 1) / sw;
+          int owHi = hi < 0 ? 0 : std::min(Wo, hi / sw + 1);
+          owLo = std::min(owLo, Wo);
+          owHi = std::max(owHi, owLo);
+          for (int oh = 0; oh < Ho; oh++) {
+            float* drow = dst + static_cast<int64_t>(oh) * Wo;
+            const int ih = oh * sh - ph + ki;
+            if (ih < 0 || ih >= H) {
+              std::fill(drow, drow + Wo, 0.0f);
+              continue;
+            }
+            const int64_t off = static_cast<int64_t>(ih) * W - pw + kj;  // x index of ow = 0 (may be < 0)
+            std::fill(drow, drow + owLo, 0.0f);
+            if (sw == 1)
+              std::memcpy(drow + owLo, xc + off + owLo, sizeof(float) * (owHi - owLo));
+            else
+              for (int ow = owLo; ow < owHi; ow++) drow[ow] = xc[off + static_cast<int64_t>(ow) * sw];
+            std::fill(drow + owHi, drow + Wo, 0.0f);
+          }
+        }
+      }
+    }
+  }
+}
+
+void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d) {
+  const int C = d.C, H = d.H, W = d.W, kh = d.kh, kw = d.kw, sh = d.sh, sw = d.sw, ph = d.ph, pw = d.pw;
+  const int Ho = d.Ho(), Wo = d.Wo();
+  const int64_t P = static_cast<int64_t>(Ho) * Wo;
+  const int64_t strideImage = static_cast<int64_t>(C) * kh * kw * P;
+  const bool par = n * strideImage >= kParallelMin;
+  // Each (image, channel) plane is owned by one thread: a scatter-add without races.
+#pragma omp parallel for collapse(2) schedule(static) if (par)
+  for (int i = 0; i < n; i++) {
+    for (int c = 0; c < C; c++) {
+      float* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;
+      std::fill(xc, xc + static_cast<int64_t>(H) * W, 0.0f);
+      for (int ki = 0; ki < kh; ki++) {
+        for (int kj = 0; kj < kw; kj++) {
+          const int64_t r = (static_cast<int64_t>(c) * kh + ki) * kw + kj;
+          const float* src = col + i * strideImage + r * P;
+          const int lo = pw - kj, hi = W - 1 + pw - kj;
+          int owLo = lo <= 0 ? 0 : (lo + sw - 1) / sw;
+          int owHi = hi < 0 ? 0 : std::min(Wo, hi / sw + 1);
+          owLo = std::min(owLo, Wo);
+          owHi = std::max(owHi, owLo);
+          for (int oh = 0; oh < Ho; oh++) {
+            const int ih = oh * sh - ph + ki;
+            if (ih < 0 || ih >= H) continue;
+            const int64_t off = static_cast<int64_t>(ih) * W - pw + kj;
+            const float* srow = src + static_cast<int64_t>(oh) * Wo;
+            for (int ow = owLo; ow < owHi; ow++) xc[off + static_cast<int64_t>(ow) * sw] += srow[ow];
+          }
+        }
+      }
+    }
+  }
+}
+
+void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P) {
+#pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(n) * K * P >= kParallelMin)
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < K; k++)
+      std::memcpy(dst + (static_cast<int64_t>(k) * n + i) * P, src + (static_cast<int64_t>(i) * K + k) * P,
+                  sizeof(float) * P);
+}
+
+void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P) {
+#pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
+  for (int i = 0; i < N; i++)
+    for (int k = 0; k < K; k++) {
+      float* row = y + (static_cast<int64_t>(i) * K + k) * P;
+      std::fill(row, row + P, b[k]);
+    }
+}
+
+void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P) {
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
+  for (int k = 0; k < K; k++) {
+    double s = 0.0;
+    for (int i = 0; i < N; i++) {
+      const float* row = dy + (static_cast<int64_t>(i) * K + k) * P;
+      for (int64_t p = 0; p < P; p++) s += row[p];
+    }
+    db[k] = static_cast<float>(s);
+  }
+}
+
+void zero_cpu(float* p, int64_t n) {
+  if (n > 0) std::memset(p, 0, sizeof(float) * n);
+}
+
+namespace {
+
+// Images per chunk: as many as fit in `cap` bytes at `perImage` bytes each (at least one, at most N),
+// and few enough that n·P (the dw GEMM's reduction dimension) fits in an int.
+inline int conv2d_chunk_images(int N, size_t perImage, size_t cap, int64_t P) {
+  if (N <= 0) return 1;
+  int64_t n = perImage == 0 ? N : static_cast<int64_t>(cap / perImage);
+  n = std::min<int64_t>(n, N);
+  n = std::min<int64_t>(n, INT_MAX / std::max<int64_t>(P, 1));
+  return static_cast<int>(std::max<int64_t>(n, 1));
+}
+
+
+// The device-independent driver: `Dev` supplies the pieces (CpuConv, CudaConv below: im2col, col2im, permute_nkp, fill_bias, bias_grad, zero, gemm, gemm_sb — the GEMMs at the call's
+// precision — and the constants kCuda, kDefaultWorkspace), so both devices chunk, lay out and call
+// GEMMs identically.
+template <class Dev>
+void conv2d_forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                    size_t workspaceBytes) {
+  const int G = d.groups, Kg = d.K / G, Cg = d.C / G;
+  const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
+  const int64_t CRS = static_cast<int64_t>(d.C) * d.kh * d.kw, CgRS = static_cast<int64_t>(Cg) * d.kh * d.kw;
+  const int64_t imgIn = static_cast<int64_t>(d.C) * d.H * d.W, imgOut = static_cast<int64_t>(d.K) * P;
+  if (d.N == 0) return;
+  const bool identity = d.kh == 1 && d.kw == 1 && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0;
+  const size_t cap = workspaceBytes ? workspaceBytes : Dev::kDefaultWorkspace;
+  const int chunk = identity ? d.N : conv2d_chunk_images(d.N, static_cast<size_t>(CRS * P) * sizeof(float), cap, P);
+  Scratch ws(Dev::kCuda, identity ? 0 : static_cast<size_t>(chunk) * CRS * P * sizeof(float));
+  float* col = ws.as<float>();
+  if (b) dev.fill_bias(y, b, d.N, d.K, P);
+  for (int n0 = 0; n0 < d.N; n0 += chunk) {
+    const int nc = std::min(chunk, d.N - n0);
+    const float* src = x + n0 * imgIn;
+    if (!identity) {
+      dev.im2col(src, col, nc, d, CRS * P, P);
+      src = col;
+    }
+    for (int g = 0; g < G; g++)
+      dev.gemm_sb(false, false, Kg, static_cast<int>(P), static_cast<int>(CgRS), 1.0f, w + g * Kg * CgRS,
+                   static_cast<int>(CgRS), 0, src + g * CgRS * P, static_cast<int>(P), CRS * P, b ? 1.0f : 0.0f,
+                   y + n0 * imgOut + g * Kg * P, static_cast<int>(P), imgOut, nc);
+  }
+}
+
+template <class Dev>
+void conv2d_backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
+                     const Conv2dDims& d, size_t workspaceBytes) {
+  const int G = d.groups, Kg = d.K / G, Cg = d.C / G;
+  const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
+  const int64_t CRS = static_cast<int64_t>(d.C) * d.kh * d.kw, CgRS = static_cast<int64_t>(Cg) * d.kh * d.kw;
+  const int64_t imgIn = static_cast<int64_t>(d.C) * d.H * d.W, imgOut = static_cast<int64_t>(d.K) * P;
+  if (db) {
+    if (d.N == 0) dev.zero(db, d.K);
+    else dev.bias_grad(dy, db, d.N, d.K, P);
+  }
+  if (d.N == 0) {  // an empty batch: the weight gradient is an empty sum
+    dev.zero(dw, static_cast<int64_t>(d.K) * CgRS);
+    return;
+  }
+  const bool identity = d.kh == 1 && d.kw == 1 && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0;
+  const size_t cap = workspaceBytes ? workspaceBytes : Dev::kDefaultWorkspace;
+  const size_t perImage = static_cast<size_t>(CRS * P + imgOut) * sizeof(float);
+  const int chunk = conv2d_chunk_images(d.N, perImage, cap, P);
+  Scratch ws(Dev::kCuda, static_cast<size_t>(chunk) * perImage);
+  float* col = ws.as<float>();
+  float* dyt = col + static_cast<int64_t>(chunk) * CRS * P;
+  for (int n0 = 0; n0 < d.N; n0 += chunk) {
+    const int nc = std::min(chunk, d.N - n0);
+    const float* dyc = dy + n0 * imgOut;
+    if (dx) {
+      float* dxc = dx + n0 * imgIn;
+      // dcol[i, g] = w_gᵀ · dy[i, g]; for a 1×1/stride-1/no-padding conv, dcol is dx itself.
+      float* dcol = identity ? dxc : col;
+      for (int g = 0; g < G; g++)
+        dev.gemm_sb(true, false, static_cast<int>(CgRS), static_cast<int>(P), Kg, 1.0f, w + g * Kg * CgRS,
+                     static_cast<int>(CgRS), 0, dyc + g * Kg * P, static_cast<int>(P), imgOut, 0.0f,
+                     dcol + g * CgRS * P, static_cast<int>(P), CRS * P, nc);
+      if (!identity) dev.col2im(col, dxc, nc, d);
+    }
+    // dw_g (+)= dyᵀ_g · col'_gᵀ over the chunk's n·P columns.
+    dev.im2col(x + n0 * imgIn, col, nc, d, P, nc * P);
+    dev.permute_nkp(dyc, dyt, nc, d.K, P);
+    const int red = static_cast<int>(nc * P);
+    for (int g = 0; g < G; g++)
+      dev.gemm(false, true, Kg, static_cast<int>(CgRS), red, 1.0f, dyt + g * Kg * static_cast<int64_t>(red), red,
+                col + g * CgRS * red, red, n0 == 0 ? 0.0f : 1.0f, dw + g * Kg * CgRS, static_cast<int>(CgRS));
+  }
+}
+
+
+struct CpuConv {
+  static constexpr bool kCuda = false;
+  static constexpr size_t kDefaultWorkspace = kConvWorkspaceCpu;
+  bool tf32;
+  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR) const {
+    im2col_cpu(x, col, n, d, sI, sR);
+  }
+  void col2im(const float* col, float* x, int n, const Conv2dDims& d) const { col2im_cpu(col, x, n, d); }
+  void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cpu(s, t, n, K, P); }
+  void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cpu(y, b, N, K, P); }
+  void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cpu(dy, db, N, K, P); }
+  void zero(float* p, int64_t n) const { zero_cpu(p, n); }
+  void gemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+            float beta, float* C, int ldc) const {
+    gemm_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32);
+  }
+  void gemm_sb(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, int64_t sA,
+               const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC, int batch) const {
+    gemm_strided_batched_cpu(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, tf32);
+  }
+};
+
+#ifdef AXN_WITH_CUDA
+struct CudaConv {
+  static constexpr bool kCuda = true;
+  static constexpr size_t kDefaultWorkspace = kConvWorkspaceCuda;
+  bool tf32;
+  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR) const {
+    im2col_cuda(x, col, n, d, sI, sR);
+  }
+  void col2im(const float* col, float* x, int n, const Conv2dDims& d) const { col2im_cuda(col, x, n, d); }
+  void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cuda(s, t, n, K, P); }
+  void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cuda(y, b, N, K, P); }
+  void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cuda(dy, db, N, K, P); }
+  void zero(float* p, int64_t n) const { zero_cuda(p, n); }
+  void gemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
+            float beta, float* C, int ldc) const {
+    gemm_cuda(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32);
+  }
+  void gemm_sb(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, int64_t sA,
+               const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC, int batch) const {
+    gemm_strided_batched_cuda(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, tf32);
+  }
+};
+#endif
+
+}  // namespace
+
+void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                        size_t workspaceBytes, bool tf32) {
+  conv2d_check_dims("conv2d", d);
+  conv2d_forward(CpuConv{tf32}, x, w, b, y, d, workspaceBytes);
+}
+
+void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
+                         const Conv2dDims& d, size_t workspaceBytes, bool tf32) {
+  conv2d_check_dims("conv2dBackward", d);
+  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes);
+}
+
+#ifdef AXN_WITH_CUDA
+void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                         size_t workspaceBytes, bool tf32) {
+  conv2d_check_dims("conv2d", d);
+  conv2d_forward(CudaConv{tf32}, x, w, b, y, d, workspaceBytes);
+}
+
+void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
+                          const Conv2dDims& d, size_t workspaceBytes, bool tf32) {
+  conv2d_check_dims("conv2dBackward", d);
+  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes);
+}
+#endif
+
+}  // namespace axn::ops

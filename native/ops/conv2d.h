@@ -1,0 +1,83 @@
+// 2-D convolution (cross-correlation, as PyTorch and Caffe), NCHW, grouped, as im2col + GEMM.
+//
+//   x: (N, C, H, W)   w: (K, C/G, kh, kw)   b: (K) or null   y: (N, K, Ho, Wo)
+//   Ho = (H + 2·ph − kh) / sh + 1,  Wo = (W + 2·pw − kw) / sw + 1,  P = Ho·Wo
+//
+// Forward, per chunk of n images (as many as fit in the workspace cap, at least one):
+//   col[n][C·kh·kw][P] = im2col(x)                                   (layout "image-major")
+//   for each group g: y[i, g] (Kg×P) = w_g (Kg×CgRS) · col[i, g] (CgRS×P) for every image i of the chunk,
+//   one strided-batched GEMM with a weight stride of 0, writing NCHW directly; with a bias, y is first
+//   filled with b and the GEMM accumulates (beta = 1), which saves a pass over y.
+//   A 1×1 convolution with stride 1 and no padding uses x itself as col.
+// Backward:
+//   db[k] = Σ_{n,p} dy[n, k, p]                                     (a reduction, independent of chunks)
+//   dx:  dcol[i, g] (CgRS×P) = w_gᵀ · dy[i, g] (strided-batched), then dx = col2im(dcol) (a gather per
+//        input pixel: every dx element is written once, no atomics)
+//   dw:  col'[C·kh·kw][n][P] = im2col(x) in "row-major over the batch" layout, dyᵀ[K][n][P] = dy permuted,
+//        then per group one GEMM dw_g (Kg×CgRS) (+)= dyᵀ_g (Kg × n·P) · col'_gᵀ (n·P × CgRS): the whole
+//        chunk is one GEMM with a long reduction dimension; chunks after the first accumulate (beta = 1).
+// The workspace holds col (forward) or col' + dyᵀ (backward; dcol reuses col''s memory).
+// The driver (chunking, GEMM calls, workspace) is shared by both devices and lives in conv2d.cc, where
+// it can use axn::Scratch; conv2d.cu holds only the kernels and their launchers.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include "../common.h"
+#include "gemm.h"
+
+namespace axn::ops {
+
+struct Conv2dDims {
+  int N, C, H, W;      // input
+  int K, kh, kw;       // output channels, kernel size
+  int sh, sw, ph, pw;  // stride, padding
+  int groups;
+  int Ho() const { return (H + 2 * ph - kh) / sh + 1; }
+  int Wo() const { return (W + 2 * pw - kw) / sw + 1; }
+};
+
+// Default caps on the column workspace (bytes); a call may pass its own (0 = default).
+constexpr size_t kConvWorkspaceCuda = size_t(1) << 30;  // 1 GiB
+constexpr size_t kConvWorkspaceCpu = size_t(256) << 20;  // 256 MiB
+
+// Throws axn::Error when the dimensions are inconsistent (TypeScript validates first).
+void conv2d_check_dims(const char* op, const Conv2dDims& d);
+
+// x: (N, C, H, W), w: (K, C/G, kh, kw), b: (K) or null -> y: (N, K, Ho, Wo)
+void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                        size_t workspaceBytes, bool tf32);
+// dy: (N, K, Ho, Wo), x: (N, C, H, W), w: (K, C/G, kh, kw) -> dx: (N, C, H, W) or null (skipped),
+// dw: (K, C/G, kh, kw), db: (K) or null (skipped). dx, dw and db are overwritten.
+void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
+                         const Conv2dDims& d, size_t workspaceBytes, bool tf32);
+
+// The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
+// at col[i·strideImage + r·strideRow + p]. Image-major: strideImage = C·kh·kw·P, strideRow = P;
+// batch-row-major: strideImage = P, strideRow = n·P.
+// x: (n, C, H, W) -> col
+void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow);
+// col (image-major) -> x: (n, C, H, W), overwritten: x[i, c, h, w] = Σ of the col entries that im2col
+// copied from it.
+void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d);
+// src: (n, K, P) -> dst: (K, n, P)
+void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P);
+// y: (N, K, P) = b[k] everywhere
+void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P);
+// db[k] = Σ_{n, p} dy[n, k, p]
+void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P);
+void zero_cpu(float* p, int64_t n);
+
+#ifdef AXN_WITH_CUDA
+void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                         size_t workspaceBytes, bool tf32);
+void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
+                          const Conv2dDims& d, size_t workspaceBytes, bool tf32);
+void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow);
+void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d);
+void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P);
+void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P);
+void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P);
+void zero_cuda(float* p, int64_t n);
+#endif
+
+}  // namespace axn::ops

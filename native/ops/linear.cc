@@ -1,0 +1,94 @@
+// linear: the drivers for both devices (GEMMs + bias kernels) and the CPU bias pieces.
+#include "linear.h"
+
+#include <algorithm>
+#include <string>
+
+#include "../common.h"
+
+namespace axn::ops {
+
+void fill_rows_cpu(float* y, const float* b, int N, int out) {
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * out > (1 << 16))
+  for (int n = 0; n < N; n++) std::copy(b, b + out, y + static_cast<int64_t>(n) * out);
+}
+
+void column_sums_cpu(const float* dy, float* db, int N, int out) {
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * out > (1 << 16))
+  for (int j = 0; j < out; j++) {
+    double s = 0.0;
+    for (int n = 0; n < N; n++) s += dy[static_cast<int64_t>(n) * out + j];
+    db[j] = static_cast<float>(s);
+  }
+}
+
+namespace {
+
+void check(const char* op, int N, int in, int out) {
+  AXN_CHECK(N >= 0 && in >= 1 && out >= 1, op,
+            "expected N ≥ 0, in ≥ 1, out ≥ 1, got N=" + std::to_string(N) + " in=" + std::to_string(in) +
+                " out=" + std::to_string(out));
+}
+
+struct CpuLinear {
+  bool tf32;
+  void gemm(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+            float* C, int ldc) const {
+    gemm_cpu(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, tf32);
+  }
+  void fill_rows(float* y, const float* b, int N, int out) const { fill_rows_cpu(y, b, N, out); }
+  void column_sums(const float* dy, float* db, int N, int out) const { column_sums_cpu(dy, db, N, out); }
+};
+
+#ifdef AXN_WITH_CUDA
+struct CudaLinear {
+  bool tf32;
+  void gemm(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+            float* C, int ldc) const {
+    gemm_cuda(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, tf32);
+  }
+  void fill_rows(float* y, const float* b, int N, int out) const { fill_rows_cuda(y, b, N, out); }
+  void column_sums(const float* dy, float* db, int N, int out) const { column_sums_cuda(dy, db, N, out); }
+};
+#endif
+
+template <class Dev>
+void forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, int N, int in, int out) {
+  check("linear", N, in, out);
+  if (N == 0) return;
+  // With a bias, y starts as b in every row and the GEMM accumulates onto it (one pass over y).
+  if (b) dev.fill_rows(y, b, N, out);
+  dev.gemm(false, true, N, out, in, x, in, w, in, b ? 1.0f : 0.0f, y, out);  // y (+)= x · wᵀ
+}
+
+template <class Dev>
+void backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
+              int in, int out) {
+  check("linearBackward", N, in, out);
+  if (dx && N > 0) dev.gemm(false, false, N, in, out, dy, out, w, in, 0.0f, dx, in);  // dx = dy · w
+  dev.gemm(true, false, out, in, N, dy, out, x, in, 0.0f, dw, in);  // dw = dyᵀ · x (N = 0: zeros)
+  if (db) dev.column_sums(dy, db, N, out);
+}
+
+}  // namespace
+
+void linear_forward_cpu(const float* x, const float* w, const float* b, float* y, int N, int in, int out, bool tf32) {
+  forward(CpuLinear{tf32}, x, w, b, y, N, in, out);
+}
+void linear_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
+                         int in, int out, bool tf32) {
+  backward(CpuLinear{tf32}, dy, x, w, dx, dw, db, N, in, out);
+}
+
+#ifdef AXN_WITH_CUDA
+void linear_forward_cuda(const float* x, const float* w, const float* b, float* y, int N, int in, int out,
+                         bool tf32) {
+  forward(CudaLinear{tf32}, x, w, b, y, N, in, out);
+}
+void linear_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
+                          int in, int out, bool tf32) {
+  backward(CudaLinear{tf32}, dy, x, w, dx, dw, db, N, in, out);
+}
+#endif
+
+}  // namespace axn::ops

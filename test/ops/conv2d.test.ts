@@ -1,0 +1,386 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DisposedError } from '../../lib/errors.js';
+import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
+import { conv2d, conv2dBackward, conv2dOutputShape, type Conv2dOptions } from '../../lib/ops/conv.js';
+import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError, type Fixture } from '../helpers/fixtures.js';
+import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
+import { noCuda } from '../helpers/gpu.js';
+
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+
+function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
+}
+
+function optsOf(fx: Fixture): Conv2dOptions {
+  const p = fx.params;
+  return { stride: p.stride, padding: p.padding, groups: p.groups, precision: 'fp32' };
+}
+
+function input(fx: Fixture, name: string): Tensor {
+  return Tensor.from(fx.inputs[name].data as Float32Array, fx.inputs[name].shape);
+}
+
+/** A conv problem on random data: [N, C, H, W] input, K filters of kh×kw. */
+interface Problem {
+  name: string;
+  x: number[];
+  w: number[];
+  bias: boolean;
+  opts: Conv2dOptions;
+}
+
+const ALEXNET_BATCH8: Problem[] = [
+  { name: 'paper conv1', x: [8, 3, 227, 227], w: [96, 3, 11, 11], bias: true, opts: { stride: 4 } },
+  { name: 'paper conv2', x: [8, 96, 27, 27], w: [256, 48, 5, 5], bias: true, opts: { padding: 2, groups: 2 } },
+  { name: 'paper conv3', x: [8, 256, 13, 13], w: [384, 256, 3, 3], bias: true, opts: { padding: 1 } },
+  { name: 'paper conv4', x: [8, 384, 13, 13], w: [384, 192, 3, 3], bias: true, opts: { padding: 1, groups: 2 } },
+  { name: 'paper conv5', x: [8, 384, 13, 13], w: [256, 192, 3, 3], bias: true, opts: { padding: 1, groups: 2 } },
+  { name: 'torchvision conv1', x: [8, 3, 224, 224], w: [64, 3, 11, 11], bias: true, opts: { stride: 4, padding: 2 } },
+  { name: 'torchvision conv2', x: [8, 64, 27, 27], w: [192, 64, 5, 5], bias: true, opts: { padding: 2 } },
+];
+
+const ODD: Problem[] = [
+  { name: 'non-square, stride (2, 1), padding (1, 2), batch 1', x: [1, 5, 7, 10], w: [3, 5, 3, 2], bias: true, opts: { stride: [2, 1], padding: [1, 2] } },
+  { name: 'groups 3, no bias', x: [2, 6, 9, 8], w: [9, 2, 3, 3], bias: false, opts: { stride: [1, 2], padding: 1, groups: 3 } },
+  { name: '1×1 (no im2col)', x: [3, 16, 9, 7], w: [8, 16, 1, 1], bias: true, opts: {} },
+  { name: '1×1 stride 2 padding 1', x: [3, 4, 6, 5], w: [6, 4, 1, 1], bias: true, opts: { stride: 2, padding: 1 } },
+  { name: 'stride 3, uncovered border', x: [2, 3, 11, 12], w: [4, 3, 4, 3], bias: true, opts: { stride: 3 } },
+];
+
+interface Result {
+  y: Float32Array;
+  dx: Float32Array;
+  dw: Float32Array;
+  db: Float32Array | null;
+}
+
+/** Forward and backward of one problem on `device` with the given host data; every tensor is disposed. */
+function run(p: Problem, data: { x: Float32Array; w: Float32Array; b: Float32Array | null; dy: Float32Array }, device: 'cpu' | 'cuda', opts: Conv2dOptions = {}): Result {
+  const K = p.w[0];
+  const x = Tensor.from(data.x, p.x, device);
+  const w = Tensor.from(data.w, p.w, device);
+  const b = data.b ? Tensor.from(data.b, [K], device) : null;
+  const o = { ...p.opts, ...opts };
+  const y = conv2d(x, w, b, o);
+  const dy = Tensor.from(data.dy, y.shape, device);
+  const g = conv2dBackward(dy, x, w, { ...o, needBiasGrad: !!b });
+  const out = { y: y.dataSync() as Float32Array, dx: g.dx!.dataSync() as Float32Array, dw: g.dw.dataSync() as Float32Array, db: g.db ? (g.db.dataSync() as Float32Array) : null };
+  [x, w, b, y, dy, g.dx, g.dw, g.db].forEach((t) => t?.dispose());
+  return out;
+}
+
+function randomData(p: Problem, seed: number) {
+  const yShape = conv2dOutputShape(p.x, p.w, p.opts);
+  const fan = numel(p.w.slice(1));
+  const bound = 1 / Math.sqrt(fan);
+  return {
+    x: random(numel(p.x), seed),
+    w: random(numel(p.w), seed + 1, -bound, bound),
+    b: p.bias ? random(p.w[0], seed + 2, -bound, bound) : null,
+    dy: random(numel(yShape), seed + 3),
+  };
+}
+
+const cases = await fixtureCases('conv2d');
+
+beforeAll(() => setPoison(true)); // outputs and workspaces start as NaN: unwritten elements show up
+afterAll(() => setPoison(false));
+
+describe('conv2d on the CPU matches PyTorch (float64 references)', () => {
+  it('has the fixture cases', () => {
+    expect(cases).toEqual(
+      expect.arrayContaining(['paper_conv1', 'paper_conv2', 'paper_conv3', 'paper_conv4', 'paper_conv5', 'tv_conv1', 'tv_conv2', 'odd_nonsquare', 'odd_groups3_nobias', 'conv1x1']),
+    );
+  });
+
+  it.each(cases)('%s: forward and every gradient', (name) => {
+    const fx = loadFixture('conv2d', name);
+    const opts = optsOf(fx);
+    const x = input(fx, 'x');
+    const w = input(fx, 'w');
+    const b = fx.params.bias ? input(fx, 'b') : null;
+    expect(conv2dOutputShape(x.shape, w.shape, opts)).toEqual(fx.stats.y.shape);
+    const y = conv2d(x, w, b, opts);
+    expectMatchesFixture(fx, 'y', y.dataSync() as Float32Array, y.shape);
+    const dy = input(fx, 'dy');
+    const g = conv2dBackward(dy, x, w, { ...opts, needBiasGrad: b !== null });
+    expectMatchesFixture(fx, 'dx', g.dx!.dataSync() as Float32Array, g.dx!.shape);
+    // dw sums N·Ho·Wo products per element (6050 for conv1) in a different order than the float64
+    // reference; fp32 rounding of such sums stays well below 1e-5 relative L2 (measured ≤ 3e-7).
+    expectMatchesFixture(fx, 'dw', g.dw.dataSync() as Float32Array, g.dw.shape);
+    if (b) expectMatchesFixture(fx, 'db', g.db!.dataSync() as Float32Array, g.db!.shape);
+    else expect(g.db).toBeNull();
+    [x, w, b, y, dy, g.dx, g.dw, g.db].forEach((t) => t?.dispose());
+  });
+
+  it('skips dx and db when asked', () => {
+    const fx = loadFixture('conv2d', 'paper_conv1');
+    const x = input(fx, 'x');
+    const w = input(fx, 'w');
+    const dy = input(fx, 'dy');
+    const g = conv2dBackward(dy, x, w, { ...optsOf(fx), needInputGrad: false, needBiasGrad: false });
+    expect(g.dx).toBeNull();
+    expect(g.db).toBeNull();
+    expectMatchesFixture(fx, 'dw', g.dw.dataSync() as Float32Array, g.dw.shape);
+    [x, w, dy, g.dw].forEach((t) => t.dispose());
+  });
+});
+
+describe('conv2d gradients match finite differences (CPU)', () => {
+  const small: Problem[] = [
+    { name: 'groups 2, stride (2, 1), padding (1, 2), 3×2 kernel', x: [2, 4, 6, 5], w: [6, 2, 3, 2], bias: true, opts: { stride: [2, 1], padding: [1, 2], groups: 2 } },
+    { name: 'stride 2, no padding, 3×3', x: [1, 3, 7, 7], w: [2, 3, 3, 3], bias: true, opts: { stride: 2 } },
+    { name: '1×1 (no im2col), no bias', x: [2, 3, 4, 3], w: [5, 3, 1, 1], bias: false, opts: {} },
+    { name: 'groups 3 = depthwise-like, padding 2', x: [1, 3, 5, 4], w: [3, 1, 3, 3], bias: true, opts: { padding: 2, groups: 3 } },
+  ];
+  it.each(small.map((p) => [p.name, p] as const))('%s', (_name, p) => {
+    const d = randomData(p, 7);
+    const inputs = [d.x, d.w, ...(d.b ? [d.b] : [])];
+    const names = ['x', 'w', 'b'];
+    const tensors = (arr: Float32Array[]) => ({
+      x: Tensor.from(arr[0], p.x),
+      w: Tensor.from(arr[1], p.w),
+      b: p.bias ? Tensor.from(arr[2], [p.w[0]]) : null,
+    });
+    gradcheck({
+      inputs,
+      names,
+      samples: 30,
+      forward: (arr) => {
+        const t = tensors(arr);
+        const y = conv2d(t.x, t.w, t.b, p.opts);
+        const out = y.dataSync() as Float32Array;
+        [t.x, t.w, t.b, y].forEach((v) => v?.dispose());
+        return out;
+      },
+      backward: (arr, r) => {
+        const t = tensors(arr);
+        const dy = Tensor.from(r, conv2dOutputShape(p.x, p.w, p.opts));
+        const g = conv2dBackward(dy, t.x, t.w, { ...p.opts, needBiasGrad: p.bias });
+        const out = [g.dx!.dataSync() as Float32Array, g.dw.dataSync() as Float32Array, ...(g.db ? [g.db.dataSync() as Float32Array] : [])];
+        [t.x, t.w, t.b, dy, g.dx, g.dw, g.db].forEach((v) => v?.dispose());
+        return out;
+      },
+    });
+  });
+});
+
+describe('conv2d chunking (workspace cap) on the CPU', () => {
+  const p: Problem = { name: 'chunked', x: [5, 4, 9, 8], w: [6, 2, 3, 3], bias: true, opts: { stride: [2, 1], padding: 1, groups: 2 } };
+  const d = randomData(p, 99);
+  const whole = run(p, d, 'cpu');
+  // Forward per image: C·kh·kw·Ho·Wo floats of columns; backward adds K·Ho·Wo.
+  const [, K, Ho, Wo] = conv2dOutputShape(p.x, p.w, p.opts);
+  const colBytes = 4 * p.x[1] * 9 * Ho * Wo;
+  const bwdBytes = colBytes + 4 * K * Ho * Wo;
+
+  it.each([
+    ['a cap below one image: one image per chunk', 1],
+    ['a cap of two images: chunks 2, 2, 1 backward (2 or 3 forward)', 2 * bwdBytes + 3],
+    ['a cap of three images: chunks 3, 2', 3 * bwdBytes + colBytes - 1],
+  ])('%s equals the unchunked result', (_name, cap) => {
+    const c = run(p, d, 'cpu', { workspaceBytes: cap });
+    // y, dx and db come from the same per-image GEMMs and reductions whatever the chunking: bit-exact.
+    expect(c.y).toEqual(whole.y);
+    expect(c.dx).toEqual(whole.dx);
+    expect(c.db).toEqual(whole.db);
+    // dw accumulates chunk GEMMs (beta = 1) instead of one long reduction: rounding may differ.
+    expect(relError(c.dw, whole.dw)).toBeLessThanOrEqual(1e-6);
+  });
+
+  it('a 1-byte cap works on an AlexNet-sized layer (one image at a time)', () => {
+    const q: Problem = { name: 'conv2 batch 2', x: [2, 96, 27, 27], w: [256, 48, 5, 5], bias: true, opts: { padding: 2, groups: 2 } };
+    const dq = randomData(q, 5);
+    const a = run(q, dq, 'cpu');
+    const b = run(q, dq, 'cpu', { workspaceBytes: 1 });
+    expect(b.y).toEqual(a.y);
+    expect(b.dx).toEqual(a.dx);
+    expect(relError(b.dw, a.dw)).toBeLessThanOrEqual(1e-6);
+  });
+});
+
+describe('conv2d edge cases (CPU)', () => {
+  it('an empty batch gives an empty output and zero weight/bias gradients', () => {
+    const x = Tensor.zeros([0, 3, 8, 8]);
+    const w = Tensor.from(random(4 * 3 * 9, 1), [4, 3, 3, 3]);
+    const b = Tensor.from(random(4, 2), [4]);
+    const y = conv2d(x, w, b, { padding: 1 });
+    expect(y.shape).toEqual([0, 4, 8, 8]);
+    const dy = Tensor.zeros([0, 4, 8, 8]);
+    const g = conv2dBackward(dy, x, w, { padding: 1 });
+    expect(g.dx!.shape).toEqual([0, 3, 8, 8]);
+    expect(Array.from(g.dw.dataSync())).toEqual(new Array(4 * 27).fill(0));
+    expect(Array.from(g.db!.dataSync())).toEqual([0, 0, 0, 0]);
+    [x, w, b, y, dy, g.dx, g.dw, g.db].forEach((t) => t?.dispose());
+  });
+
+  it('a kernel as large as the padded input gives a 1×1 output', () => {
+    const x = Tensor.from(random(2 * 2 * 3 * 4, 3), [2, 2, 3, 4]);
+    const w = Tensor.from(random(3 * 2 * 5 * 4, 4), [3, 2, 5, 4]);
+    const y = conv2d(x, w, null, { padding: [1, 0] });
+    expect(y.shape).toEqual([2, 3, 1, 1]);
+    // Direct sum for one output: y[1, 2, 0, 0] = Σ_c,i,j x[1, c, i − 1, j] · w[2, c, i, j].
+    const xs = x.dataSync();
+    const ws = w.dataSync();
+    let s = 0;
+    for (let c = 0; c < 2; c++)
+      for (let i = 0; i < 5; i++)
+        for (let j = 0; j < 4; j++) {
+          const ih = i - 1;
+          if (ih >= 0 && ih < 3) s += xs[((1 * 2 + c) * 3 + ih) * 4 + j] * ws[((2 * 2 + c) * 5 + i) * 4 + j];
+        }
+    expect(y.dataSync()[1 * 3 + 2]).toBeCloseTo(s, 5);
+    [x, w, y].forEach((t) => t.dispose());
+  });
+
+  it('returns memory to its baseline after forward and backward (no leaked tensors or buffers)', () => {
+    const p = ODD[0];
+    const d = randomData(p, 3);
+    run(p, d, 'cpu'); // warm-up: anything allocated once
+    const before = memoryStats();
+    run(p, d, 'cpu');
+    run(p, d, 'cpu', { workspaceBytes: 1 });
+    const after = memoryStats();
+    expect(after.tensors).toEqual(before.tensors);
+    expect(after.bytes).toEqual(before.bytes);
+    expect(after.native.hostBuffers).toBe(before.native.hostBuffers);
+    expect(after.native.hostBytes).toBe(before.native.hostBytes);
+  });
+});
+
+describe('conv2d rejects bad input with clear errors', () => {
+  const x = Tensor.zeros([8, 1, 28, 28]);
+  const w = Tensor.zeros([96, 3, 11, 11]);
+  const x3 = Tensor.zeros([2, 3, 32, 32]);
+  afterAll(() => [x, w, x3].forEach((t) => t.dispose()));
+
+  it('channel mismatch', () => {
+    expect(() => conv2d(x, w, null)).toThrow('conv2d: expected x of shape [N, C, H, W] with C = 3 (w is [96, 3, 11, 11], groups 1), got [8, 1, 28, 28]');
+    const w2 = Tensor.zeros([6, 2, 3, 3]);
+    expect(() => conv2d(x3, w2, null, { groups: 3 })).toThrow('conv2d: expected x of shape [N, C, H, W] with C = 6 (w is [6, 2, 3, 3], groups 3), got [2, 3, 32, 32]');
+    w2.dispose();
+  });
+
+  it('wrong ranks', () => {
+    const x2 = Tensor.zeros([3, 32, 32]);
+    expect(() => conv2d(x2, w, null)).toThrow('conv2d: expected x of shape [N, C, H, W] with C = 3 (w is [96, 3, 11, 11], groups 1), got [3, 32, 32]');
+    const w3 = Tensor.zeros([96, 3, 11]);
+    expect(() => conv2d(x3, w3, null)).toThrow('conv2d: expected w of shape [K, C/groups, kh, kw], got [96, 3, 11]');
+    [x2, w3].forEach((t) => t.dispose());
+  });
+
+  it('kernel larger than the padded input', () => {
+    const small = Tensor.zeros([1, 3, 4, 4]);
+    expect(() => conv2d(small, w, null, { padding: 2 })).toThrow('conv2d: kernel 11×11 is larger than the padded input 8×8 (x is [1, 3, 4, 4], padding 2×2)');
+    small.dispose();
+  });
+
+  it('channels not divisible by groups', () => {
+    const w5 = Tensor.zeros([5, 1, 3, 3]);
+    expect(() => conv2d(x3, w5, null, { groups: 3 })).toThrow('conv2d: out channels K = 5 (w is [5, 1, 3, 3]) must be divisible by groups 3');
+    const w6 = Tensor.zeros([6, 1, 3, 3]);
+    expect(() => conv2d(x3, w6, null, { groups: 2 })).toThrow('conv2d: in channels C = 3 (x is [2, 3, 32, 32]) must be divisible by groups 2');
+    [w5, w6].forEach((t) => t.dispose());
+  });
+
+  it('bias shape and type', () => {
+    const w1 = Tensor.zeros([4, 3, 3, 3]);
+    const b = Tensor.zeros([5]);
+    expect(() => conv2d(x3, w1, b)).toThrow('conv2d: expected b of shape [4], got [5]');
+    expect(() => conv2d(x3, w1, undefined as unknown as null)).toThrow('conv2d: expected b to be a Tensor or null, got undefined');
+    [w1, b].forEach((t) => t.dispose());
+  });
+
+  it('bad options', () => {
+    const w1 = Tensor.zeros([4, 3, 3, 3]);
+    expect(() => conv2d(x3, w1, null, { stride: 0 })).toThrow(/conv2d: stride must be an integer/);
+    expect(() => conv2d(x3, w1, null, { padding: -1 })).toThrow('conv2d: padding must be an integer ≥ 0, got -1');
+    expect(() => conv2d(x3, w1, null, { stride: [1, 2, 3] as unknown as [number, number] })).toThrow(/conv2d: stride must be/);
+    expect(() => conv2d(x3, w1, null, { groups: 0 })).toThrow(/conv2d: groups must be an integer ≥ 1, got 0/);
+    expect(() => conv2d(x3, w1, null, { precision: 'fp16' as 'fp32' })).toThrow('conv2d: precision must be "fp32" or "tf32", got "fp16"');
+    expect(() => conv2d(x3, w1, null, { workspaceBytes: 0 })).toThrow(/conv2d: workspaceBytes must be an integer ≥ 1, got 0/);
+    expect(() => conv2d(x3, w1, null, 'big' as unknown as Conv2dOptions)).toThrow(/conv2d: expected options/);
+    w1.dispose();
+  });
+
+  it('backward: dy of the wrong shape, bad flags', () => {
+    const w1 = Tensor.zeros([4, 3, 3, 3]);
+    const dy = Tensor.zeros([2, 4, 32, 32]);
+    expect(() => conv2dBackward(dy, x3, w1)).toThrow('conv2dBackward: expected dy of shape [2, 4, 30, 30], got [2, 4, 32, 32]');
+    expect(() => conv2dBackward(dy, x3, w1, { padding: 1, needInputGrad: 1 as unknown as boolean })).toThrow('conv2dBackward: needInputGrad must be a boolean, got 1');
+    [w1, dy].forEach((t) => t.dispose());
+  });
+
+  it('wrong dtype, disposed tensors, non-tensors', () => {
+    const xi = Tensor.zeros([2, 3, 8, 8], 'cpu', 'int32');
+    const w1 = Tensor.zeros([4, 3, 3, 3]);
+    expect(() => conv2d(xi, w1, null)).toThrow('conv2d: expected x to be float32, got int32');
+    const gone = Tensor.zeros([4, 3, 3, 3]);
+    gone.dispose();
+    expect(() => conv2d(x3, gone, null)).toThrow(DisposedError);
+    expect(() => conv2d(new Float32Array(4) as unknown as Tensor, w1, null)).toThrow('conv2d: expected x to be a Tensor, got Float32Array(4)');
+    [xi, w1].forEach((t) => t.dispose());
+  });
+
+  it('conv2dOutputShape', () => {
+    expect(conv2dOutputShape([128, 3, 227, 227], [96, 3, 11, 11], { stride: 4 })).toEqual([128, 96, 55, 55]);
+    expect(conv2dOutputShape([128, 3, 224, 224], [64, 3, 11, 11], { stride: 4, padding: 2 })).toEqual([128, 64, 55, 55]);
+    expect(conv2dOutputShape([2, 96, 27, 27], [256, 48, 5, 5], { padding: 2, groups: 2 })).toEqual([2, 256, 27, 27]);
+    expect(conv2dOutputShape([1, 5, 7, 10], [3, 5, 3, 2], { stride: [2, 1], padding: [1, 2] })).toEqual([1, 3, 4, 13]);
+    expect(() => conv2dOutputShape([1, 5, 7, 10], [3, 4, 3, 2])).toThrow('conv2dOutputShape: expected x of shape [N, C, H, W] with C = 4');
+  });
+});
+
+describe.skipIf(noCuda)('conv2d on CUDA matches the CPU oracle', () => {
+  const problems = [...ODD, ...ALEXNET_BATCH8];
+  it.each(problems.map((p) => [p.name, p] as const))('%s: fp32 and tf32', (_name, p) => {
+    const d = randomData(p, 2024);
+    const ref = run(p, d, 'cpu', { precision: 'fp32' });
+    for (const [precision, tol] of [
+      ['fp32', 1e-5],
+      ['tf32', 1e-3],
+    ] as const) {
+      const got = run(p, d, 'cuda', { precision });
+      for (const k of ['y', 'dx', 'dw', 'db'] as const) {
+        const a = got[k];
+        const r = ref[k];
+        if (!r) {
+          expect(a).toBeNull();
+          continue;
+        }
+        expect(hasNaN(a!), `${p.name} ${precision}: ${k} has NaN (unwritten output?)`).toBe(false);
+        expect(relError(a!, r), `${p.name} ${precision}: ${k}`).toBeLessThanOrEqual(tol);
+      }
+    }
+  });
+
+  it('chunked equals unchunked on CUDA', () => {
+    const p = ALEXNET_BATCH8[1];
+    const d = randomData(p, 11);
+    const whole = run(p, d, 'cuda');
+    for (const cap of [1, 3 * 4 * (96 * 25 * 729 + 256 * 729)]) {
+      const c = run(p, d, 'cuda', { workspaceBytes: cap });
+      expect(relError(c.y, whole.y)).toBeLessThanOrEqual(1e-6);
+      expect(relError(c.dx, whole.dx)).toBeLessThanOrEqual(1e-6);
+      expect(relError(c.dw, whole.dw)).toBeLessThanOrEqual(1e-6);
+      expect(c.db).toEqual(whole.db);
+    }
+  });
+
+  it('mixing devices is an error; memory returns to its baseline', () => {
+    const p = ALEXNET_BATCH8[4];
+    const d = randomData(p, 12);
+    const x = Tensor.from(d.x, p.x, 'cuda');
+    const w = Tensor.from(d.w, p.w);
+    expect(() => conv2d(x, w, null, p.opts)).toThrow('conv2d: all tensors must be on one device; x is on cuda, w on cpu');
+    [x, w].forEach((t) => t.dispose());
+    run(p, d, 'cuda');
+    const before = memoryStats();
+    run(p, d, 'cuda');
+    const after = memoryStats();
+    expect(after.tensors).toEqual(before.tensors);
+    expect(after.native.cuda!.inUseBytes).toBe(before.native.cuda!.inUseBytes);
+  });
+});
