@@ -1,0 +1,71 @@
+/** Shared batching rules for every BatchSource: option validation and the (seed, epoch) → order function. */
+import { describe } from '../errors.js';
+import { Rng, permutation } from './rng.js';
+import type { BatchOptions } from './types.js';
+
+/** BatchOptions with defaults filled in and values checked. */
+export interface ResolvedBatchOptions {
+  batchSize: number;
+  shuffle: boolean;
+  seed: number;
+  epoch: number;
+  dropLast: boolean;
+  startBatch: number;
+}
+
+/** A key that separates the shuffle stream from the augmentation streams drawn from the same seed. */
+export const SHUFFLE_STREAM = 0x5348;
+/** The key of per-image augmentation streams: `Rng.from(seed, epoch, AUGMENT_STREAM, imageIndex)`. */
+export const AUGMENT_STREAM = 0x4147;
+
+function int(v: unknown, name: string, where: string, min: number, dflt: number): number {
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+    throw new TypeError(`${where}: expected ${name} to be an integer ≥ ${min}, got ${describe(v)}`);
+  return v;
+}
+
+function bool(v: unknown, name: string, where: string): boolean {
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new TypeError(`${where}: expected ${name} to be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+export function resolveBatchOptions(opts: unknown, where: string): ResolvedBatchOptions {
+  if (opts === null || typeof opts !== 'object')
+    throw new TypeError(`${where}: expected an options object { batchSize, shuffle?, seed?, epoch?, dropLast?, startBatch? }, got ${describe(opts)}`);
+  const o = opts as BatchOptions;
+  if (o.batchSize === undefined) throw new TypeError(`${where}: batchSize is required (a positive integer)`);
+  const seed = o.seed ?? 0;
+  if (typeof seed !== 'number' || !Number.isSafeInteger(seed))
+    throw new TypeError(`${where}: expected seed to be an integer, got ${describe(o.seed)}`);
+  return {
+    batchSize: int(o.batchSize, 'batchSize', where, 1, 0),
+    shuffle: bool(o.shuffle, 'shuffle', where),
+    seed,
+    epoch: int(o.epoch, 'epoch', where, 0, 0),
+    dropLast: bool(o.dropLast, 'dropLast', where),
+    startBatch: int(o.startBatch, 'startBatch', where, 0, 0),
+  };
+}
+
+/** Number of batches an epoch of `n` images yields. */
+export function batchCount(n: number, batchSize: number, dropLast: boolean): number {
+  return dropLast ? Math.floor(n / batchSize) : Math.ceil(n / batchSize);
+}
+
+/** The visiting order of one epoch: 0..n-1, or, with `shuffle`, a Fisher–Yates permutation seeded
+ * by (seed, epoch) only. */
+export function epochOrder(n: number, o: Pick<ResolvedBatchOptions, 'shuffle' | 'seed' | 'epoch'>): Uint32Array {
+  if (o.shuffle) return permutation(n, Rng.from(o.seed, o.epoch, SHUFFLE_STREAM));
+  const p = new Uint32Array(n);
+  for (let i = 0; i < n; i++) p[i] = i;
+  return p;
+}
+
+/** Throws when `startBatch` lies past the end of the epoch (`startBatch === count` is allowed: an
+ * epoch that was finished yields nothing). */
+export function checkStartBatch(startBatch: number, count: number, where: string): void {
+  if (startBatch > count)
+    throw new RangeError(`${where}: startBatch ${startBatch} is past the end of the epoch, which has ${count} batches`);
+}

@@ -1,0 +1,42 @@
+/** The interface between data sets and the trainer: a source of labelled float32 batches in NCHW layout. */
+
+/** One batch: `x` holds `n` images in NCHW order (`x.length === n * C * H * W`), `labels[i]` is the class
+ * index of image `i` (an index into the source's `classes`). */
+export interface Batch {
+  x: Float32Array;
+  labels: Int32Array;
+  n: number;
+  /** [n, C, H, W] */
+  shape: [number, number, number, number];
+}
+
+/** Options of {@link BatchSource.batches}. */
+export interface BatchOptions {
+  /** Images per batch (a positive integer). The last batch of an epoch may be smaller unless `dropLast`. */
+  batchSize: number;
+  /** Visit the images in a random order (default false: the source's own order). */
+  shuffle?: boolean;
+  /** Seed of the shuffle and of any random augmentation (an integer, default 0). */
+  seed?: number;
+  /** Epoch number (a non-negative integer, default 0). The order of an epoch is a function of
+   * (seed, epoch) only, so a run resumed at any epoch sees the same order as an uninterrupted one. */
+  epoch?: number;
+  /** Drop the last batch of the epoch when it has fewer than `batchSize` images (default false). */
+  dropLast?: boolean;
+  /** Start at this batch of the epoch: the first `startBatch` batches are skipped without being decoded,
+   * and the batches that follow are exactly those an uninterrupted iteration yields (default 0). */
+  startBatch?: number;
+}
+
+export interface BatchSource {
+  /** Number of images in one epoch (before `dropLast`). */
+  readonly size: number;
+  /** Class names; a label is an index into this array. */
+  readonly classes: readonly string[];
+  /** [C, H, W] of one image in a batch. */
+  readonly sampleShape: readonly [number, number, number];
+  /** The batches of one epoch, in order. */
+  batches(opts: BatchOptions): AsyncIterable<Batch>;
+  /** Releases worker threads or other resources, if the source holds any. */
+  close?(): Promise<void>;
+}
