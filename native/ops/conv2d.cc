@@ -37,8 +37,7 @@ void conv2d_check_dims(const char* op, const Conv2dDims& d) {
 void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow) {
   const int C = d.C, H = d.H, W = d.W, kh = d.kh, kw = d.kw, sh = d.sh, sw = d.sw, ph = d.ph, pw = d.pw;
   const int Ho = d.Ho(), Wo = d.Wo();
-  const bool par = static_cast<int64_t>(n) * C * kh * kw * Ho * Wo >= kParallelMin;
-#pragma omp parallel for collapse(2) schedule(static) if (par)
+#pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(n) * C * kh * kw * Ho * Wo >= kParallelMin)
   for (int i = 0; i < n; i++) {
     for (int c = 0; c < C; c++) {
       const float* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;
@@ -78,9 +77,8 @@ void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d) {
   const int Ho = d.Ho(), Wo = d.Wo();
   const int64_t P = static_cast<int64_t>(Ho) * Wo;
   const int64_t strideImage = static_cast<int64_t>(C) * kh * kw * P;
-  const bool par = n * strideImage >= kParallelMin;
   // Each (image, channel) plane is owned by one thread: a scatter-add without races.
-#pragma omp parallel for collapse(2) schedule(static) if (par)
+#pragma omp parallel for collapse(2) schedule(static) if (n * strideImage >= kParallelMin)
   for (int i = 0; i < n; i++) {
     for (int c = 0; c < C; c++) {
       float* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;

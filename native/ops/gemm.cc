@@ -16,6 +16,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -222,7 +223,7 @@ void gemm_blocked(TileFn tile, bool transA, bool transB, int M, int N, int K, fl
 #ifdef _OPENMP
   // Small products are not worth waking threads for.
   const double flops = 2.0 * M * N * K;
-  threads = flops < 4e6 ? 1 : omp_get_max_threads();
+  threads = flops < 4e6 || omp_in_parallel() ? 1 : omp_get_max_threads();
 #endif
   const int ncMax = std::min(NC, (N + NR - 1) / NR * NR);
   Buffer bp = alignedFloats(static_cast<size_t>(KC) * ncMax);
@@ -360,6 +361,26 @@ void gemm_strided_batched_cpu(bool transA, bool transB, int M, int N, int K, flo
                               int64_t strideA, const float* B, int ldb, int64_t strideB, float beta, float* C,
                               int ldc, int64_t strideC, int batch, bool tf32) {
   AXN_CHECK(batch >= 0, "gemm", "negative batch count " + std::to_string(batch));
+#if !defined(AXN_WITH_OPENBLAS) && defined(_OPENMP)
+  // Products too small to be threaded inside (see gemm_blocked) run side by side instead, one per
+  // thread. (Not with OpenBLAS: its own thread pool must not be entered from several threads at once.)
+  if (batch > 1 && 2.0 * M * N * K < 4e6 && !omp_in_parallel()) {
+    gemm_check_args("gemm", transA, transB, M, N, K, lda, ldb, ldc);
+    std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic)
+    for (int i = 0; i < batch; i++) {
+      try {
+        gemm_builtin_cpu(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,
+                         C + i * strideC, ldc, tf32);
+      } catch (...) {
+#pragma omp critical(axn_gemm_error)
+        if (!error) error = std::current_exception();
+      }
+    }
+    if (error) std::rethrow_exception(error);
+    return;
+  }
+#endif
   // Each GEMM is threaded inside; the batch runs in order.
   for (int i = 0; i < batch; i++)
     gemm_cpu(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta, C + i * strideC, ldc,
