@@ -11,7 +11,7 @@ export interface EvalResult {
   loss: number;
 }
 
-export async function evaluate(model: AlexNet, source: BatchSource, opts: { batchSize?: number; limit?: number } = {}): Promise<EvalResult> {
+export async function evaluate(model: AlexNet, source: BatchSource, opts: { batchSize?: number; limit?: number; inputTransform?: (x: Tensor) => Tensor } = {}): Promise<EvalResult> {
   model.eval();
   const k5 = Math.min(5, model.config.numClasses);
   let n = 0;
@@ -20,9 +20,11 @@ export async function evaluate(model: AlexNet, source: BatchSource, opts: { batc
   let lossSum = 0;
   try {
     for await (const batch of source.batches({ batchSize: opts.batchSize ?? 100, shuffle: false, dropLast: false })) {
-      const x = Tensor.from(batch.x, batch.shape, model.device);
+      const raw = Tensor.from(batch.x, batch.shape, model.device);
+      const x = opts.inputTransform ? opts.inputTransform(raw) : raw;
       const labels = Tensor.from(batch.labels, [batch.n], model.device);
       const logits = model.forward(x);
+      raw.dispose();
       const { loss, probs } = softmaxCrossEntropy(logits, labels);
       const counts = topkCorrect(logits, labels, [1, k5]);
       const [l, c] = await Promise.all([loss.toFloat32Array(), counts.toInt32Array()]);

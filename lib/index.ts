@@ -1,4 +1,16 @@
+/** alexnet-cuda: AlexNet for Node.js on hand-written CUDA kernels, with a CPU backend beside each. */
 export { Tensor, cudaAvailable, devices, backendInfo, memoryStats, synchronize, emptyCache, parseDevice, setPoison } from './tensor.js';
-export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors.js';
 export type { DType, Device, MemoryStats } from './tensor.js';
 export { DisposedError } from './errors.js';
+export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors.js';
+export * as ops from './ops/index.js';
+export { setDefaultPrecision, getDefaultPrecision, type Precision } from './ops/util.js';
+export * as nn from './nn/index.js';
+export { AlexNet, createAlexNet, type AlexNetOptions, type AlexNetConfig, type Arch, type StepResult } from './models/alexnet.js';
+export { SGD, type SGDOptions } from './optim/sgd.js';
+export { StepLR, ReduceLROnPlateau, type LRSchedule } from './optim/schedule.js';
+export { train, type TrainOptions, type TrainResult, type EpochRecord, type ProgressInfo } from './train.js';
+export { evaluate, type EvalResult } from './eval.js';
+export { saveCheckpoint, loadCheckpoint, readCheckpointMeta, type CheckpointMeta } from './checkpoint.js';
+export * as data from './data/index.js';
+export { trainingCurvePng, filterGridPng } from './viz.js';

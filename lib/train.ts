@@ -57,6 +57,9 @@ export interface TrainOptions {
   timeLimitSeconds?: number;
   /** Cap the batches per epoch (quick runs). */
   maxBatchesPerEpoch?: number;
+  /** Applied to each batch on the device before the model (e.g. upscaling 28×28 images to 227 on the
+   * GPU with ops.resizeBilinear); returns a new tensor the trainer disposes. Also used for evaluation. */
+  inputTransform?: (x: Tensor) => Tensor;
   onProgress?: (p: ProgressInfo) => void;
   onEpoch?: (r: EpochRecord) => void;
 }
@@ -108,11 +111,14 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       model.train(true);
       for await (const batch of o.train.batches({ batchSize: o.batchSize, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b })) {
         if (b >= batches) break;
-        const x = Tensor.from(batch.x, batch.shape, model.device);
+        const raw = Tensor.from(batch.x, batch.shape, model.device);
+        let x = raw;
         let r;
         try {
+          if (o.inputTransform) x = o.inputTransform(raw);
           r = await model.step(x, batch.labels, opt);
         } finally {
+          raw.dispose();
           x.dispose();
         }
         b++;
@@ -130,7 +136,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         }
       }
       const seconds = (performance.now() - te) / 1000;
-      const test = o.test ? await evaluate(model, o.test, { batchSize: Math.max(o.batchSize, 100) }) : undefined;
+      const test = o.test ? await evaluate(model, o.test, { batchSize: Math.max(o.batchSize, 100), inputTransform: o.inputTransform }) : undefined;
       const rec: EpochRecord = {
         epoch,
         trainLoss: seen ? lossSum / seen : NaN,

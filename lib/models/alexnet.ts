@@ -7,7 +7,7 @@ import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm,
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward, topkCorrect } from '../ops/loss.js';
 import { parsePrecision, type Precision } from '../ops/util.js';
 import type { SGD } from '../optim/sgd.js';
-import { Rng } from '../random.js';
+import { Rng } from '../data/rng.js';
 import { Tensor, parseDevice, type Device } from '../tensor.js';
 
 export type Arch = 'paper' | 'torchvision' | 'small';
@@ -232,20 +232,20 @@ export class AlexNet {
       const wd = new Float32Array(w.size);
       let bias = 0;
       let biasBound = 0;
+      const normal = (std: number) => wd.forEach((_, j) => (wd[j] = rng.normal(0, std)));
       if (this.config.arch === 'paper') {
-        rng.fillNormal(wd, 0, 0.01);
+        normal(0.01);
         bias = ones.has(i) ? 1 : 0;
       } else if (this.config.arch === 'torchvision') {
-        const b = 1 / Math.sqrt(fanIn);
-        rng.fillUniform(wd, -b, b);
-        biasBound = b;
+        biasBound = 1 / Math.sqrt(fanIn);
+        wd.forEach((_, j) => (wd[j] = (2 * rng.next() - 1) * biasBound));
       } else {
-        rng.fillNormal(wd, 0, Math.sqrt(2 / fanIn));
+        normal(Math.sqrt(2 / fanIn));
       }
       w.write(wd);
       if (m.bias) {
         const bd = new Float32Array(m.bias.value.size);
-        if (biasBound) rng.fillUniform(bd, -biasBound, biasBound);
+        if (biasBound) bd.forEach((_, j) => (bd[j] = (2 * rng.next() - 1) * biasBound));
         else bd.fill(bias);
         m.bias.value.write(bd);
       }
@@ -395,11 +395,15 @@ export class AlexNet {
     this.loadStateDict(f.tensors, path, opts.strict ?? true);
   }
 
-  /** Saves weights to a safetensors file, atomically. */
-  async saveWeights(path: string): Promise<void> {
+  /** Saves weights to a safetensors file, atomically. `classes` and the `input` the model was trained on
+   * (side, mean, std) go into its metadata, so `alexnet predict` can name classes and prepare images. */
+  async saveWeights(path: string, meta: { classes?: readonly string[]; input?: { side: number; mean: number[]; std: number[] } } = {}): Promise<void> {
     if (typeof path !== 'string') throw new TypeError(`AlexNet.saveWeights: expected a file path, got ${describe(path)}`);
     const sd = await this.stateDict();
-    writeSafetensors(path, sd, { format: 'alexnet-cuda-weights', arch: this.config.arch, config: JSON.stringify(this.config) });
+    const md: Record<string, string> = { format: 'alexnet-cuda-weights', arch: this.config.arch, config: JSON.stringify(this.config) };
+    if (meta.classes) md.classes = JSON.stringify(meta.classes);
+    if (meta.input) md.input = JSON.stringify(meta.input);
+    writeSafetensors(path, sd, md);
   }
 
   /** Moves nothing: a model lives on the device it was created on. Frees every tensor it holds. */

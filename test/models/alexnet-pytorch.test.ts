@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { SGD, Tensor, createAlexNet, memoryStats, readSafetensors, writeSafetensors, type Device } from '../../lib/index.js';
+import { SGD, Tensor, createAlexNet, memoryStats, ops, readSafetensors, writeSafetensors, type Device } from '../../lib/index.js';
 import { fixtureRandint, fixtureUniform, relError } from '../helpers/fixtures.js';
 import { noCuda } from '../helpers/gpu.js';
 import { hasTorch, runPython } from '../helpers/torch.js';
@@ -18,10 +18,21 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 const SGD_OPTS = { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 };
 
-async function compareWithPyTorch(arch: 'torchvision' | 'paper', device: Device, groups: 1 | 2 = 1) {
+async function compareWithPyTorch(arch: 'torchvision' | 'paper', device: Device, groups: 1 | 2 = 1, strict = false) {
   const numClasses = 10;
   const n = 2;
   const model = createAlexNet({ arch, numClasses, device, dropout: 0, seed: 7, groups });
+  if (strict) {
+    // Re-initialise with He-normal weights so no layer's gradient is ill-conditioned: then the strict
+    // 1e-4 agreement with PyTorch fp32 must hold for every tensor.
+    const { Rng } = await import('../../lib/data/rng.js');
+    const rng = new Rng(3);
+    for (const [, p] of model.namedParameters()) {
+      const fanIn = p.value.size / p.value.shape[0];
+      const d = new Float32Array(p.value.size).map(() => rng.normal(0, p.value.shape.length > 1 ? Math.sqrt(2 / fanIn) : 0.1));
+      p.value.write(d);
+    }
+  }
   const side = model.config.inputSize;
   const xData = fixtureUniform(n * 3 * side * side, 11, 0, 1);
   const labels = fixtureRandint(n, 12, numClasses);
@@ -30,7 +41,7 @@ async function compareWithPyTorch(arch: 'torchvision' | 'paper', device: Device,
   const sd = await model.stateDict();
   const entries: [string, { shape: number[]; data: Float32Array | Int32Array }][] = [...sd.entries()];
   entries.push(['input.x', { shape: [n, 3, side, side], data: xData }], ['input.labels', { shape: [n], data: labels }]);
-  writeSafetensors(inFile, entries, {
+  const settings = {
     arch,
     num_classes: String(numClasses),
     groups: String(groups),
@@ -38,33 +49,63 @@ async function compareWithPyTorch(arch: 'torchvision' | 'paper', device: Device,
     lr: String(SGD_OPTS.lr),
     momentum: String(SGD_OPTS.momentum),
     weight_decay: String(SGD_OPTS.weightDecay),
-  });
-  runPython([REF, inFile, outFile]);
-  const ref = (await readSafetensors(outFile)).tensors;
+  };
+  // Two references: PyTorch in float32 (what a user compares with) and the same computation in float64
+  // (the truth both float32 implementations approximate).
+  const refs: Map<string, { data: Float32Array | Int32Array; shape: number[] }>[] = [];
+  for (const dtype of ['float32', 'float64']) {
+    writeSafetensors(inFile, entries, { ...settings, dtype });
+    runPython([REF, inFile, outFile]);
+    refs.push((await readSafetensors(outFile)).tensors);
+  }
+  const [ref, truth] = refs;
+  /** Our result must match PyTorch fp32 to 1e-4, or — where the float32 computation itself is that
+   * ill-conditioned (the paper's N(0, 0.01) initialisation makes early-layer gradients nearly cancel;
+   * PyTorch fp32 is then up to 3e-2 away from float64) — be about as close to the float64 truth as PyTorch
+   * fp32 is: within 3× its error (e.g. conv2's bias gradient: ours 9.7e-4, PyTorch 5.0e-4; the well-conditioned He-initialised
+   * case below holds the strict 1e-4 for every tensor). */
+  const expectClose = (got: Float32Array, name: string, what: string) => {
+    const vsTorch = relError(got, ref.get(name)!.data);
+    if (strict) expect(vsTorch, `${arch} ${what} vs PyTorch fp32`).toBeLessThanOrEqual(1e-4);
+    if (vsTorch <= 1e-4) return;
+    const ours = relError(got, truth.get(name)!.data);
+    const torch32 = relError(ref.get(name)!.data, truth.get(name)!.data);
+    expect(ours, `${arch} ${what}: ours is ${vsTorch.toExponential(2)} from PyTorch fp32; vs float64, ours ${ours.toExponential(2)}, PyTorch fp32 ${torch32.toExponential(2)}`).toBeLessThanOrEqual(Math.max(1e-4, 3 * torch32));
+  };
 
   const x = Tensor.from(xData, [n, 3, side, side], device);
+  const lab = Tensor.from(labels, [n], device);
   model.train();
   const logits = model.forward(x);
-  const got = await logits.toFloat32Array();
-  logits.dispose();
-  model.net.releaseSaved();
-  expect(relError(got, ref.get('logits')!.data), `${arch} logits`).toBeLessThanOrEqual(1e-4);
-
+  expect(relError(await logits.toFloat32Array(), ref.get('logits')!.data), `${arch} logits`).toBeLessThanOrEqual(1e-4);
+  expect(relError(await logits.toFloat32Array(), truth.get('logits')!.data), `${arch} logits vs float64`).toBeLessThanOrEqual(1e-5);
+  const { loss, probs } = ops.softmaxCrossEntropy(logits, lab);
+  const l = (await loss.toFloat32Array())[0];
+  const lref = ref.get('loss')!.data[0];
+  expect(Math.abs(l - lref) / Math.abs(lref), `${arch} loss`).toBeLessThanOrEqual(1e-5);
+  const dlogits = ops.softmaxCrossEntropyBackward(probs, lab);
+  model.backward(dlogits);
+  [logits, loss, probs, dlogits, lab].forEach((t) => t.dispose());
+  // Gradients directly: with the paper's N(0, 0.01) initialisation the update of a weight is far below
+  // its float32 resolution, so comparing weights before and after would measure rounding, not the step.
+  for (const [name, p] of model.namedParameters()) {
+    const g = ref.get(`grad.${name}`);
+    expect(g, `reference has grad.${name}`).toBeDefined();
+    expect(p.grad, `${name} has a gradient`).not.toBeNull();
+    expectClose(await p.grad!.toFloat32Array(), `grad.${name}`, `gradient of ${name}`);
+  }
   const opt = new SGD(model.parameters(), SGD_OPTS);
-  const loss = await model.trainStep(x, labels, opt);
-  expect(Math.abs(loss - ref.get('loss')!.data[0]) / Math.abs(ref.get('loss')!.data[0])).toBeLessThanOrEqual(1e-4);
+  opt.step();
   for (const [name, p] of model.namedParameters()) {
     const r = ref.get(name);
     expect(r, `reference has ${name}`).toBeDefined();
     expect(p.value.shape).toEqual(r!.shape);
-    const after = await p.value.toFloat32Array();
-    // Compare the update itself too (the step is small next to the weights, so the weights alone would hide errors).
-    const before = sd.get(name)!.data;
-    const dGot = after.map((v, i) => v - before[i]);
-    const dRef = (r!.data as Float32Array).map((v, i) => v - before[i]);
-    expect(relError(after, r!.data), `${arch} ${name} after one SGD step`).toBeLessThanOrEqual(1e-4);
-    expect(relError(dGot, dRef), `${arch} ${name}: the SGD update`).toBeLessThanOrEqual(2e-3);
+    expectClose(await p.value.toFloat32Array(), name, `${name} after one SGD step`);
   }
+  opt.zeroGrad();
+  // trainStep on the same batch runs (the second step: momentum buffers in use) and stays finite.
+  const l2 = await model.trainStep(x, labels, opt);
+  expect(Number.isFinite(l2)).toBe(true);
   x.dispose();
   opt.dispose();
   model.dispose();
@@ -78,8 +119,11 @@ describe.skipIf(!hasTorch)('AlexNet against PyTorch on the CPU', () => {
     expect(after.tensors.cpu).toBe(before.tensors.cpu);
     expect(after.bytes.cpu).toBe(before.bytes.cpu);
   });
-  it('paper arch (two-tower grouping): logits and one SGD step', async () => {
+  it('paper arch (two-tower grouping): logits, gradients and one SGD step', async () => {
     await compareWithPyTorch('paper', 'cpu', 2);
+  });
+  it('paper arch with He initialisation (well-conditioned): gradients match PyTorch fp32 to 1e-4', async () => {
+    await compareWithPyTorch('paper', 'cpu', 1, true);
   });
 });
 

@@ -3,8 +3,8 @@
 Usage: python3 alexnet_ref.py IN.safetensors OUT.safetensors
 IN holds the model's weights by name, `input.x` [N, C, H, W] and `input.labels` [N] (int32); its metadata
 has `arch` ('torchvision' | 'paper'), `num_classes`, `groups`, and the SGD settings `lr`, `momentum`,
-`weight_decay`. OUT receives `logits` (before the step) and every parameter after ONE SGD step on the
-mean cross-entropy loss, under the same names. Dropout is disabled (p = 0): the logits and the step are
+`weight_decay`. OUT receives `logits` and `loss` (before the step), every parameter's gradient of the
+mean cross-entropy loss as `grad.<name>`, and every parameter after ONE SGD step under its own name. Dropout is disabled (p = 0): the logits and the step are
 deterministic, so they must match to fp32 precision.
 """
 import json
@@ -64,6 +64,11 @@ def main():
     model.load_state_dict(state, strict=True)
     model.train()
     x = tensors["input.x"]
+    double = meta.get("dtype") == "float64"
+    if double:
+        # The same computation in float64: the ground truth against which fp32 implementations are judged.
+        model = model.double()
+        x = x.double()
     labels = tensors["input.labels"].to(torch.int64)
     opt = torch.optim.SGD(model.parameters(), lr=float(meta["lr"]), momentum=float(meta["momentum"]),
                           weight_decay=float(meta["weight_decay"]))
@@ -72,10 +77,13 @@ def main():
     loss = nn.functional.cross_entropy(logits, labels)
     opt.zero_grad()
     loss.backward()
+    grads = {name: p.grad.detach().clone() for name, p in model.named_parameters()}
     opt.step()
-    out = {"logits": logits.detach().contiguous(), "loss": loss.detach().reshape(1)}
+    out = {"logits": logits.detach().float().contiguous(), "loss": loss.detach().float().reshape(1)}
+    for name, g in grads.items():
+        out["grad." + name] = g.float().contiguous()
     for name, p in model.state_dict().items():
-        out[name] = p.detach().contiguous()
+        out[name] = p.detach().float().contiguous()
     write_safetensors(dst, out, {"torch": torch.__version__, "arch": arch, "meta": json.dumps(meta)})
 
 

@@ -1,0 +1,297 @@
+#!/usr/bin/env node
+/** The `alexnet` command: train, eval, predict, info. Argument parsing by commander, progress bars by
+ * cli-progress. `alexnet train` with no arguments is the main job: Fashion-MNIST, the small arch on the
+ * CPU (or the paper arch on upscaled images on a GPU), reporting test accuracy. */
+import { Command, InvalidArgumentError, Option } from 'commander';
+import cliProgress from 'cli-progress';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { readCheckpointMeta } from './checkpoint.js';
+import type { BatchSource } from './data/types.js';
+import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist } from './data/fashion-mnist.js';
+import { IMAGENET_MEAN, IMAGENET_STD } from './data/augment.js';
+import { resizeBilinear } from './ops/resize.js';
+import { ImageFolder } from './data/image-folder.js';
+import { evaluate } from './eval.js';
+import { evaluateTenCrop, loadImagesForPrediction, type InputSpec } from './predict.js';
+import { createAlexNet, type Arch } from './models/alexnet.js';
+import { packageRoot } from './native.js';
+import { setDefaultPrecision, type Precision } from './ops/util.js';
+import { Tensor, backendInfo, cudaAvailable, type Device } from './tensor.js';
+import { train, type EpochRecord } from './train.js';
+import { filterGridPng, trainingCurvePng } from './viz.js';
+
+const pkg = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
+
+const int = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${v}"`);
+  return n;
+};
+const num = (name: string) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative number, got "${v}"`);
+  return n;
+};
+
+function pickDevice(d: string | undefined): Device {
+  if (d === undefined || d === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
+  if (d === 'cuda' && !cudaAvailable()) throw new Error(`--device cuda: CUDA is not available: ${backendInfo().cudaReason}`);
+  return d as Device;
+}
+
+interface DataChoice {
+  train: BatchSource;
+  test: BatchSource;
+  classes: readonly string[];
+  describe: string;
+  input: InputSpec;
+  /** Upscaling done on the device (Fashion-MNIST for the paper/torchvision archs). */
+  inputTransform?: (x: Tensor) => Tensor;
+}
+
+/** Fashion-MNIST (default) or an image folder (with train/ and test|val/ inside, or one folder split 90/10). */
+async function openData(data: string, arch: Arch, opts: { limit?: number; workers?: number; side: number; channels: number }): Promise<DataChoice> {
+  if (data === 'fashion-mnist') {
+    // 28×28 batches cross to the device; larger inputs (the paper's 227) are made there by bilinear upscaling.
+    const common = { size: 28, channels: opts.channels as 1 | 3 };
+    const tr = loadFashionMnist({ split: 'train', ...common, limit: opts.limit });
+    const te = loadFashionMnist({ split: 'test', ...common });
+    const side = opts.side;
+    const inputTransform = side !== 28 ? (x: Tensor) => resizeBilinear(x, [side, side]) : undefined;
+    return {
+      train: tr,
+      test: te,
+      classes: tr.classes,
+      describe: `Fashion-MNIST (${tr.size} train / ${te.size} test, ${side}×${side}×${opts.channels}${side !== 28 ? ', upscaled on the device' : ''})`,
+      input: { side, mean: [FASHION_MNIST_MEAN], std: [FASHION_MNIST_STD] },
+      inputTransform,
+    };
+  }
+  const root = path.resolve(data);
+  const { existsSync } = await import('node:fs');
+  const trainDir = path.join(root, 'train');
+  const testDir = ['test', 'val', 'valid'].map((d) => path.join(root, d)).find((d) => existsSync(d));
+  if (!existsSync(trainDir) || !testDir)
+    throw new Error(`--data ${data}: expected an image folder with train/ and test/ (or val/) inside, each with one subfolder per class`);
+  const common = { size: opts.side, channels: opts.channels as 1 | 3, workers: opts.workers };
+  const tr = await ImageFolder.open(trainDir, { ...common, train: true, limit: opts.limit, onSkip: (s: { path: string; reason: string }) => console.error(`skipped ${s.path}: ${s.reason}`) });
+  const te = await ImageFolder.open(testDir, { ...common, train: false, onSkip: (s: { path: string; reason: string }) => console.error(`skipped ${s.path}: ${s.reason}`) });
+  return {
+    train: tr,
+    test: te,
+    classes: tr.classes,
+    describe: `image folder ${root} (${tr.size} train / ${te.size} test)`,
+    input: { side: opts.side, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] },
+  };
+}
+
+const program = new Command()
+  .name('alexnet')
+  .description('Train, evaluate and run AlexNet on CUDA (or the CPU) from Node.js')
+  .version(pkg.version);
+
+program
+  .command('train')
+  .description('train AlexNet; with no options: Fashion-MNIST, the small arch on the CPU / the paper arch on a GPU')
+  .option('--data <source>', '"fashion-mnist" or an image folder with train/ and test/ subfolders', 'fashion-mnist')
+  .addOption(new Option('--arch <arch>', 'network').choices(['small', 'paper', 'torchvision']))
+  .addOption(new Option('--device <device>', 'where to train').choices(['auto', 'cpu', 'cuda']).default('auto'))
+  .addOption(new Option('--precision <p>', 'GEMM precision on CUDA').choices(['fp32', 'tf32']).default('fp32'))
+  .option('--epochs <n>', 'epochs', int('--epochs'))
+  .option('--batch-size <n>', 'images per batch', int('--batch-size'))
+  .option('--lr <x>', 'initial learning rate', num('--lr'))
+  .option('--momentum <x>', 'SGD momentum', num('--momentum'), 0.9)
+  .option('--weight-decay <x>', 'SGD weight decay', num('--weight-decay'), 5e-4)
+  .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['plateau', 'step', 'none']))
+  .option('--dropout <p>', 'dropout probability', num('--dropout'), 0.5)
+  .option('--groups <g>', "paper arch: 2 for the paper's two-tower grouping", int('--groups'), 1)
+  .option('--seed <n>', 'seed of the initialisation, dropout and data order', (v) => Number(v), 1)
+  .option('--limit <n>', 'use only the first n training images', int('--limit'))
+  .option('--workers <n>', 'image decoding workers (image folders)', int('--workers'))
+  .option('--time-limit <minutes>', 'start no new epoch after this many minutes', num('--time-limit'))
+  .option('--out <dir>', 'where to write weights, checkpoint, history and PNGs', 'alexnet-run')
+  .option('--resume', 'resume from <out>/checkpoint.safetensors when it exists')
+  .option('--no-progress', 'no progress bar (one line per epoch)')
+  .action(async (o) => {
+    const device = pickDevice(o.device);
+    const arch: Arch = o.arch ?? (device === 'cuda' ? 'paper' : 'small');
+    const isFashion = o.data === 'fashion-mnist';
+    const side = arch === 'paper' ? 227 : arch === 'torchvision' ? 224 : isFashion ? 28 : 64;
+    const channels = isFashion && arch === 'small' ? 1 : 3;
+    // Defaults measured to reach ≥ 88 % on Fashion-MNIST within the README's time on 2 CPU cores (small arch),
+    // and the usual AlexNet settings on a GPU.
+    const dflt = arch === 'small' ? { epochs: 6, batchSize: 64, lr: 0.02 } : { epochs: 10, batchSize: 128, lr: 0.01 };
+    const epochs = o.epochs ?? dflt.epochs;
+    const batchSize = o.batchSize ?? dflt.batchSize;
+    const lr = o.lr ?? dflt.lr;
+    setDefaultPrecision(o.precision as Precision);
+    mkdirSync(o.out, { recursive: true });
+    const data = await openData(o.data, arch, { limit: o.limit, workers: o.workers, side, channels });
+    const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision: o.precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
+    const ckpt = path.join(o.out, 'checkpoint.safetensors');
+    if (o.resume) {
+      try {
+        const meta = await readCheckpointMeta(ckpt);
+        console.log(`resuming from ${ckpt}: epoch ${meta.epoch + 1}, batch ${meta.batchInEpoch}`);
+      } catch {
+        console.log(`no checkpoint at ${ckpt}: starting fresh`);
+      }
+    }
+    const info = backendInfo();
+    console.log(`alexnet-cuda ${pkg.version}: training the ${arch} arch (${(model.numParameters / 1e6).toFixed(2)}M parameters) on ${device === 'cuda' ? `${info.gpus[0]?.name ?? 'CUDA'} (${o.precision})` : `the CPU (${info.threads} threads, ${info.blas} GEMM)`}`);
+    console.log(`data: ${data.describe}; ${epochs} epochs, batch ${batchSize}, lr ${lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}`);
+    const bar = o.progress && process.stderr.isTTY
+      ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {ips} img/s | eta {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
+      : null;
+    let lastEpoch = -1;
+    const t0 = performance.now();
+    const result = await train({
+      model,
+      train: data.train,
+      test: data.test,
+      epochs,
+      batchSize,
+      lr,
+      momentum: o.momentum,
+      weightDecay: o.weightDecay,
+      schedule: o.schedule ?? 'plateau',
+      seed: o.seed,
+      checkpoint: ckpt,
+      resume: o.resume ? ckpt : undefined,
+      timeLimitSeconds: o.timeLimit !== undefined ? o.timeLimit * 60 : undefined,
+      inputTransform: data.inputTransform,
+      onProgress: (p) => {
+        if (!bar) return;
+        if (p.epoch !== lastEpoch) {
+          if (lastEpoch >= 0) bar.stop();
+          bar.start(p.batches, 0, { epoch: p.epoch + 1, epochs: p.epochs, loss: '-', acc: '-', ips: '-' });
+          lastEpoch = p.epoch;
+        }
+        bar.update(p.batch, { loss: p.loss.toFixed(4), acc: (p.acc * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0) });
+      },
+      onEpoch: (r: EpochRecord) => {
+        bar?.stop();
+        lastEpoch = -1;
+        console.log(
+          `epoch ${r.epoch + 1}: train loss ${r.trainLoss.toFixed(4)}, train acc ${(r.trainAcc * 100).toFixed(2)}%` +
+            (r.test ? `, test loss ${r.test.loss.toFixed(4)}, test top-1 ${(r.test.top1 * 100).toFixed(2)}%, top-5 ${(r.test.top5 * 100).toFixed(2)}%` : '') +
+            `, ${r.imagesPerSecond.toFixed(0)} img/s, lr ${r.lr}, ${r.seconds.toFixed(1)} s`,
+        );
+      },
+    });
+    bar?.stop();
+    await model.saveWeights(path.join(o.out, 'weights.safetensors'), { classes: data.classes, input: data.input });
+    writeFileSync(path.join(o.out, 'history.json'), JSON.stringify({ arch, device, data: data.describe, classes: data.classes, history: result.history }, null, 2));
+    writeFileSync(path.join(o.out, 'curve.png'), await trainingCurvePng(result.history, `AlexNet (${arch}) on ${isFashion ? 'Fashion-MNIST' : 'images'}, ${device}`));
+    const conv1 = model.namedParameters()[0][1].value;
+    writeFileSync(path.join(o.out, 'conv1-filters.png'), await filterGridPng(await conv1.toFloat32Array(), conv1.shape));
+    const last = result.history.at(-1);
+    const minutes = (performance.now() - t0) / 60000;
+    if (last?.test) console.log(`test top-1 ${(last.test.top1 * 100).toFixed(2)}%, top-5 ${(last.test.top5 * 100).toFixed(2)}% after ${result.history.length} epochs in ${minutes.toFixed(1)} min`);
+    console.log(`wrote ${o.out}/{weights.safetensors, checkpoint.safetensors, history.json, curve.png, conv1-filters.png}`);
+    result.optimizer.dispose();
+    model.dispose();
+    await data.train.close?.();
+    await data.test.close?.();
+  });
+
+program
+  .command('eval')
+  .description('evaluate weights: top-1 and top-5, centre crop or the paper\'s 10-crop')
+  .requiredOption('--weights <file>', 'a .safetensors file written by `alexnet train` or saveWeights')
+  .option('--data <source>', '"fashion-mnist" or an image folder', 'fashion-mnist')
+  .addOption(new Option('--arch <arch>', 'network (default: from the weights file)').choices(['small', 'paper', 'torchvision']))
+  .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
+  .option('--ten-crop', 'average the predictions of the paper\'s 10 crops (image folders)')
+  .option('--batch-size <n>', 'images per batch', int('--batch-size'), 100)
+  .action(async (o) => {
+    const device = pickDevice(o.device);
+    const { model, classes, input } = await modelFromWeights(o.weights, o.arch, device);
+    const c = model.config;
+    const side = input.side;
+    let source: BatchSource;
+    let inputTransform: ((x: Tensor) => Tensor) | undefined;
+    const onSkip = (s: { path: string; reason: string }) => console.error(`skipped ${s.path}: ${s.reason}`);
+    if (o.data === 'fashion-mnist') {
+      if (o.tenCrop) throw new Error('--ten-crop needs an image folder (Fashion-MNIST images are 28×28)');
+      source = loadFashionMnist({ split: 'test', size: 28, channels: c.inChannels as 1 | 3 });
+      if (side !== 28) inputTransform = (x) => resizeBilinear(x, [side, side]);
+    } else {
+      // 10-crop: the crops come from the short-side-resized centre square (256 for a 224/227 input).
+      const big = Math.round((side * 256) / 224);
+      source = await ImageFolder.open(path.resolve(o.data), { size: o.tenCrop ? big : side, resize: big, channels: c.inChannels as 1 | 3, train: false, mean: input.mean, std: input.std, onSkip });
+    }
+    if (classes && classes.length !== source.classes.length) console.warn(`warning: the weights were trained on ${classes.length} classes, the data has ${source.classes.length}`);
+    const r = o.tenCrop
+      ? await evaluateTenCrop(model, source, { batchSize: o.batchSize, side })
+      : await evaluate(model, source, { batchSize: o.batchSize, inputTransform });
+    console.log(`${r.n} images: top-1 ${(r.top1 * 100).toFixed(2)}%, top-5 ${(r.top5 * 100).toFixed(2)}%${Number.isFinite(r.loss) ? `, loss ${r.loss.toFixed(4)}` : ''}${o.tenCrop ? ' (10-crop)' : ''}`);
+    await source.close?.();
+    model.dispose();
+  });
+
+program
+  .command('predict')
+  .description('classify image files')
+  .argument('<images...>', 'JPEG/PNG files')
+  .requiredOption('--weights <file>', 'a .safetensors file written by `alexnet train`')
+  .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
+  .option('--top <k>', 'classes to show per image', int('--top'), 3)
+  .action(async (images: string[], o) => {
+    const device = pickDevice(o.device);
+    const { model, classes, input } = await modelFromWeights(o.weights, undefined, device);
+    const { tensor, files, failed } = await loadImagesForPrediction(images, model.config, input);
+    for (const f of failed) console.error(`${f.path}: could not read it (${f.reason})`);
+    if (tensor) {
+      const probs = await model.predict(tensor);
+      tensor.dispose();
+      const k = model.config.numClasses;
+      files.forEach((f, i) => {
+        const row = Array.from(probs.subarray(i * k, (i + 1) * k)).map((p, j) => [p, j] as const).sort((a, b) => b[0] - a[0]).slice(0, o.top);
+        console.log(`${f}: ${row.map(([p, j]) => `${classes?.[j] ?? j} ${(p * 100).toFixed(1)}%`).join(', ')}`);
+      });
+    }
+    model.dispose();
+    if (failed.length) process.exitCode = 1;
+  });
+
+program
+  .command('info')
+  .description('backend, GPU and versions')
+  .action(async () => {
+    const info = backendInfo();
+    const sharp = (await import('sharp')).default;
+    const cudaVer = (v?: number) => (v ? `${Math.floor(v / 1000)}.${(v % 1000) / 10}` : 'n/a');
+    console.log(`alexnet-cuda ${pkg.version} (addon built with ${info.buildSystem})`);
+    console.log(`node ${process.version} (${process.platform}-${process.arch}), sharp ${sharp.versions.sharp ?? ''} (libvips ${sharp.versions.vips})`);
+    console.log(`CPU: ${info.threads} threads, GEMM: ${info.blas}`);
+    if (info.cuda) {
+      console.log(`CUDA: runtime ${cudaVer(info.cudaRuntime)}, driver ${cudaVer(info.cudaDriver)}, built for sm_${info.cudaArchs}`);
+      for (const g of info.gpus) console.log(`GPU ${g.index}: ${g.name}, ${(g.totalBytes / 2 ** 30).toFixed(1)} GiB, compute capability ${g.computeCapability}, ${g.smCount} SMs`);
+    } else {
+      console.log(`CUDA: not available: ${info.cudaReason}`);
+    }
+  });
+
+async function modelFromWeights(file: string, arch: Arch | undefined, device: Device) {
+  const { readSafetensors } = await import('./io/safetensors.js');
+  const f = await readSafetensors(file);
+  const cfg = f.metadata.config ? JSON.parse(f.metadata.config) : {};
+  const a: Arch = arch ?? cfg.arch ?? (f.metadata.arch as Arch) ?? 'torchvision';
+  const numClasses = cfg.numClasses ?? f.tensors.get('classifier.6.weight')?.shape[0] ?? 1000;
+  const inChannels = cfg.inChannels ?? f.tensors.get('features.0.weight')?.shape[1] ?? 3;
+  const model = createAlexNet({ arch: a, numClasses, device, dropout: 0, groups: cfg.groups ?? 1, inChannels, hidden: cfg.hidden });
+  model.loadStateDict(f.tensors, file);
+  const classes = f.metadata.classes ? (JSON.parse(f.metadata.classes) as string[]) : undefined;
+  const input: InputSpec = f.metadata.input
+    ? JSON.parse(f.metadata.input)
+    : { side: model.config.inputSize, mean: inChannels === 1 ? [FASHION_MNIST_MEAN] : [...IMAGENET_MEAN], std: inChannels === 1 ? [FASHION_MNIST_STD] : [...IMAGENET_STD] };
+  return { model, classes, input };
+}
+
+program.parseAsync(process.argv).catch((e: Error) => {
+  console.error(`alexnet: ${e.message}`);
+  process.exitCode = 1;
+});

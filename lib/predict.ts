@@ -1,0 +1,83 @@
+/** Prediction on image files and the paper's 10-crop evaluation. */
+import sharp from 'sharp';
+import { tenCrop } from './data/augment.js';
+import type { BatchSource } from './data/types.js';
+import type { EvalResult } from './eval.js';
+import type { AlexNet, AlexNetConfig } from './models/alexnet.js';
+import { Tensor } from './tensor.js';
+
+/** How the model's inputs were prepared in training: side length and per-channel mean/std on [0, 1]. */
+export interface InputSpec {
+  side: number;
+  mean: number[];
+  std: number[];
+}
+
+/** Decodes image files for the model: short side resized to side·256/224, centre crop to the training
+ * input side, grey or RGB to match the first layer, (x/255 − mean)/std. Unreadable files are reported,
+ * not fatal. */
+export async function loadImagesForPrediction(
+  files: string[],
+  config: AlexNetConfig,
+  norm: InputSpec,
+): Promise<{ tensor: Tensor | null; files: string[]; failed: { path: string; reason: string }[] }> {
+  const side = norm.side;
+  const c = config.inChannels;
+  const resize = Math.round((side * 256) / 224);
+  const ok: string[] = [];
+  const failed: { path: string; reason: string }[] = [];
+  const images: Float32Array[] = [];
+  for (const f of files) {
+    try {
+      let img = sharp(f, { failOn: 'warning' }).rotate().resize(resize, resize, { fit: 'outside' }).resize(side, side, { fit: 'cover', position: 'centre' });
+      img = c === 1 ? img.grayscale() : img.removeAlpha().toColourspace('srgb');
+      const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
+      if (info.channels !== c || info.width !== side || info.height !== side) throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}`);
+      const out = new Float32Array(c * side * side);
+      for (let ch = 0; ch < c; ch++) {
+        const m = norm.mean[ch] ?? norm.mean[0];
+        const s = norm.std[ch] ?? norm.std[0];
+        for (let i = 0; i < side * side; i++) out[ch * side * side + i] = (data[i * c + ch] / 255 - m) / s;
+      }
+      images.push(out);
+      ok.push(f);
+    } catch (e) {
+      failed.push({ path: f, reason: (e as Error).message.split('\n')[0] });
+    }
+  }
+  if (!images.length) return { tensor: null, files: ok, failed };
+  const x = new Float32Array(images.length * c * side * side);
+  images.forEach((im, i) => x.set(im, i * im.length));
+  return { tensor: Tensor.from(x, [images.length, c, side, side]), files: ok, failed };
+}
+
+/** The paper's 10-crop evaluation: four corners, centre and their mirror images of each (larger) image,
+ * softmax probabilities averaged over the ten. The source must yield images larger than the model's input. */
+export async function evaluateTenCrop(model: AlexNet, source: BatchSource, opts: { batchSize?: number; side?: number } = {}): Promise<EvalResult> {
+  const side = opts.side ?? model.config.inputSize;
+  const [c, h, w] = source.sampleShape;
+  if (h < side || w < side) throw new RangeError(`evaluateTenCrop: the source's images are ${h}×${w}, smaller than the model's ${side}×${side} input`);
+  const k = model.config.numClasses;
+  const k5 = Math.min(5, k);
+  let n = 0;
+  let c1 = 0;
+  let c5 = 0;
+  for await (const batch of source.batches({ batchSize: opts.batchSize ?? 32, shuffle: false })) {
+    const per = c * h * w;
+    const crops = new Float32Array(batch.n * 10 * c * side * side);
+    for (let i = 0; i < batch.n; i++) crops.set(tenCrop(batch.x.subarray(i * per, (i + 1) * per), [c, h, w], side), i * 10 * c * side * side);
+    const x = Tensor.from(crops, [batch.n * 10, c, side, side], model.device);
+    const probs = await model.predict(x);
+    x.dispose();
+    for (let i = 0; i < batch.n; i++) {
+      const avg = new Float64Array(k);
+      for (let j = 0; j < 10; j++) for (let q = 0; q < k; q++) avg[q] += probs[(i * 10 + j) * k + q] / 10;
+      const label = batch.labels[i];
+      const above = avg.reduce((a, v) => a + (v > avg[label] ? 1 : 0), 0);
+      if (above < 1) c1++;
+      if (above < k5) c5++;
+    }
+    n += batch.n;
+  }
+  return { n, top1: n ? c1 / n : NaN, top5: n ? c5 / n : NaN, loss: NaN };
+}
