@@ -9,8 +9,8 @@
 //         for each NR panel of the tile, for each MR panel: MR×NR micro-kernel over kc
 // Packing zero-pads the edges, so the micro-kernel always computes a full MR×NR tile in registers and
 // only the store is clipped. The micro-kernel is plain C++ with constant trip counts that GCC/Clang
-// vectorise; on x86-64 a copy compiled for AVX2+FMA (6×16 tile) is picked at run time when the CPU has
-// it (8×32 tile with AVX-512, 6×16 with AVX2+FMA), else the baseline copy (4×8 tile, SSE2 on x86-64).
+// vectorise (GCC/Clang vector extensions). On x86-64 the copy for the best ISA the CPU has is picked at run
+// time: an 8×32 tile with AVX-512, 6×16 with AVX2+FMA, else the baseline 4×8 (SSE2).
 #include "gemm.h"
 
 #include <algorithm>
