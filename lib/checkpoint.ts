@@ -13,6 +13,8 @@ export interface TrainingPosition {
   batchInEpoch: number;
   /** Optimizer steps taken in all. */
   step: number;
+  /** Running sums of the epoch in progress (so a resumed epoch reports the same averages). */
+  partial?: { lossSum: number; correct: number; seen: number };
 }
 
 export interface CheckpointMeta extends TrainingPosition {

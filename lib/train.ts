@@ -53,7 +53,7 @@ export interface TrainOptions {
   resume?: string;
   /** Stop (after checkpointing) once this many batches ran in this call — simulates an interruption. */
   stopAfterBatches?: number;
-  /** Stop starting new epochs after this many seconds. */
+  /** Time budget: no epoch is started that the previous epoch's duration says would end past it. */
   timeLimitSeconds?: number;
   /** Cap the batches per epoch (quick runs). */
   maxBatchesPerEpoch?: number;
@@ -83,6 +83,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let startEpoch = 0;
   let startBatch = 0;
   let step = 0;
+  let partial = { lossSum: 0, correct: 0, seen: 0 };
   if (o.resume && existsSync(o.resume)) {
     const meta = await loadCheckpoint(o.resume, model, opt);
     if (meta.dataSeed !== dataSeed) throw new Error(`${o.resume}: checkpoint was trained with data seed ${meta.dataSeed}, this run uses ${dataSeed}`);
@@ -91,22 +92,27 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     startEpoch = meta.epoch;
     startBatch = meta.batchInEpoch;
     step = meta.step;
+    if (meta.partial) partial = meta.partial;
   }
   const perEpoch = Math.floor(o.train.size / o.batchSize);
   const batches = Math.min(perEpoch, o.maxBatchesPerEpoch ?? Infinity);
   let ran = 0;
-  const save = async (epoch: number, batchInEpoch: number) => {
+  const save = async (epoch: number, batchInEpoch: number, sums?: typeof partial) => {
     if (!o.checkpoint) return;
-    await saveCheckpoint(o.checkpoint, model, opt, { epoch, batchInEpoch, step }, { schedule: schedule?.state() ?? null, history, dataSeed });
+    await saveCheckpoint(o.checkpoint, model, opt, { epoch, batchInEpoch, step, partial: sums }, { schedule: schedule?.state() ?? null, history, dataSeed });
   };
 
   try {
+    let lastEpochSeconds = 0;
     for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
-      if (o.timeLimitSeconds !== undefined && (performance.now() - t0) / 1000 > o.timeLimitSeconds && epoch > startEpoch) break;
+      const elapsed = (performance.now() - t0) / 1000;
+      if (o.timeLimitSeconds !== undefined && epoch > startEpoch && elapsed + lastEpochSeconds > o.timeLimitSeconds) break;
       const te = performance.now();
-      let lossSum = 0;
-      let correct = 0;
-      let seen = 0;
+      const resumed = epoch === startEpoch && startBatch > 0;
+      let lossSum = resumed ? partial.lossSum : 0;
+      let correct = resumed ? partial.correct : 0;
+      let seen = resumed ? partial.seen : 0;
+      const seenBefore = seen; // images of this epoch done before a resume: not part of this run's throughput
       let b = epoch === startEpoch ? startBatch : 0;
       model.train(true);
       for await (const batch of o.train.batches({ batchSize: o.batchSize, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b })) {
@@ -128,10 +134,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         correct += r.correct;
         seen += batch.n;
         const secs = (performance.now() - te) / 1000;
-        o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / seen, imagesPerSecond: seen / secs, lr: opt.lr });
-        if (o.checkpointEvery && b % o.checkpointEvery === 0 && b < batches) await save(epoch, b);
+        o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / seen, imagesPerSecond: (seen - seenBefore) / secs, lr: opt.lr });
+        if (o.checkpointEvery && b % o.checkpointEvery === 0 && b < batches) await save(epoch, b, { lossSum, correct, seen });
         if (o.stopAfterBatches !== undefined && ran >= o.stopAfterBatches) {
-          await save(epoch, b);
+          await save(epoch, b, { lossSum, correct, seen });
           return { history, interrupted: true, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
         }
       }
@@ -144,9 +150,10 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         test,
         lr: opt.lr,
         seconds,
-        imagesPerSecond: seen / seconds,
+        imagesPerSecond: (seen - seenBefore) / seconds,
       };
       history.push(rec);
+      lastEpochSeconds = (performance.now() - te) / 1000; // training and evaluation
       schedule?.epochEnd(test ? 1 - test.top1 : rec.trainLoss);
       o.onEpoch?.(rec);
       await save(epoch + 1, 0);

@@ -1,0 +1,121 @@
+// Training end to end on the CPU: the loss falls on real Fashion-MNIST; an interrupted run resumed from
+// its checkpoint ends with exactly the weights of an uninterrupted one; an image folder of JPEG/PNG files
+// with corrupt ones among them trains and reports what it skipped; checkpoints and weights are validated.
+import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createAlexNet, memoryStats, train, evaluate, readCheckpointMeta, data } from '../lib/index.js';
+import { makeImageTree } from './data/helpers/image-tree.js';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'axn-train-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+describe('training on the CPU', () => {
+  it('the loss falls and accuracy rises on real Fashion-MNIST (small arch)', async () => {
+    const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 3 });
+    const source = data.loadFashionMnist({ split: 'train', limit: 2560 });
+    const losses: number[] = [];
+    const result = await train({ model, train: source, epochs: 1, batchSize: 32, lr: 0.02, seed: 3, schedule: 'none', onProgress: (p) => losses.push(p.loss) });
+    expect(losses.length).toBe(80);
+    const first = losses.slice(0, 10).reduce((a, b) => a + b) / 10;
+    const last = losses.slice(-10).reduce((a, b) => a + b) / 10;
+    expect(first).toBeGreaterThan(1.8); // ≈ ln 10 at the start
+    expect(last).toBeLessThan(first * 0.7);
+    const test = await evaluate(model, data.loadFashionMnist({ split: 'test', limit: 1000 }), { batchSize: 200 });
+    expect(test.n).toBe(1000);
+    expect(test.top1).toBeGreaterThan(0.5); // chance is 0.1
+    expect(test.top5).toBeGreaterThan(test.top1);
+    result.optimizer.dispose();
+    model.dispose();
+  });
+
+  it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
+    const before = memoryStats();
+    const opts = { epochs: 2, batchSize: 32, lr: 0.02, seed: 5, schedule: 'step' as const, stepSize: 1 };
+    const source = () => data.loadFashionMnist({ split: 'train', limit: 192 }); // 6 batches an epoch
+    const test = data.loadFashionMnist({ split: 'test', limit: 64 });
+    const mk = () => createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 9, dropout: 0.5 });
+
+    const a = mk();
+    const ra = await train({ model: a, train: source(), test, ...opts });
+    const wa = await a.stateDict();
+
+    const ckpt = path.join(tmp, 'resume.safetensors');
+    const b1 = mk();
+    const r1 = await train({ model: b1, train: source(), test, ...opts, checkpoint: ckpt, stopAfterBatches: 8 });
+    expect(r1.interrupted).toBe(true);
+    const meta = await readCheckpointMeta(ckpt);
+    expect(meta).toMatchObject({ epoch: 1, batchInEpoch: 2, step: 8 });
+    r1.optimizer.dispose();
+    b1.dispose();
+
+    // A fresh process would build a fresh model with another seed: the checkpoint restores everything.
+    const b2 = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 1234, dropout: 0.5 });
+    const rb = await train({ model: b2, train: source(), test, ...opts, checkpoint: ckpt, resume: ckpt });
+    expect(rb.interrupted).toBe(false);
+    const wb = await b2.stateDict();
+    for (const [name, t] of wa) expect(wb.get(name)!.data, `${name} after resuming`).toEqual(t.data);
+    expect(rb.history.map((h) => h.trainLoss)).toEqual(ra.history.map((h) => h.trainLoss));
+    expect(rb.history.map((h) => h.test?.top1)).toEqual(ra.history.map((h) => h.test?.top1));
+    expect(rb.history.map((h) => h.lr)).toEqual([0.02, 0.002]);
+    [ra.optimizer, rb.optimizer].forEach((o) => o.dispose());
+    a.dispose();
+    b2.dispose();
+    const after = memoryStats();
+    expect(after.tensors).toEqual(before.tensors);
+    expect(after.bytes).toEqual(before.bytes);
+  });
+
+  it('trains on an image folder of JPEG/PNG files and reports the corrupt ones', async () => {
+    const tree = await makeImageTree({ perClass: 24, width: 40, height: 36, corrupt: true });
+    const skipped: string[] = [];
+    const folder = await data.ImageFolder.open(tree.root, { train: true, size: 32, resize: 36, channels: 3, workers: 2, onSkip: (s) => skipped.push(s.path) });
+    expect(folder.classes.length).toBe(3);
+    const model = createAlexNet({ arch: 'small', numClasses: 3, inChannels: 3, seed: 2 });
+    const r = await train({ model, train: folder, epochs: 2, batchSize: 16, lr: 0.01, seed: 1, schedule: 'none' });
+    expect(r.history.length).toBe(2);
+    expect(r.history.every((h) => Number.isFinite(h.trainLoss))).toBe(true);
+    expect(new Set(skipped)).toEqual(new Set(tree.corrupt));
+    expect(folder.skipped.map((s) => s.path).sort()).toEqual([...tree.corrupt].sort());
+    r.optimizer.dispose();
+    model.dispose();
+    await folder.close();
+  });
+});
+
+describe('weights and checkpoints are validated', () => {
+  it('a truncated or mismatched file gives an error naming the tensor and the expected shape', async () => {
+    const m = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1 });
+    const file = path.join(tmp, 'w.safetensors');
+    await m.saveWeights(file, { classes: ['a'] });
+    const bytes = readFileSync(file);
+    const cut = path.join(tmp, 'cut.safetensors');
+    writeFileSync(cut, bytes.subarray(0, bytes.length - 100));
+    await expect(m.loadWeights(cut)).rejects.toThrow(/ends at byte \d+ of the data section, which holds only \d+ bytes \(truncated\?\)/);
+    writeFileSync(cut, bytes.subarray(0, 5));
+    await expect(m.loadWeights(cut)).rejects.toThrow(/shorter than the 8-byte header length/);
+    const other = createAlexNet({ arch: 'small', numClasses: 7, inChannels: 1 });
+    await expect(other.loadWeights(file)).rejects.toThrow('tensor "classifier.6.weight" has shape [10, 512], expected [7, 512] (small arch, 7 classes)');
+    const tv = createAlexNet({ arch: 'torchvision', numClasses: 10 });
+    await expect(tv.loadWeights(file)).rejects.toThrow(/tensor "features.0.weight" has shape \[32, 1, 5, 5\], expected \[64, 3, 11, 11\]/);
+    await expect(m.loadWeights(path.join(tmp, 'missing.safetensors'))).rejects.toThrow(/could not read .*missing.safetensors/);
+    // a round trip restores the weights exactly
+    const m2 = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 99 });
+    await m2.loadWeights(file);
+    const [a, b] = [await m.stateDict(), await m2.stateDict()];
+    for (const [k, v] of a) expect(b.get(k)!.data).toEqual(v.data);
+    [m, m2, other, tv].forEach((x) => x.dispose());
+  });
+
+  it('checkpoints are written atomically: no temporary file is left, a failed write keeps the old file', async () => {
+    const { writeFileAtomic } = await import('../lib/io/safetensors.js');
+    const file = path.join(tmp, 'atomic.bin');
+    writeFileAtomic(file, Buffer.from('old'));
+    expect(() => writeFileAtomic(path.join(tmp, 'no-such-dir', 'x.bin'), Buffer.from('x'))).toThrow(/could not write/);
+    writeFileAtomic(file, Buffer.from('new'));
+    expect(readFileSync(file, 'utf8')).toBe('new');
+    const { readdirSync } = await import('node:fs');
+    expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
+  });
+});
