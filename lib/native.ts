@@ -40,6 +40,9 @@ export interface CudaDeviceInfo {
 export interface NativeMemoryStats {
   hostBytes: number;
   hostBuffers: number;
+  /** Large freed host blocks kept for reuse, and all large host blocks mapped (in use + cached). */
+  hostCachedBytes: number;
+  hostMappedBytes: number;
   cuda?: {
     inUseBytes: number;
     cachedBytes: number;
@@ -85,6 +88,11 @@ let cached: NativeAddon | undefined;
 
 export function loadNative(): NativeAddon {
   if (cached) return cached;
+  // OpenMP threads that spin after each parallel region steal the cores from the next region's threads
+  // (and from other processes): with two processes on two cores a training step ran 20× slower. Passive
+  // waiting costs little here (each region is milliseconds long). libgomp reads this when it loads,
+  // i.e. with the addon just below; a value the user set wins.
+  process.env.OMP_WAIT_POLICY ??= 'PASSIVE';
   const root = packageRoot();
   const require = createRequire(path.join(root, 'package.json'));
   const candidates = [

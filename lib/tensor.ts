@@ -365,7 +365,7 @@ export function synchronize(): void {
   loadNative().cudaSynchronize();
 }
 
-/** Returns the CUDA allocator's cached (freed) blocks to the driver. */
+/** Returns the allocators' cached (freed) blocks: host blocks to the OS, CUDA blocks to the driver. */
 export function emptyCache(): void {
   loadNative().cudaEmptyCache();
 }

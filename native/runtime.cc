@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common.h"
+#include "host_alloc.h"
 #include "storage.h"
 #ifdef AXN_WITH_CUDA
 #include "cuda/context.h"
@@ -82,6 +83,9 @@ Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info) {
   HostStats h = hostStats();
   o.Set("hostBytes", static_cast<double>(h.liveBytes));
   o.Set("hostBuffers", static_cast<double>(h.liveBuffers));
+  host::Stats hs = host::stats();
+  o.Set("hostCachedBytes", static_cast<double>(hs.cachedBytes));
+  o.Set("hostMappedBytes", static_cast<double>(hs.mappedBytes));
 #ifdef AXN_WITH_CUDA
   cuda::AllocatorStats s = cuda::allocatorStats();
   Napi::Object c = Napi::Object::New(env);
@@ -110,6 +114,7 @@ Napi::Value SetPoison(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info) {
+  host::emptyCache();
 #ifdef AXN_WITH_CUDA
   cuda::emptyCache();
 #endif

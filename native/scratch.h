@@ -1,11 +1,12 @@
 // Scratch memory for an op's workspace (im2col columns and the like), freed at scope exit.
 // CUDA: from the caching allocator (stream-ordered, so freeing right after enqueueing work is safe).
-// CPU: plain aligned host memory.
+// CPU: host::alloc (a size-keyed cache of mmap'd blocks for large ones).
 #pragma once
 #include <cstdlib>
 #include <string>
 
 #include "common.h"
+#include "host_alloc.h"
 #include <cstring>
 #ifdef AXN_WITH_CUDA
 #include "cuda/context.h"
@@ -15,7 +16,7 @@ namespace axn {
 
 class Scratch {
  public:
-  Scratch(bool cuda, size_t bytes) : cuda_(cuda) {
+  Scratch(bool cuda, size_t bytes) : cuda_(cuda), bytes_(bytes) {
     if (bytes == 0) return;
     if (cuda_) {
 #ifdef AXN_WITH_CUDA
@@ -25,8 +26,7 @@ class Scratch {
       throw Error("scratch: built without CUDA");
 #endif
     } else {
-      ptr_ = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
-      if (!ptr_) throw Error("scratch: out of host memory allocating " + std::to_string(bytes) + " bytes");
+      ptr_ = host::alloc(bytes);
       if (poisonEnabled()) std::memset(ptr_, 0xFF, bytes);
     }
   }
@@ -40,7 +40,7 @@ class Scratch {
       }
 #endif
     } else {
-      std::free(ptr_);
+      host::free(ptr_, bytes_);
     }
   }
   Scratch(const Scratch&) = delete;
@@ -52,6 +52,7 @@ class Scratch {
 
  private:
   bool cuda_;
+  size_t bytes_;
   void* ptr_ = nullptr;
 };
 

@@ -6,6 +6,7 @@
 #include <string>
 
 #include "common.h"
+#include "host_alloc.h"
 #ifdef AXN_WITH_CUDA
 #include "cuda/context.h"
 #endif
@@ -72,11 +73,7 @@ Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(inf
   device_ = device;
   bytes_ = bytes;
   if (device == kCpu) {
-    size_t alloc = (bytes + 63) / 64 * 64;
-    if (alloc == 0) alloc = 64;
-    ptr_ = std::aligned_alloc(64, alloc);
-    if (!ptr_)
-      throw Napi::RangeError::New(env, "Storage: out of host memory allocating " + std::to_string(bytes) + " bytes");
+    ptr_ = host::alloc(bytes);
     gHostBytes += bytes;
     gHostBuffers++;
     if (gPoison) std::memset(ptr_, 0xFF, bytes);  // every float a NaN
@@ -97,7 +94,7 @@ Storage::~Storage() {
   // Finalizer path (GC): no env access needed for freeing.
   if (!freed_ && ptr_) {
     if (device_ == kCpu) {
-      std::free(ptr_);
+      host::free(ptr_, bytes_);
       gHostBytes -= bytes_;
       gHostBuffers--;
     } else {
@@ -115,7 +112,7 @@ Storage::~Storage() {
 void Storage::release(Napi::Env env) {
   if (freed_) return;
   if (device_ == kCpu) {
-    std::free(ptr_);
+    host::free(ptr_, bytes_);
     gHostBytes -= bytes_;
     gHostBuffers--;
   } else {

@@ -39,7 +39,7 @@ if [[ $skip != *" sanitizer "* ]]; then
   for tool in memcheck racecheck; do
     echo "== [$(el)] compute-sanitizer --tool $tool"
     AXN_REQUIRE_GPU=1 compute-sanitizer --tool "$tool" --target-processes all --print-limit 20 \
-      npx vitest run $GPU_TESTS -t "CUDA" > "$OUT/sanitizer-$tool.log" 2>&1
+      npx vitest run $GPU_TESTS -t "CUDA|cuBLAS|GPU" > "$OUT/sanitizer-$tool.log" 2>&1
     src=$?
     errs=$(grep -E 'ERROR SUMMARY: [0-9]+' "$OUT/sanitizer-$tool.log" | awk '{s += $4} END {print s + 0}')
     hazards=$(grep -cE 'RACECHECK SUMMARY: [1-9]' "$OUT/sanitizer-$tool.log")

@@ -13,7 +13,8 @@ afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
 describe('training on the CPU', () => {
   it('the loss falls and accuracy rises on real Fashion-MNIST (small arch)', async () => {
-    const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 3 });
+    // Dropout off: this checks that learning works; dropout's own correctness is tested in test/ops.
+    const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 3, dropout: 0 });
     const source = data.loadFashionMnist({ split: 'train', limit: 2560 });
     const losses: number[] = [];
     const result = await train({ model, train: source, epochs: 1, batchSize: 32, lr: 0.02, seed: 3, schedule: 'none', onProgress: (p) => losses.push(p.loss) });
@@ -21,10 +22,10 @@ describe('training on the CPU', () => {
     const first = losses.slice(0, 10).reduce((a, b) => a + b) / 10;
     const last = losses.slice(-10).reduce((a, b) => a + b) / 10;
     expect(first).toBeGreaterThan(1.8); // ≈ ln 10 at the start
-    expect(last).toBeLessThan(first * 0.7);
+    expect(last).toBeLessThan(first * 0.6);
     const test = await evaluate(model, data.loadFashionMnist({ split: 'test', limit: 1000 }), { batchSize: 200 });
     expect(test.n).toBe(1000);
-    expect(test.top1).toBeGreaterThan(0.5); // chance is 0.1
+    expect(test.top1).toBeGreaterThan(0.6); // chance is 0.1
     expect(test.top5).toBeGreaterThan(test.top1);
     result.optimizer.dispose();
     model.dispose();
@@ -65,6 +66,24 @@ describe('training on the CPU', () => {
     const after = memoryStats();
     expect(after.tensors).toEqual(before.tensors);
     expect(after.bytes).toEqual(before.bytes);
+  });
+
+  it('a long training loop does not grow the process (host blocks are reused, not leaked)', async () => {
+    const { Tensor, SGD } = await import('../lib/index.js');
+    const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 4 });
+    const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
+    const x = Tensor.from(new Float32Array(64 * 28 * 28).map((_, i) => (i % 97) / 97), [64, 1, 28, 28]);
+    const labels = Int32Array.from({ length: 64 }, (_, i) => i % 10);
+    for (let i = 0; i < 5; i++) await model.step(x, labels, opt);
+    const rss0 = process.memoryUsage().rss;
+    const mapped0 = memoryStats().native.hostMappedBytes;
+    for (let i = 0; i < 40; i++) await model.step(x, labels, opt);
+    // Before the fix each step leaked its ~30 MB of activations and workspaces (1.2 GB over 40 steps).
+    expect(process.memoryUsage().rss - rss0).toBeLessThan(150e6);
+    expect(memoryStats().native.hostMappedBytes).toBe(mapped0);
+    x.dispose();
+    opt.dispose();
+    model.dispose();
   });
 
   it('trains on an image folder of JPEG/PNG files and reports the corrupt ones', async () => {

@@ -12,6 +12,7 @@
 // vectorise (GCC/Clang vector extensions). On x86-64 the copy for the best ISA the CPU has is picked at run
 // time: an 8×32 tile with AVX-512, 6×16 with AVX2+FMA, else the baseline 4×8 (SSE2).
 #include "gemm.h"
+#include "../host_alloc.h"
 
 #include <algorithm>
 #include <cstdlib>
@@ -67,16 +68,16 @@ void scale_c(int M, int N, float beta, float* C, int ldc) {
   }
 }
 
-struct FreeDeleter {
-  void operator()(float* p) const { std::free(p); }
+// Packing buffers come from host::alloc (cached by size: the same sizes recur every call).
+struct HostDeleter {
+  size_t bytes;
+  void operator()(float* p) const { host::free(p, bytes); }
 };
-using Buffer = std::unique_ptr<float, FreeDeleter>;
+using Buffer = std::unique_ptr<float, HostDeleter>;
 
 Buffer alignedFloats(size_t n) {
-  size_t bytes = (n * sizeof(float) + 63) / 64 * 64;
-  float* p = static_cast<float*>(std::aligned_alloc(64, bytes ? bytes : 64));
-  if (!p) throw Error("gemm: out of host memory allocating " + std::to_string(bytes) + " bytes of packing buffers");
-  return Buffer(p);
+  size_t bytes = n * sizeof(float);
+  return Buffer(static_cast<float*>(host::alloc(bytes)), HostDeleter{bytes});
 }
 
 constexpr int KC = 256;   // depth of a packed slice: an MR×KC A panel + KC×NR B panel fit in L1
