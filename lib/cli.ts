@@ -110,7 +110,7 @@ program
   .option('--seed <n>', 'seed of the initialisation, dropout and data order', (v) => Number(v), 1)
   .option('--limit <n>', 'use only the first n training images', int('--limit'))
   .option('--workers <n>', 'image decoding workers (image folders)', int('--workers'))
-  .option('--time-limit <minutes>', 'start no new epoch after this many minutes', num('--time-limit'))
+  .option('--time-limit <minutes>', 'start no epoch that would end past this many minutes (default 14 for the default CPU job)', num('--time-limit'))
   .option('--out <dir>', 'where to write weights, checkpoint, history and PNGs', 'alexnet-run')
   .option('--resume', 'resume from <out>/checkpoint.safetensors when it exists')
   .option('--no-progress', 'no progress bar (one line per epoch)')
@@ -124,6 +124,8 @@ program
     // and the usual AlexNet settings on a GPU.
     const dflt = arch === 'small' ? { epochs: 6, batchSize: 64, lr: 0.02 } : { epochs: 10, batchSize: 128, lr: 0.01 };
     const epochs = o.epochs ?? dflt.epochs;
+    // The default CPU job keeps within 15 minutes: no epoch is started that would end past 14.
+    const timeLimit: number | undefined = o.timeLimit ?? (o.epochs === undefined && device === 'cpu' ? 14 : undefined);
     const batchSize = o.batchSize ?? dflt.batchSize;
     const lr = o.lr ?? dflt.lr;
     setDefaultPrecision(o.precision as Precision);
@@ -160,7 +162,7 @@ program
       seed: o.seed,
       checkpoint: ckpt,
       resume: o.resume ? ckpt : undefined,
-      timeLimitSeconds: o.timeLimit !== undefined ? o.timeLimit * 60 : undefined,
+      timeLimitSeconds: timeLimit !== undefined ? timeLimit * 60 : undefined,
       inputTransform: data.inputTransform,
       onProgress: (p) => {
         if (!bar) return;

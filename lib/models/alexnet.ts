@@ -47,6 +47,19 @@ export interface StepResult {
   correct: number;
 }
 
+/** fc6-fc7-fc8 with dropout before fc6 and fc7 (indices 1, 4, 6 as torchvision's classifier). */
+function buildClassifier(inFeatures: number, hidden: number, c: AlexNetConfig, rng: RandomStream, dev: Device): Sequential {
+  return new Sequential([
+    new Dropout(c.dropout, rng),
+    new Linear(inFeatures, hidden, { device: dev }),
+    new ReLU(true),
+    new Dropout(c.dropout, rng),
+    new Linear(hidden, hidden, { device: dev }),
+    new ReLU(true),
+    new Linear(hidden, c.numClasses, { device: dev }),
+  ]);
+}
+
 function buildPaper(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequential {
   const g = c.groups;
   const features = new Sequential([
@@ -66,15 +79,7 @@ function buildPaper(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequentia
     new ReLU(true),
     new MaxPool2d(3, { stride: 2 }),
   ]);
-  const classifier = new Sequential([
-    new Dropout(c.dropout, rng),
-    new Linear(256 * 6 * 6, 4096, { device: dev }),
-    new ReLU(true),
-    new Dropout(c.dropout, rng),
-    new Linear(4096, 4096, { device: dev }),
-    new ReLU(true),
-    new Linear(4096, c.numClasses, { device: dev }),
-  ]);
+  const classifier = buildClassifier(256 * 6 * 6, 4096, c, rng, dev);
   return new Sequential([
     ['features', features],
     ['flatten', new Flatten()],
@@ -98,15 +103,7 @@ function buildTorchvision(c: AlexNetConfig, rng: RandomStream, dev: Device): Seq
     new ReLU(true),
     new MaxPool2d(3, { stride: 2 }),
   ]);
-  const classifier = new Sequential([
-    new Dropout(c.dropout, rng),
-    new Linear(256 * 6 * 6, 4096, { device: dev }),
-    new ReLU(true),
-    new Dropout(c.dropout, rng),
-    new Linear(4096, 4096, { device: dev }),
-    new ReLU(true),
-    new Linear(4096, c.numClasses, { device: dev }),
-  ]);
+  const classifier = buildClassifier(256 * 6 * 6, 4096, c, rng, dev);
   return new Sequential([
     ['features', features],
     ['avgpool', new AdaptiveAvgPool2d([6, 6])],
@@ -118,7 +115,6 @@ function buildTorchvision(c: AlexNetConfig, rng: RandomStream, dev: Device): Seq
 /** AlexNet's structure — five convolutions (the first two followed by LRN and overlapping max pooling),
  * three fully connected layers with dropout — scaled down for 28–64 px inputs so CPU training is practical. */
 function buildSmall(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequential {
-  const h = c.hidden;
   const features = new Sequential([
     new Conv2d(c.inChannels, 32, 5, { padding: 2, device: dev }),
     new ReLU(true),
@@ -136,15 +132,7 @@ function buildSmall(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequentia
     new ReLU(true),
     new MaxPool2d(3, { stride: 2 }),
   ]);
-  const classifier = new Sequential([
-    new Dropout(c.dropout, rng),
-    new Linear(64 * 2 * 2, h, { device: dev }),
-    new ReLU(true),
-    new Dropout(c.dropout, rng),
-    new Linear(h, h, { device: dev }),
-    new ReLU(true),
-    new Linear(h, c.numClasses, { device: dev }),
-  ]);
+  const classifier = buildClassifier(64 * 2 * 2, c.hidden, c, rng, dev);
   return new Sequential([
     ['features', features],
     ['avgpool', new AdaptiveAvgPool2d([2, 2])],

@@ -7,16 +7,14 @@
 #include <cstdint>
 
 #include "cuda/context.h"
+#include "cuda/launch.h"
 #include "ops/avgpool2d.h"
 
 namespace axn::ops {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned gridFor(int64_t total) {
-  return (unsigned)std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(1) << 20);
-}
+using cuda::gridFor;
+using cuda::kThreads;
 
 __global__ void adaptive_avgpool2d_forward_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t total,
                                                   int H, int W, int Ho, int Wo) {

@@ -10,16 +10,14 @@
 #include <cstdint>
 
 #include "cuda/context.h"
+#include "cuda/launch.h"
 #include "ops/lrn.h"
 
 namespace axn::ops {
 namespace {
 
-constexpr int kThreads = 256;
-
-unsigned gridFor(int64_t total) {
-  return (unsigned)std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(1) << 20);
-}
+using cuda::gridFor;
+using cuda::kThreads;
 
 __global__ void lrn_forward_kernel(const float* __restrict__ x, float* __restrict__ y, float* __restrict__ scale,
                                    int64_t columns, int C, int64_t S, int before, int after, float a_n, float beta,

@@ -7,17 +7,14 @@
 #include <cstdint>
 
 #include "cuda/context.h"
+#include "cuda/launch.h"
 #include "ops/maxpool2d.h"
 
 namespace axn::ops {
 namespace {
 
-constexpr int kThreads = 256;
-
-// Blocks for `total` work items with a grid-stride loop (capped; the loop covers the rest).
-unsigned gridFor(int64_t total) {
-  return (unsigned)std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t(1) << 20);
-}
+using cuda::gridFor;
+using cuda::kThreads;
 
 __global__ void maxpool2d_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
                                          int32_t* __restrict__ argmax, int64_t total, int H, int W, int kh, int kw,
