@@ -6,7 +6,7 @@
 //
 // On CUDA each timed iteration enqueues `inner` calls, then synchronize()s, and records the time / inner,
 // so every sample includes the GPU work; `inner` is chosen per op so one iteration lasts a few ms.
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import os from 'node:os';
@@ -20,7 +20,7 @@ const PKG_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `Usage: node bench/run.mjs [options]
   --device cpu|cuda   where to run (default: cuda when available, else cpu)
   --batch N           batch size (default: 128 on cuda, 8 on cpu)
-  --time MS           tinybench time budget per row (default: 300 on cuda, 500 on cpu)
+  --time MS           tinybench time budget per row (default: 200 on cuda, 500 on cpu)
   --filter REGEX      only rows whose key matches (e.g. '^conv2\\.', 'fwd', 'train')
   --json FILE         write the results (read by bench/summary.mjs)
   --list              print the row keys and exit
@@ -84,6 +84,27 @@ async function loadTinybench() {
   } catch (e) {
     fail(`tinybench is not installed (${e.code ?? e.message}); it is a devDependency: run npm install (or npm i -D tinybench)`);
   }
+}
+
+/** Machine-wide busy CPU time (/proc/stat, Linux) and this process's own, to tell afterwards how much
+ * of the machine other processes took while we measured. null where /proc/stat is missing. */
+function cpuSnapshot() {
+  try {
+    const v = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait = 0, irq = 0, softirq = 0, steal = 0] = v;
+    const busy = user + nice + system + irq + softirq + steal; // steal: taken by the hypervisor
+    const u = process.cpuUsage();
+    return { busy, total: busy + idle + iowait, selfSeconds: (u.user + u.system) / 1e6 };
+  } catch {
+    return null;
+  }
+}
+
+/** Share of all CPUs' time that other processes used between two snapshots (USER_HZ = 100). */
+function otherCpuShare(a, b) {
+  if (!a || !b || b.total <= a.total) return null;
+  const others = (b.busy - a.busy) / 100 - (b.selfSeconds - a.selfSeconds);
+  return Math.min(1, Math.max(0, others / ((b.total - a.total) / 100)));
 }
 
 function quantile(sorted, q) {
@@ -210,7 +231,7 @@ async function main() {
     pkg,
     Bench,
     device,
-    timeMs: cli.time ?? (device === 'cuda' ? 300 : 500),
+    timeMs: cli.time ?? (device === 'cuda' ? 200 : 500),
     // One timed iteration lasts about this long (inner calls + one sync).
     iterMs: device === 'cuda' ? 4 : 20,
     maxInner: device === 'cuda' ? 1000 : 200,
@@ -240,6 +261,7 @@ async function main() {
     `${tasks.length} rows, ${ctx.timeMs} ms each`);
   console.log(`  ${'key'.padEnd(28)} ${'median'.padStart(12)} [p10–p90]             inner ${'rate'.padStart(12)}`);
   const results = [];
+  const cpu0 = cpuSnapshot();
   const t0 = performance.now();
   let group = null;
   for (const task of tasks) {
@@ -253,6 +275,7 @@ async function main() {
   }
   meta.wallSeconds = (performance.now() - t0) / 1000;
   meta.loadavgEnd = os.loadavg();
+  meta.otherCpuShare = otherCpuShare(cpu0, cpuSnapshot());
   const failed = results.filter((r) => r.error);
   const leaked = results.filter((r) => r.leakedTensors);
 
@@ -267,7 +290,8 @@ async function main() {
   const header = ['row', 'shape', 'ms', 'rate'];
   if (device === 'cuda') header.push('% of peak', 'target');
   console.log(`\n${markdownTable(header, rows)}\n`);
-  console.log(`${results.length} rows in ${meta.wallSeconds.toFixed(1)} s${failed.length ? `, ${failed.length} FAILED` : ''}` +
+  const others = meta.otherCpuShare === null ? '' : `; other processes used ${pct(meta.otherCpuShare)} of the CPUs meanwhile`;
+  console.log(`${results.length} rows in ${meta.wallSeconds.toFixed(1)} s${others}${failed.length ? `, ${failed.length} FAILED` : ''}` +
     `${leaked.length ? `, ${leaked.length} leaked tensors` : ''}`);
 
   if (cli.json) {

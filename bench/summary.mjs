@@ -100,13 +100,6 @@ if (peer) {
       `${p.layout ?? 'NCHW'}${p.device === 'cuda' ? ', cudnn.benchmark on, TF32 only in tf32 rows' : ''}.`,
   );
 }
-const load = (mm) => (Array.isArray(mm.loadavgStart) ? `${mm.loadavgStart[0].toFixed(1)} → ${(mm.loadavgEnd ?? mm.loadavgStart)[0].toFixed(1)}` : null);
-if (!gpu && load(m)) {
-  const cores = Number(/× (\d+)$/.exec(m.cpu ?? '')?.[1]) || 0;
-  const busy = cores && Math.max(m.loadavgStart[0], (m.loadavgEnd ?? m.loadavgStart)[0]) > cores + 0.5;
-  console.log(`Load average (1 min) during our run: ${load(m)}${peer && load(peer.meta) ? `; during PyTorch's: ${load(peer.meta)}` : ''}` +
-    `${busy ? ` — above the ${cores} cores: other processes competed, timings are inflated` : ''}.`);
-}
 if (gpu)
   console.log(
     `Ceilings (${CEILINGS.card}): fp32 ${CEILINGS.fp32 / 1e12} TFLOP/s, tf32 ${CEILINGS.tf32 / 1e12} TFLOP/s, ${CEILINGS.bytes / 1e12} TB/s. ` +
@@ -114,6 +107,15 @@ if (gpu)
       `conv forward ≥ ${pct(TARGETS.convVsGemm)} of the bare GEMM's rate at the same precision.`,
   );
 else console.log("CPU run: the GPU's ceilings and targets don't apply.");
+const share = (mm) => (typeof mm.otherCpuShare === 'number' ? mm.otherCpuShare : null);
+if (!gpu && share(m) !== null) {
+  const busy = share(m) > 0.1 || (peer && share(peer.meta) > 0.1);
+  console.log(
+    `Other processes used ${pct(share(m))} of the machine's CPU time during our run` +
+      `${peer && share(peer.meta) !== null ? ` and ${pct(share(peer.meta))} during PyTorch's` : ''}` +
+      `${busy ? ' — they competed for the cores, so timings are inflated (OpenMP teams wait for a descheduled thread)' : ''}.`,
+  );
+}
 for (const n of notes) console.log(`Note: ${n}`);
 console.log('');
 console.log(markdownTable(header, rows));
