@@ -13,7 +13,9 @@ CUDA events recorded around the `inner` calls on the current stream; on the CPU 
 row's figure is the median per call; p10 and p90 are kept too.
 
 Precision: 'fp32' rows set torch.backends.cuda.matmul.allow_tf32 = False and
-torch.backends.cudnn.allow_tf32 = False; 'tf32' rows set both True. Memory-bound rows run in fp32.
+torch.backends.cudnn.allow_tf32 = False; 'tf32' rows set both True (on torch >= 2.9, which deprecates
+those flags, the same through torch.backends.cuda.matmul.fp32_precision and
+torch.backends.cudnn.conv.fp32_precision = 'ieee' | 'tf32'). Memory-bound rows run in fp32.
 Works with torch 1.13 (CPU, the development machine) and torch 2.x (CUDA).
 """
 import argparse
@@ -43,10 +45,26 @@ def out_side(h, k, s, p):
     return (h + 2 * p - k) // s + 1
 
 
+def tf32_api():
+    """torch >= 2.9 controls TF32 per backend with `fp32_precision` ('ieee' | 'tf32') and deprecates the
+    `allow_tf32` flags (mixing the two APIs can raise); older torch has only the flags."""
+    try:  # torch 1.13's matmul module raises AssertionError, not AttributeError, for unknown names
+        torch.backends.cuda.matmul.fp32_precision  # noqa: B018
+        torch.backends.cudnn.conv.fp32_precision  # noqa: B018
+        return "fp32_precision"
+    except (AttributeError, AssertionError):
+        return "allow_tf32"
+
+
 def set_precision(p):
+    """'fp32': strict fp32 in cuBLAS and cuDNN; 'tf32': TF32 tensor cores allowed in both."""
     on = p == "tf32"
-    torch.backends.cuda.matmul.allow_tf32 = on
-    torch.backends.cudnn.allow_tf32 = on
+    if tf32_api() == "fp32_precision":
+        torch.backends.cuda.matmul.fp32_precision = "tf32" if on else "ieee"
+        torch.backends.cudnn.conv.fp32_precision = "tf32" if on else "ieee"
+    else:
+        torch.backends.cuda.matmul.allow_tf32 = on
+        torch.backends.cudnn.allow_tf32 = on
 
 
 # ---- the paper AlexNet (as bench/alexnet.json and lib/models/alexnet.ts 'paper') -------------------
@@ -413,7 +431,7 @@ def main():
         cudnn=torch.backends.cudnn.version() if cuda else None,
         gpu=torch.cuda.get_device_name(0) if cuda else None, cpu=platform.processor() or platform.machine(),
         threads=torch.get_num_threads(), python=platform.python_version(), timeMs=time_ms,
-        cudnnBenchmark=True, layout="NCHW (contiguous)",
+        cudnnBenchmark=True, layout="NCHW (contiguous)", tf32Api=tf32_api(),
         loadavgStart=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     )
     print("pytorch peer: torch %s on %s%s, batch %d, %d rows, %d ms each" % (
