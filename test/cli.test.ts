@@ -1,0 +1,98 @@
+// The `alexnet` command end to end, as a user runs it (the compiled dist/cli.js; test/setup-dist.ts
+// compiles lib/ first): info, train (short), eval (centre crop and 10-crop), predict, and bad input.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { afterAll, describe, expect, it } from 'vitest';
+import { makeImageTree } from './data/helpers/image-tree.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const CLI = path.join(root, 'dist', 'cli.js');
+const tmp = mkdtempSync(path.join(tmpdir(), 'axn-cli-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+function alexnet(args: string[], timeout = 300_000) {
+  const r = spawnSync(process.execPath, [CLI, ...args], { encoding: 'utf8', timeout, cwd: tmp });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+describe('alexnet CLI', () => {
+  it('info names the backend and why CUDA is or is not there', () => {
+    const r = alexnet(['info']);
+    expect(r.code, r.err).toBe(0);
+    expect(r.out).toMatch(/alexnet-cuda \d+\.\d+\.\d+ \(addon built with (cmake-js|node-gyp)\)/);
+    expect(r.out).toMatch(/CPU: \d+ threads, GEMM: \w+/);
+    expect(r.out).toMatch(/CUDA: (runtime|not available: .+)/);
+  });
+
+  it('train → eval → predict on Fashion-MNIST', async () => {
+    const out = path.join(tmp, 'run');
+    const t = alexnet(['train', '--limit', '2560', '--epochs', '1', '--dropout', '0', '--out', out, '--no-progress', '--device', 'cpu']);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out).toMatch(/epoch 1: train loss [\d.]+, train acc [\d.]+%, test loss [\d.]+, test top-1 ([\d.]+)%/);
+    const acc = Number(/test top-1 ([\d.]+)%, top-5/.exec(t.out)![1]);
+    expect(acc).toBeGreaterThan(40); // 2,560 images, one epoch; chance is 10 %
+    for (const f of ['weights.safetensors', 'checkpoint.safetensors', 'history.json', 'curve.png', 'conv1-filters.png'])
+      expect(existsSync(path.join(out, f)), f).toBe(true);
+    const png = await sharp(path.join(out, 'curve.png')).metadata();
+    expect([png.format, png.width, png.height]).toEqual(['png', 800, 450]);
+
+    const e = alexnet(['eval', '--weights', path.join(out, 'weights.safetensors'), '--device', 'cpu']);
+    expect(e.code, e.err).toBe(0);
+    const m = /9988 images: top-1 ([\d.]+)%, top-5 ([\d.]+)%/.exec(e.out);
+    expect(m, e.out).not.toBeNull();
+    expect(Number(m![1])).toBeCloseTo(acc, 1); // the same weights on the same test set
+
+    // predict: two real Fashion-MNIST test images written as PNG/JPEG, and a broken file
+    const { data } = await import('../lib/index.js');
+    const raw = await data.loadFashionMnistRaw('test');
+    const files: string[] = [];
+    for (const i of [0, 1]) {
+      const f = path.join(tmp, `img${i}.${i ? 'jpg' : 'png'}`);
+      await sharp(Buffer.from(raw.pixels.subarray(i * 784, (i + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).toFile(f);
+      files.push(f);
+    }
+    const bad = path.join(tmp, 'broken.jpg');
+    writeFileSync(bad, 'not an image');
+    const p = alexnet(['predict', '--weights', path.join(out, 'weights.safetensors'), '--device', 'cpu', '--top', '2', ...files, bad]);
+    expect(p.code).toBe(1); // one file failed
+    expect(p.err).toMatch(/broken\.jpg: could not read it/);
+    const classes = data.FASHION_MNIST_CLASSES;
+    for (const f of files) expect(p.out).toMatch(new RegExp(`${path.basename(f)}: (${classes.join('|')}) [\\d.]+%, (${classes.join('|')}) [\\d.]+%`));
+  });
+
+  it('eval with the paper\'s 10-crop on an image folder', async () => {
+    const tree = await makeImageTree({ perClass: 8, width: 48, height: 40 });
+    const folder = path.join(tmp, 'folder');
+    const { cpSync } = await import('node:fs');
+    cpSync(tree.root, path.join(folder, 'train'), { recursive: true });
+    cpSync(tree.root, path.join(folder, 'test'), { recursive: true });
+    const out = path.join(tmp, 'run-folder');
+    const t = alexnet(['train', '--data', folder, '--epochs', '1', '--batch-size', '8', '--out', out, '--no-progress', '--device', 'cpu']);
+    expect(t.code, t.err).toBe(0);
+    const w = path.join(out, 'weights.safetensors');
+    const centre = alexnet(['eval', '--weights', w, '--data', path.join(folder, 'test'), '--device', 'cpu']);
+    expect(centre.code, centre.err).toBe(0);
+    expect(centre.out).toMatch(/24 images: top-1 [\d.]+%, top-5 100.00%/); // 3 classes: top-5 is everything
+    const ten = alexnet(['eval', '--weights', w, '--data', path.join(folder, 'test'), '--ten-crop', '--device', 'cpu']);
+    expect(ten.code, ten.err).toBe(0);
+    expect(ten.out).toMatch(/24 images: top-1 [\d.]+%, top-5 100.00% \(10-crop\)/);
+    rmSync(tree.root, { recursive: true, force: true });
+  });
+
+  it('bad input gets a clear message and a non-zero exit, not a stack trace', () => {
+    const r1 = alexnet(['train', '--epochs', 'zero']);
+    expect(r1.code).not.toBe(0);
+    expect(r1.err).toMatch(/--epochs must be a positive integer, got "zero"/);
+    const r2 = alexnet(['train', '--data', path.join(tmp, 'nowhere'), '--device', 'cpu']);
+    expect(r2.code).toBe(1);
+    expect(r2.err).toMatch(/expected an image folder with train\/ and test\/ \(or val\/\) inside/);
+    const r3 = alexnet(['eval', '--weights', path.join(tmp, 'missing.safetensors')]);
+    expect(r3.code).toBe(1);
+    expect(r3.err).toMatch(/alexnet: could not read .*missing\.safetensors/);
+    expect(r3.err).not.toMatch(/at .*\.js:\d+/);
+  });
+});
