@@ -7,11 +7,17 @@
 #      and the end-to-end training step
 #   5. a short summary table, last
 # On the lent machine: bash .gpu/boot.sh 'bash scripts/gpu-check.sh'  (writes under $OUT, else bench/results/tmp)
-# Env: GPU_CHECK_SKIP="sanitizer bench train" skips parts; GPU_CHECK_TRAIN_MIN (default 3) bounds the training run.
+# Env: GPU_CHECK_SKIP="tests sanitizer bench train" skips parts; GPU_CHECK_TRAIN_MIN (default 3) bounds the training run.
+# A device call may run 10 minutes: if the whole script does not fit, split it over two calls, e.g.
+#   GPU_CHECK_SKIP="bench train" bash scripts/gpu-check.sh   then   GPU_CHECK_SKIP="tests sanitizer" bash scripts/gpu-check.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/results/tmp}
 mkdir -p "$OUT"
+# At most 8 files come back from the lent machine: logs go to $W, and $OUT gets summary.md, the two
+# benchmark JSONs and one archive of everything (gpu.log is boot.sh's).
+FINAL_OUT=$OUT
+OUT=$(mktemp -d /tmp/gpu-check.XXXXXX)
 skip=" ${GPU_CHECK_SKIP:-} "
 summary=()
 row() { summary+=("$(printf '| %-34s | %-8s | %s |' "$1" "$2" "$3")"); }
@@ -28,11 +34,13 @@ else
 fi
 node -e "import('./dist/index.js').then(m => console.log(JSON.stringify(m.backendInfo())))" | tee "$OUT/backend.json"
 
-echo "== [$(el)] tests (AXN_REQUIRE_GPU=1)"
-AXN_REQUIRE_GPU=1 npx vitest run --reporter=default --reporter=json --outputFile="$OUT/tests.json" > "$OUT/tests.log" 2>&1
-rc=$?
-tail -8 "$OUT/tests.log"
-row "tests (all, GPU required)" "$([ $rc = 0 ] && echo PASS || echo FAIL)" "$(grep -E 'Tests +[0-9]' "$OUT/tests.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs)"
+if [[ $skip != *" tests "* ]]; then
+  echo "== [$(el)] tests (AXN_REQUIRE_GPU=1)"
+  AXN_REQUIRE_GPU=1 npx vitest run --reporter=default --reporter=json --outputFile="$OUT/tests.json" > "$OUT/tests.log" 2>&1
+  rc=$?
+  tail -8 "$OUT/tests.log"
+  row "tests (all, GPU required)" "$([ $rc = 0 ] && echo PASS || echo FAIL)" "$(grep -E 'Tests +[0-9]' "$OUT/tests.log" | tail -1 | sed 's/\x1b\[[0-9;]*m//g' | xargs)"
+fi
 
 GPU_TESTS="test/cuda-memory.test.ts test/ops"
 if [[ $skip != *" sanitizer "* ]]; then
@@ -54,7 +62,7 @@ if [[ $skip != *" bench "* ]]; then
   tail -40 "$OUT/bench.log"
   row "benchmarks (ops, batch 128)" "$([ $brc = 0 ] && echo PASS || echo FAIL)" "bench-cuda.json"
   if python3 -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null; then
-    python3 bench/pytorch_peer.py --json "$OUT/bench-pytorch.json" > "$OUT/pytorch.log" 2>&1
+    python3 bench/pytorch_peer.py --device cuda --json "$OUT/bench-pytorch.json" > "$OUT/pytorch.log" 2>&1
     prc=$?
     tail -20 "$OUT/pytorch.log"
     row "PyTorch + cuDNN peer" "$([ $prc = 0 ] && echo PASS || echo FAIL)" "bench-pytorch.json"
@@ -69,10 +77,21 @@ if [[ $skip != *" train "* ]]; then
   row "train paper arch (GPU)" "$([ $trc = 0 ] && echo PASS || echo FAIL)" "$(grep -E 'test top-1' "$OUT/train.log" | tail -1)"
 fi
 
+{
+  echo "# GPU check $(date -u +%Y-%m-%dT%H:%MZ), $(git rev-parse --short HEAD 2>/dev/null), $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>/dev/null | head -1)"
+  echo
+  printf '| %-34s | %-8s | %s |\n' check result detail
+  printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "----------" "------"
+  printf '%s\n' "${summary[@]}"
+  echo
+  if [ -f "$OUT/bench-cuda.json" ]; then
+    if [ -f "$OUT/bench-pytorch.json" ]; then node bench/summary.mjs "$OUT/bench-cuda.json" "$OUT/bench-pytorch.json"; else node bench/summary.mjs "$OUT/bench-cuda.json"; fi
+  fi
+} > "$OUT/summary.md" 2>&1
+cp "$OUT/summary.md" "$FINAL_OUT/summary.md"
+for f in bench-cuda.json bench-pytorch.json; do [ -f "$OUT/$f" ] && cp "$OUT/$f" "$FINAL_OUT/$f"; done
+tar -C "$OUT" --exclude='*.safetensors' -czf "$FINAL_OUT/gpu-check-logs.tar.gz" .  # weights stay behind (hundreds of MB)
 echo
-echo "== summary ($(el)) on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)"
-printf '| %-34s | %-8s | %s |\n' check result detail
-printf '|%s|%s|%s|\n' "$(printf -- '-%.0s' {1..36})" "----------" "------"
-printf '%s\n' "${summary[@]}"
-if [ -f "$OUT/bench-cuda.json" ]; then node bench/summary.mjs "$OUT/bench-cuda.json" "$OUT/bench-pytorch.json" 2>/dev/null; fi
+echo "== summary ($(el))"
+cat "$OUT/summary.md"
 ! printf '%s\n' "${summary[@]}" | grep -q FAIL
