@@ -27,6 +27,15 @@ export interface CheckpointMeta extends TrainingPosition {
   schedule: Record<string, number> | null;
   history: unknown[];
   dataSeed: number;
+  /** The run's settings: a resume with others would not reproduce the uninterrupted run. */
+  settings: TrainingSettings;
+}
+
+export interface TrainingSettings {
+  batchSize: number;
+  momentum: number;
+  weightDecay: number;
+  schedule: string;
 }
 
 export async function saveCheckpoint(
@@ -34,7 +43,7 @@ export async function saveCheckpoint(
   model: AlexNet,
   opt: SGD,
   pos: TrainingPosition,
-  extra: { schedule: Record<string, number> | null; history: unknown[]; dataSeed: number },
+  extra: { schedule: Record<string, number> | null; history: unknown[]; dataSeed: number; settings: TrainingSettings },
 ): Promise<void> {
   const tensors = await model.stateDict();
   const named = model.namedParameters();
@@ -55,6 +64,7 @@ export async function saveCheckpoint(
     schedule: extra.schedule,
     history: extra.history,
     dataSeed: extra.dataSeed,
+    settings: extra.settings,
   };
   writeSafetensors(path, tensors, { format: 'alexnet-cuda-checkpoint', meta: JSON.stringify(meta) });
 }
@@ -68,8 +78,29 @@ export async function readCheckpointMeta(path: string): Promise<CheckpointMeta> 
 function parseMeta(md: Record<string, string>, path: string): CheckpointMeta {
   if (md.format !== 'alexnet-cuda-checkpoint' || !md.meta)
     throw new Error(`${path}: not an alexnet-cuda checkpoint (metadata format is ${JSON.stringify(md.format)})`);
-  const meta = JSON.parse(md.meta) as CheckpointMeta;
+  let meta: CheckpointMeta;
+  try {
+    meta = JSON.parse(md.meta) as CheckpointMeta;
+  } catch (e) {
+    throw new Error(`${path}: checkpoint metadata is not valid JSON (${(e as Error).message})`);
+  }
+  const bad = (what: string, v: unknown) => {
+    throw new Error(`${path}: invalid checkpoint: ${what}, got ${JSON.stringify(v)}`);
+  };
+  if (meta === null || typeof meta !== 'object') bad('metadata must be an object', meta);
   if (meta.version !== 1) throw new Error(`${path}: checkpoint version ${meta.version} is not supported (expected 1)`);
+  const count = (k: keyof CheckpointMeta) => {
+    if (!Number.isSafeInteger(meta[k]) || (meta[k] as number) < 0) bad(`${k} must be an integer ≥ 0`, meta[k]);
+  };
+  (['epoch', 'batchInEpoch', 'step', 'rngOffset', 'dataSeed'] as const).forEach(count);
+  if (typeof meta.config !== 'object' || meta.config === null || typeof meta.config.arch !== 'string') bad('config must describe the model', meta.config);
+  if (typeof meta.rngSeed !== 'string' || !/^\d+$/.test(meta.rngSeed) || BigInt(meta.rngSeed) >= 2n ** 64n) bad('rngSeed must be a 64-bit unsigned integer', meta.rngSeed);
+  if (typeof meta.lr !== 'number' || !Number.isFinite(meta.lr) || meta.lr < 0) bad('lr must be a finite number ≥ 0', meta.lr);
+  if (!Array.isArray(meta.history)) bad('history must be an array', meta.history);
+  if (meta.schedule !== null && typeof meta.schedule !== 'object') bad('schedule must be an object or null', meta.schedule);
+  if (meta.partial !== undefined && !['lossSum', 'correct', 'seen'].every((k) => Number.isFinite((meta.partial as Record<string, number>)[k])))
+    bad('partial must hold finite lossSum, correct and seen', meta.partial);
+  if (typeof meta.settings !== 'object' || meta.settings === null) bad('settings must be an object', meta.settings);
   return meta;
 }
 
@@ -80,17 +111,21 @@ export async function loadCheckpoint(path: string, model: AlexNet, opt: SGD): Pr
   const c = model.config;
   if (meta.config.arch !== c.arch || meta.config.numClasses !== c.numClasses || meta.config.inChannels !== c.inChannels)
     throw new Error(`${path}: checkpoint is for arch ${meta.config.arch} with ${meta.config.numClasses} classes and ${meta.config.inChannels} input channels; the model is ${c.arch} with ${c.numClasses} and ${c.inChannels}`);
-  model.loadStateDict(f.tensors, path);
+  // Check everything before changing anything: a bad file leaves the model and optimizer as they were.
   const named = model.namedParameters();
-  opt.params.forEach((p, i) => {
+  const momenta = opt.params.map((p) => {
     const name = named.find(([, q]) => q === p)?.[0];
     const t = name ? f.tensors.get(`optimizer.momentum.${name}`) : undefined;
+    if (!t) return null;
+    if (!(t.data instanceof Float32Array) || t.shape.length !== p.value.shape.length || t.shape.some((d, j) => d !== p.value.shape[j]))
+      throw new Error(`${path}: momentum buffer of "${name}" is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.value.shape.join(', ')}]`);
+    return t.data;
+  });
+  model.loadStateDict(f.tensors, path); // validates every weight before writing any
+  opt.params.forEach((p, i) => {
     opt.buffers[i]?.dispose();
-    opt.buffers[i] = null;
-    if (!t) return;
-    if (t.shape.length !== p.value.shape.length || t.shape.some((d, j) => d !== p.value.shape[j]))
-      throw new Error(`${path}: momentum buffer of "${name}" has shape [${t.shape.join(', ')}], expected [${p.value.shape.join(', ')}]`);
-    opt.buffers[i] = Tensor.from(t.data as Float32Array, p.value.shape, p.value.device);
+    const m = momenta[i];
+    opt.buffers[i] = m ? Tensor.from(m, p.value.shape, p.value.device) : null;
   });
   opt.lr = meta.lr;
   opt.stepCount = meta.step;

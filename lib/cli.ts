@@ -4,7 +4,7 @@
  * CPU (or the paper arch on upscaled images on a GPU), reporting test accuracy. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readCheckpointMeta } from './checkpoint.js';
@@ -107,7 +107,11 @@ program
   .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['plateau', 'step', 'none']))
   .option('--dropout <p>', 'dropout probability', num('--dropout'), 0.5)
   .option('--groups <g>', "paper arch: 2 for the paper's two-tower grouping", int('--groups'), 1)
-  .option('--seed <n>', 'seed of the initialisation, dropout and data order', (v) => Number(v), 1)
+  .option('--seed <n>', 'seed of the initialisation, dropout and data order', (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`--seed must be an integer ≥ 0, got "${v}"`);
+    return n;
+  }, 1)
   .option('--limit <n>', 'use only the first n training images', int('--limit'))
   .option('--workers <n>', 'image decoding workers (image folders)', int('--workers'))
   .option('--time-limit <minutes>', 'start no epoch that would end past this many minutes (default 14 for the default CPU job)', num('--time-limit'))
@@ -134,10 +138,10 @@ program
     const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision: o.precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
     const ckpt = path.join(o.out, 'checkpoint.safetensors');
     if (o.resume) {
-      try {
-        const meta = await readCheckpointMeta(ckpt);
+      if (existsSync(ckpt)) {
+        const meta = await readCheckpointMeta(ckpt); // a corrupt checkpoint is an error, not a fresh start
         console.log(`resuming from ${ckpt}: epoch ${meta.epoch + 1}, batch ${meta.batchInEpoch}`);
-      } catch {
+      } else {
         console.log(`no checkpoint at ${ckpt}: starting fresh`);
       }
     }
@@ -225,7 +229,10 @@ program
       const big = Math.round((side * 256) / 224);
       source = await ImageFolder.open(path.resolve(o.data), { size: o.tenCrop ? big : side, resize: big, channels: c.inChannels as 1 | 3, train: false, mean: input.mean, std: input.std, onSkip });
     }
-    if (classes && classes.length !== source.classes.length) console.warn(`warning: the weights were trained on ${classes.length} classes, the data has ${source.classes.length}`);
+    if (source.classes.length > c.numClasses)
+      throw new Error(`the data has ${source.classes.length} classes, the model only ${c.numClasses}`);
+    if (classes && source.classes.some((name, i) => classes[i] !== name))
+      console.warn(`warning: the data's classes (${source.classes.slice(0, 4).join(', ')}, …) are not the ones the weights were trained on (${classes.slice(0, 4).join(', ')}, …); labels are matched by position`);
     const r = o.tenCrop
       ? await evaluateTenCrop(model, source, { batchSize: o.batchSize, side })
       : await evaluate(model, source, { batchSize: o.batchSize, inputTransform });
@@ -280,16 +287,32 @@ program
 async function modelFromWeights(file: string, arch: Arch | undefined, device: Device) {
   const { readSafetensors } = await import('./io/safetensors.js');
   const f = await readSafetensors(file);
-  const cfg = f.metadata.config ? JSON.parse(f.metadata.config) : {};
+  const json = (key: string, text: string | undefined) => {
+    if (text === undefined) return undefined;
+    try {
+      return JSON.parse(text);
+    } catch (e) {
+      throw new Error(`${file}: metadata "${key}" is not valid JSON (${(e as Error).message})`);
+    }
+  };
+  // weights.safetensors keeps the config in "config"; checkpoint.safetensors inside "meta"
+  const cfg = json('config', f.metadata.config) ?? json('meta', f.metadata.meta)?.config ?? {};
   const a: Arch = arch ?? cfg.arch ?? (f.metadata.arch as Arch) ?? 'torchvision';
   const numClasses = cfg.numClasses ?? f.tensors.get('classifier.6.weight')?.shape[0] ?? 1000;
   const inChannels = cfg.inChannels ?? f.tensors.get('features.0.weight')?.shape[1] ?? 3;
   const model = createAlexNet({ arch: a, numClasses, device, dropout: 0, groups: cfg.groups ?? 1, inChannels, hidden: cfg.hidden });
   model.loadStateDict(f.tensors, file);
-  const classes = f.metadata.classes ? (JSON.parse(f.metadata.classes) as string[]) : undefined;
-  const input: InputSpec = f.metadata.input
-    ? JSON.parse(f.metadata.input)
-    : { side: model.config.inputSize, mean: inChannels === 1 ? [FASHION_MNIST_MEAN] : [...IMAGENET_MEAN], std: inChannels === 1 ? [FASHION_MNIST_STD] : [...IMAGENET_STD] };
+  const classes = json('classes', f.metadata.classes) as string[] | undefined;
+  if (classes !== undefined && (!Array.isArray(classes) || classes.length !== numClasses))
+    throw new Error(`${file}: metadata "classes" should list ${numClasses} class names, got ${JSON.stringify(classes).slice(0, 80)}`);
+  const input: InputSpec = json('input', f.metadata.input) ?? {
+    side: model.config.inputSize,
+    mean: inChannels === 1 ? [FASHION_MNIST_MEAN] : [...IMAGENET_MEAN],
+    std: inChannels === 1 ? [FASHION_MNIST_STD] : [...IMAGENET_STD],
+  };
+  const nums = (a: unknown) => Array.isArray(a) && a.length > 0 && a.every((v) => typeof v === 'number' && Number.isFinite(v));
+  if (!Number.isInteger(input.side) || input.side < 1 || !nums(input.mean) || !nums(input.std))
+    throw new Error(`${file}: metadata "input" should be { side, mean: number[], std: number[] }, got ${JSON.stringify(input).slice(0, 80)}`);
   return { model, classes, input };
 }
 

@@ -11,7 +11,9 @@ export interface EvalResult {
   loss: number;
 }
 
+/** Counts on the model's device; the model's train/eval mode is restored afterwards. */
 export async function evaluate(model: AlexNet, source: BatchSource, opts: { batchSize?: number; limit?: number; inputTransform?: (x: Tensor) => Tensor } = {}): Promise<EvalResult> {
+  const was = model.training;
   model.eval();
   const k5 = Math.min(5, model.config.numClasses);
   let n = 0;
@@ -20,23 +22,33 @@ export async function evaluate(model: AlexNet, source: BatchSource, opts: { batc
   let lossSum = 0;
   try {
     for await (const batch of source.batches({ batchSize: opts.batchSize ?? 100, shuffle: false, dropLast: false })) {
-      const raw = Tensor.from(batch.x, batch.shape, model.device);
-      const x = opts.inputTransform ? opts.inputTransform(raw) : raw;
-      const labels = Tensor.from(batch.labels, [batch.n], model.device);
-      const logits = model.forward(x);
-      raw.dispose();
-      const { loss, probs } = softmaxCrossEntropy(logits, labels);
-      const counts = topkCorrect(logits, labels, [1, k5]);
-      const [l, c] = await Promise.all([loss.toFloat32Array(), counts.toInt32Array()]);
-      [x, labels, logits, loss, probs, counts].forEach((t) => t.dispose());
-      n += batch.n;
-      c1 += c[0];
-      c5 += c[1];
-      lossSum += l[0] * batch.n;
+      const temps: Tensor[] = [];
+      try {
+        const raw = Tensor.from(batch.x, batch.shape, model.device);
+        temps.push(raw);
+        const x = opts.inputTransform ? opts.inputTransform(raw) : raw;
+        temps.push(x);
+        const labels = Tensor.from(batch.labels, [batch.n], model.device);
+        temps.push(labels);
+        const logits = model.forward(x);
+        temps.push(logits);
+        const { loss, probs } = softmaxCrossEntropy(logits, labels);
+        temps.push(loss, probs);
+        const counts = topkCorrect(logits, labels, [1, k5]);
+        temps.push(counts);
+        const [l, c] = await Promise.all([loss.toFloat32Array(), counts.toInt32Array()]);
+        if (c[0] < 0 || c[1] < 0) throw new RangeError(`evaluate: a label is outside [0, ${model.config.numClasses}) (the data has ${source.classes.length} classes)`);
+        n += batch.n;
+        c1 += c[0];
+        c5 += c[1];
+        lossSum += l[0] * batch.n;
+      } finally {
+        for (const t of temps) t.dispose();
+      }
       if (opts.limit !== undefined && n >= opts.limit) break;
     }
   } finally {
-    model.train(true);
+    model.train(was);
   }
   return { n, top1: n ? c1 / n : NaN, top5: n ? c5 / n : NaN, loss: n ? lossSum / n : NaN };
 }

@@ -67,12 +67,17 @@ export async function evaluateTenCrop(model: AlexNet, source: BatchSource, opts:
     const crops = new Float32Array(batch.n * 10 * c * side * side);
     for (let i = 0; i < batch.n; i++) crops.set(tenCrop(batch.x.subarray(i * per, (i + 1) * per), [c, h, w], side), i * 10 * c * side * side);
     const x = Tensor.from(crops, [batch.n * 10, c, side, side], model.device);
-    const probs = await model.predict(x);
-    x.dispose();
+    let probs: Float32Array;
+    try {
+      probs = await model.predict(x);
+    } finally {
+      x.dispose();
+    }
     for (let i = 0; i < batch.n; i++) {
       const avg = new Float64Array(k);
       for (let j = 0; j < 10; j++) for (let q = 0; q < k; q++) avg[q] += probs[(i * 10 + j) * k + q] / 10;
       const label = batch.labels[i];
+      if (!(label >= 0 && label < k)) throw new RangeError(`evaluateTenCrop: label ${label} is outside [0, ${k}) (the data has ${source.classes.length} classes, the model ${k})`);
       const above = avg.reduce((a, v) => a + (v > avg[label] ? 1 : 0), 0);
       if (above < 1) c1++;
       if (above < k5) c5++;

@@ -2,7 +2,7 @@
  * atomic checkpoints, and resumption that reproduces an uninterrupted run exactly (same seed → same
  * shuffles, same dropout masks, same weights). */
 import { existsSync } from 'node:fs';
-import { loadCheckpoint, saveCheckpoint, readCheckpointMeta } from './checkpoint.js';
+import { loadCheckpoint, saveCheckpoint, readCheckpointMeta, type TrainingSettings } from './checkpoint.js';
 import type { BatchSource } from './data/types.js';
 import { evaluate, type EvalResult } from './eval.js';
 import type { AlexNet } from './models/alexnet.js';
@@ -84,22 +84,32 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let startBatch = 0;
   let step = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
+  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: o.schedule ?? 'plateau' };
   if (o.resume && existsSync(o.resume)) {
-    const meta = await loadCheckpoint(o.resume, model, opt);
-    if (meta.dataSeed !== dataSeed) throw new Error(`${o.resume}: checkpoint was trained with data seed ${meta.dataSeed}, this run uses ${dataSeed}`);
-    if (meta.schedule && schedule) schedule.load(meta.schedule);
-    history = meta.history as EpochRecord[];
-    startEpoch = meta.epoch;
-    startBatch = meta.batchInEpoch;
-    step = meta.step;
-    if (meta.partial) partial = meta.partial;
+    try {
+      // The run's settings first: a resume with other ones would not reproduce the uninterrupted run.
+      const m = await readCheckpointMeta(o.resume);
+      if (m.dataSeed !== dataSeed) throw new Error(`${o.resume}: checkpoint was trained with data seed ${m.dataSeed}, this run uses ${dataSeed}`);
+      for (const k of Object.keys(settings) as (keyof TrainingSettings)[])
+        if (m.settings[k] !== settings[k]) throw new Error(`${o.resume}: checkpoint was trained with ${k} ${m.settings[k]}, this run uses ${settings[k]}`);
+      const meta = await loadCheckpoint(o.resume, model, opt);
+      if (meta.schedule && schedule) schedule.load(meta.schedule);
+      history = meta.history as EpochRecord[];
+      startEpoch = meta.epoch;
+      startBatch = meta.batchInEpoch;
+      step = meta.step;
+      if (meta.partial) partial = meta.partial;
+    } catch (e) {
+      opt.dispose();
+      throw e;
+    }
   }
   const perEpoch = Math.floor(o.train.size / o.batchSize);
   const batches = Math.min(perEpoch, o.maxBatchesPerEpoch ?? Infinity);
   let ran = 0;
   const save = async (epoch: number, batchInEpoch: number, sums?: typeof partial) => {
     if (!o.checkpoint) return;
-    await saveCheckpoint(o.checkpoint, model, opt, { epoch, batchInEpoch, step, partial: sums }, { schedule: schedule?.state() ?? null, history, dataSeed });
+    await saveCheckpoint(o.checkpoint, model, opt, { epoch, batchInEpoch, step, partial: sums }, { schedule: schedule?.state() ?? null, history, dataSeed, settings });
   };
 
   try {

@@ -142,8 +142,10 @@ Napi::Value Storage::Write(const Napi::CallbackInfo& info) {
   void* src;
   size_t len;
   viewOf(info[0], "Storage.write", &src, &len);
-  size_t off = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 0;
-  AXN_CHECK(off + len <= bytes_, "Storage.write",
+  int64_t offArg = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : 0;
+  AXN_CHECK(offArg >= 0, "Storage.write", "negative offset " + std::to_string(offArg));
+  size_t off = static_cast<size_t>(offArg);
+  AXN_CHECK(off <= bytes_ && len <= bytes_ - off, "Storage.write",
             "writing " + std::to_string(len) + " bytes at offset " + std::to_string(off) + " into " +
                 std::to_string(bytes_) + " bytes");
   uint8_t* dst = static_cast<uint8_t*>(data("Storage.write")) + off;
@@ -237,10 +239,13 @@ Napi::Value Storage::Read(const Napi::CallbackInfo& info) {
 // copyFrom(src: Storage, bytes?: number, dstOffset?: number, srcOffset?: number)
 Napi::Value Storage::CopyFrom(const Napi::CallbackInfo& info) {
   Storage* src = From(info[0], "Storage.copyFrom", "source");
-  size_t n = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Int64Value() : src->bytes_;
-  size_t dOff = info.Length() > 2 && info[2].IsNumber() ? info[2].As<Napi::Number>().Int64Value() : 0;
-  size_t sOff = info.Length() > 3 && info[3].IsNumber() ? info[3].As<Napi::Number>().Int64Value() : 0;
-  AXN_CHECK(sOff + n <= src->bytes_ && dOff + n <= bytes_, "Storage.copyFrom",
+  auto arg = [&](size_t i, int64_t dflt) {
+    int64_t v = info.Length() > i && info[i].IsNumber() ? info[i].As<Napi::Number>().Int64Value() : dflt;
+    AXN_CHECK(v >= 0, "Storage.copyFrom", "negative size or offset " + std::to_string(v));
+    return static_cast<size_t>(v);
+  };
+  size_t n = arg(1, static_cast<int64_t>(src->bytes_)), dOff = arg(2, 0), sOff = arg(3, 0);
+  AXN_CHECK(sOff <= src->bytes_ && n <= src->bytes_ - sOff && dOff <= bytes_ && n <= bytes_ - dOff, "Storage.copyFrom",
             "copy of " + std::to_string(n) + " bytes out of range (source " + std::to_string(src->bytes_) +
                 " bytes, destination " + std::to_string(bytes_) + " bytes)");
   uint8_t* d = static_cast<uint8_t*>(data("Storage.copyFrom")) + dOff;

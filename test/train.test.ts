@@ -127,6 +127,47 @@ describe('weights and checkpoints are validated', () => {
     [m, m2, other, tv].forEach((x) => x.dispose());
   });
 
+  it('a bad checkpoint or a resume with other settings is refused before anything changes', async () => {
+    const { SGD, saveCheckpoint, loadCheckpoint, writeSafetensors, readSafetensors, parseSafetensors } = await import('../lib/index.js');
+    const m = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 5 });
+    const opt = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9 });
+    const file = path.join(tmp, 'ck.safetensors');
+    const settings = { batchSize: 32, momentum: 0.9, weightDecay: 5e-4, schedule: 'plateau' };
+    await saveCheckpoint(file, m, opt, { epoch: 1, batchInEpoch: 0, step: 3 }, { schedule: null, history: [], dataSeed: 1, settings });
+    const f = await readSafetensors(file);
+    const broken = path.join(tmp, 'ck-broken.safetensors');
+    const before = await m.stateDict();
+    for (const [meta, msg] of [
+      ['{not json', /checkpoint metadata is not valid JSON/],
+      [JSON.stringify({ ...JSON.parse(f.metadata.meta), rngSeed: undefined }), /rngSeed must be a 64-bit unsigned integer/],
+      [JSON.stringify({ ...JSON.parse(f.metadata.meta), lr: -1 }), /lr must be a finite number ≥ 0, got -1/],
+    ] as const) {
+      writeSafetensors(broken, f.tensors, { ...f.metadata, meta });
+      await expect(loadCheckpoint(broken, m, opt)).rejects.toThrow(msg);
+    }
+    const after = await m.stateDict();
+    for (const [k, v] of before) expect(after.get(k)!.data).toEqual(v.data);
+    expect(opt.lr).toBe(0.1);
+    // resuming with another batch size would not reproduce the run: refused
+    await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 16, lr: 0.1, seed: 1, resume: file })).rejects.toThrow(
+      /checkpoint was trained with batchSize 32, this run uses 16/,
+    );
+    expect(() => parseSafetensors(Buffer.concat([Buffer.from([11, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{"a": null}')]))).toThrow(/tensor "a" is not an object/);
+    opt.dispose();
+    m.dispose();
+  });
+
+  it('evaluation restores the train/eval mode, and large seeds work', async () => {
+    const m = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 2 ** 52 });
+    m.eval();
+    await evaluate(m, data.loadFashionMnist({ split: 'test', limit: 32 }), { batchSize: 32 });
+    expect(m.training).toBe(false);
+    m.train();
+    await evaluate(m, data.loadFashionMnist({ split: 'test', limit: 32 }), { batchSize: 32 });
+    expect(m.training).toBe(true);
+    m.dispose();
+  });
+
   it('checkpoints are written atomically: no temporary file is left, a failed write keeps the old file', async () => {
     const { writeFileAtomic } = await import('../lib/io/safetensors.js');
     const file = path.join(tmp, 'atomic.bin');

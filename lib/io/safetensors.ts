@@ -52,6 +52,7 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
       }
       continue;
     }
+    if (typeof entry !== 'object' || entry === null || Array.isArray(entry)) bad(`tensor "${name}" is not an object`);
     const e = entry as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     if (e.dtype !== 'F32' && e.dtype !== 'I32')
       bad(`tensor "${name}" has dtype ${JSON.stringify(e.dtype)}; only F32 and I32 are supported`);

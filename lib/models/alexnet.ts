@@ -157,7 +157,7 @@ export class AlexNet {
       throw new TypeError(`createAlexNet: arch must be "paper", "torchvision" or "small", got ${describe(arch)}`);
     const int = (v: unknown, name: string, dflt: number, min = 1) => {
       if (v === undefined) return dflt;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < min) throw new TypeError(`createAlexNet: ${name} must be an integer ≥ ${min}, got ${describe(v)}`);
+      if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw new TypeError(`createAlexNet: ${name} must be an integer ≥ ${min} (and below 2^53), got ${describe(v)}`);
       return v;
     };
     const dropout = opts.dropout ?? 0.5;
@@ -178,7 +178,7 @@ export class AlexNet {
     };
     this.device = parseDevice(opts.device ?? 'cpu', 'createAlexNet: device');
     this.#precision = parsePrecision(opts.precision, 'createAlexNet');
-    this.rng = new RandomStream(BigInt(this.config.seed) * 2654435761n + 1n);
+    this.rng = new RandomStream(BigInt.asUintN(64, BigInt(this.config.seed) * 2654435761n + 1n));
     const build = arch === 'paper' ? buildPaper : arch === 'torchvision' ? buildTorchvision : buildSmall;
     this.net = build(this.config, this.rng, this.device);
     this.net.needInputGrad = false;
@@ -312,22 +312,30 @@ export class AlexNet {
     this.train(true);
     const n = x.shape[0];
     const lab = this.#labels(labels, n, 'trainStep');
-    const logits = this.forward(x);
-    const { loss, probs } = softmaxCrossEntropy(logits, lab);
-    const correct = topkCorrect(logits, lab, [1]);
-    logits.dispose();
-    const dlogits = softmaxCrossEntropyBackward(probs, lab);
-    probs.dispose();
-    this.backward(dlogits);
-    dlogits.dispose();
-    opt.step();
-    opt.zeroGrad();
-    if (lab !== labels) lab.dispose();
-    const [l, c] = await Promise.all([loss.toFloat32Array(), correct.toInt32Array()]);
-    loss.dispose();
-    correct.dispose();
-    if (!Number.isFinite(l[0])) throw new Error(`AlexNet.trainStep: the loss is ${l[0]} (diverged? lower the learning rate)`);
-    return { loss: l[0], correct: c[0] };
+    const temps: Tensor[] = [];
+    const own = <T extends Tensor>(t: T): T => (temps.push(t), t);
+    try {
+      const logits = own(this.forward(x));
+      const { loss, probs } = softmaxCrossEntropy(logits, lab);
+      own(loss);
+      own(probs);
+      const correct = own(topkCorrect(logits, lab, [1]));
+      // Read the loss before any weight changes: a non-finite loss (divergence, or a bad label in a GPU
+      // labels tensor, which the kernel reports as NaN) leaves the model as it was.
+      const [l, c] = await Promise.all([loss.toFloat32Array(), correct.toInt32Array()]);
+      if (!Number.isFinite(l[0]))
+        throw new Error(`AlexNet.trainStep: the loss is ${l[0]}; no update was made (diverged? lower the learning rate; or a label is outside [0, ${this.config.numClasses}))`);
+      this.backward(own(softmaxCrossEntropyBackward(probs, lab)));
+      opt.step();
+      return { loss: l[0], correct: c[0] };
+    } catch (e) {
+      this.net.releaseSaved();
+      throw e;
+    } finally {
+      opt.zeroGrad();
+      for (const t of temps) t.dispose();
+      if (lab !== labels) lab.dispose();
+    }
   }
 
   /** One training step; returns the batch's mean cross-entropy loss. */
@@ -335,16 +343,29 @@ export class AlexNet {
     return (await this.step(x, labels, opt)).loss;
   }
 
-  /** Class probabilities [N, numClasses] in evaluation mode (no dropout). */
+  /** Whether the model is in training mode (dropout on). */
+  get training(): boolean {
+    return this.net.training;
+  }
+
+  /** Class probabilities [N, numClasses] in evaluation mode (no dropout); the mode is restored after. */
   async predict(x: Tensor): Promise<Float32Array> {
+    const was = this.training;
     this.eval();
-    const logits = this.forward(x);
-    const n = x.shape[0];
-    const dummy = Tensor.zeros([n], this.device, 'int32');
-    const { loss, probs } = softmaxCrossEntropy(logits, dummy);
-    const out = await probs.toFloat32Array();
-    [logits, dummy, loss, probs].forEach((t) => t.dispose());
-    return out;
+    const temps: Tensor[] = [];
+    try {
+      const logits = this.forward(x);
+      temps.push(logits);
+      // softmax through the loss op (its loss, against placeholder labels, is not used)
+      const dummy = Tensor.zeros([x.shape[0]], this.device, 'int32');
+      temps.push(dummy);
+      const { loss, probs } = softmaxCrossEntropy(logits, dummy);
+      temps.push(loss, probs);
+      return await probs.toFloat32Array();
+    } finally {
+      for (const t of temps) t.dispose();
+      this.train(was);
+    }
   }
 
   /** A host copy of every parameter by name (a state_dict). */

@@ -30,7 +30,13 @@ export class Sequential extends Module {
   forward(x: Tensor): Tensor {
     let cur = x;
     for (const [, m] of this.children) {
-      const next = m.forward(cur);
+      let next: Tensor;
+      try {
+        next = m.forward(cur);
+      } catch (e) {
+        if (cur !== x) cur.dispose();
+        throw e;
+      }
       if (cur !== x && next !== cur) cur.dispose();
       cur = next;
     }
@@ -41,7 +47,13 @@ export class Sequential extends Module {
     let cur: Tensor | null = dy;
     for (let i = this.children.length - 1; i >= 0; i--) {
       if (!cur) throw new Error(`Sequential.backward: layer ${this.children[i + 1]?.[0]} returned no gradient for layer ${this.children[i][0]}`);
-      const next: Tensor | null = this.children[i][1].backward(cur);
+      let next: Tensor | null;
+      try {
+        next = this.children[i][1].backward(cur);
+      } catch (e) {
+        if (cur !== dy) cur.dispose();
+        throw e;
+      }
       if (cur !== dy && next !== cur) cur.dispose();
       cur = next;
     }

@@ -29,6 +29,7 @@ export class StepLR implements LRSchedule {
     return { epoch: this.epoch, base: this.base };
   }
   load(s: Record<string, number>): void {
+    if (!Number.isSafeInteger(s?.epoch) || s.epoch < 0) throw new Error(`StepLR: saved state has no valid epoch (${JSON.stringify(s)})`);
     this.epoch = s.epoch;
     this.opt.lr = this.base * this.gamma ** Math.floor(this.epoch / this.stepSize);
   }
@@ -64,6 +65,7 @@ export class ReduceLROnPlateau implements LRSchedule {
     return { best: this.best, bad: this.bad, reductions: this.reductions, lr: this.opt.lr };
   }
   load(s: Record<string, number>): void {
+    if (typeof s !== 'object' || s === null || !Number.isInteger(s.bad)) throw new Error(`ReduceLROnPlateau: saved state is not a plateau schedule's (${JSON.stringify(s)})`);
     this.best = s.best ?? Infinity;
     this.bad = s.bad ?? 0;
     this.reductions = s.reductions ?? 0;

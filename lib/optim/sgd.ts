@@ -51,14 +51,23 @@ export class SGD {
       let buf = this.buffers[i];
       const first = this.momentum !== 0 && buf === null;
       if (this.momentum !== 0 && !buf) buf = this.buffers[i] = Tensor.empty(p.value.shape, p.value.device);
-      sgdUpdate(p.value, p.grad, buf, {
+      try {
+        sgdUpdate(p.value, p.grad, buf, {
         lr: this.lr,
         momentum: this.momentum,
         weightDecay: p.decay ? this.weightDecay : 0,
         dampening: this.dampening,
         nesterov: this.nesterov,
         firstStep: first,
-      });
+        });
+      } catch (e) {
+        if (first) {
+          // the new buffer holds no momentum yet: never let a later step read it as if it did
+          buf?.dispose();
+          this.buffers[i] = null;
+        }
+        throw e;
+      }
     });
     this.stepCount++;
   }

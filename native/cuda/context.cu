@@ -147,6 +147,10 @@ void* deviceAlloc(size_t bytes) {
     err = cudaMalloc(&p, sz);
     c.stats.cudaMallocCalls++;
   }
+  if (err != cudaSuccess && err != cudaErrorMemoryAllocation) {
+    // Not an out-of-memory: e.g. a sticky error left by an earlier kernel. Say what it is.
+    throwCuda(err, "cuda.alloc", "cudaMalloc", __FILE__, __LINE__);
+  }
   if (err != cudaSuccess) {
     cudaGetLastError();
     size_t freeB = 0, totalB = 0;
