@@ -3,6 +3,7 @@
 //   start(oh) = floor(oh·H / Ho),  end(oh) = ceil((oh + 1)·H / Ho)
 // (integer arithmetic), columns likewise. H == Ho is the identity; H < Ho repeats input rows (upsampling).
 #pragma once
+#include "../hd.h"
 #include <cstdint>
 
 namespace axn::ops {
@@ -23,15 +24,9 @@ void adaptive_avgpool2d_backward_cuda(const float* dy, float* dx, int N, int C, 
 // input rows [adaptive_start(o, out, in), adaptive_end(o, out, in)). The map inverts with the sizes swapped:
 // the outputs whose windows contain input row i are [adaptive_start(i, in, out), adaptive_end(i, in, out))
 // (i ≥ floor(o·in/out) ⇔ o < ceil((i+1)·out/in), and i < ceil((o+1)·in/out) ⇔ o ≥ floor(i·out/in)).
-#if defined(__CUDACC__)
-#define AXN_HD __host__ __device__
-#else
-#define AXN_HD
-#endif
 // floor(i·in / out), with int64 products.
 AXN_HD inline int adaptive_start(int i, int out, int in) { return (int)(((int64_t)i * in) / out); }
 // ceil((i + 1)·in / out)
 AXN_HD inline int adaptive_end(int i, int out, int in) { return (int)(((int64_t)(i + 1) * in + out - 1) / out); }
-#undef AXN_HD
 
 }  // namespace axn::ops

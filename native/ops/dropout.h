@@ -31,7 +31,7 @@ inline DropoutRule dropout_rule(double p) {
 }
 
 // Whether word r keeps its element.
-AXN_HD bool dropout_keep(uint32_t r, uint32_t threshold) { return (r >> 8) < threshold; }
+AXN_HD_INLINE bool dropout_keep(uint32_t r, uint32_t threshold) { return (r >> 8) < threshold; }
 
 // x: (n) -> y: (n); y may alias x. p in [0, 1].
 void dropout_forward_cpu(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t offset);

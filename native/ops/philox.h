@@ -9,11 +9,7 @@
 #pragma once
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define AXN_HD __host__ __device__ __forceinline__
-#else
-#define AXN_HD inline
-#endif
+#include "../hd.h"
 
 namespace axn::philox {
 
@@ -28,7 +24,7 @@ constexpr uint32_t kM1 = 0xCD9E8D57u;
 constexpr uint32_t kW0 = 0x9E3779B9u;
 constexpr uint32_t kW1 = 0xBB67AE85u;
 
-AXN_HD uint32_t mulhi(uint32_t a, uint32_t b) {
+AXN_HD_INLINE uint32_t mulhi(uint32_t a, uint32_t b) {
 #if defined(__CUDA_ARCH__)
   return __umulhi(a, b);
 #else
@@ -38,14 +34,14 @@ AXN_HD uint32_t mulhi(uint32_t a, uint32_t b) {
 
 // One Philox round (Random123's philox4x32round): two 32x32 -> 64-bit products, then a fixed permutation
 // that XORs the high halves with the other words and the key.
-AXN_HD U32x4 round(U32x4 c, uint32_t k0, uint32_t k1) {
+AXN_HD_INLINE U32x4 round(U32x4 c, uint32_t k0, uint32_t k1) {
   const uint32_t hi0 = mulhi(kM0, c.x), lo0 = kM0 * c.x;
   const uint32_t hi1 = mulhi(kM1, c.z), lo1 = kM1 * c.z;
   return U32x4{hi1 ^ c.y ^ k0, lo1, hi0 ^ c.w ^ k1, lo0};
 }
 
 // Philox4x32 with 10 rounds: round, then (bump key, round) nine times.
-AXN_HD U32x4 philox4x32_10(U32x4 ctr, uint32_t k0, uint32_t k1) {
+AXN_HD_INLINE U32x4 philox4x32_10(U32x4 ctr, uint32_t k0, uint32_t k1) {
   ctr = round(ctr, k0, k1);
 #if defined(__CUDA_ARCH__)
 #pragma unroll
@@ -60,12 +56,12 @@ AXN_HD U32x4 philox4x32_10(U32x4 ctr, uint32_t k0, uint32_t k1) {
 
 // The block of four words for a 64-bit seed (the key: low word first) and a 64-bit counter (words x, y;
 // z = w = 0). Dropout draws element i from block (offset + i / 4), word i % 4 (see dropout.h).
-AXN_HD U32x4 block(uint64_t seed, uint64_t counter) {
+AXN_HD_INLINE U32x4 block(uint64_t seed, uint64_t counter) {
   return philox4x32_10(U32x4{static_cast<uint32_t>(counter), static_cast<uint32_t>(counter >> 32), 0u, 0u},
                        static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
-AXN_HD uint32_t word(const U32x4& r, int lane) {
+AXN_HD_INLINE uint32_t word(const U32x4& r, int lane) {
   return lane == 0 ? r.x : lane == 1 ? r.y : lane == 2 ? r.z : r.w;
 }
 

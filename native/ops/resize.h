@@ -16,6 +16,7 @@
 //   y[oh, ow] = a0·(b0·x[h0, w0] + b1·x[h0, w1]) + a1·(b0·x[h1, w0] + b1·x[h1, w1])
 // with (h0, h1, a0, a1) the row taps of oh and (w0, w1, b0, b1) the column taps of ow.
 #pragma once
+#include "../hd.h"
 #include <cstdint>
 
 namespace axn::ops {
@@ -40,11 +41,6 @@ void resize_bilinear_backward_cuda(const float* dy, float* dx, int N, int C, int
 #endif
 
 // ---- shared by the CPU and CUDA code ---------------------------------------------------------------------
-#if defined(__CUDACC__)
-#define AXN_HD __host__ __device__
-#else
-#define AXN_HD
-#endif
 
 // The float scale of one dimension (computed on the host and passed to kernels, so both use one value).
 inline float resize_scale(int in, int out, bool alignCorners) {
@@ -96,6 +92,5 @@ AXN_HD inline int resize_first_output(int target, int in, int out, float scale, 
   }
   return lo;
 }
-#undef AXN_HD
 
 }  // namespace axn::ops
