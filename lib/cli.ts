@@ -36,7 +36,9 @@ const num = (name: string) => (v: string) => {
 };
 
 function pickDevice(d: string | undefined): Device {
-  if (d === undefined || d === 'auto') return cudaAvailable() ? 'cuda' : 'cpu';
+  // The emulated CUDA device (a test build) is a correctness tool, thousands of times slower than a GPU:
+  // only an explicit --device cuda uses it.
+  if (d === undefined || d === 'auto') return cudaAvailable() && !backendInfo().emulated ? 'cuda' : 'cpu';
   if (d === 'cuda' && !cudaAvailable()) throw new Error(`--device cuda: CUDA is not available: ${backendInfo().cudaReason}`);
   return d as Device;
 }

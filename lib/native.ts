@@ -20,6 +20,14 @@ export interface NativeStorage {
 export interface BackendInfo {
   buildSystem: string;
   cudaBuilt: boolean;
+  /** The CUDA device is the emulator of the test build (AXN_CUDA=EMU): kernels run on the CPU. */
+  emulated: boolean;
+  /** What the emulated build says about itself (thread order, seed), when emulated. */
+  emulator?: string;
+  /** 'cuBLAS', 'stub' (CI build without cuBLAS: GEMMs cannot run) or 'emulated'; with the CUDA backend. */
+  cublas?: string;
+  /** Sanitizers the emulated build was instrumented with (e.g. 'address,undefined'). */
+  sanitize?: string;
   cuda: boolean;
   cudaReason: string;
   cudaRuntime?: number;

@@ -14,6 +14,9 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaEmptyCache", Napi::Function::New(env, axn::CudaEmptyCache, "cudaEmptyCache"));
   exports.Set("setPoison", Napi::Function::New(env, axn::SetPoison, "setPoison"));
   exports.Set("ops", axn::OpsExports(env));
+#ifdef AXN_CUDA_EMU
+  exports.Set("emulator", axn::EmulatorExports(env));
+#endif
   return exports;
 }
 

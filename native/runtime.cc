@@ -21,6 +21,9 @@
 #ifndef AXN_CUDA_ARCHS
 #define AXN_CUDA_ARCHS ""
 #endif
+#ifndef AXN_CUBLAS_KIND
+#define AXN_CUBLAS_KIND "cuBLAS"
+#endif
 
 namespace axn {
 
@@ -33,7 +36,22 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   std::string reason;
   int n = cuda::deviceCount(&reason);
   o.Set("cuda", n > 0);
-  o.Set("cudaReason", n > 0 ? std::string("") : "CUDA backend built, but no usable device: " + reason);
+  std::string why = n > 0 ? std::string("") : "CUDA backend built, but no usable device: " + reason;
+  o.Set("cublas", AXN_CUBLAS_KIND);
+  if (std::string(AXN_CUBLAS_KIND) == "stub")
+    why += std::string(why.empty() ? "" : "; ") + "linked against the stub cuBLAS (AXN_CUBLAS_STUB=ON): GEMMs cannot run";
+  o.Set("cudaReason", why);
+#ifdef AXN_CUDA_EMU
+  o.Set("emulated", true);
+#ifdef AXN_SANITIZE_FLAGS
+  o.Set("sanitize", AXN_SANITIZE_FLAGS);
+#endif
+  o.Set("emulator", std::string("emulated CUDA device: the .cu kernels run on the CPU, one thread at a time, in ") +
+                        emu::orderName(emu::order()) + " order (seed " + std::to_string(emu::seed()) +
+                        "); a correctness tool for tests, not a GPU");
+#else
+  o.Set("emulated", false);
+#endif
   int rt = 0, drv = 0;
   cudaRuntimeGetVersion(&rt);
   cudaDriverGetVersion(&drv);
@@ -42,6 +60,7 @@ Napi::Value BackendInfo(const Napi::CallbackInfo& info) {
   o.Set("cudaArchs", AXN_CUDA_ARCHS);
 #else
   o.Set("cudaBuilt", false);
+  o.Set("emulated", false);
   o.Set("cuda", false);
   o.Set("cudaReason", AXN_CUDA_REASON);
 #endif

@@ -65,15 +65,13 @@ __global__ void adaptive_avgpool2d_backward_kernel(const float* __restrict__ dy,
 void adaptive_avgpool2d_forward_cuda(const float* x, float* y, int N, int C, int H, int W, int Ho, int Wo) {
   const int64_t total = (int64_t)N * C * Ho * Wo;
   if (total == 0) return;
-  adaptive_avgpool2d_forward_kernel<<<gridFor(total), kThreads, 0, cuda::stream()>>>(x, y, total, H, W, Ho, Wo);
-  AXN_CUDA_LAUNCH_CHECK("adaptive_avgpool2d_forward");
+  AXN_LAUNCH("adaptive_avgpool2d_forward", adaptive_avgpool2d_forward_kernel, gridFor(total), kThreads, 0, x, y, total, H, W, Ho, Wo);
 }
 
 void adaptive_avgpool2d_backward_cuda(const float* dy, float* dx, int N, int C, int H, int W, int Ho, int Wo) {
   const int64_t total = (int64_t)N * C * H * W;
   if (total == 0) return;
-  adaptive_avgpool2d_backward_kernel<<<gridFor(total), kThreads, 0, cuda::stream()>>>(dy, dx, total, H, W, Ho, Wo);
-  AXN_CUDA_LAUNCH_CHECK("adaptive_avgpool2d_backward");
+  AXN_LAUNCH("adaptive_avgpool2d_backward", adaptive_avgpool2d_backward_kernel, gridFor(total), kThreads, 0, dy, dx, total, H, W, Ho, Wo);
 }
 
 }  // namespace axn::ops

@@ -10,17 +10,15 @@
 #include <climits>
 
 #include "../cuda/context.h"
+#include "../cuda/launch.h"
 #include "conv2d.h"
 
 namespace axn::ops {
 
 namespace {
 
-constexpr int kThreads = 256;
-
-inline int blocksFor(int64_t work, int64_t cap) {
-  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>((work + kThreads - 1) / kThreads, cap)));
-}
+using cuda::gridFor;
+using cuda::kThreads;
 
 // x: (n, C, H, W) -> col entry (i, r = (c·kh + ki)·kw + kj, p) at col[i·strideImage + r·strideRow + p].
 __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ col, int n, int C, int H, int W,
@@ -158,39 +156,32 @@ __global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow) {
   if (n <= 0) return;
   const int64_t CP = static_cast<int64_t>(d.C) * d.Ho() * d.Wo();
-  dim3 grid(blocksFor(CP, 1 << 20), std::min(n, 65535));
-  im2col_kernel<<<grid, kThreads, 0, cuda::stream()>>>(x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw,
-                                                       d.Ho(), d.Wo(), strideImage, strideRow);
-  AXN_CUDA_LAUNCH_CHECK("conv2d.im2col");
+  dim3 grid(gridFor(CP), std::min(n, 65535));
+  AXN_LAUNCH("conv2d.im2col", im2col_kernel, grid, kThreads, 0, x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow);
 }
 
 void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d) {
   if (n <= 0) return;
   const int64_t CHW = static_cast<int64_t>(d.C) * d.H * d.W;
-  dim3 grid(blocksFor(CHW, 1 << 20), std::min(n, 65535));
-  col2im_kernel<<<grid, kThreads, 0, cuda::stream()>>>(col, x, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw,
-                                                       d.Ho(), d.Wo());
-  AXN_CUDA_LAUNCH_CHECK("conv2dBackward.col2im");
+  dim3 grid(gridFor(CHW), std::min(n, 65535));
+  AXN_LAUNCH("conv2dBackward.col2im", col2im_kernel, grid, kThreads, 0, col, x, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo());
 }
 
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P) {
   if (n <= 0 || K <= 0 || P <= 0) return;
   RowLaunch l(static_cast<int64_t>(n) * K, P);
-  permute_nkp_kernel<<<l.grid, l.block, 0, cuda::stream()>>>(src, dst, n, K, P);
-  AXN_CUDA_LAUNCH_CHECK("conv2dBackward.permute");
+  AXN_LAUNCH("conv2dBackward.permute", permute_nkp_kernel, l.grid, l.block, 0, src, dst, n, K, P);
 }
 
 void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P) {
   if (N <= 0 || K <= 0 || P <= 0) return;
   RowLaunch l(static_cast<int64_t>(N) * K, P);
-  fill_bias_kernel<<<l.grid, l.block, 0, cuda::stream()>>>(y, b, N, K, P);
-  AXN_CUDA_LAUNCH_CHECK("conv2d.bias");
+  AXN_LAUNCH("conv2d.bias", fill_bias_kernel, l.grid, l.block, 0, y, b, N, K, P);
 }
 
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P) {
   if (K <= 0) return;
-  bias_grad_kernel<<<std::min(K, 65535), kThreads, 0, cuda::stream()>>>(dy, db, N, K, P);
-  AXN_CUDA_LAUNCH_CHECK("conv2dBackward.biasGrad");
+  AXN_LAUNCH("conv2dBackward.biasGrad", bias_grad_kernel, std::min(K, 65535), kThreads, 0, dy, db, N, K, P);
 }
 
 void zero_cuda(float* p, int64_t n) {

@@ -40,9 +40,7 @@ void launch(const char* op, const float* in, float* out, int64_t n, double p, ui
   if (n <= 0) return;
   const int64_t blocks = (n + 3) / 4;
   const bool vec = ew::aligned16(in) && ew::aligned16(out);
-  dropout_kernel<<<ew::gridFor(blocks), ew::kThreads, 0, cuda::stream()>>>(in, out, n, dropout_rule(p), seed,
-                                                                           offset, vec);
-  AXN_CUDA_LAUNCH_CHECK(op);
+  AXN_LAUNCH(op, dropout_kernel, ew::gridFor(blocks), ew::kThreads, 0, in, out, n, dropout_rule(p), seed, offset, vec);
 }
 
 }  // namespace

@@ -19,6 +19,11 @@ struct AxpyF {
   float* y;
   const float* x;
   float alpha;
+  template <class V>
+  void device_pointers(V& visit) const {
+    visit(y);
+    visit(x);
+  }
   __device__ float f(float yv, float xv) const { return __fadd_rn(yv, __fmul_rn(alpha, xv)); }
   __device__ void scalar(int64_t i) const { y[i] = f(y[i], x[i]); }
   __device__ void vec4(int64_t j) const {
@@ -30,6 +35,10 @@ struct AxpyF {
 struct ScaleF {
   float* x;
   float alpha;
+  template <class V>
+  void device_pointers(V& visit) const {
+    visit(x);
+  }
   __device__ void scalar(int64_t i) const { x[i] = __fmul_rn(x[i], alpha); }
   __device__ void vec4(int64_t j) const {
     const float4 a = ld4(x, j);
@@ -40,6 +49,10 @@ struct ScaleF {
 struct FillF {
   float* x;
   float v;
+  template <class V>
+  void device_pointers(V& visit) const {
+    visit(x);
+  }
   __device__ void scalar(int64_t i) const { x[i] = v; }
   __device__ void vec4(int64_t j) const { st4(x, j, make_float4(v, v, v, v)); }
 };
@@ -48,6 +61,12 @@ struct AddF {
   const float* x;
   const float* y;
   float* z;
+  template <class V>
+  void device_pointers(V& visit) const {
+    visit(x);
+    visit(y);
+    visit(z);
+  }
   __device__ void scalar(int64_t i) const { z[i] = __fadd_rn(x[i], y[i]); }
   __device__ void vec4(int64_t j) const {
     const float4 a = ld4(x, j), b = ld4(y, j);
@@ -128,10 +147,8 @@ void sum_squares_cuda(const float* x, float* out, int64_t n) {
   const int64_t work = vec ? std::max<int64_t>(n >> 2, n & 3) : n;
   const int blocks = (int)std::max<int64_t>(1, std::min<int64_t>((work + kSumThreads - 1) / kSumThreads, kSumMaxBlocks));
   Scratch partial(true, sizeof(double) * blocks);
-  sum_squares_partial_kernel<<<blocks, kSumThreads, 0, cuda::stream()>>>(x, partial.as<double>(), n, vec);
-  AXN_CUDA_LAUNCH_CHECK("sumSquares");
-  sum_squares_final_kernel<<<1, kSumThreads, 0, cuda::stream()>>>(partial.as<double>(), blocks, out);
-  AXN_CUDA_LAUNCH_CHECK("sumSquares");
+  AXN_LAUNCH("sumSquares", sum_squares_partial_kernel, blocks, kSumThreads, 0, x, partial.as<double>(), n, vec);
+  AXN_LAUNCH("sumSquares", sum_squares_final_kernel, 1, kSumThreads, 0, partial.as<double>(), blocks, out);
 }
 
 }  // namespace axn::ops

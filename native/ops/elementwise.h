@@ -36,6 +36,7 @@ void sum_squares_cuda(const float* x, float* out, int64_t n);
 #include <algorithm>
 
 #include "../cuda/context.h"
+#include "../cuda/launch.h"
 
 namespace axn::ops::ew {
 
@@ -70,10 +71,11 @@ __global__ void map_kernel(F f, int64_t n, bool vec) {
 
 template <class F>
 void launch_map(const char* op, const F& f, int64_t n, bool vec) {
+  static_assert(cuda::ListsDevicePointers<F>::value,
+                "a map functor lists its device pointers: template <class V> void device_pointers(V&) const");
   if (n <= 0) return;
   const int64_t work = vec ? std::max<int64_t>(n >> 2, n & 3) : n;
-  map_kernel<F><<<gridFor(work), kThreads, 0, cuda::stream()>>>(f, n, vec);
-  AXN_CUDA_LAUNCH_CHECK(op);
+  AXN_LAUNCH(op, map_kernel<F>, gridFor(work), kThreads, 0, f, n, vec);
 }
 
 }  // namespace axn::ops::ew

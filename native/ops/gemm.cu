@@ -6,6 +6,7 @@
 #include <string>
 
 #include "../cuda/context.h"
+#include "../cuda/launch.h"
 #include "gemm.h"
 
 namespace axn::ops {
@@ -26,8 +27,7 @@ void scale_c_cuda(int M, int N, float beta, float* C, int ldc, int batch, int64_
   const int threads = 256;
   dim3 grid(std::min((N + threads - 1) / threads, 1024), std::min(M, 65535));
   for (int b = 0; b < batch; b++) {
-    scale_rows_kernel<<<grid, threads, 0, cuda::stream()>>>(C + b * strideC, M, N, ldc, beta);
-    AXN_CUDA_LAUNCH_CHECK("gemm");
+    AXN_LAUNCH("gemm", scale_rows_kernel, grid, threads, 0, C + b * strideC, M, N, ldc, beta);
   }
 }
 

@@ -2,6 +2,7 @@
 #include <algorithm>
 
 #include "../cuda/context.h"
+#include "../cuda/launch.h"
 #include "linear.h"
 
 namespace axn::ops {
@@ -45,16 +46,14 @@ void fill_rows_cuda(float* y, const float* b, int N, int out) {
   const int by = 256 / bx;
   dim3 block(bx, by);
   dim3 grid(std::min((out + bx - 1) / bx, 64), std::min((N + by - 1) / by, 65535));
-  fill_rows_kernel<<<grid, block, 0, cuda::stream()>>>(y, b, N, out);
-  AXN_CUDA_LAUNCH_CHECK("linear.bias");
+  AXN_LAUNCH("linear.bias", fill_rows_kernel, grid, block, 0, y, b, N, out);
 }
 
 void column_sums_cuda(const float* dy, float* db, int N, int out) {
   if (out <= 0) return;
   dim3 block(kColsPerBlock, kStrands);
   dim3 grid(std::min((out + kColsPerBlock - 1) / kColsPerBlock, 65535));
-  column_sums_kernel<<<grid, block, 0, cuda::stream()>>>(dy, db, N, out);
-  AXN_CUDA_LAUNCH_CHECK("linearBackward.biasGrad");
+  AXN_LAUNCH("linearBackward.biasGrad", column_sums_kernel, grid, block, 0, dy, db, N, out);
 }
 
 }  // namespace axn::ops

@@ -85,18 +85,14 @@ void lrn_forward_cuda(const float* x, float* y, float* scale, int N, int C, int6
                       float beta, float k) {
   const int64_t columns = (int64_t)N * S;
   if (columns == 0 || C == 0) return;
-  lrn_forward_kernel<<<gridFor(columns), kThreads, 0, cuda::stream()>>>(x, y, scale, columns, C, S, size / 2,
-                                                                        (size - 1) / 2, alpha / (float)size, beta, k);
-  AXN_CUDA_LAUNCH_CHECK("lrn_forward");
+  AXN_LAUNCH("lrn_forward", lrn_forward_kernel, gridFor(columns), kThreads, 0, x, y, scale, columns, C, S, size / 2, (size - 1) / 2, alpha / (float)size, beta, k);
 }
 
 void lrn_backward_cuda(const float* dy, const float* x, const float* y, const float* scale, float* dx, int N, int C,
                        int64_t S, int size, float alpha, float beta, float k) {
   const int64_t columns = (int64_t)N * S;
   if (columns == 0 || C == 0) return;
-  lrn_backward_kernel<<<gridFor(columns), kThreads, 0, cuda::stream()>>>(
-      dy, x, y, scale, dx, columns, C, S, size / 2, (size - 1) / 2, 2.f * alpha * beta / (float)size, beta);
-  AXN_CUDA_LAUNCH_CHECK("lrn_backward");
+  AXN_LAUNCH("lrn_backward", lrn_backward_kernel, gridFor(columns), kThreads, 0, dy, x, y, scale, dx, columns, C, S, size / 2, (size - 1) / 2, 2.f * alpha * beta / (float)size, beta);
 }
 
 }  // namespace axn::ops

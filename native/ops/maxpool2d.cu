@@ -93,18 +93,14 @@ void maxpool2d_forward_cuda(const float* x, float* y, int32_t* argmax, int N, in
                             int sh, int sw, int ph, int pw, int Ho, int Wo) {
   const int64_t total = (int64_t)N * C * Ho * Wo;
   if (total == 0) return;
-  maxpool2d_forward_kernel<<<gridFor(total), kThreads, 0, cuda::stream()>>>(x, y, argmax, total, H, W, kh, kw, sh,
-                                                                             sw, ph, pw, Ho, Wo);
-  AXN_CUDA_LAUNCH_CHECK("maxpool2d_forward");
+  AXN_LAUNCH("maxpool2d_forward", maxpool2d_forward_kernel, gridFor(total), kThreads, 0, x, y, argmax, total, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo);
 }
 
 void maxpool2d_backward_cuda(const float* dy, const int32_t* argmax, float* dx, int N, int C, int H, int W, int kh,
                              int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
   const int64_t total = (int64_t)N * C * H * W;
   if (total == 0) return;
-  maxpool2d_backward_kernel<<<gridFor(total), kThreads, 0, cuda::stream()>>>(dy, argmax, dx, total, H, W, kh, kw,
-                                                                              sh, sw, ph, pw, Ho, Wo);
-  AXN_CUDA_LAUNCH_CHECK("maxpool2d_backward");
+  AXN_LAUNCH("maxpool2d_backward", maxpool2d_backward_kernel, gridFor(total), kThreads, 0, dy, argmax, dx, total, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo);
 }
 
 void maxpool2d_backward_scatter_cuda(const float* dy, const int32_t* argmax, float* dx, int N, int C, int H, int W,
@@ -112,9 +108,7 @@ void maxpool2d_backward_scatter_cuda(const float* dy, const int32_t* argmax, flo
   const int64_t total = (int64_t)N * C * Ho * Wo;
   cuda::memsetZero(dx, sizeof(float) * (size_t)N * C * H * W);
   if (total == 0) return;
-  maxpool2d_backward_scatter_kernel<<<gridFor(total), kThreads, 0, cuda::stream()>>>(dy, argmax, dx, total, H * W,
-                                                                                      Ho * Wo);
-  AXN_CUDA_LAUNCH_CHECK("maxpool2d_backward");
+  AXN_LAUNCH("maxpool2d_backward", maxpool2d_backward_scatter_kernel, gridFor(total), kThreads, 0, dy, argmax, dx, total, H * W, Ho * Wo);
 }
 
 }  // namespace axn::ops

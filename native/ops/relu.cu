@@ -17,6 +17,11 @@ using ew::st4;
 struct ReluF {
   const float* x;
   float* y;
+  template <class V>
+  void device_pointers(V& visit) const {
+    visit(x);
+    visit(y);
+  }
   __device__ void scalar(int64_t i) const { y[i] = relu_fwd(x[i]); }
   __device__ void vec4(int64_t j) const {
     const float4 a = ld4(x, j);
@@ -28,6 +33,12 @@ struct ReluBackF {
   const float* dy;
   const float* y;
   float* dx;
+  template <class V>
+  void device_pointers(V& visit) const {
+    visit(dy);
+    visit(y);
+    visit(dx);
+  }
   __device__ void scalar(int64_t i) const { dx[i] = relu_bwd(dy[i], y[i]); }
   __device__ void vec4(int64_t j) const {
     const float4 g = ld4(dy, j), v = ld4(y, j);

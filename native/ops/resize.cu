@@ -89,9 +89,7 @@ void resize_bilinear_forward_cuda(const float* x, float* y, int N, int C, int H,
   const int64_t total = (int64_t)N * C * Ho * Wo;
   if (total == 0) return;
   const float sh = resize_scale(H, Ho, alignCorners), sw = resize_scale(W, Wo, alignCorners);
-  resize_bilinear_forward_kernel<<<gridFor(total), kThreads, 0, cuda::stream()>>>(x, y, total, H, W, Ho, Wo, sh, sw,
-                                                                                  alignCorners);
-  AXN_CUDA_LAUNCH_CHECK("resize_bilinear_forward");
+  AXN_LAUNCH("resize_bilinear_forward", resize_bilinear_forward_kernel, gridFor(total), kThreads, 0, x, y, total, H, W, Ho, Wo, sh, sw, alignCorners);
 }
 
 void resize_bilinear_backward_cuda(const float* dy, float* dx, int N, int C, int H, int W, int Ho, int Wo,
@@ -99,9 +97,7 @@ void resize_bilinear_backward_cuda(const float* dy, float* dx, int N, int C, int
   const int64_t total = (int64_t)N * C * H * W;
   if (total == 0) return;
   const float sh = resize_scale(H, Ho, alignCorners), sw = resize_scale(W, Wo, alignCorners);
-  resize_bilinear_backward_kernel<<<gridFor(total), kThreads, 0, cuda::stream()>>>(dy, dx, total, H, W, Ho, Wo, sh,
-                                                                                   sw, alignCorners);
-  AXN_CUDA_LAUNCH_CHECK("resize_bilinear_backward");
+  AXN_LAUNCH("resize_bilinear_backward", resize_bilinear_backward_kernel, gridFor(total), kThreads, 0, dy, dx, total, H, W, Ho, Wo, sh, sw, alignCorners);
 }
 
 }  // namespace axn::ops

@@ -20,6 +20,13 @@ struct SgdF {
   float lr, momentum, oneMinusDamp, wd;
   bool nesterov, first;
 
+  template <class V>
+  void device_pointers(V& visit) const {
+    visit(param);
+    visit(grad);
+    visit(buf);
+  }
+
   // Returns the new parameter; updates b (the momentum buffer value) in place.
   __device__ __forceinline__ float step(float p, float g, float& b) const {
     if (kWd) g = __fadd_rn(g, __fmul_rn(wd, p));

@@ -101,20 +101,15 @@ void softmax_xent_forward_cuda(const float* logits, const int32_t* labels, float
   if (N <= 0 || C <= 0) return;  // TypeScript rejects these
   const int threads = C <= 32 ? 32 : C <= 64 ? 64 : C <= 128 ? 128 : 256;
   Scratch rowLoss(true, sizeof(float) * (size_t)N);
-  softmax_xent_forward_kernel<<<(unsigned)N, threads, 0, cuda::stream()>>>(logits, labels, probs,
-                                                                           rowLoss.as<float>(), C);
-  AXN_CUDA_LAUNCH_CHECK("softmaxCrossEntropy");
-  mean_kernel<<<1, kMeanThreads, 0, cuda::stream()>>>(rowLoss.as<float>(), N, loss);
-  AXN_CUDA_LAUNCH_CHECK("softmaxCrossEntropy");
+  AXN_LAUNCH("softmaxCrossEntropy", softmax_xent_forward_kernel, (unsigned)N, threads, 0, logits, labels, probs, rowLoss.as<float>(), C);
+  AXN_LAUNCH("softmaxCrossEntropy", mean_kernel, 1, kMeanThreads, 0, rowLoss.as<float>(), N, loss);
 }
 
 void softmax_xent_backward_cuda(const float* probs, const int32_t* labels, float* dlogits, int N, int C,
                                 float scale) {
   const int64_t total = (int64_t)N * C;
   if (total <= 0) return;
-  softmax_xent_backward_kernel<<<ew::gridFor(total), ew::kThreads, 0, cuda::stream()>>>(probs, labels, dlogits,
-                                                                                        total, C, scale);
-  AXN_CUDA_LAUNCH_CHECK("softmaxCrossEntropyBackward");
+  AXN_LAUNCH("softmaxCrossEntropyBackward", softmax_xent_backward_kernel, ew::gridFor(total), ew::kThreads, 0, probs, labels, dlogits, total, C, scale);
 }
 
 }  // namespace axn::ops

@@ -6,6 +6,7 @@
 
 #include "common.h"
 #include "cuda/context.h"
+#include "cuda/launch.h"
 #include "ops/topk.h"
 
 namespace axn::ops {
@@ -62,8 +63,7 @@ void topk_correct_cuda(const float* logits, const int32_t* labels, int32_t* coun
   cuda::memsetZero(counts, sizeof(int32_t) * (size_t)nk);
   if (N <= 0 || C <= 0) return;
   const int64_t blocks = ((int64_t)N + kRowsPerBlock - 1) / kRowsPerBlock;
-  topk_correct_kernel<<<(unsigned)blocks, kThreads, 0, cuda::stream()>>>(logits, labels, counts, k, N, C);
-  AXN_CUDA_LAUNCH_CHECK("topkCorrect");
+  AXN_LAUNCH("topkCorrect", topk_correct_kernel, (unsigned)blocks, kThreads, 0, logits, labels, counts, k, N, C);
 }
 
 }  // namespace axn::ops

@@ -143,3 +143,16 @@ export function expectMatchesFixture(fx: Fixture, name: string, actual: Float32A
   }
   expect(worst, `${fx.op}/${fx.name}: largest difference in ${name} (at sample ${at})`).toBeLessThanOrEqual(atol + rtol * 10 * st.absmax);
 }
+
+/** Bit-for-bit equality of two float32 (or int32) arrays (any two NaNs are equal, as in toEqual), cheap for
+ * tens of millions of elements (vitest's toEqual walks them into a diff and ran out of memory on 37M);
+ * the message names the first difference. */
+export function expectBitEqual(got: Float32Array | Int32Array, want: Float32Array | Int32Array, what = 'result'): void {
+  expect(got.length, `${what}: length`).toBe(want.length);
+  const a = new Uint32Array(got.buffer, got.byteOffset, got.length);
+  const b = new Uint32Array(want.buffer, want.byteOffset, want.length);
+  for (let i = 0; i < a.length; i++) {
+    if (a[i] !== b[i] && !(Number.isNaN(got[i]) && Number.isNaN(want[i])))
+      expect(`${what}[${i}] = ${got[i]}`).toBe(`${what}[${i}] = ${want[i]}`);
+  }
+}

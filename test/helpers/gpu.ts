@@ -1,5 +1,6 @@
 /** GPU test gating: GPU tests skip themselves without a usable CUDA device — unless AXN_REQUIRE_GPU=1
- * (`npm run test:gpu`), where a missing GPU is a failure, so a GPU run can't pass by skipping. */
+ * (`npm run test:gpu`, `npm run test:emu`), where a missing device is a failure, so a GPU run can't pass
+ * by skipping. The device may be the emulated one (AXN_CUDA=EMU, scripts/test-emu.mjs). */
 import { backendInfo } from '../../lib/index.js';
 
 const info = backendInfo();
@@ -10,3 +11,10 @@ if (requireGpu && !hasCuda) {
 }
 /** `describe.skipIf(!hasCuda)` reads as `describeGpu`. */
 export const noCuda = !hasCuda;
+/** The CUDA device is the emulator (every CUDA thread runs on the CPU, one at a time). */
+export const emulated = info.emulated === true;
+/** A batch size for CUDA tests at AlexNet's layer shapes: `n` on a GPU, at most `small` on the emulator,
+ * where each CUDA thread costs about 100 ns (the layer shapes stay; only the batch shrinks). */
+export function cudaBatch(n: number, small = 2): number {
+  return emulated ? Math.min(n, small) : n;
+}

@@ -2,9 +2,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisposedError } from '../../lib/errors.js';
 import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
 import { relu, reluBackward } from '../../lib/ops/activation.js';
-import { expectMatchesFixture, fixtureCases, loadFixture } from '../helpers/fixtures.js';
+import { expectBitEqual, expectMatchesFixture, fixtureCases, loadFixture } from '../helpers/fixtures.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
-import { noCuda } from '../helpers/gpu.js';
+import { cudaBatch, noCuda } from '../helpers/gpu.js';
 
 function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const r = mulberry32(seed);
@@ -136,7 +136,7 @@ describe.skipIf(noCuda)('relu on CUDA matches the CPU', () => {
   beforeAll(() => setPoison(true));
   afterAll(() => setPoison(false));
   // AlexNet's fc activations (batch 128 × 4096), conv1's output, and odd sizes for the float4 tails.
-  const shapes: number[][] = [[128, 4096], [128, 96, 55, 55], [1], [3], [1001], [5, 7], [4, 4]];
+  const shapes: number[][] = [[cudaBatch(128), 4096], [cudaBatch(128), 96, 55, 55], [1], [3], [1001], [5, 7], [4, 4]];
   it.each(shapes.map((s) => [s.join('x'), s] as const))('%s', async (_name, shape) => {
     const n = shape.reduce((a, b) => a * b, 1);
     const xv = random(n, n);
@@ -150,15 +150,15 @@ describe.skipIf(noCuda)('relu on CUDA matches the CPU', () => {
     using yg = relu(xg);
     using dxg = reluBackward(dyg, yg);
     // A select on both devices: bit-identical.
-    expect(await yg.toFloat32Array()).toEqual(await yc.toFloat32Array());
-    expect(await dxg.toFloat32Array()).toEqual(await dxc.toFloat32Array());
+    expectBitEqual(await yg.toFloat32Array(), await yc.toFloat32Array(), 'relu');
+    expectBitEqual(await dxg.toFloat32Array(), await dxc.toFloat32Array(), 'reluBackward');
     // In place on the device.
     using xg2 = x.to('cuda');
     expect(relu(xg2, { inplace: true })).toBe(xg2);
-    expect(await xg2.toFloat32Array()).toEqual(await yc.toFloat32Array());
+    expectBitEqual(await xg2.toFloat32Array(), await yc.toFloat32Array(), 'relu in place');
     using dyg2 = dy.to('cuda');
     expect(reluBackward(dyg2, yg, { inplace: true })).toBe(dyg2);
-    expect(await dyg2.toFloat32Array()).toEqual(await dxc.toFloat32Array());
+    expectBitEqual(await dyg2.toFloat32Array(), await dxc.toFloat32Array(), 'reluBackward in place');
   });
   it('rejects mixed devices', () => {
     using x = Tensor.zeros([4]);

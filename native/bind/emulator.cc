@@ -1,0 +1,80 @@
+// The `emulator` export of the emulated-device build (AXN_CUDA=EMU) only: thread order, counters and the
+// execution-model probes of native/cuda/selftest.cu, for test/emulator.test.ts.
+#if defined(AXN_CUDA_EMU)
+#include <napi.h>
+
+#include <string>
+#include <vector>
+
+#include "../common.h"
+#include "../cuda/emu/runtime.h"
+#include "../cuda/selftest.h"
+#include "../runtime.h"
+
+namespace axn {
+namespace {
+
+Napi::Value SetOrder(const Napi::CallbackInfo& info) {
+  const std::string o = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  if (o != "forward" && o != "reverse" && o != "shuffle")
+    throw Napi::TypeError::New(info.Env(), "emulator.setOrder: expected 'forward', 'reverse' or 'shuffle', got '" + o + "'");
+  const double seed = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : 1;
+  emu::setOrder(o == "forward" ? emu::Order::Forward : o == "reverse" ? emu::Order::Reverse : emu::Order::Shuffle,
+                static_cast<uint64_t>(seed));
+  return info.Env().Undefined();
+}
+
+Napi::Value GetOrder(const Napi::CallbackInfo& info) {
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("order", emu::orderName(emu::order()));
+  o.Set("seed", static_cast<double>(emu::seed()));
+  return o;
+}
+
+Napi::Value Counters(const Napi::CallbackInfo& info) {
+  const emu::Counters c = emu::counters();
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("kernelLaunches", static_cast<double>(c.kernelLaunches));
+  o.Set("threadsRun", static_cast<double>(c.threadsRun));
+  o.Set("cublasCalls", static_cast<double>(c.cublasCalls));
+  o.Set("deviceMallocs", static_cast<double>(c.deviceMallocs));
+  o.Set("deviceFrees", static_cast<double>(c.deviceFrees));
+  o.Set("pinnedMallocs", static_cast<double>(c.pinnedMallocs));
+  o.Set("pinnedFrees", static_cast<double>(c.pinnedFrees));
+  o.Set("hostSyncs", static_cast<double>(c.hostSyncs));
+  o.Set("copies", static_cast<double>(c.copies));
+  o.Set("deviceBytes", static_cast<double>(c.deviceBytes));
+  o.Set("pinnedBytes", static_cast<double>(c.pinnedBytes));
+  return o;
+}
+
+Napi::Value SelfTest(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "emulator.selfTest: expected a probe name");
+  std::vector<double> args;
+  if (info.Length() > 1 && info[1].IsArray()) {
+    Napi::Array a = info[1].As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) args.push_back(a.Get(i).ToNumber().DoubleValue());
+  }
+  const cuda::selftest::Result r = cuda::selftest::run(info[0].As<Napi::String>().Utf8Value(), args);
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array values = Napi::Array::New(env, r.values.size());
+  for (size_t i = 0; i < r.values.size(); i++) values.Set(static_cast<uint32_t>(i), r.values[i]);
+  o.Set("values", values);
+  o.Set("error", r.error);
+  return o;
+}
+
+}  // namespace
+
+Napi::Object EmulatorExports(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("setOrder", Napi::Function::New(env, SetOrder, "setOrder"));
+  o.Set("order", Napi::Function::New(env, GetOrder, "order"));
+  o.Set("counters", Napi::Function::New(env, Counters, "counters"));
+  o.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
+  return o;
+}
+
+}  // namespace axn
+#endif  // AXN_CUDA_EMU

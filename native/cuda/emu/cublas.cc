@@ -1,0 +1,240 @@
+// The emulated device's cuBLAS: the entry points native/cuda/cublas_compat.h declares, with cuBLAS's
+// column-major semantics, transposes, leading dimensions, strides, argument checks and status codes,
+// run in order on the handle's stream like any other device work.
+//
+// Arithmetic: each output element is one dot product accumulated in float32 with fused multiply-adds,
+// in k order (as a tensor-core or FMA pipeline accumulates, without cuBLAS's blocking or split-K), then
+// C = alpha·acc + beta·C (C is not read when beta == 0, as cuBLAS promises). Under
+// CUBLAS_TF32_TENSOR_OP_MATH the inputs are first cut to TF32 (10 explicit mantissa bits) by truncation,
+// the larger of the two errors hardware may make (truncation or rounding), so that a TF32 tolerance that
+// holds here holds on the GPU. Operand ranges are checked against the live device allocations before
+// the call returns: an out-of-range operand is CUBLAS_STATUS_EXECUTION_FAILED and a sticky
+// cudaErrorIllegalAddress, as the faulting kernel of a real cuBLAS would leave.
+#include <omp.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "../cublas_compat.h"
+#include "internal.h"
+
+struct cublasContext {
+  cudaStream_t stream = nullptr;
+  cublasMath_t mode = CUBLAS_DEFAULT_MATH;
+  void* workspace = nullptr;
+  size_t workspaceBytes = 0;
+};
+
+namespace axn::emu {
+namespace {
+
+std::mutex gMu;
+std::set<cublasHandle_t> gHandles;
+
+bool live(cublasHandle_t h) {
+  std::lock_guard<std::mutex> lk(gMu);
+  return h && gHandles.count(h);
+}
+
+float tf32(float v) {
+  if (std::isnan(v)) return v;
+  uint32_t b;
+  std::memcpy(&b, &v, 4);
+  b &= 0xFFFFE000u;  // keep sign, exponent and the top 10 mantissa bits
+  std::memcpy(&v, &b, 4);
+  return v;
+}
+
+// acc[i] = fma(a[i], b, acc[i]) for i < m: the same exactly rounded result with or without FMA hardware.
+__attribute__((target("fma"), no_sanitize_address)) void fmaColumnHw(float* acc, const float* a, float b, int m) {
+  for (int i = 0; i < m; i++) acc[i] = __builtin_fmaf(a[i], b, acc[i]);
+}
+__attribute__((no_sanitize_address)) void fmaColumnSw(float* acc, const float* a, float b, int m) {
+  for (int i = 0; i < m; i++) acc[i] = std::fma(a[i], b, acc[i]);
+}
+const bool kHaveFma = __builtin_cpu_supports("fma");
+
+struct Gemm {
+  bool ta, tb, tf32;
+  int m, n, k, lda, ldb, ldc;
+  float alpha, beta;
+  const float *A, *B;
+  float* C;
+  long long sA, sB, sC;
+  int batch;
+};
+
+// One column-major GEMM: C (m×n) = alpha·op(A) (m×k) · op(B) (k×n) + beta·C. Operands already checked.
+__attribute__((no_sanitize_address)) void gemmOne(const Gemm& g, const float* A, const float* B, float* C) {
+  const int m = g.m, n = g.n, k = g.k;
+  if (k == 0 || g.alpha == 0.0f) {
+    for (int j = 0; j < n; j++)
+      for (int i = 0; i < m; i++) {
+        float& c = C[i + (int64_t)j * g.ldc];
+        c = g.beta == 0.0f ? 0.0f : g.beta * c;
+      }
+    return;
+  }
+  // op(A) packed column-major m×k (contiguous columns), TF32-cut when asked.
+  std::vector<float> ap((size_t)m * k);
+  for (int l = 0; l < k; l++)
+    for (int i = 0; i < m; i++) {
+      const float v = g.ta ? A[l + (int64_t)i * g.lda] : A[i + (int64_t)l * g.lda];
+      ap[i + (size_t)l * m] = g.tf32 ? tf32(v) : v;
+    }
+#pragma omp parallel
+  {
+    std::vector<float> acc(m);
+#pragma omp for schedule(static)
+    for (int j = 0; j < n; j++) {
+      std::fill(acc.begin(), acc.end(), 0.0f);
+      for (int l = 0; l < k; l++) {
+        float bv = g.tb ? B[j + (int64_t)l * g.ldb] : B[l + (int64_t)j * g.ldb];
+        if (g.tf32) bv = tf32(bv);
+        if (kHaveFma) fmaColumnHw(acc.data(), ap.data() + (size_t)l * m, bv, m);
+        else fmaColumnSw(acc.data(), ap.data() + (size_t)l * m, bv, m);
+      }
+      float* c = C + (int64_t)j * g.ldc;
+      for (int i = 0; i < m; i++) c[i] = g.beta == 0.0f ? g.alpha * acc[i] : std::fma(g.alpha, acc[i], g.beta * c[i]);
+    }
+  }
+}
+
+// The element offsets [lo, hi] a column-major rows×cols operand with leading dimension ld and batch
+// stride touches over `batch` matrices.
+void extent(int rows, int cols, int ld, long long stride, int batch, long long* lo, long long* hi) {
+  const long long last = (long long)(cols - 1) * ld + (rows - 1);
+  const long long span = (long long)(batch - 1) * stride;
+  *lo = std::min(0LL, span);
+  *hi = last + std::max(0LL, span);
+}
+
+cublasStatus_t checkOperand(const char* fn, const char* name, const float* p, int rows, int cols, int ld,
+                            long long stride, int batch) {
+  long long lo, hi;
+  extent(rows, cols, ld, stride, batch, &lo, &hi);
+  std::string why;
+  const float* first = p + lo;
+  const size_t bytes = (size_t)(hi - lo + 1) * sizeof(float);
+  if (p && inDeviceMemory(first, bytes, false, &why)) return CUBLAS_STATUS_SUCCESS;
+  fault(cudaErrorIllegalAddress, std::string(fn) + ": operand " + name + " (" + hexPtr(p) + ", " + std::to_string(rows) +
+                                     "×" + std::to_string(cols) + ", ld " + std::to_string(ld) +
+                                     (batch > 1 ? ", " + std::to_string(batch) + " matrices" : "") + "): " +
+                                     (p ? why : "null pointer"));
+  return CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
+                    int k, const float* alpha, const float* A, int lda, long long sA, const float* B, int ldb,
+                    long long sB, const float* beta, float* C, int ldc, long long sC, int batch) {
+  if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  const bool opsOk = (transa == CUBLAS_OP_N || transa == CUBLAS_OP_T || transa == CUBLAS_OP_C) &&
+                     (transb == CUBLAS_OP_N || transb == CUBLAS_OP_T || transb == CUBLAS_OP_C);
+  if (!opsOk || m < 0 || n < 0 || k < 0 || batch < 0 || !alpha || !beta) return CUBLAS_STATUS_INVALID_VALUE;
+  const bool ta = transa != CUBLAS_OP_N, tb = transb != CUBLAS_OP_N;  // real data: C is T
+  const int aRows = ta ? k : m, aCols = ta ? m : k, bRows = tb ? n : k, bCols = tb ? k : n;
+  if (lda < std::max(1, aRows) || ldb < std::max(1, bRows) || ldc < std::max(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
+  countCublasCall();
+  if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
+  const float a = *alpha, b = *beta;  // CUBLAS_POINTER_MODE_HOST: read at the call
+  if (b == 1.0f && (a == 0.0f || k == 0)) return CUBLAS_STATUS_SUCCESS;
+  const bool readsAB = a != 0.0f && k > 0;
+  if (readsAB) {
+    if (checkOperand(fn, "A", A, aRows, aCols, lda, sA, batch) != CUBLAS_STATUS_SUCCESS ||
+        checkOperand(fn, "B", B, bRows, bCols, ldb, sB, batch) != CUBLAS_STATUS_SUCCESS)
+      return CUBLAS_STATUS_EXECUTION_FAILED;
+  }
+  if (checkOperand(fn, "C", C, m, n, ldc, sC, batch) != CUBLAS_STATUS_SUCCESS) return CUBLAS_STATUS_EXECUTION_FAILED;
+  Gemm g{ta, tb, h->mode == CUBLAS_TF32_TENSOR_OP_MATH, m, n, k, lda, ldb, ldc, a, b, A, B, C, sA, sB, sC, batch};
+  const cudaError_t e = enqueue(h->stream, [g](ExecError&) {
+    for (int i = 0; i < g.batch; i++) gemmOne(g, g.A + i * g.sA, g.B + i * g.sB, g.C + i * g.sC);
+    return true;
+  });
+  if (e == cudaErrorInvalidResourceHandle) return CUBLAS_STATUS_INVALID_VALUE;
+  return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+}  // namespace
+}  // namespace axn::emu
+
+using namespace axn::emu;
+
+extern "C" {
+
+cublasStatus_t cublasCreate_v2(cublasHandle_t* handle) {
+  if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
+  if (!available(nullptr) || stickyError() != cudaSuccess) return CUBLAS_STATUS_NOT_INITIALIZED;
+  auto* h = new cublasContext();
+  std::lock_guard<std::mutex> lk(gMu);
+  gHandles.insert(h);
+  *handle = h;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasDestroy_v2(cublasHandle_t h) {
+  std::lock_guard<std::mutex> lk(gMu);
+  if (!h || !gHandles.erase(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  delete h;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetStream_v2(cublasHandle_t h, cudaStream_t s) {
+  if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  h->stream = s;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetMathMode(cublasHandle_t h, cublasMath_t mode) {
+  if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (mode != CUBLAS_DEFAULT_MATH && mode != CUBLAS_TENSOR_OP_MATH && mode != CUBLAS_PEDANTIC_MATH &&
+      mode != CUBLAS_TF32_TENSOR_OP_MATH)
+    return CUBLAS_STATUS_INVALID_VALUE;
+  h->mode = mode;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+cublasStatus_t cublasSetWorkspace_v2(cublasHandle_t h, void* workspace, size_t bytes) {
+  if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  if (bytes > 0 && (!workspace || !inDeviceMemory(workspace, bytes, false, nullptr))) return CUBLAS_STATUS_INVALID_VALUE;
+  h->workspace = workspace;
+  h->workspaceBytes = bytes;
+  return CUBLAS_STATUS_SUCCESS;
+}
+
+const char* cublasGetStatusString(cublasStatus_t s) {
+  switch (s) {
+    case CUBLAS_STATUS_SUCCESS: return "the operation completed successfully";
+    case CUBLAS_STATUS_NOT_INITIALIZED: return "the library was not initialized";
+    case CUBLAS_STATUS_ALLOC_FAILED: return "the resource allocation failed";
+    case CUBLAS_STATUS_INVALID_VALUE: return "an invalid numeric value was used as an argument";
+    case CUBLAS_STATUS_ARCH_MISMATCH: return "an absent device architectural feature is required";
+    case CUBLAS_STATUS_MAPPING_ERROR: return "an access to GPU memory space failed";
+    case CUBLAS_STATUS_EXECUTION_FAILED: return "the GPU program failed to execute";
+    case CUBLAS_STATUS_INTERNAL_ERROR: return "an internal operation failed";
+    case CUBLAS_STATUS_NOT_SUPPORTED: return "the functionality requested is not supported";
+    case CUBLAS_STATUS_LICENSE_ERROR: return "the functionality requested requires some license";
+  }
+  return "unknown cuBLAS status";
+}
+
+cublasStatus_t cublasSgemm_v2(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+                              const float* alpha, const float* A, int lda, const float* B, int ldb, const float* beta,
+                              float* C, int ldc) {
+  return gemm("cublasSgemm", h, transa, transb, m, n, k, alpha, A, lda, 0, B, ldb, 0, beta, C, ldc, 0, 1);
+}
+
+cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m,
+                                         int n, int k, const float* alpha, const float* A, int lda, long long strideA,
+                                         const float* B, int ldb, long long strideB, const float* beta, float* C,
+                                         int ldc, long long strideC, int batchCount) {
+  return gemm("cublasSgemmStridedBatched", h, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta,
+              C, ldc, strideC, batchCount);
+}
+
+}  // extern "C"

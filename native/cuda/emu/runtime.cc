@@ -1,0 +1,808 @@
+// The emulated device's runtime API: memory registry, the in-order device queue and its worker thread,
+// streams, events, errors. See runtime.h for what is modelled and why.
+#include "runtime.h"
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "internal.h"
+
+#if defined(__SANITIZE_ADDRESS__)
+#include <sanitizer/asan_interface.h>
+#define AXN_EMU_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
+#define AXN_EMU_UNPOISON(p, n) ASAN_UNPOISON_MEMORY_REGION((p), (n))
+#else
+#define AXN_EMU_POISON(p, n) ((void)(p), (void)(n))
+#define AXN_EMU_UNPOISON(p, n) ((void)(p), (void)(n))
+#endif
+
+namespace axn::emu {
+struct EventState {
+  double ms = -1;  // when the device passed it (steady clock), -1 before
+};
+}  // namespace axn::emu
+
+struct CUstream_st {
+  unsigned flags = 0;
+  uint64_t last = 0;  // the last operation enqueued on it
+};
+struct CUevent_st {
+  unsigned flags = 0;
+  uint64_t seq = 0;  // the operation that records it; 0: never recorded (complete)
+  std::shared_ptr<axn::emu::EventState> state = std::make_shared<axn::emu::EventState>();
+};
+
+namespace axn::emu {
+namespace {
+
+constexpr size_t kDefaultSharedPerBlock = 48 * 1024;
+constexpr size_t kMaxSharedPerBlockOptin = 227 * 1024;
+// The host runs ahead of the device by at most this many operations, as a real launch queue blocks the
+// host when it is full (about a thousand launches deep on current GPUs).
+constexpr size_t kMaxQueue = 1024;
+
+struct Allocation {
+  size_t bytes;   // what cudaMalloc / cudaMallocHost gave
+  size_t usable;  // what may be used now: the caching allocator's view of its block (markBlock)
+  bool live;      // false while the caching allocator holds the block (freed to its cache)
+  bool pinned;
+};
+
+struct Op {
+  uint64_t seq;
+  DeviceWork work;
+};
+
+double nowMs() {
+  using namespace std::chrono;
+  return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
+}
+
+const char* envOr(const char* name, const char* dflt) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : dflt;
+}
+
+struct Device {
+  std::mutex mu;
+  std::condition_variable cvWork, cvDone, cvRoom;
+  std::map<uintptr_t, Allocation> allocs;
+  std::set<const CUstream_st*> streams;
+  std::set<const CUevent_st*> events;
+  std::map<const void*, int> smemOptin;  // kernel -> opted-in dynamic shared bytes
+  std::deque<Op> queue;
+  uint64_t enqueued = 0, completed = 0, demand = 0;
+  uint64_t legacyLast = 0;  // last op on the legacy default stream (handle 0)
+  std::atomic<cudaError_t> sticky{cudaSuccess};
+  std::string stickyDetail;
+  Counters c;
+  bool eager = false;
+  size_t capacity = 0;
+  bool present = true;
+  uint64_t launchId = 0;
+  std::thread worker;
+
+  Device() {
+    eager = std::strcmp(envOr("AXN_EMU_EAGER", "0"), "1") == 0;
+    present = std::strcmp(envOr("AXN_EMU_DEVICES", "1"), "0") != 0;
+    capacity = static_cast<size_t>(std::strtoull(envOr("AXN_EMU_MEMORY_MIB", "8192"), nullptr, 10)) << 20;
+    worker = std::thread([this] { loop(); });
+    worker.detach();  // the device lives as long as the process (never destroyed: see dev())
+  }
+
+  void loop() {
+    std::unique_lock<std::mutex> lk(mu);
+    for (;;) {
+      cvWork.wait(lk, [this] {
+        return !queue.empty() && (eager || demand > completed || queue.size() >= kMaxQueue);
+      });
+      Op op = std::move(queue.front());
+      queue.pop_front();
+      cvRoom.notify_all();
+      const bool skip = sticky != cudaSuccess;  // after a fault the device runs nothing more
+      lk.unlock();
+      ExecError err;
+      const bool ok = skip || op.work(err);
+      op.work = nullptr;  // release captured buffers outside the lock
+      lk.lock();
+      if (!ok) setStickyLocked(err.code, err.detail);
+      completed = op.seq;
+      cvDone.notify_all();
+    }
+  }
+
+  void setStickyLocked(cudaError_t code, const std::string& detail);
+};
+
+Device& dev() {
+  static Device* d = new Device();  // never destroyed: the worker may still run at process exit
+  return *d;
+}
+
+std::atomic<int> gOrder{-1};
+std::atomic<uint64_t> gSeed{1};
+
+void initOrder() {
+  if (gOrder.load() >= 0) return;
+  const std::string o = envOr("AXN_EMU_ORDER", "shuffle");
+  gOrder = o == "forward" ? (int)Order::Forward : o == "reverse" ? (int)Order::Reverse : (int)Order::Shuffle;
+  gSeed = std::strtoull(envOr("AXN_EMU_SEED", "1"), nullptr, 10);
+}
+
+// Error details (what the emulator saw), per error code, appended by cudaGetErrorString.
+std::mutex gDetailMu;
+std::map<int, std::string> gDetail;
+void setDetail(cudaError_t code, const std::string& detail) {
+  std::lock_guard<std::mutex> lk(gDetailMu);
+  gDetail[code] = detail;
+}
+
+void Device::setStickyLocked(cudaError_t code, const std::string& detail) {
+  if (sticky != cudaSuccess) return;
+  sticky = code;
+  stickyDetail = detail;
+  setDetail(code, detail);
+}
+
+thread_local cudaError_t tlLast = cudaSuccess;
+
+// Every failing call ends here: the error becomes the thread's last error; one without a detail of its
+// own clears the detail an earlier error of the same code left (a sticky error keeps its detail).
+cudaError_t ret(cudaError_t e) {
+  if (e == cudaSuccess) return e;
+  tlLast = e;
+  if (e != dev().sticky.load()) setDetail(e, "");
+  return e;
+}
+cudaError_t ret(cudaError_t e, const std::string& detail) {
+  tlLast = e;
+  setDetail(e, detail);
+  return e;
+}
+
+// Wait (host) until the device has completed op `seq`. Counts as one host synchronisation.
+cudaError_t waitFor(Device& d, std::unique_lock<std::mutex>& lk, uint64_t seq) {
+  d.c.hostSyncs++;
+  if (seq > d.demand) d.demand = seq;
+  d.cvWork.notify_all();
+  d.cvDone.wait(lk, [&] { return d.completed >= seq; });
+  return d.sticky;
+}
+
+bool streamValid(Device& d, cudaStream_t s) { return s == nullptr || d.streams.count(s) > 0; }
+
+uint64_t enqueueLocked(Device& d, std::unique_lock<std::mutex>& lk, cudaStream_t s, DeviceWork work) {
+  if (d.queue.size() >= 2 * kMaxQueue) {  // the launch queue is full: the host waits for room
+    d.cvWork.notify_all();
+    d.cvRoom.wait(lk, [&] { return d.queue.size() < 2 * kMaxQueue; });
+  }
+  const uint64_t seq = ++d.enqueued;
+  d.queue.push_back(Op{seq, std::move(work)});
+  if (s == nullptr) d.legacyLast = seq;
+  else const_cast<CUstream_st*>(s)->last = seq;
+  d.cvWork.notify_all();
+  return seq;
+}
+
+enum class Where { Device, Pinned, Host, Partial };
+
+// Where [p, p + bytes) lies. Caller holds the mutex.
+Where classify(Device& d, const void* p, size_t bytes, std::string* why) {
+  const uintptr_t a = reinterpret_cast<uintptr_t>(p);
+  auto it = d.allocs.upper_bound(a);
+  if (it == d.allocs.begin()) return Where::Host;
+  --it;
+  const uintptr_t base = it->first;
+  if (a >= base + it->second.bytes) return Where::Host;
+  const size_t size = it->second.live ? it->second.usable : 0;
+  if (a + bytes > base + size) {
+    if (why)
+      *why = "the range " + hexPtr(p) + " + " + std::to_string(bytes) + " bytes runs " +
+             std::to_string(a + bytes - (base + size)) + " bytes past the end of the " +
+             (it->second.pinned ? "pinned" : "device") + " allocation at " + hexPtr((const void*)base) + " (" +
+             std::to_string(size) + " bytes" +
+             (!it->second.live ? " in use: a block the caching allocator holds, freed"
+              : size != it->second.bytes ? " in use of a " + std::to_string(it->second.bytes) + "-byte block"
+                                         : "") +
+             ")";
+    return Where::Partial;
+  }
+  return it->second.pinned ? Where::Pinned : Where::Device;
+}
+
+const char* whereName(Where w) {
+  switch (w) {
+    case Where::Device: return "device memory";
+    case Where::Pinned: return "pinned host memory";
+    case Where::Host: return "pageable host memory (no CUDA allocation)";
+    default: return "a range that leaves its allocation";
+  }
+}
+
+}  // namespace
+
+std::string hexPtr(const void* p) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%p", p);
+  return buf;
+}
+
+void setOrder(Order o, uint64_t s) {
+  gOrder = (int)o;
+  gSeed = s;
+}
+Order order() {
+  initOrder();
+  return (Order)gOrder.load();
+}
+uint64_t seed() {
+  initOrder();
+  return gSeed.load();
+}
+const char* orderName(Order o) {
+  return o == Order::Forward ? "forward" : o == Order::Reverse ? "reverse" : "shuffle";
+}
+
+Counters counters() {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  return d.c;
+}
+
+const char* lastDetail() {
+  thread_local std::string buf;
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  buf = d.stickyDetail;
+  return buf.c_str();
+}
+
+void markBlock(cudaStream_t s, void* p, bool live, size_t usable, size_t total) {
+  {
+    Device& d = dev();
+    std::lock_guard<std::mutex> lk(d.mu);
+    auto it = d.allocs.find(reinterpret_cast<uintptr_t>(p));
+    if (it != d.allocs.end() && !it->second.pinned) {
+      it->second.live = live;
+      it->second.usable = live ? std::min(usable, it->second.bytes) : 0;
+    }
+  }
+  if (!live) usable = 0;
+#if defined(__SANITIZE_ADDRESS__)
+  char* c = static_cast<char*>(p);
+  enqueue(s, [c, usable, total](ExecError&) {
+    AXN_EMU_UNPOISON(c, usable);
+    AXN_EMU_POISON(c + usable, total - usable);
+    return true;
+  });
+#else
+  (void)s, (void)p, (void)usable, (void)total;
+#endif
+}
+
+cudaError_t enqueue(cudaStream_t s, DeviceWork work) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return d.sticky;
+  if (!streamValid(d, s)) return cudaErrorInvalidResourceHandle;
+  enqueueLocked(d, lk, s, std::move(work));
+  return cudaSuccess;
+}
+
+bool inDeviceMemory(const void* p, size_t bytes, bool allowPinned, std::string* why) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  const Where w = classify(d, p, bytes, why);
+  if (w == Where::Device || (allowPinned && w == Where::Pinned)) return true;
+  if (why && w != Where::Partial) *why = hexPtr(p) + " lies in " + whereName(w);
+  return false;
+}
+
+void fault(cudaError_t code, const std::string& detail) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  d.setStickyLocked(code, detail);
+}
+
+cudaError_t stickyError() {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  return d.sticky;
+}
+
+bool available(std::string* reason) {
+  if (dev().present) return true;
+  if (reason) *reason = "AXN_EMU_DEVICES=0: the emulator reports no device";
+  return false;
+}
+
+void countCublasCall() {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  d.c.cublasCalls++;
+}
+
+void countThreads(uint64_t n) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  d.c.threadsRun += n;
+}
+
+cudaError_t submitKernel(KernelLaunch&& l, cudaStream_t s) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle, std::string(l.name) + ": launch on a destroyed or unknown stream");
+  const std::string where = std::string(l.name) + "<<<(" + std::to_string(l.grid.x) + "," + std::to_string(l.grid.y) +
+                            "," + std::to_string(l.grid.z) + "), (" + std::to_string(l.block.x) + "," +
+                            std::to_string(l.block.y) + "," + std::to_string(l.block.z) + ")>>>";
+  const uint64_t threads = (uint64_t)l.block.x * l.block.y * l.block.z;
+  std::string bad;
+  if (l.block.x == 0 || l.block.y == 0 || l.block.z == 0 || l.grid.x == 0 || l.grid.y == 0 || l.grid.z == 0)
+    bad = "a grid or block dimension is 0";
+  else if (threads > 1024)
+    bad = std::to_string(threads) + " threads per block (at most 1024)";
+  else if (l.block.x > 1024 || l.block.y > 1024 || l.block.z > 64)
+    bad = "blockDim must be at most (1024, 1024, 64)";
+  else if (l.grid.x > 2147483647u || l.grid.y > 65535 || l.grid.z > 65535)
+    bad = "gridDim must be at most (2147483647, 65535, 65535)";
+  if (!bad.empty()) return ret(cudaErrorInvalidConfiguration, where + ": " + bad);
+  auto opt = d.smemOptin.find(l.func);
+  const size_t smemLimit = opt == d.smemOptin.end() ? kDefaultSharedPerBlock : (size_t)opt->second;
+  if (l.dynShared > smemLimit)
+    return ret(cudaErrorInvalidValue, where + ": " + std::to_string(l.dynShared) + " bytes of dynamic shared memory, over the " +
+                                          std::to_string(smemLimit) + " this kernel may use" +
+                                          (opt == d.smemOptin.end() ? " (48 KiB unless raised with cudaFuncSetAttribute)" : ""));
+  for (const PointerArg& a : l.pointers) {
+    if (a.ptr == nullptr) continue;
+    const uintptr_t p = reinterpret_cast<uintptr_t>(a.ptr);
+    auto it = d.allocs.upper_bound(p);
+    bool ok = false;
+    if (it != d.allocs.begin()) {
+      --it;
+      ok = it->second.live && p <= it->first + it->second.usable;  // in use, or one past its end
+    }
+    if (!ok) {
+      const std::string msg = where + ": argument " + std::to_string(a.index + 1) + " (" + hexPtr(a.ptr) +
+                              ") lies in no live device allocation (a host pointer, or freed memory: a block the "
+                              "caching allocator holds is not live)";
+      d.setStickyLocked(cudaErrorIllegalAddress, msg);
+      return ret(cudaErrorIllegalAddress);
+    }
+  }
+  initOrder();
+  const Order o = (Order)gOrder.load();
+  const uint64_t sd = gSeed.load(), id = ++d.launchId;
+  auto launch = std::make_shared<KernelLaunch>(std::move(l));
+  d.c.kernelLaunches++;
+  enqueueLocked(d, lk, s, [launch, o, sd, id](ExecError& err) { return runKernel(*launch, o, sd, id, &err); });
+  return cudaSuccess;
+}
+
+}  // namespace axn::emu
+
+using namespace axn::emu;
+
+extern "C" {
+
+const char* cudaGetErrorName(cudaError_t err) {
+  switch (err) {
+    case cudaSuccess: return "cudaSuccess";
+    case cudaErrorInvalidValue: return "cudaErrorInvalidValue";
+    case cudaErrorMemoryAllocation: return "cudaErrorMemoryAllocation";
+    case cudaErrorInitializationError: return "cudaErrorInitializationError";
+    case cudaErrorInvalidConfiguration: return "cudaErrorInvalidConfiguration";
+    case cudaErrorInvalidMemcpyDirection: return "cudaErrorInvalidMemcpyDirection";
+    case cudaErrorInsufficientDriver: return "cudaErrorInsufficientDriver";
+    case cudaErrorNoDevice: return "cudaErrorNoDevice";
+    case cudaErrorInvalidDevice: return "cudaErrorInvalidDevice";
+    case cudaErrorInvalidResourceHandle: return "cudaErrorInvalidResourceHandle";
+    case cudaErrorNotReady: return "cudaErrorNotReady";
+    case cudaErrorIllegalAddress: return "cudaErrorIllegalAddress";
+    case cudaErrorLaunchOutOfResources: return "cudaErrorLaunchOutOfResources";
+    case cudaErrorIllegalInstruction: return "cudaErrorIllegalInstruction";
+    case cudaErrorLaunchFailure: return "cudaErrorLaunchFailure";
+  }
+  return "cudaErrorUnknown";
+}
+
+const char* cudaGetErrorString(cudaError_t err) {
+  const char* base = "unrecognized error code";
+  switch (err) {
+    case cudaSuccess: base = "no error"; break;
+    case cudaErrorInvalidValue: base = "invalid argument"; break;
+    case cudaErrorMemoryAllocation: base = "out of memory"; break;
+    case cudaErrorInitializationError: base = "initialization error"; break;
+    case cudaErrorInvalidConfiguration: base = "invalid configuration argument"; break;
+    case cudaErrorInvalidMemcpyDirection: base = "invalid copy direction for memcpy"; break;
+    case cudaErrorInsufficientDriver: base = "CUDA driver version is insufficient for CUDA runtime version"; break;
+    case cudaErrorNoDevice: base = "no CUDA-capable device is detected"; break;
+    case cudaErrorInvalidDevice: base = "invalid device ordinal"; break;
+    case cudaErrorInvalidResourceHandle: base = "invalid resource handle"; break;
+    case cudaErrorNotReady: base = "device not ready"; break;
+    case cudaErrorIllegalAddress: base = "an illegal memory access was encountered"; break;
+    case cudaErrorLaunchOutOfResources: base = "too many resources requested for launch"; break;
+    case cudaErrorIllegalInstruction: base = "an illegal instruction was encountered"; break;
+    case cudaErrorLaunchFailure: base = "unspecified launch failure"; break;
+  }
+  thread_local std::string buf;
+  buf = base;
+  std::lock_guard<std::mutex> lk(gDetailMu);
+  auto it = gDetail.find(err);
+  if (err != cudaSuccess && it != gDetail.end() && !it->second.empty()) buf += " [emulated device: " + it->second + "]";
+  return buf.c_str();
+}
+
+cudaError_t cudaGetLastError(void) {
+  const cudaError_t s = stickyError();
+  if (s != cudaSuccess) return s;
+  const cudaError_t e = tlLast;
+  tlLast = cudaSuccess;
+  return e;
+}
+
+cudaError_t cudaPeekAtLastError(void) {
+  const cudaError_t s = stickyError();
+  return s != cudaSuccess ? s : tlLast;
+}
+
+cudaError_t cudaGetDeviceCount(int* count) {
+  if (!count) return ret(cudaErrorInvalidValue);
+  if (!dev().present) {
+    *count = 0;
+    return ret(cudaErrorNoDevice, "AXN_EMU_DEVICES=0");
+  }
+  *count = 1;
+  return cudaSuccess;
+}
+
+cudaError_t cudaSetDevice(int device) {
+  if (!dev().present) return ret(cudaErrorNoDevice);
+  return device == 0 ? cudaSuccess : ret(cudaErrorInvalidDevice, "the emulator has one device, 0");
+}
+
+cudaError_t cudaGetDevice(int* device) {
+  if (!device) return ret(cudaErrorInvalidValue);
+  *device = 0;
+  return cudaSuccess;
+}
+
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* p, int device) {
+  if (!p) return ret(cudaErrorInvalidValue);
+  if (!dev().present) return ret(cudaErrorNoDevice);
+  if (device != 0) return ret(cudaErrorInvalidDevice);
+  std::memset(p, 0, sizeof *p);
+  std::snprintf(p->name, sizeof p->name, "alexnet-cuda emulated device (H200-like; not a GPU)");
+  p->totalGlobalMem = dev().capacity;
+  p->sharedMemPerBlock = kDefaultSharedPerBlock;
+  p->sharedMemPerBlockOptin = kMaxSharedPerBlockOptin;
+  p->regsPerBlock = 65536;
+  p->warpSize = 32;
+  p->maxThreadsPerBlock = 1024;
+  p->maxThreadsDim[0] = 1024;
+  p->maxThreadsDim[1] = 1024;
+  p->maxThreadsDim[2] = 64;
+  p->maxGridSize[0] = 2147483647;
+  p->maxGridSize[1] = 65535;
+  p->maxGridSize[2] = 65535;
+  p->major = 9;
+  p->minor = 0;
+  p->multiProcessorCount = 132;
+  p->maxThreadsPerMultiProcessor = 2048;
+  p->l2CacheSize = 50 * 1024 * 1024;
+  p->memoryBusWidth = 6144;
+  return cudaSuccess;
+}
+
+cudaError_t cudaRuntimeGetVersion(int* v) {
+  if (!v) return ret(cudaErrorInvalidValue);
+  *v = 13000;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDriverGetVersion(int* v) {
+  if (!v) return ret(cudaErrorInvalidValue);
+  *v = 13000;
+  return cudaSuccess;
+}
+
+cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* totalBytes) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  if (freeBytes) *freeBytes = d.capacity - std::min(d.capacity, d.c.deviceBytes);
+  if (totalBytes) *totalBytes = d.capacity;
+  return cudaSuccess;
+}
+
+cudaError_t cudaDeviceSynchronize(void) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  return ret(waitFor(d, lk, d.enqueued));
+}
+
+cudaError_t cudaMalloc(void** ptr, size_t bytes) {
+  if (!ptr) return ret(cudaErrorInvalidValue);
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  *ptr = nullptr;
+  if (bytes == 0) return cudaSuccess;
+  if (bytes > d.capacity - std::min(d.capacity, d.c.deviceBytes))
+    return ret(cudaErrorMemoryAllocation, "cudaMalloc(" + std::to_string(bytes) + "): the emulated device has " +
+                                              std::to_string(d.capacity >> 20) + " MiB (AXN_EMU_MEMORY_MIB), " +
+                                              std::to_string(d.c.deviceBytes >> 20) + " MiB in use");
+  void* p = nullptr;
+  if (posix_memalign(&p, 256, bytes) != 0 || !p)
+    return ret(cudaErrorMemoryAllocation, "cudaMalloc(" + std::to_string(bytes) + "): the host heap is exhausted");
+  std::memset(p, 0xFF, bytes);  // fresh device memory holds garbage: NaN shows a read of what no one wrote
+  d.allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, bytes, true, false};
+  d.c.deviceMallocs++;
+  d.c.deviceBytes += bytes;
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFree(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  waitFor(d, lk, d.enqueued);  // cudaFree synchronises the device
+  auto it = d.allocs.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == d.allocs.end() || it->second.pinned)
+    return ret(cudaErrorInvalidValue, "cudaFree(" + hexPtr(ptr) + "): not the start of a live device allocation");
+  d.c.deviceBytes -= it->second.bytes;
+  d.c.deviceFrees++;
+  AXN_EMU_UNPOISON(ptr, it->second.bytes);
+  d.allocs.erase(it);
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+cudaError_t cudaMallocHost(void** ptr, size_t bytes) {
+  if (!ptr) return ret(cudaErrorInvalidValue);
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  *ptr = nullptr;
+  void* p = nullptr;
+  if (posix_memalign(&p, 4096, bytes ? bytes : 1) != 0 || !p)
+    return ret(cudaErrorMemoryAllocation, "cudaMallocHost(" + std::to_string(bytes) + ")");
+  d.allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, bytes, true, true};
+  d.c.pinnedMallocs++;
+  d.c.pinnedBytes += bytes;
+  *ptr = p;
+  return cudaSuccess;
+}
+
+cudaError_t cudaFreeHost(void* ptr) {
+  if (!ptr) return cudaSuccess;
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  waitFor(d, lk, d.enqueued);  // cudaFreeHost synchronises the device
+  auto it = d.allocs.find(reinterpret_cast<uintptr_t>(ptr));
+  if (it == d.allocs.end() || !it->second.pinned)
+    return ret(cudaErrorInvalidValue, "cudaFreeHost(" + hexPtr(ptr) + "): not a live pinned allocation");
+  d.c.pinnedBytes -= it->second.bytes;
+  d.c.pinnedFrees++;
+  d.allocs.erase(it);
+  std::free(ptr);
+  return cudaSuccess;
+}
+
+namespace {
+
+cudaError_t memcpyImpl(void* dst, const void* src, size_t bytes, cudaMemcpyKind kind, cudaStream_t s, bool blocking) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle, "cudaMemcpyAsync on an unknown stream");
+  if (bytes == 0) return cudaSuccess;
+  if (!dst || !src) return ret(cudaErrorInvalidValue, "cudaMemcpy with a null pointer");
+  std::string why;
+  const Where wd = classify(d, dst, bytes, &why);
+  if (wd == Where::Partial) return ret(cudaErrorInvalidValue, "cudaMemcpy destination: " + why);
+  const Where ws = classify(d, src, bytes, &why);
+  if (ws == Where::Partial) return ret(cudaErrorInvalidValue, "cudaMemcpy source: " + why);
+  const bool dDev = wd == Where::Device, sDev = ws == Where::Device;
+  if (kind == cudaMemcpyDefault)
+    kind = sDev ? (dDev ? cudaMemcpyDeviceToDevice : cudaMemcpyDeviceToHost)
+                : (dDev ? cudaMemcpyHostToDevice : cudaMemcpyHostToHost);
+  const bool wantSrcDev = kind == cudaMemcpyDeviceToHost || kind == cudaMemcpyDeviceToDevice;
+  const bool wantDstDev = kind == cudaMemcpyHostToDevice || kind == cudaMemcpyDeviceToDevice;
+  if (kind < cudaMemcpyHostToHost || kind > cudaMemcpyDeviceToDevice)
+    return ret(cudaErrorInvalidMemcpyDirection, "cudaMemcpy kind " + std::to_string((int)kind));
+  if (wantSrcDev != sDev || wantDstDev != dDev)
+    return ret(cudaErrorInvalidValue, std::string("cudaMemcpy ") +
+                                          (kind == cudaMemcpyHostToDevice   ? "HostToDevice"
+                                           : kind == cudaMemcpyDeviceToHost ? "DeviceToHost"
+                                           : kind == cudaMemcpyDeviceToDevice ? "DeviceToDevice"
+                                                                              : "HostToHost") +
+                                          ": the source " + hexPtr(src) + " is " + whereName(ws) + ", the destination " +
+                                          hexPtr(dst) + " is " + whereName(wd));
+  d.c.copies++;
+  uint64_t seq;
+  if (ws == Where::Host) {
+    // From pageable memory the data is staged before the call returns: the source may be reused at once.
+    auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
+                                                               static_cast<const unsigned char*>(src) + bytes);
+    seq = enqueueLocked(d, lk, s, [dst, staged](ExecError&) {
+      std::memcpy(dst, staged->data(), staged->size());
+      return true;
+    });
+  } else {
+    // From device or pinned memory the copy reads the source when the device gets to it.
+    seq = enqueueLocked(d, lk, s, [dst, src, bytes](ExecError&) {
+      std::memcpy(dst, src, bytes);
+      return true;
+    });
+  }
+  // To pageable memory (and cudaMemcpy) the call returns when the copy is done.
+  if (blocking || wd == Where::Host) return ret(waitFor(d, lk, seq));
+  return cudaSuccess;
+}
+
+cudaError_t memsetImpl(void* dst, int value, size_t bytes, cudaStream_t s, bool blocking) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle, "cudaMemsetAsync on an unknown stream");
+  if (bytes == 0) return cudaSuccess;
+  std::string why;
+  const Where w = classify(d, dst, bytes, &why);
+  if (w != Where::Device)
+    return ret(cudaErrorInvalidValue, "cudaMemset: " + (w == Where::Partial ? why : hexPtr(dst) + " is " + whereName(w)));
+  d.c.copies++;
+  const uint64_t seq = enqueueLocked(d, lk, s, [dst, value, bytes](ExecError&) {
+    std::memset(dst, value, bytes);
+    return true;
+  });
+  if (blocking) return ret(waitFor(d, lk, seq));
+  return cudaSuccess;
+}
+
+}  // namespace
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, enum cudaMemcpyKind kind) {
+  return memcpyImpl(dst, src, bytes, kind, nullptr, true);
+}
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, enum cudaMemcpyKind kind, cudaStream_t s) {
+  return memcpyImpl(dst, src, bytes, kind, s, false);
+}
+cudaError_t cudaMemset(void* dst, int value, size_t bytes) { return memsetImpl(dst, value, bytes, nullptr, true); }
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t s) {
+  return memsetImpl(dst, value, bytes, s, false);
+}
+
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
+  if (!s) return ret(cudaErrorInvalidValue);
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  auto* st = new CUstream_st();
+  st->flags = flags;
+  d.streams.insert(st);
+  *s = st;
+  return cudaSuccess;
+}
+cudaError_t cudaStreamCreate(cudaStream_t* s) { return cudaStreamCreateWithFlags(s, cudaStreamDefault); }
+
+cudaError_t cudaStreamDestroy(cudaStream_t s) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (!s || !d.streams.count(s)) return ret(cudaErrorInvalidResourceHandle, "cudaStreamDestroy of an unknown stream");
+  d.streams.erase(s);
+  delete s;  // work already enqueued on it still runs: the ops hold no reference to the stream
+  return cudaSuccess;
+}
+
+cudaError_t cudaStreamSynchronize(cudaStream_t s) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize of an unknown stream");
+  return ret(waitFor(d, lk, s ? s->last : d.legacyLast));
+}
+
+cudaError_t cudaStreamQuery(cudaStream_t s) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  return d.completed >= (s ? s->last : d.legacyLast) ? cudaSuccess : cudaErrorNotReady;
+}
+
+cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (!streamValid(d, s) || !e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle);
+  return cudaSuccess;  // one in-order queue: the event's work precedes everything enqueued after it
+}
+
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int flags) {
+  if (!e) return ret(cudaErrorInvalidValue);
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  auto* ev = new CUevent_st();
+  ev->flags = flags;
+  d.events.insert(ev);
+  *e = ev;
+  return cudaSuccess;
+}
+cudaError_t cudaEventCreate(cudaEvent_t* e) { return cudaEventCreateWithFlags(e, cudaEventDefault); }
+
+cudaError_t cudaEventDestroy(cudaEvent_t e) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (!e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle, "cudaEventDestroy of an unknown event");
+  d.events.erase(e);
+  delete e;  // a pending record keeps its own reference to the event's state
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventRecord(cudaEvent_t e, cudaStream_t s) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  if (!e || !d.events.count(e) || !streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle, "cudaEventRecord");
+  auto state = e->state = std::make_shared<EventState>();
+  e->seq = enqueueLocked(d, lk, s, [state](ExecError&) {
+    state->ms = nowMs();
+    return true;
+  });
+  return cudaSuccess;
+}
+
+cudaError_t cudaEventSynchronize(cudaEvent_t e) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (!e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of an unknown event");
+  return ret(waitFor(d, lk, e->seq));
+}
+
+cudaError_t cudaEventQuery(cudaEvent_t e) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (!e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  return d.completed >= e->seq ? cudaSuccess : cudaErrorNotReady;
+}
+
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  if (!ms) return ret(cudaErrorInvalidValue);
+  if (!a || !b || !d.events.count(a) || !d.events.count(b)) return ret(cudaErrorInvalidResourceHandle);
+  if ((a->flags | b->flags) & cudaEventDisableTiming)
+    return ret(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime on an event created with cudaEventDisableTiming");
+  if (a->seq > d.completed || b->seq > d.completed || a->state->ms < 0 || b->state->ms < 0) return cudaErrorNotReady;
+  *ms = static_cast<float>(b->state->ms - a->state->ms);
+  return cudaSuccess;
+}
+
+cudaError_t axnEmuFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value) {
+  if (attr != cudaFuncAttributeMaxDynamicSharedMemorySize) return ret(cudaErrorInvalidValue, "unsupported function attribute");
+  if (value < 0 || (size_t)value > kMaxSharedPerBlockOptin)
+    return ret(cudaErrorInvalidValue, "cudaFuncAttributeMaxDynamicSharedMemorySize " + std::to_string(value) +
+                                          " is over the device's 227 KiB per block");
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  d.smemOptin[func] = value;
+  return cudaSuccess;
+}
+
+}  // extern "C"

@@ -1,0 +1,176 @@
+// The emulated CUDA device, host side: the subset of the CUDA runtime API this project calls, with the
+// real API's names, signatures, error codes and synchronisation rules. Compiled only into the test build
+// `AXN_CUDA=EMU` (build-emu/), never into what a user installs. It is a correctness tool, not a backend:
+// kernels run on the CPU, one CUDA thread at a time (native/cuda/emu/exec.cc), far slower than any GPU.
+//
+// What it models (native/cuda/emu/runtime.cc):
+//  - device memory from the host heap (posix_memalign), so AddressSanitizer sees a kernel that reads or
+//    writes past an allocation; every allocation is registered, so a pointer that lies in none (a host
+//    pointer handed to a kernel or a copy) is refused with a CUDA error;
+//  - one device that executes one operation at a time, in the order the host enqueued them, on its own
+//    worker thread, asynchronously to the host: work starts only when the host waits for it (a stream,
+//    event or device synchronisation, a copy to pageable memory, cudaFree) or when the queue is long.
+//    So a read of a result without the synchronisation it needs sees stale data, every time;
+//  - sticky errors: a fault inside a kernel (illegal address, a barrier or shuffle misuse) is returned by
+//    every later call, as on a real device; launch-configuration errors are not sticky;
+//  - the properties of an H200-like device (compute capability 9.0, 132 SMs, 48 KiB of shared memory per
+//    block by default, 227 KiB opt-in), with as much memory as AXN_EMU_MEMORY_MIB allows (default 8 GiB).
+#pragma once
+#include <cstddef>
+#include <cstdint>
+
+#include "types.h"
+
+extern "C" {
+
+typedef enum cudaError {
+  cudaSuccess = 0,
+  cudaErrorInvalidValue = 1,
+  cudaErrorMemoryAllocation = 2,
+  cudaErrorInitializationError = 3,
+  cudaErrorInvalidConfiguration = 9,
+  cudaErrorInvalidMemcpyDirection = 21,
+  cudaErrorInsufficientDriver = 35,
+  cudaErrorNoDevice = 100,
+  cudaErrorInvalidDevice = 101,
+  cudaErrorInvalidResourceHandle = 400,
+  cudaErrorNotReady = 600,
+  cudaErrorIllegalAddress = 700,
+  cudaErrorLaunchOutOfResources = 701,
+  cudaErrorIllegalInstruction = 715,
+  cudaErrorLaunchFailure = 719,
+} cudaError_t;
+
+typedef enum cudaMemcpyKind {
+  cudaMemcpyHostToHost = 0,
+  cudaMemcpyHostToDevice = 1,
+  cudaMemcpyDeviceToHost = 2,
+  cudaMemcpyDeviceToDevice = 3,
+  cudaMemcpyDefault = 4,
+} cudaMemcpyKind;
+
+typedef enum cudaFuncAttribute {
+  cudaFuncAttributeMaxDynamicSharedMemorySize = 8,
+} cudaFuncAttribute;
+
+struct CUstream_st;
+struct CUevent_st;
+typedef struct CUstream_st* cudaStream_t;
+typedef struct CUevent_st* cudaEvent_t;
+
+#define cudaStreamDefault 0x00
+#define cudaStreamNonBlocking 0x01
+#define cudaEventDefault 0x00
+#define cudaEventBlockingSync 0x01
+#define cudaEventDisableTiming 0x02
+
+// The fields of cudaDeviceProp that code compiled against the emulator may read.
+struct cudaDeviceProp {
+  char name[256];
+  size_t totalGlobalMem;
+  size_t sharedMemPerBlock;
+  size_t sharedMemPerBlockOptin;
+  int regsPerBlock;
+  int warpSize;
+  int maxThreadsPerBlock;
+  int maxThreadsDim[3];
+  int maxGridSize[3];
+  int major;
+  int minor;
+  int multiProcessorCount;
+  int maxThreadsPerMultiProcessor;
+  int l2CacheSize;
+  int memoryBusWidth;
+};
+
+cudaError_t cudaGetDeviceCount(int* count);
+cudaError_t cudaSetDevice(int device);
+cudaError_t cudaGetDevice(int* device);
+cudaError_t cudaGetDeviceProperties(struct cudaDeviceProp* prop, int device);
+cudaError_t cudaDeviceSynchronize(void);
+cudaError_t cudaRuntimeGetVersion(int* version);
+cudaError_t cudaDriverGetVersion(int* version);
+cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* totalBytes);
+
+cudaError_t cudaGetLastError(void);
+cudaError_t cudaPeekAtLastError(void);
+const char* cudaGetErrorName(cudaError_t err);
+const char* cudaGetErrorString(cudaError_t err);
+
+cudaError_t cudaMalloc(void** ptr, size_t bytes);
+cudaError_t cudaFree(void* ptr);
+cudaError_t cudaMallocHost(void** ptr, size_t bytes);
+cudaError_t cudaFreeHost(void* ptr);
+
+cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, enum cudaMemcpyKind kind);
+cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, enum cudaMemcpyKind kind, cudaStream_t stream);
+cudaError_t cudaMemset(void* dst, int value, size_t bytes);
+cudaError_t cudaMemsetAsync(void* dst, int value, size_t bytes, cudaStream_t stream);
+
+cudaError_t cudaStreamCreate(cudaStream_t* stream);
+cudaError_t cudaStreamCreateWithFlags(cudaStream_t* stream, unsigned int flags);
+cudaError_t cudaStreamDestroy(cudaStream_t stream);
+cudaError_t cudaStreamSynchronize(cudaStream_t stream);
+cudaError_t cudaStreamQuery(cudaStream_t stream);
+cudaError_t cudaStreamWaitEvent(cudaStream_t stream, cudaEvent_t event, unsigned int flags);
+
+cudaError_t cudaEventCreate(cudaEvent_t* event);
+cudaError_t cudaEventCreateWithFlags(cudaEvent_t* event, unsigned int flags);
+cudaError_t cudaEventDestroy(cudaEvent_t event);
+cudaError_t cudaEventRecord(cudaEvent_t event, cudaStream_t stream);
+cudaError_t cudaEventSynchronize(cudaEvent_t event);
+cudaError_t cudaEventQuery(cudaEvent_t event);
+cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t start, cudaEvent_t end);
+
+// For kernels that use more than 48 KiB of dynamic shared memory (as on sm_70+: opt in per kernel).
+cudaError_t axnEmuFuncSetAttribute(const void* func, enum cudaFuncAttribute attr, int value);
+
+}  // extern "C"
+
+#ifdef __cplusplus
+template <class... P>
+inline cudaError_t cudaFuncSetAttribute(void (*func)(P...), enum cudaFuncAttribute attr, int value) {
+  return axnEmuFuncSetAttribute(reinterpret_cast<const void*>(func), attr, value);
+}
+#endif
+
+// ---- emulator-only controls and counters (no CUDA equivalent; used by tests and backendInfo) ----------
+namespace axn::emu {
+
+enum class Order { Forward, Reverse, Shuffle };
+
+// The order in which the threads of a block run between two barriers (and the blocks of a grid):
+// forward, reverse, or shuffled by `seed`. Applies to kernels launched after the call. Initially from
+// AXN_EMU_ORDER (forward|reverse|shuffle, default shuffle) and AXN_EMU_SEED (default 1).
+void setOrder(Order order, uint64_t seed);
+Order order();
+uint64_t seed();
+const char* orderName(Order o);
+
+struct Counters {
+  uint64_t kernelLaunches = 0;     // launches accepted
+  uint64_t threadsRun = 0;         // CUDA threads executed
+  uint64_t cublasCalls = 0;        // GEMM calls accepted
+  uint64_t deviceMallocs = 0;      // cudaMalloc calls that succeeded
+  uint64_t deviceFrees = 0;
+  uint64_t pinnedMallocs = 0;      // cudaMallocHost
+  uint64_t pinnedFrees = 0;
+  uint64_t hostSyncs = 0;          // explicit and implicit waits of the host for the device
+  uint64_t copies = 0;             // memcpy / memset operations
+  size_t deviceBytes = 0;          // live device allocations
+  size_t pinnedBytes = 0;
+};
+Counters counters();
+
+// The emulator's view of a block of the project's caching allocator (native/cuda/context.cu): `live`
+// with its first `usable` bytes in use, or held in the cache (freed). From then on a kernel argument or
+// copy that reaches past the bytes in use, or into a cached block, is refused as one outside any live
+// allocation; and, with AddressSanitizer, in stream order, the rest of the block's `total` bytes is
+// poisoned, so a kernel that writes past its tensor into the allocator's rounding is reported.
+void markBlock(cudaStream_t stream, void* p, bool live, size_t usable, size_t total);
+
+// What the sticky error, if any, was about (which kernel, block, thread, pointer); empty when none.
+// cudaGetErrorString appends the same detail to the CUDA message of every emulator error.
+const char* lastDetail();
+
+}  // namespace axn::emu
