@@ -122,7 +122,8 @@ program
   .option('--no-progress', 'no progress bar (one line per epoch)')
   .action(async (o) => {
     const device = pickDevice(o.device);
-    const arch: Arch = o.arch ?? (device === 'cuda' ? 'paper' : 'small');
+    // The paper arch where a GPU runs it; the small one on the CPU and on the emulated device (a test build).
+    const arch: Arch = o.arch ?? (device === 'cuda' && !backendInfo().emulated ? 'paper' : 'small');
     const isFashion = o.data === 'fashion-mnist';
     const side = arch === 'paper' ? 227 : arch === 'torchvision' ? 224 : isFashion ? 28 : 64;
     const channels = isFashion && arch === 'small' ? 1 : 3;

@@ -27,7 +27,7 @@ interface Emulator {
 const emu = () => (loadNative() as unknown as { emulator: Emulator }).emulator;
 
 /** Runs one probe in a fresh node process (same addon, same environment) and returns what it printed. */
-function inChild(probe: string, args: number[] = [], after = '') {
+function inChild(probe: string, args: number[] = [], after = '', env: Record<string, string> = {}) {
   const script = `
     import { loadNative } from ${JSON.stringify(path.join(root, 'dist', 'native.js'))};
     const addon = loadNative();
@@ -35,7 +35,7 @@ function inChild(probe: string, args: number[] = [], after = '') {
     let later = '';
     try { ${after} } catch (e) { later = e.message; }
     console.log(JSON.stringify({ ...r, later }));`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000 });
+  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8', timeout: 120_000, env: { ...process.env, ...env } });
   let parsed: { values: number[]; error: string; later: string } | undefined;
   try {
     parsed = JSON.parse(r.stdout.trim().split('\n').at(-1) ?? '');
@@ -190,8 +190,7 @@ describe.skipIf(!emulated)('the emulated CUDA device', () => {
     [2, /__syncthreads at selftest\.cu:\d+ is not reached by every thread of the block: thread \(64,0,0\) exited while 64 threads wait there/],
     [3, /threads wait at different barriers: thread \(\d+,0,0\) at selftest\.cu:\d+, thread \(\d+,0,0\) at selftest\.cu:\d+/],
   ])('a misused shuffle or barrier (%i) is a sticky kernel fault at the next synchronisation, never a hang', (which, msg) => {
-    emu().setOrder('forward');
-    const r = inChild('planted', [which], `addon.cudaSynchronize();`);
+    const r = inChild('planted', [which], `addon.cudaSynchronize();`, { AXN_EMU_ORDER: 'forward' });
     expect(r.code, r.stderr).toBe(0);
     expect(r.result!.error).toMatch(/cudaErrorIllegalInstruction: an illegal instruction was encountered \[emulated device: \w+_kernel, block \(0,0,0\): /);
     expect(r.result!.error).toMatch(msg);

@@ -23,8 +23,8 @@ async function compareWithPyTorch(arch: 'torchvision' | 'paper', device: Device,
   const n = 2;
   const model = createAlexNet({ arch, numClasses, device, dropout: 0, seed: 7, groups });
   if (strict) {
-    // Re-initialise with He-normal weights so no layer's gradient is ill-conditioned: then the strict
-    // 1e-4 agreement with PyTorch fp32 must hold for every tensor.
+    // Re-initialise with He-normal weights so no layer's gradient is ill-conditioned: then every tensor
+    // must be within 1e-4 of the float64 truth.
     const { Rng } = await import('../../lib/data/rng.js');
     const rng = new Rng(3);
     for (const [, p] of model.namedParameters()) {
@@ -59,14 +59,22 @@ async function compareWithPyTorch(arch: 'torchvision' | 'paper', device: Device,
     refs.push((await readSafetensors(outFile)).tensors);
   }
   const [ref, truth] = refs;
-  /** Our result must match PyTorch fp32 to 1e-4, or — where the float32 computation itself is that
+  /** Well-conditioned (strict): within 1e-4 of the float64 truth — not of PyTorch fp32, whose CPU kernels
+   * differ by machine (on an AMD EPYC without AVX-512, its conv1 weight gradient is 2.0e-3 from float64
+   * while ours is 5.7e-7). 1e-4 is about 5× the float32 bound of the longest reduction (conv1's dW,
+   * 2·55·55 terms: 4·2^-24·√6050 ≈ 1.9e-5), allowing for its growth through the layers.
+   * Otherwise: match PyTorch fp32 to 1e-4, or — where the float32 computation itself is that
    * ill-conditioned (the paper's N(0, 0.01) initialisation makes early-layer gradients nearly cancel;
    * PyTorch fp32 is then up to 3e-2 away from float64) — be about as close to the float64 truth as PyTorch
-   * fp32 is: within 3× its error (e.g. conv2's bias gradient: ours 9.7e-4, PyTorch 5.0e-4; the well-conditioned He-initialised
-   * case below holds the strict 1e-4 for every tensor). */
+   * fp32 is: within 3× its error (e.g. conv2's bias gradient: ours 9.7e-4, PyTorch 5.0e-4). */
   const expectClose = (got: Float32Array, name: string, what: string) => {
     const vsTorch = relError(got, ref.get(name)!.data);
-    if (strict) expect(vsTorch, `${arch} ${what} vs PyTorch fp32`).toBeLessThanOrEqual(1e-4);
+    if (strict) {
+      const ours = relError(got, truth.get(name)!.data);
+      const torch32 = relError(ref.get(name)!.data, truth.get(name)!.data);
+      expect(ours, `${arch} ${what} vs float64 (PyTorch fp32: ${torch32.toExponential(2)}; ours vs PyTorch fp32: ${vsTorch.toExponential(2)})`).toBeLessThanOrEqual(1e-4);
+      return;
+    }
     if (vsTorch <= 1e-4) return;
     const ours = relError(got, truth.get(name)!.data);
     const torch32 = relError(ref.get(name)!.data, truth.get(name)!.data);
@@ -122,7 +130,7 @@ describe.skipIf(!hasTorch)('AlexNet against PyTorch on the CPU', () => {
   it('paper arch (two-tower grouping): logits, gradients and one SGD step', async () => {
     await compareWithPyTorch('paper', 'cpu', 2);
   });
-  it('paper arch with He initialisation (well-conditioned): gradients match PyTorch fp32 to 1e-4', async () => {
+  it('paper arch with He initialisation (well-conditioned): every gradient within 1e-4 of float64', async () => {
     await compareWithPyTorch('paper', 'cpu', 1, true);
   });
 });
@@ -131,7 +139,9 @@ describe.skipIf(!hasTorch || noCuda)('AlexNet against PyTorch on the GPU (fp32)'
   it('torchvision arch', async () => {
     await compareWithPyTorch('torchvision', 'cuda');
   });
-  it('paper arch', async () => {
-    await compareWithPyTorch('paper', 'cuda', 1);
+  // The well-conditioned paper arch: with N(0, 0.01) weights the gradients' float32 error depends on the
+  // summation order (the CPU tests above cover that case against PyTorch fp32's own error).
+  it('paper arch with He initialisation: every gradient within 1e-4 of float64', async () => {
+    await compareWithPyTorch('paper', 'cuda', 1, true);
   });
 });

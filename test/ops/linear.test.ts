@@ -4,7 +4,8 @@ import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
 import { linear, linearBackward } from '../../lib/ops/linear.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError, type Fixture } from '../helpers/fixtures.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
-import { noCuda } from '../helpers/gpu.js';
+import { cudaBatch, noCuda } from '../helpers/gpu.js';
+import { tolFor } from '../helpers/tolerance.js';
 
 function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const r = mulberry32(seed);
@@ -174,22 +175,22 @@ describe('linear rejects bad input with clear errors', () => {
 
 describe.skipIf(noCuda)('linear on CUDA matches the CPU oracle', () => {
   it.each([
-    ['fc6 batch 8', 8, 9216, 4096, true],
-    ['fc7 batch 128', 128, 4096, 4096, true],
-    ['fc8 batch 128, 1000 classes', 128, 4096, 1000, true],
-    ['fc8 batch 2, 10 classes', 2, 4096, 10, true],
-    ['odd 7 → 5, batch 3, no bias', 3, 7, 5, false],
-    ['odd 13 → 11, batch 37', 37, 13, 11, true],
-  ] as const)('%s: fp32 and tf32', (_name, N, inF, out, bias) => {
+    ['fc6', cudaBatch(8), 9216, 4096, true],
+    ['fc7', cudaBatch(128), 4096, 4096, true],
+    ['fc8, 1000 classes', cudaBatch(128, 8), 4096, 1000, true],
+    ['fc8, 10 classes', 2, 4096, 10, true],
+    ['odd 7 → 5, no bias', 3, 7, 5, false],
+    ['odd 13 → 11', 37, 13, 11, true],
+  ] as const)('%s, batch %i: fp32 and tf32', (_name, N, inF, out, bias) => {
     const d = randomData(N, inF, out, bias, 17);
     setPoison(true);
     const ref = run(N, inF, out, d, 'cpu');
-    for (const [precision, tol] of [
-      ['fp32', 1e-5],
-      ['tf32', 1e-3],
-    ] as const) {
+    // y sums inF products, dx out, dw and db the batch.
+    const K = { y: inF, dx: out, dw: N, db: N };
+    for (const precision of ['fp32', 'tf32'] as const) {
       const got = run(N, inF, out, d, 'cuda', precision);
       for (const k of ['y', 'dx', 'dw', 'db'] as const) {
+        const tol = tolFor(precision, K[k]);
         if (!ref[k]) {
           expect(got[k]).toBeNull();
           continue;

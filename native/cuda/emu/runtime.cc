@@ -385,6 +385,9 @@ cudaError_t submitKernel(KernelLaunch&& l, cudaStream_t s) {
   initOrder();
   const Order o = (Order)gOrder.load();
   const uint64_t sd = gSeed.load(), id = ++d.launchId;
+  static const bool trace = std::strcmp(envOr("AXN_EMU_TRACE", "0"), "1") == 0;
+  if (trace) std::fprintf(stderr, "axn-emu: launch %llu: %s, %llu threads\n", (unsigned long long)id, where.c_str(),
+                          (unsigned long long)(threads * l.grid.x * l.grid.y * l.grid.z));
   auto launch = std::make_shared<KernelLaunch>(std::move(l));
   d.c.kernelLaunches++;
   enqueueLocked(d, lk, s, [launch, o, sd, id](ExecError& err) { return runKernel(*launch, o, sd, id, &err); });

@@ -13,6 +13,7 @@
 //    So a read of a result without the synchronisation it needs sees stale data, every time;
 //  - sticky errors: a fault inside a kernel (illegal address, a barrier or shuffle misuse) is returned by
 //    every later call, as on a real device; launch-configuration errors are not sticky;
+//  - AXN_EMU_TRACE=1 prints every kernel launch (name, grid, block, threads) to stderr;
 //  - the properties of an H200-like device (compute capability 9.0, 132 SMs, 48 KiB of shared memory per
 //    block by default, 227 KiB opt-in), with as much memory as AXN_EMU_MEMORY_MIB allows (default 8 GiB).
 #pragma once
