@@ -76,7 +76,7 @@ Storage::Storage(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Storage>(inf
     ptr_ = host::alloc(bytes);
     gHostBytes += bytes;
     gHostBuffers++;
-    if (gPoison) std::memset(ptr_, 0xFF, bytes);  // every float a NaN
+    if (gPoison && bytes) std::memset(ptr_, 0xFF, bytes);  // every float a NaN
   } else if (device == 0) {
 #ifdef AXN_WITH_CUDA
     ptr_ = cuda::deviceAlloc(bytes);
@@ -150,7 +150,7 @@ Napi::Value Storage::Write(const Napi::CallbackInfo& info) {
                 std::to_string(bytes_) + " bytes");
   uint8_t* dst = static_cast<uint8_t*>(data("Storage.write")) + off;
   if (device_ == kCpu) {
-    std::memcpy(dst, src, len);
+    if (len) std::memcpy(dst, src, len);  // an empty view or storage may have a null pointer
   } else {
 #ifdef AXN_WITH_CUDA
     cuda::copyHostToDevice(dst, src, len);
@@ -169,7 +169,7 @@ Napi::Value Storage::ReadSync(const Napi::CallbackInfo& info) {
             "reading " + std::to_string(len) + " bytes from " + std::to_string(bytes_) + " bytes");
   const void* src = data("Storage.readSync");
   if (device_ == kCpu) {
-    std::memcpy(dst, src, len);
+    if (len) std::memcpy(dst, src, len);
   } else {
 #ifdef AXN_WITH_CUDA
     cuda::copyDeviceToHost(dst, src, len);
@@ -220,7 +220,7 @@ Napi::Value Storage::Read(const Napi::CallbackInfo& info) {
             "reading " + std::to_string(len) + " bytes from " + std::to_string(bytes_) + " bytes");
   const void* src = data("Storage.read");
   if (device_ == kCpu) {
-    std::memcpy(dst, src, len);
+    if (len) std::memcpy(dst, src, len);  // memcpy with a null pointer is undefined even for 0 bytes
     auto d = Napi::Promise::Deferred::New(env);
     d.Resolve(env.Undefined());
     return d.Promise();
@@ -251,7 +251,7 @@ Napi::Value Storage::CopyFrom(const Napi::CallbackInfo& info) {
   uint8_t* d = static_cast<uint8_t*>(data("Storage.copyFrom")) + dOff;
   const uint8_t* s = static_cast<const uint8_t*>(src->data("Storage.copyFrom")) + sOff;
   if (device_ == kCpu && src->device_ == kCpu) {
-    std::memmove(d, s, n);
+    if (n) std::memmove(d, s, n);
     return info.Env().Undefined();
   }
 #ifdef AXN_WITH_CUDA
@@ -271,7 +271,7 @@ Napi::Value Storage::CopyFrom(const Napi::CallbackInfo& info) {
 Napi::Value Storage::Zero(const Napi::CallbackInfo& info) {
   void* p = data("Storage.zero");
   if (device_ == kCpu) {
-    std::memset(p, 0, bytes_);
+    if (bytes_) std::memset(p, 0, bytes_);
   } else {
 #ifdef AXN_WITH_CUDA
     cuda::memsetZero(p, bytes_);

@@ -6,8 +6,9 @@
 // once with the threads of every block shuffled (seed AXN_EMU_SEED, default 1) and once in reverse order,
 // so that a kernel whose result depends on its threads' order fails one of them.
 //
-// The second pass runs only the files that touch the CUDA device; the CPU-only files do not depend on
-// the order. AXN_EMU_PASSES=1 runs the first pass alone; AXN_EMU_SANITIZE=0 builds without sanitizers.
+// The second pass runs only the CUDA tests (the files that touch the device, and in them the describe
+// blocks about CUDA); the CPU tests do not depend on the order. AXN_EMU_PASSES=1 runs the first pass
+// alone; AXN_EMU_SANITIZE=0 builds without sanitizers.
 // Needs Boost.Context (Debian: libboost-context-dev) and g++'s libasan/libubsan.
 import { spawnSync } from 'node:child_process';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
@@ -62,16 +63,19 @@ function cudaFiles() {
 const userArgs = process.argv.slice(2);
 const vitest = path.join(root, 'node_modules', 'vitest', 'vitest.mjs');
 const seed = process.env.AXN_EMU_SEED || '1';
+// The names of the CUDA describe blocks ("relu on CUDA matches the CPU", "AlexNet against PyTorch on the
+// GPU", "cuBLAS GEMM ...", "CUDA memory", "the emulated CUDA device").
+const CUDA_TESTS = 'on CUDA|on the GPU|cuBLAS|CUDA memory|the emulated CUDA device';
 const passes = [
-  { order: 'shuffle', seed, files: userArgs },
-  { order: 'reverse', seed: '0', files: userArgs.length ? userArgs : cudaFiles() },
+  { order: 'shuffle', seed, args: userArgs },
+  { order: 'reverse', seed: '0', args: userArgs.length ? userArgs : [...cudaFiles(), '-t', CUDA_TESTS] },
 ].slice(0, process.env.AXN_EMU_PASSES === '1' ? 1 : 2);
 
 let failed = 0;
 for (const p of passes) {
-  log(`pass: thread order ${p.order}${p.order === 'shuffle' ? ` (seed ${p.seed})` : ''}, ${p.files.length ? p.files.join(' ') : 'the whole suite'}`);
+  log(`pass: thread order ${p.order}${p.order === 'shuffle' ? ` (seed ${p.seed})` : ''}, ${p.args.length ? p.args.join(' ') : 'the whole suite'}`);
   const t0 = Date.now();
-  const code = run(process.execPath, [vitest, 'run', ...p.files], { ...env, AXN_EMU_ORDER: p.order, AXN_EMU_SEED: p.seed });
+  const code = run(process.execPath, [vitest, 'run', ...p.args], { ...env, AXN_EMU_ORDER: p.order, AXN_EMU_SEED: p.seed });
   log(`pass ${p.order}: ${code === 0 ? 'passed' : 'FAILED'} in ${((Date.now() - t0) / 1000).toFixed(0)} s`);
   if (code !== 0) failed++;
 }

@@ -2,6 +2,7 @@
 // They skip themselves without a GPU (and fail under AXN_REQUIRE_GPU=1, i.e. `npm run test:gpu`).
 import { describe, expect, it } from 'vitest';
 import { Tensor, memoryStats, synchronize } from '../lib/index.js';
+import { expectBitEqual } from './helpers/fixtures.js';
 import { noCuda } from './helpers/gpu.js';
 
 function randomF32(n: number): Float32Array {
@@ -16,11 +17,11 @@ describe.skipIf(noCuda)('CUDA memory', () => {
       const data = randomF32(n);
       const g = Tensor.from(data, [n], 'cuda');
       expect(g.device).toBe('cuda');
-      expect(await g.toFloat32Array()).toEqual(data);
+      expectBitEqual(await g.toFloat32Array(), data, `n = ${n}: to the device and back`);
       const back = g.to('cpu');
-      expect(back.dataSync()).toEqual(data);
+      expectBitEqual(back.dataSync() as Float32Array, data, `n = ${n}: .to('cpu')`);
       const g2 = back.to('cuda').clone();
-      expect(g2.dataSync()).toEqual(data);
+      expectBitEqual(g2.dataSync() as Float32Array, data, `n = ${n}: .to('cuda').clone()`);
       [g, back, g2].forEach((t) => t.dispose());
     }
     const labels = Int32Array.from({ length: 1001 }, (_, i) => (i * 7919) % 1000);

@@ -9,7 +9,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor, backendInfo, devices, ops, synchronize } from '../lib/index.js';
 import { loadNative } from '../lib/native.js';
 import { emulated } from './helpers/gpu.js';
@@ -58,7 +58,12 @@ function shfl(kind: 'idx' | 'up' | 'down' | 'xor', vals: number[], lane: number,
 }
 
 describe.skipIf(!emulated)('the emulated CUDA device', () => {
-  afterEach(() => emu().setOrder('shuffle', 1));
+  // Tests that set an order put back the one this run was started with (AXN_EMU_ORDER, AXN_EMU_SEED).
+  let initial: { order: string; seed: number };
+  beforeAll(() => {
+    initial = emu().order();
+  });
+  afterEach(() => emu().setOrder(initial.order as 'forward' | 'reverse' | 'shuffle', initial.seed));
 
   it('says what it is', () => {
     const info = backendInfo();
@@ -229,19 +234,27 @@ describe.skipIf(!emulated)('the emulated CUDA device', () => {
     expect(after.threadsRun - before.threadsRun).toBeGreaterThanOrEqual(1);
     synchronize();
   });
+});
 
-  it('`alexnet train --device cuda` runs on the emulated device and its loss falls', () => {
+// Not about thread order: `npm run test:emu` runs it in its first pass only.
+describe.skipIf(!emulated)('the alexnet command on the emulated device', () => {
+  it('`alexnet train --device cuda` trains there (the small arch by default) and its loss falls', () => {
     const out = path.join(tmp, 'train');
-    const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), 'train', '--device', 'cuda', '--limit', '2000', '--epochs', '1', '--dropout', '0', '--out', out, '--no-progress'], { encoding: 'utf8', timeout: 900_000, cwd: tmp });
+    // 2,000 training images, one epoch; the test pass on 1,000 of the 9,988 test images (the full pass
+    // alone would take minutes under the sanitizers).
+    const args = ['train', '--device', 'cuda', '--limit', '2000', '--test-limit', '1000', '--epochs', '1', '--out', out, '--no-progress'];
+    const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 900_000, cwd: tmp });
     expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/on alexnet-cuda emulated device/);
+    expect(r.stdout).toMatch(/training the small arch .* on alexnet-cuda emulated device \(H200-like; not a GPU\) \(fp32\)/);
+    expect(r.stdout).toMatch(/2000 train \/ 1000 test/);
     const m = /epoch 1: train loss ([\d.]+), train acc [\d.]+%, test loss ([\d.]+), test top-1 ([\d.]+)%/.exec(r.stdout);
     expect(m, r.stdout).not.toBeNull();
     const history = JSON.parse(readFileSync(path.join(out, 'history.json'), 'utf8'));
     expect(history.device).toBe('cuda');
-    // Chance is ln 10 = 2.303 for the loss and 10 % for accuracy.
-    expect(Number(m![1])).toBeLessThan(2.0);
-    expect(Number(m![2])).toBeLessThan(1.5);
+    // Chance is ln 10 = 2.303 for the loss and 10 % for accuracy: the epoch's mean training loss is below
+    // it, and the trained network is far above chance on held-out images.
+    expect(Number(m![1])).toBeLessThan(Math.log(10));
+    expect(Number(m![2])).toBeLessThan(2.0);
     expect(Number(m![3])).toBeGreaterThan(40);
-  });
+  }, 900_000);
 });

@@ -3,7 +3,7 @@ import { DisposedError } from '../../lib/errors.js';
 import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
 import { dropout, dropoutBackward, dropoutCounters, dropoutMask, philox4x32 } from '../../lib/ops/dropout.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
-import { noCuda } from '../helpers/gpu.js';
+import { cudaBatch, noCuda } from '../helpers/gpu.js';
 
 function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const r = mulberry32(seed);
@@ -259,7 +259,7 @@ describe('dropout memory', () => {
 describe.skipIf(noCuda)('dropout on CUDA is bit-identical to the CPU', () => {
   beforeAll(() => setPoison(true));
   afterAll(() => setPoison(false));
-  const shapes: number[][] = [[128, 4096], [128, 9216], [1], [3], [1001], [5, 7]];
+  const shapes: number[][] = [[cudaBatch(128), 4096], [cudaBatch(128), 9216], [1], [3], [1001], [5, 7]];
   const settings: [number, bigint | number, number][] = [
     [0.5, 1234, 0],
     [0.1, (1n << 63n) + 77n, 2 ** 33 + 5], // high key and counter words

@@ -5,7 +5,7 @@ import { nativeOps, st } from '../../lib/ops/util.js';
 import { maxPool2d, maxPool2dBackward, maxPool2dOutputShape, type MaxPool2dOptions } from '../../lib/ops/pool.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError, type Fixture } from '../helpers/fixtures.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
-import { noCuda } from '../helpers/gpu.js';
+import { cudaBatch, noCuda } from '../helpers/gpu.js';
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -242,10 +242,10 @@ describe.skipIf(noCuda)('maxPool2d on CUDA matches the CPU', () => {
   afterAll(() => setPoison(false));
 
   const shapes: [string, number[], MaxPool2dOptions, 'uniform' | 'ties' | 'nan'][] = [
-    ['AlexNet conv1 pool, batch 8', [8, 96, 55, 55], { kernelSize: 3, stride: 2 }, 'uniform'],
-    ['AlexNet conv2 pool, batch 8', [8, 256, 27, 27], { kernelSize: 3, stride: 2 }, 'uniform'],
-    ['AlexNet conv5 pool, batch 8', [8, 256, 13, 13], { kernelSize: 3, stride: 2 }, 'uniform'],
-    ['torchvision conv1 pool, batch 8', [8, 64, 55, 55], { kernelSize: 3, stride: 2 }, 'uniform'],
+    ['AlexNet conv1 pool', [cudaBatch(8), 96, 55, 55], { kernelSize: 3, stride: 2 }, 'uniform'],
+    ['AlexNet conv2 pool', [cudaBatch(8), 256, 27, 27], { kernelSize: 3, stride: 2 }, 'uniform'],
+    ['AlexNet conv5 pool', [cudaBatch(8), 256, 13, 13], { kernelSize: 3, stride: 2 }, 'uniform'],
+    ['torchvision conv1 pool', [cudaBatch(8), 64, 55, 55], { kernelSize: 3, stride: 2 }, 'uniform'],
     ['non-square, batch 1', [1, 3, 7, 10], { kernelSize: 3, stride: 2 }, 'uniform'],
     ['ceil mode, padding 1', [2, 5, 7, 10], { kernelSize: 3, stride: 2, padding: 1, ceilMode: true }, 'uniform'],
     ['ceil mode, last window dropped', [3, 3, 5, 5], { kernelSize: 2, stride: 2, padding: 1, ceilMode: true }, 'uniform'],

@@ -4,7 +4,7 @@ import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
 import { resizeBilinear, resizeBilinearBackward } from '../../lib/ops/resize.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError } from '../helpers/fixtures.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
-import { noCuda } from '../helpers/gpu.js';
+import { cudaBatch, noCuda } from '../helpers/gpu.js';
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -241,9 +241,9 @@ describe.skipIf(noCuda)('resizeBilinear on CUDA matches the CPU', () => {
   afterAll(() => setPoison(false));
 
   const shapes: [string, number[], [number, number], boolean][] = [
-    ['Fashion-MNIST batch 128×1×28×28 → 227×227', [128, 1, 28, 28], [227, 227], false],
-    ['Fashion-MNIST batch 128×1×28×28 → 227×227, aligned', [128, 1, 28, 28], [227, 227], true],
-    ['227×227 → 28×28, batch 8, C 3', [8, 3, 227, 227], [28, 28], false],
+    ['Fashion-MNIST 1×28×28 → 227×227', [cudaBatch(128, 8), 1, 28, 28], [227, 227], false],
+    ['Fashion-MNIST 1×28×28 → 227×227, aligned', [cudaBatch(128, 8), 1, 28, 28], [227, 227], true],
+    ['227×227 → 28×28, C 3', [cudaBatch(8), 3, 227, 227], [28, 28], false],
     ['7×10 → 3×4, batch 1, C 3', [1, 3, 7, 10], [3, 4], false],
     ['7×10 → 3×4, aligned', [3, 5, 7, 10], [3, 4], true],
     ['5×5 → 1×1', [2, 3, 5, 5], [1, 1], false],
@@ -287,7 +287,7 @@ describe.skipIf(noCuda)('resizeBilinear on CUDA matches the CPU', () => {
   it('leaks no device memory', async () => {
     const before = memoryStats();
     for (let i = 0; i < 3; i++) {
-      using x = Tensor.from(random(128 * 28 * 28, i), [128, 1, 28, 28], 'cuda');
+      using x = Tensor.from(random(cudaBatch(128, 8) * 28 * 28, i), [cudaBatch(128, 8), 1, 28, 28], 'cuda');
       using y = resizeBilinear(x, [227, 227]);
       using dx = resizeBilinearBackward(y, x.shape);
       await dx.toFloat32Array();

@@ -4,7 +4,7 @@ import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
 import { sgdUpdate, type SgdUpdateOptions } from '../../lib/ops/optim.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError } from '../helpers/fixtures.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
-import { noCuda } from '../helpers/gpu.js';
+import { cudaBatch, emulated, noCuda } from '../helpers/gpu.js';
 
 function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const r = mulberry32(seed);
@@ -156,8 +156,9 @@ describe.skipIf(noCuda)('sgdUpdate on CUDA matches the CPU', () => {
     ['no momentum', { lr: 0.05, weightDecay: 5e-4 }],
     ['no decay', { lr: 0.1, momentum: 0.9 }],
   ];
-  // fc7's weight (4096 × 4096), a batch of fc activations' size, and odd sizes for the float4 tails.
-  const sizes = [4096 * 4096, 128 * 4096, 1, 3, 1001];
+  // fc7's weight (4096 × 4096; 1 Mi + 3 on the emulated device), a batch of fc activations' size, and
+  // odd sizes for the float4 tails.
+  const sizes = [emulated ? (1 << 20) + 3 : 4096 * 4096, cudaBatch(128) * 4096, 1, 3, 1001];
   for (const [name, opts] of configs) {
     it.each(sizes)(`${name}, n = %i, three steps`, async (n) => {
       const pv = random(n, n + 1);
