@@ -238,23 +238,29 @@ describe.skipIf(!emulated)('the emulated CUDA device', () => {
 
 // Not about thread order: `npm run test:emu` runs it in its first pass only.
 describe.skipIf(!emulated)('the alexnet command on the emulated device', () => {
-  it('`alexnet train --device cuda` trains there (the small arch by default) and its loss falls', () => {
-    const out = path.join(tmp, 'train');
+  it('`alexnet train --device cuda` trains there (the small arch by default), its loss falls, and it learns what the CPU learns', () => {
     // 2,000 training images, one epoch; the test pass on 1,000 of the 9,988 test images (the full pass
-    // alone would take minutes under the sanitizers).
-    const args = ['train', '--device', 'cuda', '--limit', '2000', '--test-limit', '1000', '--epochs', '1', '--out', out, '--no-progress'];
-    const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 900_000, cwd: tmp });
-    expect(r.status, r.stderr).toBe(0);
-    expect(r.stdout).toMatch(/training the small arch .* on alexnet-cuda emulated device \(H200-like; not a GPU\) \(fp32\)/);
-    expect(r.stdout).toMatch(/2000 train \/ 1000 test/);
-    const m = /epoch 1: train loss ([\d.]+), train acc [\d.]+%, test loss ([\d.]+), test top-1 ([\d.]+)%/.exec(r.stdout);
-    expect(m, r.stdout).not.toBeNull();
-    const history = JSON.parse(readFileSync(path.join(out, 'history.json'), 'utf8'));
-    expect(history.device).toBe('cuda');
-    // Chance is ln 10 = 2.303 for the loss and 10 % for accuracy: the epoch's mean training loss is below
-    // it, and the trained network is far above chance on held-out images.
-    expect(Number(m![1])).toBeLessThan(Math.log(10));
-    expect(Number(m![2])).toBeLessThan(2.0);
-    expect(Number(m![3])).toBeGreaterThan(40);
+    // alone would take minutes under the sanitizers). The same command on the CPU: same seed, so the same
+    // initial weights, data order and dropout masks — only the rounding differs.
+    const train = (device: string) => {
+      const out = path.join(tmp, `train-${device}`);
+      const args = ['train', '--device', device, '--limit', '2000', '--test-limit', '1000', '--epochs', '1', '--out', out, '--no-progress'];
+      const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 900_000, cwd: tmp });
+      expect(r.status, r.stderr).toBe(0);
+      const m = /epoch 1: train loss ([\d.]+), train acc [\d.]+%, test loss ([\d.]+), test top-1 ([\d.]+)%/.exec(r.stdout);
+      expect(m, r.stdout).not.toBeNull();
+      return { out: r.stdout, history: JSON.parse(readFileSync(path.join(out, 'history.json'), 'utf8')), trainLoss: Number(m![1]), testLoss: Number(m![2]), top1: Number(m![3]) };
+    };
+    const g = train('cuda');
+    expect(g.out).toMatch(/training the small arch .* on alexnet-cuda emulated device \(H200-like; not a GPU\) \(fp32\)/);
+    expect(g.out).toMatch(/2000 train \/ 1000 test/);
+    expect(g.history.device).toBe('cuda');
+    // Chance is ln 10 = 2.303 for the loss and 10 % for accuracy.
+    expect(g.trainLoss).toBeLessThan(Math.log(10));
+    expect(g.testLoss).toBeLessThan(2.0);
+    expect(g.top1).toBeGreaterThan(25);
+    const c = train('cpu');
+    expect(Math.abs(g.trainLoss - c.trainLoss), `train loss: emulated ${g.trainLoss}, CPU ${c.trainLoss}`).toBeLessThan(0.05);
+    expect(Math.abs(g.top1 - c.top1), `test top-1: emulated ${g.top1} %, CPU ${c.top1} %`).toBeLessThan(3);
   }, 900_000);
 });

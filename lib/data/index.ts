@@ -14,6 +14,7 @@ export {
   FASHION_MNIST_CLASSES, FASHION_MNIST_SIDE, FASHION_MNIST_IMAGES_PER_CLASS, FASHION_MNIST_TRAIN_PER_CLASS,
   FASHION_MNIST_TRAIN_SIZE, FASHION_MNIST_TEST_PER_CLASS, FASHION_MNIST_TEST_SIZE, FASHION_MNIST_MEAN, FASHION_MNIST_STD,
   FashionMnistSource, loadFashionMnist, loadFashionMnistRaw, fashionMnistDataDir, parseClothesJson,
+  writeFashionMnistPack, readFashionMnistPack,
   type FashionMnistOptions, type FashionMnistRaw, type FashionMnistSplit,
 } from './fashion-mnist.js';
 export { ImageFolder, type ImageFolderOptions, type SkippedFile } from './image-folder.js';
