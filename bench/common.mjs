@@ -124,7 +124,7 @@ export function deriveBackwardRows(results, ref = results) {
 export function rateOf(r) {
   if (!(r.ms > 0)) return null;
   if (r.kind === 'bytes') return r.bytes / (r.ms * 1e-3);
-  if (r.kind === 'flops' || r.kind === 'train') return r.flops / (r.ms * 1e-3);
+  if (r.kind === 'flops' || r.kind === 'train') return r.flops > 0 ? r.flops / (r.ms * 1e-3) : null;
   return null;
 }
 
@@ -180,6 +180,7 @@ export function fmtBytes(b) {
 /** A rate for humans: "12.3 TFLOP/s", "812 GB/s", "5,120 img/s (41.2 TFLOP/s)". */
 export function fmtRate(r, batch) {
   const v = rateOf(r);
+  if (v === null && r.kind === 'train' && r.ms > 0) return `${Math.round((r.batch ?? batch) / (r.ms * 1e-3)).toLocaleString('en-US')} img/s`;
   if (v === null) return '—';
   if (r.kind === 'bytes') return v >= 1e12 ? `${sig3(v / 1e12)} TB/s` : v >= 1e9 ? `${sig3(v / 1e9)} GB/s` : `${sig3(v / 1e6)} MB/s`;
   const fl = v >= 1e12 ? `${sig3(v / 1e12)} TFLOP/s` : `${sig3(v / 1e9)} GFLOP/s`;

@@ -392,26 +392,28 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
     });
   }
 
-  // ---- end to end: one training step of the paper arch ---------------------------------------------
-  for (const groups of geo.train.groups) {
+  // ---- end to end: one training step of the paper arch (and torchvision's, ours only) -----------------
+  const archs = [...geo.train.groups.map((groups) => ({ arch: 'paper', groups, key: `g${groups}` })), { arch: 'torchvision', groups: 1, key: 'tv' }];
+  for (const { arch, groups, key } of archs) {
+    const input = arch === 'paper' ? geo.input : [3, 224, 224];
     for (const precision of precisions) {
       tasks.push({
         group: 'train',
-        key: `train.g${groups}.${precision}`,
+        key: `train.${key}.${precision}`,
         layer: 'train',
-        label: `train step, paper arch g${groups}`,
-        shape: `x[${N},${geo.input.join(',')}] → ${geo.classes} classes`,
+        label: arch === 'paper' ? `train step, paper arch g${groups}` : 'train step, torchvision arch',
+        shape: `x[${N},${input.join(',')}] → ${geo.classes} classes`,
         precision,
         kind: 'train',
         batch: N,
-        flops: trainFlops(geo, N, groups),
+        flops: arch === 'paper' ? trainFlops(geo, N, groups) : undefined,
         note: 'forward + softmax-CE + backward + SGD (momentum, weight decay) + loss/top-1 read back',
         async: true,
         make() {
-          const model = createAlexNet({ arch: 'paper', groups, device, precision, seed: 7, numClasses: geo.classes });
+          const model = createAlexNet({ arch, groups, device, precision, seed: 7, numClasses: geo.classes });
           const t = geo.train;
           const opt = new SGD(model.parameters(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
-          const x = rand([N, ...geo.input]);
+          const x = rand([N, ...input]);
           const lab = labels(N);
           return {
             async: true,

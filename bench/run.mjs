@@ -186,6 +186,18 @@ async function measure(task, ctx) {
       samples: res.latency.samplesCount,
       inner,
     });
+    // Training steps on CUDA: what one step asks of the device in steady state (the backend's counters
+    // over a few more steps): launches, cuBLAS calls, driver and pinned allocations, host waits.
+    if (task.kind === 'train' && device === 'cuda') {
+      const c0 = pkg.memoryStats().native.cuda;
+      const k = 3;
+      for (let i = 0; i < k; i++) await h.call();
+      sync();
+      const c1 = pkg.memoryStats().native.cuda;
+      const d = (name) => (c1[name] - c0[name]) / k;
+      // the closing synchronize() is the benchmark's own, not the step's
+      row.perStep = { launches: d('kernelLaunches'), cublasCalls: d('cublasCalls'), driverAllocs: d('cudaMallocCalls'), pinnedAllocs: d('pinnedAllocs'), hostSyncs: (c1.hostSyncs - c0.hostSyncs - 1) / k };
+    }
   } catch (e) {
     row.error = String(e?.message ?? e).split('\n')[0];
   } finally {
@@ -206,7 +218,9 @@ function consoleLine(r, device) {
   const frac = ceil ? ` ${pct(rateOf(r) / ceil).padStart(5)} of peak` : '';
   const spread = r.p10 !== null && r.p90 !== null ? ` [${fmtMs(r.p10)}–${fmtMs(r.p90)}]` : '';
   const leak = r.leakedTensors ? ` (${r.leakedTensors} tensors leaked!)` : '';
-  return `  ${r.key.padEnd(28)} ${fmtMs(r.ms).padStart(9)} ms${spread.padEnd(22)} ×${String(r.inner).padEnd(4)} ${fmtRate(r).padStart(14)}${frac}${leak}`;
+  const s = r.perStep;
+  const per = s ? `  per step: ${s.launches} launches, ${s.cublasCalls} cuBLAS, ${s.driverAllocs} driver allocs, ${s.pinnedAllocs} pinned allocs, ${s.hostSyncs} host syncs` : '';
+  return `  ${r.key.padEnd(28)} ${fmtMs(r.ms).padStart(9)} ms${spread.padEnd(22)} ×${String(r.inner).padEnd(4)} ${fmtRate(r).padStart(14)}${frac}${leak}${per}`;
 }
 
 async function main() {

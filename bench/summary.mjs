@@ -120,6 +120,17 @@ for (const n of notes) console.log(`Note: ${n}`);
 console.log('');
 console.log(markdownTable(header, rows));
 console.log('');
+const counted = ours.results.filter((r) => r.perStep);
+if (counted.length) {
+  console.log('What one training step asks of the device, in steady state (the backend\'s counters; the same at any batch):\n');
+  console.log(
+    markdownTable(
+      ['step', 'kernel launches', 'cuBLAS calls', 'driver allocations', 'pinned allocations', 'host syncs'],
+      counted.map((r) => [r.key, ...['launches', 'cublasCalls', 'driverAllocs', 'pinnedAllocs', 'hostSyncs'].map((k) => String(r.perStep[k]))]),
+    ),
+  );
+  console.log('');
+}
 const extra = peerOk.filter((r) => !byKey.has(r.key));
 if (extra.length) {
   console.log(`PyTorch-only rows: ${extra.map((r) => `${r.key} ${fmtMs(r.ms)} ms${r.note ? ` (${r.note})` : ''}`).join('; ')}.`);

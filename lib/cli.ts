@@ -100,7 +100,7 @@ program
   .option('--data <source>', '"fashion-mnist" or an image folder with train/ and test/ subfolders', 'fashion-mnist')
   .addOption(new Option('--arch <arch>', 'network').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'where to train').choices(['auto', 'cpu', 'cuda']).default('auto'))
-  .addOption(new Option('--precision <p>', 'GEMM precision on CUDA').choices(['fp32', 'tf32']).default('fp32'))
+  .addOption(new Option('--precision <p>', 'GEMM precision on CUDA (default tf32: tensor cores)').choices(['fp32', 'tf32']))
   .option('--epochs <n>', 'epochs', int('--epochs'))
   .option('--batch-size <n>', 'images per batch', int('--batch-size'))
   .option('--lr <x>', 'initial learning rate', num('--lr'))
@@ -136,10 +136,12 @@ program
     const timeLimit: number | undefined = o.timeLimit ?? (o.epochs === undefined && device === 'cpu' ? 14 : undefined);
     const batchSize = o.batchSize ?? dflt.batchSize;
     const lr = o.lr ?? dflt.lr;
-    setDefaultPrecision(o.precision as Precision);
+    // TF32 tensor cores by default on CUDA (strict fp32: --precision fp32); the CPU computes in fp32.
+    const precision: Precision = (o.precision as Precision | undefined) ?? (device === 'cuda' ? 'tf32' : 'fp32');
+    setDefaultPrecision(precision);
     mkdirSync(o.out, { recursive: true });
     const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels });
-    const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision: o.precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
+    const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
     const ckpt = path.join(o.out, 'checkpoint.safetensors');
     if (o.resume) {
       if (existsSync(ckpt)) {
@@ -150,7 +152,7 @@ program
       }
     }
     const info = backendInfo();
-    console.log(`alexnet-cuda ${pkg.version}: training the ${arch} arch (${(model.numParameters / 1e6).toFixed(2)}M parameters) on ${device === 'cuda' ? `${info.gpus[0]?.name ?? 'CUDA'} (${o.precision})` : `the CPU (${info.threads} threads, ${info.blas} GEMM)`}`);
+    console.log(`alexnet-cuda ${pkg.version}: training the ${arch} arch (${(model.numParameters / 1e6).toFixed(2)}M parameters) on ${device === 'cuda' ? `${info.gpus[0]?.name ?? 'CUDA'} (${precision})` : `the CPU (${info.threads} threads, ${info.blas} GEMM)`}`);
     console.log(`data: ${data.describe}; ${epochs} epochs, batch ${batchSize}, lr ${lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}`);
     const bar = o.progress && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {ips} img/s | eta {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)

@@ -59,6 +59,16 @@ export interface NativeMemoryStats {
     cacheHits: number;
     cudaMallocCalls: number;
     oomRetries: number;
+    cudaFreeCalls: number;
+    /** What the host asked of the device since the start (cumulative counters). */
+    kernelLaunches: number;
+    cublasCalls: number;
+    /** Pinned staging blocks allocated (cudaMallocHost) and freed (emptyCache); idle ones cached. */
+    pinnedAllocs: number;
+    pinnedFrees: number;
+    pinnedCachedBytes: number;
+    /** Host waits for the device: stream/event synchronisations and blocking copies. */
+    hostSyncs: number;
   };
 }
 

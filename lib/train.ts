@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { loadCheckpoint, saveCheckpoint, readCheckpointMeta, type TrainingSettings } from './checkpoint.js';
 import type { BatchSource } from './data/types.js';
 import { evaluate, type EvalResult } from './eval.js';
-import type { AlexNet } from './models/alexnet.js';
+import type { AlexNet, StepResult } from './models/alexnet.js';
 import { ReduceLROnPlateau, StepLR, type LRSchedule } from './optim/schedule.js';
 import { SGD } from './optim/sgd.js';
 import { Tensor } from './tensor.js';
@@ -125,31 +125,52 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const seenBefore = seen; // images of this epoch done before a resume: not part of this run's throughput
       let b = epoch === startEpoch ? startBatch : 0;
       model.train(true);
-      for await (const batch of o.train.batches({ batchSize: o.batchSize, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b })) {
-        if (b >= batches) break;
-        const raw = Tensor.from(batch.x, batch.shape, model.device);
-        let x = raw;
-        let r;
-        try {
-          if (o.inputTransform) x = o.inputTransform(raw);
-          r = await model.step(x, batch.labels, opt);
-        } finally {
-          raw.dispose();
-          x.dispose();
-        }
-        b++;
-        step++;
-        ran++;
-        lossSum += r.loss * batch.n;
+      // One step in flight: step k+1 is enqueued (on CUDA) before step k's loss is awaited, so the device
+      // never idles while the host reads a loss or prepares a batch. A step's sums are counted when its
+      // loss arrives; everything that needs them (progress, checkpoints) settles the step in flight first.
+      let inFlight: { result: Promise<StepResult>; n: number } | null = null;
+      const settle = async () => {
+        if (!inFlight) return;
+        const { result, n } = inFlight;
+        inFlight = null;
+        const r = await result;
+        lossSum += r.loss * n;
         correct += r.correct;
-        seen += batch.n;
+        seen += n;
         const secs = (performance.now() - te) / 1000;
         o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / seen, imagesPerSecond: (seen - seenBefore) / secs, lr: opt.lr });
-        if (o.checkpointEvery && b % o.checkpointEvery === 0 && b < batches) await save(epoch, b, { lossSum, correct, seen });
-        if (o.stopAfterBatches !== undefined && ran >= o.stopAfterBatches) {
-          await save(epoch, b, { lossSum, correct, seen });
-          return { history, interrupted: true, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
+      };
+      try {
+        for await (const batch of o.train.batches({ batchSize: o.batchSize, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b })) {
+          if (b >= batches) break;
+          const raw = Tensor.from(batch.x, batch.shape, model.device);
+          let x = raw;
+          let result: Promise<StepResult>;
+          try {
+            if (o.inputTransform) x = o.inputTransform(raw);
+            result = model.step(x, batch.labels, opt);
+          } finally {
+            raw.dispose();
+            x.dispose();
+          }
+          result.catch(() => {}); // awaited below or by the next settle; never an unhandled rejection
+          await settle();
+          inFlight = { result, n: batch.n };
+          b++;
+          step++;
+          ran++;
+          const stop = o.stopAfterBatches !== undefined && ran >= o.stopAfterBatches;
+          if ((o.checkpointEvery && b % o.checkpointEvery === 0 && b < batches) || stop) {
+            await settle();
+            await save(epoch, b, { lossSum, correct, seen });
+          }
+          if (stop) return { history, interrupted: true, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
         }
+        await settle();
+      } finally {
+        // An error leaves no step in flight behind (its tensors are already released; only its read waits).
+        const left = inFlight as { result: Promise<StepResult> } | null;
+        if (left) await left.result.catch(() => {});
       }
       const seconds = (performance.now() - te) / 1000;
       const test = o.test ? await evaluate(model, o.test, { batchSize: Math.max(o.batchSize, 100), inputTransform: o.inputTransform }) : undefined;

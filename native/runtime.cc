@@ -115,6 +115,13 @@ Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info) {
   c.Set("cacheHits", static_cast<double>(s.cacheHits));
   c.Set("cudaMallocCalls", static_cast<double>(s.cudaMallocCalls));
   c.Set("oomRetries", static_cast<double>(s.oomRetries));
+  c.Set("cudaFreeCalls", static_cast<double>(s.cudaFreeCalls));
+  c.Set("kernelLaunches", static_cast<double>(s.kernelLaunches));
+  c.Set("cublasCalls", static_cast<double>(s.cublasCalls));
+  c.Set("pinnedAllocs", static_cast<double>(s.pinnedAllocs));
+  c.Set("pinnedFrees", static_cast<double>(s.pinnedFrees));
+  c.Set("pinnedCachedBytes", static_cast<double>(s.pinnedCachedBytes));
+  c.Set("hostSyncs", static_cast<double>(s.hostSyncs));
   o.Set("cuda", c);
 #endif
   return o;

@@ -241,10 +241,11 @@ describe.skipIf(!emulated)('the alexnet command on the emulated device', () => {
   it('`alexnet train --device cuda` trains there (the small arch by default), its loss falls, and it learns what the CPU learns', () => {
     // 2,000 training images, one epoch; the test pass on 1,000 of the 9,988 test images (the full pass
     // alone would take minutes under the sanitizers). The same command on the CPU: same seed, so the same
-    // initial weights, data order and dropout masks — only the rounding differs.
+    // initial weights, data order and dropout masks — only the rounding differs (strict fp32 on the
+    // device: its default, TF32, would round the GEMM inputs to 10 bits).
     const train = (device: string) => {
       const out = path.join(tmp, `train-${device}`);
-      const args = ['train', '--device', device, '--limit', '2000', '--test-limit', '1000', '--epochs', '1', '--out', out, '--no-progress'];
+      const args = ['train', '--device', device, '--precision', 'fp32', '--limit', '2000', '--test-limit', '1000', '--epochs', '1', '--out', out, '--no-progress'];
       const r = spawnSync(process.execPath, [path.join(root, 'dist', 'cli.js'), ...args], { encoding: 'utf8', timeout: 900_000, cwd: tmp });
       expect(r.status, r.stderr).toBe(0);
       const m = /epoch 1: train loss ([\d.]+), train acc [\d.]+%, test loss ([\d.]+), test top-1 ([\d.]+)%/.exec(r.stdout);

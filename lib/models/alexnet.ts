@@ -16,6 +16,9 @@ export interface AlexNetOptions {
   arch?: Arch;
   numClasses?: number;
   device?: Device | string;
+  /** GEMM precision of the convolutions and linear layers. Default on CUDA: 'tf32' (tensor cores, 8× the
+   * strict float32 rate on an H100/H200; PyTorch's default for cuDNN convolutions too); elsewhere the
+   * process default ('fp32' unless setDefaultPrecision). The CPU always computes in float32. */
   precision?: Precision;
   /** Dropout probability in the classifier (0.5 in the paper and torchvision). */
   dropout?: number;
@@ -177,7 +180,7 @@ export class AlexNet {
       inputSize: arch === 'paper' ? 227 : arch === 'torchvision' ? 224 : 28,
     };
     this.device = parseDevice(opts.device ?? 'cpu', 'createAlexNet: device');
-    this.#precision = parsePrecision(opts.precision, 'createAlexNet');
+    this.#precision = parsePrecision(opts.precision ?? (this.device === 'cuda' ? 'tf32' : undefined), 'createAlexNet');
     this.rng = new RandomStream(BigInt.asUintN(64, BigInt(this.config.seed) * 2654435761n + 1n));
     const build = arch === 'paper' ? buildPaper : arch === 'torchvision' ? buildTorchvision : buildSmall;
     this.net = build(this.config, this.rng, this.device);
@@ -305,37 +308,64 @@ export class AlexNet {
     return Tensor.from(labels, [n], this.device);
   }
 
-  /** One training step: forward, softmax cross-entropy, backward, optimizer update. Returns the loss
-   * and the batch's top-1 correct count. */
-  async step(x: Tensor, labels: Int32Array | Tensor, opt: SGD): Promise<StepResult> {
-    this.#check('trainStep');
-    this.train(true);
-    const n = x.shape[0];
-    const lab = this.#labels(labels, n, 'trainStep');
-    const temps: Tensor[] = [];
-    const own = <T extends Tensor>(t: T): T => (temps.push(t), t);
+  /** One training step: forward, softmax cross-entropy, backward, optimizer update. Resolves to the loss
+   * and the batch's top-1 correct count.
+   *
+   * Everything is enqueued before this returns (on CUDA nothing waits for the device); the promise waits
+   * for one read of the loss and the count, the step's only host synchronisation. So a caller may enqueue
+   * the next step before awaiting this one (train() keeps one step in flight), and overlapping calls are
+   * serialised in call order, never interleaved. A non-finite loss (divergence, or a bad label in a GPU
+   * labels tensor, which the kernel reports as NaN) changes no weight: the update is skipped on the
+   * device, and so is every update enqueued after it, until this promise rejects and clears the flag. */
+  step(x: Tensor, labels: Int32Array | Tensor, opt: SGD): Promise<StepResult> {
+    let read: Promise<Float32Array>;
+    let stepNo: number;
     try {
-      const logits = own(this.forward(x));
-      const { loss, probs } = softmaxCrossEntropy(logits, lab);
-      own(loss);
-      own(probs);
-      const correct = own(topkCorrect(logits, lab, [1]));
-      // Read the loss before any weight changes: a non-finite loss (divergence, or a bad label in a GPU
-      // labels tensor, which the kernel reports as NaN) leaves the model as it was.
-      const [l, c] = await Promise.all([loss.toFloat32Array(), correct.toInt32Array()]);
-      if (!Number.isFinite(l[0]))
-        throw new Error(`AlexNet.trainStep: the loss is ${l[0]}; no update was made (diverged? lower the learning rate; or a label is outside [0, ${this.config.numClasses}))`);
-      this.backward(own(softmaxCrossEntropyBackward(probs, lab)));
-      opt.step();
-      return { loss: l[0], correct: c[0] };
+      this.#check('trainStep');
+      this.train(true);
+      const n = x.shape[0];
+      const lab = this.#labels(labels, n, 'trainStep');
+      const temps: Tensor[] = [];
+      const own = <T extends Tensor>(t: T): T => (temps.push(t), t);
+      try {
+        const logits = own(this.forward(x));
+        const { loss, probs } = softmaxCrossEntropy(logits, lab);
+        own(loss);
+        own(probs);
+        const correct = own(topkCorrect(logits, lab, [1]));
+        this.backward(own(softmaxCrossEntropyBackward(probs, lab)));
+        stepNo = opt.step({ guard: loss });
+        // One read: [loss, correct (int32 bits), the optimizer's halt flag after this update].
+        const packed = own(Tensor.empty([3], this.device));
+        const dst = Tensor.storageOf(packed, 'trainStep');
+        dst.copyFrom(Tensor.storageOf(loss, 'trainStep'), 4, 0, 0);
+        dst.copyFrom(Tensor.storageOf(correct, 'trainStep'), 4, 4, 0);
+        dst.copyFrom(Tensor.storageOf(opt.haltFlag!, 'trainStep'), 4, 8, 0);
+        read = packed.toFloat32Array(); // enqueued now; the tensors may go (stream order keeps the copy)
+      } catch (e) {
+        this.net.releaseSaved();
+        throw e;
+      } finally {
+        opt.zeroGrad();
+        for (const t of temps) t.dispose();
+        if (lab !== labels) lab.dispose();
+      }
     } catch (e) {
-      this.net.releaseSaved();
-      throw e;
-    } finally {
-      opt.zeroGrad();
-      for (const t of temps) t.dispose();
-      if (lab !== labels) lab.dispose();
+      return Promise.reject(e);
     }
+    return read.then((v) => {
+      const l = v[0];
+      const c = new Int32Array(v.buffer, v.byteOffset + 4, 1)[0];
+      if (!Number.isFinite(l) || v[2] !== 0) {
+        opt.stepSkipped(stepNo);
+        throw new Error(
+          Number.isFinite(l)
+            ? 'AlexNet.trainStep: no update was made: an earlier step still in flight had a non-finite loss'
+            : `AlexNet.trainStep: the loss is ${l}; no update was made (diverged? lower the learning rate; or a label is outside [0, ${this.config.numClasses}))`,
+        );
+      }
+      return { loss: l, correct: c };
+    });
   }
 
   /** One training step; returns the batch's mean cross-entropy loss. */

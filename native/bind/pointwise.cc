@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "bind/util.h"
 #include "ops/dropout.h"
@@ -218,6 +219,66 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// sgd_update_multi(params: Storage[], grads: Storage[], bufs: (Storage|null)[], sizes: number[],
+//                  weightDecays: number[], firstSteps: boolean[], lr, momentum, dampening, nesterov,
+//                  guard|null, halt|null)
+Napi::Value SgdUpdateMulti(const Napi::CallbackInfo& info) {
+  const char* op = "sgdUpdate";
+  auto arr = [&](size_t i, const char* what) {
+    if (i >= info.Length() || !info[i].IsArray()) fail(op, std::string("expected an array of ") + what, __FILE__, __LINE__);
+    return info[i].As<Napi::Array>();
+  };
+  Napi::Array params = arr(0, "params"), grads = arr(1, "grads"), bufs = arr(2, "momentum buffers"),
+              sizes = arr(3, "sizes"), decays = arr(4, "weight decays"), firsts = arr(5, "first-step flags");
+  const uint32_t count = params.Length();
+  AXN_CHECK(grads.Length() == count && bufs.Length() == count && sizes.Length() == count &&
+                decays.Length() == count && firsts.Length() == count,
+            op, "the parameter arrays differ in length");
+  ops::SgdOptions o;
+  o.lr = static_cast<float>(f64(info, 6, op, "lr"));
+  o.momentum = static_cast<float>(f64(info, 7, op, "momentum"));
+  o.oneMinusDampening = static_cast<float>(1.0 - f64(info, 8, op, "dampening"));
+  o.nesterov = flag(info, 9);
+  std::vector<ops::SgdTensor> t(count);
+  std::vector<Storage*> all;
+  for (uint32_t i = 0; i < count; i++) {
+    const double n = sizes.Get(i).ToNumber().DoubleValue();
+    AXN_CHECK(n >= 0 && n == static_cast<double>(static_cast<int64_t>(n)), op, "a size must be an integer ≥ 0");
+    const size_t bytes = static_cast<size_t>(n) * sizeof(float);
+    Storage* p = Storage::From(params.Get(i), op, "param");
+    Storage* g = Storage::From(grads.Get(i), op, "grad");
+    AXN_CHECK(p->bytes() >= bytes && g->bytes() >= bytes, op, "a param or grad is smaller than its size");
+    Storage* b = nullptr;
+    const Napi::Value bv = bufs.Get(i);
+    if (!bv.IsNull() && !bv.IsUndefined()) {
+      b = Storage::From(bv, op, "momentumBuffer");
+      AXN_CHECK(b->bytes() >= bytes, op, "a momentum buffer is smaller than its size");
+    }
+    AXN_CHECK(b || o.momentum == 0.f, op, "a momentum buffer is required when momentum ≠ 0");
+    t[i] = ops::SgdTensor{static_cast<float*>(p->data(op)), static_cast<const float*>(g->data(op)),
+                          b && o.momentum != 0.f ? static_cast<float*>(b->data(op)) : nullptr,
+                          static_cast<int64_t>(n), static_cast<float>(decays.Get(i).ToNumber().DoubleValue()),
+                          firsts.Get(i).ToBoolean().Value()};
+    all.push_back(p);
+    all.push_back(g);
+    if (b) all.push_back(b);
+  }
+  const bool hasGuard = info.Length() > 10 && !info[10].IsNull() && !info[10].IsUndefined();
+  const float* guard = hasGuard ? ptr<float>(info, 10, op, "guard", 1) : nullptr;
+  if (hasGuard) all.push_back(storage(info, 10, op, "guard"));
+  const bool hasHalt = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined();
+  float* halt = hasHalt ? ptr<float>(info, 11, op, "halt", 1) : nullptr;
+  if (hasHalt) all.push_back(storage(info, 11, op, "halt"));
+  bool cuda = false;
+  for (size_t i = 0; i < all.size(); i++) {
+    const bool c = onCuda(op, {all[0], all[i]});
+    cuda = c;
+  }
+  AXN_DISPATCH(cuda, ops::sgd_update_multi_cpu(t.data(), static_cast<int>(count), o, guard, halt),
+               ops::sgd_update_multi_cuda(t.data(), static_cast<int>(count), o, guard, halt));
+  return info.Env().Undefined();
+}
+
 // ---- top-k counts -------------------------------------------------------------------------------------
 
 // topk_correct(logits, labels, counts, N, C, ks: Int32Array)
@@ -315,6 +376,7 @@ void RegisterPointwise(Napi::Env env, Napi::Object& ops) {
   add("softmax_xent_forward", SoftmaxXentForward);
   add("softmax_xent_backward", SoftmaxXentBackward);
   add("sgd_update", SgdUpdate);
+  add("sgd_update_multi", SgdUpdateMulti);
   add("topk_correct", TopkCorrect);
   add("axpy", Axpy);
   add("scale", Scale);

@@ -26,13 +26,16 @@ std::string fileLine(const char* file, int line) {
 }
 
 struct Context {
-  std::mutex mu;  // guards the allocator maps (reads finish on worker threads; allocation is main-thread)
+  std::mutex mu;  // guards the allocator maps and pools (reads finish on worker threads)
   bool initialised = false;
   cudaStream_t stream = nullptr;
   cublasHandle_t cublas = nullptr;
   bool tf32 = false;
   std::unordered_map<void*, size_t> live;         // ptr -> rounded size
   std::multimap<size_t, void*> freeBlocks;        // rounded size -> cached block
+  std::multimap<size_t, void*> freePinned;        // power-of-two size -> pinned staging block
+  std::unordered_map<void*, size_t> pinnedSize;   // every pinned staging block -> its size
+  std::vector<cudaEvent_t> freeEvents;
   AllocatorStats stats;
 };
 
@@ -63,13 +66,38 @@ std::string mib(size_t b) {
   return buf;
 }
 
-// Free every cached block back to the driver. Caller holds the mutex.
+// Free every cached block back to the driver (device blocks and idle pinned staging blocks). Caller
+// holds the mutex.
 void emptyCacheLocked(Context& c) {
-  if (c.freeBlocks.empty()) return;
+  if (c.freeBlocks.empty() && c.freePinned.empty()) return;
   cudaStreamSynchronize(c.stream);
-  for (auto& kv : c.freeBlocks) cudaFree(kv.second);
+  c.stats.hostSyncs++;
+  for (auto& kv : c.freeBlocks) {
+    cudaFree(kv.second);
+    c.stats.cudaFreeCalls++;
+  }
   c.stats.cachedBytes = 0;
   c.freeBlocks.clear();
+  for (auto& kv : c.freePinned) {
+    cudaFreeHost(kv.second);
+    c.pinnedSize.erase(kv.second);
+    c.stats.pinnedFrees++;
+  }
+  c.stats.pinnedCachedBytes = 0;
+  c.freePinned.clear();
+}
+
+// A cached block that holds `sz` bytes and wastes at most as much again: the smallest such.
+std::multimap<size_t, void*>::iterator bestFit(Context& c, size_t sz) {
+  auto it = c.freeBlocks.lower_bound(sz);
+  if (it != c.freeBlocks.end() && it->first <= 2 * sz) return it;
+  return c.freeBlocks.end();
+}
+
+size_t pinnedClass(size_t bytes) {
+  size_t s = 4096;
+  while (s < bytes) s <<= 1;
+  return s;
 }
 
 }  // namespace
@@ -135,10 +163,12 @@ void* deviceAlloc(size_t bytes) {
   std::lock_guard<std::mutex> lock(c.mu);
   size_t sz = roundUp(bytes);
   c.stats.allocCalls++;
-  // Exact-size reuse: AlexNet's training step asks for the same sizes every iteration.
-  auto it = c.freeBlocks.find(sz);
+  // AlexNet's training step asks for the same sizes every iteration (exact fits); a smaller batch (the
+  // last of an epoch, evaluation) fits in the blocks of the larger one.
+  auto it = bestFit(c, sz);
   if (it != c.freeBlocks.end()) {
     void* p = it->second;
+    sz = it->first;
     c.freeBlocks.erase(it);
     c.stats.cachedBytes -= sz;
     c.stats.cacheHits++;
@@ -230,17 +260,54 @@ void memsetBytes(void* dst, int value, size_t bytes) {
 void copyDeviceToHost(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   AXN_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()), "cuda.copyDeviceToHost");
+  {
+    std::lock_guard<std::mutex> lock(ctx().mu);
+    ctx().stats.hostSyncs++;
+  }
   AXN_CUDA_CHECK(cudaStreamSynchronize(stream()), "cuda.copyDeviceToHost");
+}
+
+void countLaunch() {
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.kernelLaunches++;
+}
+
+void countCublasCall() {
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.cublasCalls++;
 }
 
 PendingRead beginRead(const void* src, size_t bytes) {
   PendingRead r;
   r.bytes = bytes;
   if (bytes == 0) return r;
-  AXN_CUDA_CHECK(cudaMallocHost(&r.pinned, bytes), "cuda.read");
+  ensureInit();
+  Context& c = ctx();
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    auto it = c.freePinned.lower_bound(bytes);  // classes are powers of two: the first holds it
+    if (it != c.freePinned.end()) {
+      r.pinned = it->second;
+      c.stats.pinnedCachedBytes -= it->first;
+      c.freePinned.erase(it);
+    }
+    if (!c.freeEvents.empty()) {
+      r.event = c.freeEvents.back();
+      c.freeEvents.pop_back();
+    }
+  }
   try {
+    if (!r.pinned) {
+      const size_t sz = pinnedClass(bytes);
+      AXN_CUDA_CHECK(cudaMallocHost(&r.pinned, sz), "cuda.read");
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.pinnedSize[r.pinned] = sz;
+      c.stats.pinnedAllocs++;
+    }
+    if (!r.event) AXN_CUDA_CHECK(cudaEventCreateWithFlags(&r.event, cudaEventDisableTiming), "cuda.read");
     AXN_CUDA_CHECK(cudaMemcpyAsync(r.pinned, src, bytes, cudaMemcpyDeviceToHost, stream()), "cuda.read");
-    AXN_CUDA_CHECK(cudaEventCreateWithFlags(&r.event, cudaEventDisableTiming), "cuda.read");
     AXN_CUDA_CHECK(cudaEventRecord(r.event, stream()), "cuda.read");
   } catch (...) {
     releaseRead(r);
@@ -251,19 +318,35 @@ PendingRead beginRead(const void* src, size_t bytes) {
 
 void finishRead(PendingRead& r, void* dst) {
   if (r.bytes == 0) return;
+  {
+    std::lock_guard<std::mutex> lock(ctx().mu);
+    ctx().stats.hostSyncs++;
+  }
   AXN_CUDA_CHECK(cudaEventSynchronize(r.event), "cuda.read");
   std::memcpy(dst, r.pinned, r.bytes);
 }
 
+// Back to the pools. The copy into the block has completed (finishRead waited for it) or never will
+// matter: a later read that takes the block enqueues its own copy behind this one on the same stream.
 void releaseRead(PendingRead& r) {
-  if (r.event) cudaEventDestroy(r.event);
-  if (r.pinned) cudaFreeHost(r.pinned);
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (r.event) c.freeEvents.push_back(r.event);
+  if (r.pinned) {
+    const size_t sz = c.pinnedSize.at(r.pinned);
+    c.freePinned.emplace(sz, r.pinned);
+    c.stats.pinnedCachedBytes += sz;
+  }
   r.event = nullptr;
   r.pinned = nullptr;
 }
 
 void synchronize() {
   if (!ctx().initialised) return;
+  {
+    std::lock_guard<std::mutex> lock(ctx().mu);
+    ctx().stats.hostSyncs++;
+  }
   AXN_CUDA_CHECK(cudaStreamSynchronize(ctx().stream), "cuda.synchronize");
 }
 

@@ -30,7 +30,15 @@ struct AllocatorStats {
   size_t allocCalls = 0;     // deviceAlloc calls
   size_t cacheHits = 0;      // served from the cache
   size_t cudaMallocCalls = 0;
+  size_t cudaFreeCalls = 0;
   size_t oomRetries = 0;     // times the cache was emptied after an out-of-memory
+  // What the host asked of the device (cumulative; cheap: a counter each):
+  size_t kernelLaunches = 0;
+  size_t cublasCalls = 0;
+  size_t pinnedAllocs = 0;   // cudaMallocHost (the staging pool growing)
+  size_t pinnedFrees = 0;    // cudaFreeHost (emptyCache)
+  size_t pinnedCachedBytes = 0;
+  size_t hostSyncs = 0;      // host waits: stream and event synchronisations, blocking copies
 };
 
 // Number of CUDA devices; 0 (and *reason set) when there is no driver or device.
@@ -43,8 +51,10 @@ cublasHandle_t cublas();
 // GEMM precision for later cuBLAS calls: strict fp32 or TF32 tensor cores.
 void setTf32(bool on);
 
-// Caching allocator. Sizes are rounded up to 512 bytes; freed blocks go to a per-size free list.
-// On out-of-memory the cache is emptied and the allocation retried once; then axn::OutOfMemory.
+// Caching allocator. Sizes are rounded up to 512 bytes; a request is served by the smallest cached block
+// that holds it and is at most twice its size (bounded waste: a smaller batch reuses a larger batch's
+// blocks), else by cudaMalloc. On out-of-memory the cache is emptied and the allocation retried once;
+// then axn::OutOfMemory.
 void* deviceAlloc(size_t bytes);
 void deviceFree(void* ptr);
 AllocatorStats allocatorStats();
@@ -58,8 +68,14 @@ void memsetBytes(void* dst, int value, size_t bytes);
 // Synchronous D2H (waits for the stream).
 void copyDeviceToHost(void* dst, const void* src, size_t bytes);
 
+// Counted by the kernel launcher and the GEMM wrappers (native/cuda/launch.h, native/ops/gemm.cu).
+void countLaunch();
+void countCublasCall();
+
 // Asynchronous D2H: enqueue a copy into pinned staging memory and record an event. `finish` (any thread)
-// waits for the event and copies into `dst`; `release` frees the staging buffer and event.
+// waits for the event and copies into `dst`; `release` returns the staging buffer and the event to
+// their pools (pinned blocks by power-of-two size; freed by emptyCache), so steady-state reads allocate
+// nothing.
 struct PendingRead {
   void* pinned = nullptr;
   cudaEvent_t event = nullptr;

@@ -30,6 +30,7 @@ inline unsigned gridFor(int64_t work, int64_t cap = int64_t(1) << 20) {
 template <class... P, class... A>
 inline void launch(const char* op, const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem,
                    A&&... args) {
+  countLaunch();
 #if defined(AXN_CUDA_EMU)
   emu::launch(name, kernel, grid, block, shmem, stream(), std::forward<A>(args)...);
 #else

@@ -44,6 +44,7 @@ void gemm_cuda(bool transA, bool transB, int M, int N, int K, float alpha, const
     return;
   }
   cuda::setTf32(tf32);
+  cuda::countCublasCall();
   AXN_CUBLAS_CHECK(cublasSgemm(cuda::cublas(), op(transB), op(transA), N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc),
                    "gemm");
 }
@@ -63,6 +64,7 @@ void gemm_strided_batched_cuda(bool transA, bool transB, int M, int N, int K, fl
   constexpr int kMaxBatch = 65535;
   for (int b0 = 0; b0 < batch; b0 += kMaxBatch) {
     const int nb = std::min(kMaxBatch, batch - b0);
+    cuda::countCublasCall();
     AXN_CUBLAS_CHECK(cublasSgemmStridedBatched(cuda::cublas(), op(transB), op(transA), N, M, K, &alpha,
                                                B + b0 * strideB, ldb, static_cast<long long>(strideB),
                                                A + b0 * strideA, lda, static_cast<long long>(strideA), &beta,

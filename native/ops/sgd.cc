@@ -1,6 +1,8 @@
 // SGD update, CPU. See sgd.h.
 #include "ops/sgd.h"
 
+#include <cmath>
+
 namespace axn::ops {
 
 namespace {
@@ -40,6 +42,19 @@ void update(float* param, const float* grad, float* buf, int64_t n, const SgdOpt
 }
 
 }  // namespace
+
+void sgd_update_multi_cpu(const SgdTensor* t, int count, const SgdOptions& o, const float* guard, float* halt) {
+  if ((guard && !std::isfinite(*guard)) || (halt && *halt != 0.f)) {
+    if (halt) *halt = 1.f;
+    return;
+  }
+  for (int i = 0; i < count; i++) {
+    SgdOptions oi = o;
+    oi.weightDecay = t[i].weightDecay;
+    oi.firstStep = t[i].firstStep;
+    sgd_update_cpu(t[i].param, t[i].grad, t[i].buf, t[i].n, oi);
+  }
+}
 
 void sgd_update_cpu(float* param, const float* grad, float* buf, int64_t n, const SgdOptions& o) {
   const float oneMinusDamp = o.oneMinusDampening;

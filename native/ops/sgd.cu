@@ -3,6 +3,7 @@
 // order, so both devices produce the same bits. See sgd.h.
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 
 #include "cuda/context.h"
@@ -62,7 +63,69 @@ void launch(float* param, const float* grad, float* buf, int64_t n, const SgdOpt
   ew::launch_map("sgdUpdate", f, n, vec);
 }
 
+// Many tensors, one launch: every thread walks each tensor's elements in turn (grid-stride), so the
+// loads of a warp stay consecutive within a tensor. Per element exactly SgdF::step's arithmetic.
+struct SgdList {
+  SgdTensor t[kSgdMaxTensors];
+  int count;
+  template <class V>
+  void device_pointers(V& visit) const {
+    for (int i = 0; i < count; i++) {
+      visit(t[i].param);
+      visit(t[i].grad);
+      visit(t[i].buf);
+    }
+  }
+};
+
+// Skips (every thread alike) when the guard is not finite or the halt flag is set, and sets the flag for
+// the launches after it (each block reads the guard itself, so it does not matter which block writes).
+__global__ void sgd_multi_kernel(SgdList l, float lr, float momentum, float oneMinusDamp, bool nesterov,
+                                 const float* guard, float* halt) {
+  if ((guard && !isfinite(*guard)) || (halt && *halt != 0.f)) {
+    if (halt && blockIdx.x == 0 && threadIdx.x == 0) *halt = 1.f;
+    return;
+  }
+  const int64_t tid = blockIdx.x * (int64_t)blockDim.x + threadIdx.x;
+  const int64_t stride = (int64_t)gridDim.x * blockDim.x;
+  const bool mom = momentum != 0.f;
+  for (int k = 0; k < l.count; k++) {
+    float* __restrict__ param = l.t[k].param;
+    const float* __restrict__ grad = l.t[k].grad;
+    float* __restrict__ buf = l.t[k].buf;
+    const float wd = l.t[k].weightDecay;
+    const bool first = l.t[k].firstStep;
+    for (int64_t i = tid; i < l.t[k].n; i += stride) {
+      const float p = param[i];
+      float g = grad[i];
+      if (wd != 0.f) g = __fadd_rn(g, __fmul_rn(wd, p));
+      if (mom) {
+        const float b = first ? g : __fadd_rn(__fmul_rn(momentum, buf[i]), __fmul_rn(oneMinusDamp, g));
+        buf[i] = b;
+        g = nesterov ? __fadd_rn(g, __fmul_rn(momentum, b)) : b;
+      }
+      param[i] = __fadd_rn(p, __fmul_rn(-lr, g));
+    }
+  }
+}
+
 }  // namespace
+
+void sgd_update_multi_cuda(const SgdTensor* t, int count, const SgdOptions& o, const float* guard, float* halt) {
+  for (int c0 = 0; c0 < count; c0 += kSgdMaxTensors) {
+    SgdList l{};
+    l.count = std::min(kSgdMaxTensors, count - c0);
+    int64_t longest = 0;
+    for (int i = 0; i < l.count; i++) {
+      l.t[i] = t[c0 + i];
+      if (o.momentum == 0.f) l.t[i].buf = nullptr;
+      longest = std::max(longest, l.t[i].n);
+    }
+    if (longest == 0) continue;
+    AXN_LAUNCH("sgdUpdate", sgd_multi_kernel, ew::gridFor(longest), ew::kThreads, 0, l, o.lr, o.momentum,
+               o.oneMinusDampening, o.nesterov, guard, halt);
+  }
+}
 
 void sgd_update_cuda(float* param, const float* grad, float* buf, int64_t n, const SgdOptions& o) {
   const bool wd = o.weightDecay != 0.f, mom = o.momentum != 0.f;

@@ -27,8 +27,26 @@ struct SgdOptions {
 // param and buf are updated in place.
 void sgd_update_cpu(float* param, const float* grad, float* buf, int64_t n, const SgdOptions& o);
 
+// The same update over many tensors at once (a model's parameters): one launch on CUDA. Per tensor its own
+// weight decay (0 for parameters without decay) and first-step flag; lr, momentum, dampening and nesterov
+// shared. With `guard` (e.g. the step's loss) non-null and not finite, or `halt` (a float flag, read and
+// written) non-null and non-zero, nothing is updated and *halt becomes 1: a diverged step changes no
+// weight, and neither does any step enqueued after it until the flag is cleared — decided on the device,
+// without a host synchronisation, so the host may keep a step in flight.
+struct SgdTensor {
+  float* param;
+  const float* grad;
+  float* buf;  // null when momentum == 0
+  int64_t n;
+  float weightDecay;
+  bool firstStep;
+};
+constexpr int kSgdMaxTensors = 32;  // per launch (kernel parameter space); more go in several launches
+void sgd_update_multi_cpu(const SgdTensor* t, int count, const SgdOptions& o, const float* guard, float* halt);
+
 #ifdef AXN_WITH_CUDA
 void sgd_update_cuda(float* param, const float* grad, float* buf, int64_t n, const SgdOptions& o);
+void sgd_update_multi_cuda(const SgdTensor* t, int count, const SgdOptions& o, const float* guard, float* halt);
 #endif
 
 }  // namespace axn::ops

@@ -21,7 +21,7 @@ const SGD_OPTS = { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 };
 async function compareWithPyTorch(arch: 'torchvision' | 'paper', device: Device, groups: 1 | 2 = 1, strict = false) {
   const numClasses = 10;
   const n = 2;
-  const model = createAlexNet({ arch, numClasses, device, dropout: 0, seed: 7, groups });
+  const model = createAlexNet({ arch, numClasses, device, precision: 'fp32', dropout: 0, seed: 7, groups });
   if (strict) {
     // Re-initialise with He-normal weights so no layer's gradient is ill-conditioned: then every tensor
     // must be within 1e-4 of the float64 truth.

@@ -1,8 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisposedError } from '../../lib/errors.js';
 import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
-import { sgdUpdate, type SgdUpdateOptions } from '../../lib/ops/optim.js';
-import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError } from '../helpers/fixtures.js';
+import { sgdUpdate, sgdUpdateMany, type SgdUpdateOptions } from '../../lib/ops/optim.js';
+import { expectBitEqual, expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError } from '../helpers/fixtures.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
 import { cudaBatch, emulated, noCuda } from '../helpers/gpu.js';
 
@@ -187,4 +187,50 @@ describe.skipIf(noCuda)('sgdUpdate on CUDA matches the CPU', () => {
       }
     });
   }
+});
+
+describe('sgdUpdateMany: every tensor in one call, bit-identical to one sgdUpdate each', () => {
+  const devices = noCuda ? (['cpu'] as const) : (['cpu', 'cuda'] as const);
+  it.each(devices)('%s: 40 tensors (two launches of up to 32 on CUDA), mixed decay, a later first step, nesterov', async (device) => {
+    const sizes = Array.from({ length: 40 }, (_, i) => (i * 37) % 301 + (i === 7 ? 0 : 1)); // one empty tensor
+    const opts = { lr: 0.03, momentum: 0.9, nesterov: true };
+    const mk = (seed: number) => sizes.map((n, i) => Tensor.from(random(n, seed + i), [n], device));
+    const [pa, pb] = [mk(1), mk(1)];
+    const [ba, bb] = [sizes.map((n) => Tensor.empty([n], device)), sizes.map((n) => Tensor.empty([n], device))];
+    for (let s = 0; s < 3; s++) {
+      const grads = mk(100 + 50 * s);
+      const first = (i: number) => s === 0 || (s === 1 && i % 5 === 0);
+      const decay = (i: number) => (i % 3 === 0 ? 0 : 5e-4);
+      sizes.forEach((_, i) => sgdUpdate(pa[i], grads[i], ba[i], { ...opts, weightDecay: decay(i), firstStep: first(i) }));
+      sgdUpdateMany(sizes.map((_, i) => ({ param: pb[i], grad: grads[i], momentumBuffer: bb[i], weightDecay: decay(i), firstStep: first(i) })), opts);
+      grads.forEach((g) => g.dispose());
+    }
+    for (let i = 0; i < sizes.length; i++) {
+      expectBitEqual(await pb[i].toFloat32Array(), await pa[i].toFloat32Array(), `param ${i}`);
+      expectBitEqual(await bb[i].toFloat32Array(), await ba[i].toFloat32Array(), `buffer ${i}`);
+    }
+    [...pa, ...pb, ...ba, ...bb].forEach((t) => t.dispose());
+  });
+
+  it.each(devices)('%s: a non-finite guard skips every update and sets the halt flag, which keeps skipping until cleared', async (device) => {
+    const pv = random(257, 3);
+    using p = Tensor.from(pv, [257], device);
+    using g = Tensor.from(random(257, 4), [257], device);
+    using halt = Tensor.zeros([1], device);
+    const e = [{ param: p, grad: g, momentumBuffer: null, weightDecay: 0, firstStep: false }];
+    for (const bad of [NaN, Infinity, -Infinity]) {
+      using guard = Tensor.from([bad], [1], device);
+      sgdUpdateMany(e, { lr: 0.1 }, guard, halt);
+      expectBitEqual(await p.toFloat32Array(), pv, `guard ${bad}: no update`);
+      expect(Array.from(await halt.toFloat32Array())).toEqual([1]);
+      using ok = Tensor.from([2.5], [1], device);
+      sgdUpdateMany(e, { lr: 0.1 }, ok, halt); // halted: still no update
+      expectBitEqual(await p.toFloat32Array(), pv, 'halted: no update');
+      halt.zero_();
+    }
+    using ok = Tensor.from([2.5], [1], device);
+    sgdUpdateMany(e, { lr: 0.1 }, ok, halt);
+    expect(relError(await p.toFloat32Array(), pv)).toBeGreaterThan(0);
+    expect(() => sgdUpdateMany(e, { lr: 0.1 }, Tensor.zeros([0], device))).toThrow(/sgdUpdate: guard must hold one value, got \[0\]/);
+  });
 });
