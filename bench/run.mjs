@@ -22,6 +22,7 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --batch N           batch size (default: 128 on cuda, 8 on cpu)
   --time MS           tinybench time budget per row (default: 200 on cuda, 500 on cpu)
   --filter REGEX      only rows whose key matches (e.g. '^conv2\\.', 'fwd', 'train')
+  --min-iters N       timed samples per row at least (default: 10 on cuda, 8 for training steps; 3 on cpu)
   --json FILE         write the results (read by bench/summary.mjs)
   --list              print the row keys and exit
   -h, --help          this text
@@ -41,6 +42,7 @@ function parseCli() {
         batch: { type: 'string' },
         time: { type: 'string' },
         filter: { type: 'string' },
+        'min-iters': { type: 'string' },
         json: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -69,7 +71,7 @@ function parseCli() {
       fail(`--filter is not a valid regular expression: ${e.message}`);
     }
   }
-  return { device: a.device, batch: posInt(a.batch, 'batch'), time: posInt(a.time, 'time'), filter, json: a.json, list: a.list };
+  return { device: a.device, batch: posInt(a.batch, 'batch'), time: posInt(a.time, 'time'), minIters: posInt(a['min-iters'], 'min-iters'), filter, json: a.json, list: a.list };
 }
 
 async function loadPackage() {
@@ -249,8 +251,8 @@ async function main() {
     // One timed iteration lasts about this long (inner calls + one sync).
     iterMs: device === 'cuda' ? 4 : 20,
     maxInner: device === 'cuda' ? 1000 : 200,
-    minIters: device === 'cuda' ? 10 : 3,
-    minItersTrain: device === 'cuda' ? 8 : 3,
+    minIters: cli.minIters ?? (device === 'cuda' ? 10 : 3),
+    minItersTrain: cli.minIters ?? (device === 'cuda' ? 8 : 3),
   };
   const gpu = info.gpus?.[0];
   const meta = {

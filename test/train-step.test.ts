@@ -6,7 +6,7 @@ import { describe, expect, it } from 'vitest';
 import { SGD, Tensor, createAlexNet, memoryStats, type Device } from '../lib/index.js';
 import { expectBitEqual } from './helpers/fixtures.js';
 import { mulberry32 } from './helpers/gradcheck.js';
-import { noCuda } from './helpers/gpu.js';
+import { emulated, noCuda } from './helpers/gpu.js';
 
 function batch(n: number, c: number, side: number, seed: number, device: Device) {
   const r = mulberry32(seed);
@@ -77,12 +77,13 @@ describe('a non-finite loss changes no weight', () => {
 });
 
 describe.skipIf(noCuda)('a training step on CUDA never waits on the host', () => {
-  // The counts do not depend on the batch: the emulated device runs a small one.
-  it.each([
+  // The counts do not depend on the batch. On the emulated device (sanitized, in CI) the small arch; the
+  // paper and torchvision archs' counts are checked there by the benchmark step of .ci/run instead.
+  const archs = [
     ['small', 1, 28, 4],
-    ['paper', 3, 227, 1],
-    ['torchvision', 3, 224, 1],
-  ] as const)('%s: after warm-up, no allocation from the driver, no pinned allocation, one host sync and one SGD launch a step', async (arch, c, side, n) => {
+    ...(emulated ? [] : ([['paper', 3, 227, 8], ['torchvision', 3, 224, 8]] as const)),
+  ] as const;
+  it.each(archs)('%s: after warm-up, no allocation from the driver, no pinned allocation, one host sync and one SGD launch a step', async (arch, c, side, n) => {
     const model = createAlexNet({ arch, numClasses: 10, device: 'cuda', inChannels: c, seed: 1 });
     expect(model.precision).toBe('tf32'); // the default on CUDA
     const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9, weightDecay: 5e-4 });
