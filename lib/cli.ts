@@ -21,6 +21,7 @@ import { setDefaultPrecision, type Precision } from './ops/util.js';
 import { Tensor, backendInfo, cudaAvailable, type Device } from './tensor.js';
 import { train, type EpochRecord } from './train.js';
 import { filterGridPng, trainingCurvePng } from './viz.js';
+import { loadSharp } from './sharp.js';
 
 const pkg = JSON.parse(readFileSync(path.join(packageRoot(), 'package.json'), 'utf8')) as { version: string };
 
@@ -196,9 +197,14 @@ program
     bar?.stop();
     await model.saveWeights(path.join(o.out, 'weights.safetensors'), { classes: data.classes, input: data.input });
     writeFileSync(path.join(o.out, 'history.json'), JSON.stringify({ arch, device, data: data.describe, classes: data.classes, history: result.history }, null, 2));
-    writeFileSync(path.join(o.out, 'curve.png'), await trainingCurvePng(result.history, `AlexNet (${arch}) on ${isFashion ? 'Fashion-MNIST' : 'images'}, ${device}`));
     const conv1 = model.namedParameters()[0][1].value;
-    writeFileSync(path.join(o.out, 'conv1-filters.png'), await filterGridPng(await conv1.toFloat32Array(), conv1.shape));
+    try {
+      writeFileSync(path.join(o.out, 'curve.png'), await trainingCurvePng(result.history, `AlexNet (${arch}) on ${isFashion ? 'Fashion-MNIST' : 'images'}, ${device}`));
+      writeFileSync(path.join(o.out, 'conv1-filters.png'), await filterGridPng(await conv1.toFloat32Array(), conv1.shape));
+    } catch (e) {
+      // The weights and the history are written; the pictures need sharp.
+      console.error(`warning: no curve.png / conv1-filters.png: ${(e as Error).message.split('\n')[0]}`);
+    }
     const last = result.history.at(-1);
     const minutes = (performance.now() - t0) / 60000;
     if (last?.test) console.log(`test top-1 ${(last.test.top1 * 100).toFixed(2)}%, top-5 ${(last.test.top5 * 100).toFixed(2)}% after ${result.history.length} epochs in ${minutes.toFixed(1)} min`);
@@ -277,10 +283,13 @@ program
   .description('backend, GPU and versions')
   .action(async () => {
     const info = backendInfo();
-    const sharp = (await import('sharp')).default;
+    const sharpInfo = await loadSharp().then(
+      (sharp) => `sharp ${sharp.versions.sharp ?? ''} (libvips ${sharp.versions.vips})`,
+      (e: Error) => `sharp not loadable (${e.message.split('\n')[0].replace(/^alexnet-cuda: /, '')})`,
+    );
     const cudaVer = (v?: number) => (v ? `${Math.floor(v / 1000)}.${(v % 1000) / 10}` : 'n/a');
     console.log(`alexnet-cuda ${pkg.version} (addon built with ${info.buildSystem})`);
-    console.log(`node ${process.version} (${process.platform}-${process.arch}), sharp ${sharp.versions.sharp ?? ''} (libvips ${sharp.versions.vips})`);
+    console.log(`node ${process.version} (${process.platform}-${process.arch}), ${sharpInfo}`);
     console.log(`CPU: ${info.threads} threads, GEMM: ${info.blas}`);
     if (info.cuda) {
       console.log(`CUDA: runtime ${cudaVer(info.cudaRuntime)}, driver ${cudaVer(info.cudaDriver)}, built for sm_${info.cudaArchs}`);

@@ -1,5 +1,5 @@
 /** Prediction on image files and the paper's 10-crop evaluation. */
-import sharp from 'sharp';
+import { loadSharp } from './sharp.js';
 import { tenCrop } from './data/augment.js';
 import type { BatchSource } from './data/types.js';
 import type { EvalResult } from './eval.js';
@@ -27,6 +27,7 @@ export async function loadImagesForPrediction(
   const ok: string[] = [];
   const failed: { path: string; reason: string }[] = [];
   const images: Float32Array[] = [];
+  const sharp = await loadSharp();
   for (const f of files) {
     try {
       let img = sharp(f, { failOn: 'warning' }).rotate().resize(resize, resize, { fit: 'outside' }).resize(side, side, { fit: 'cover', position: 'centre' });

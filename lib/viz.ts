@@ -1,6 +1,6 @@
 /** Pictures of a training run, drawn with sharp: the training curve (SVG rendered to PNG by sharp's
  * librsvg) and a grid of the learned conv1 filters (the 2012 paper's Figure 3). */
-import sharp from 'sharp';
+import { loadSharp } from './sharp.js';
 import type { EpochRecord } from './train.js';
 
 const esc = (s: string) => s.replace(/[<>&"]/g, (c) => ({ '<': '&lt;', '>': '&gt;', '&': '&amp;', '"': '&quot;' })[c]!);
@@ -57,6 +57,7 @@ ${line(history.map((h) => h.test?.loss ?? NaN), yl, '#1f77b4', '6,4')}
 ${line(history.map((h) => h.trainAcc), ya, '#d62728')}
 ${line(history.map((h) => h.test?.top1 ?? NaN), ya, '#d62728', '6,4')}
 </svg>`;
+  const sharp = await loadSharp();
   return sharp(Buffer.from(svg)).png().toBuffer();
 }
 
@@ -95,6 +96,7 @@ export async function filterGridPng(weights: Float32Array, shape: readonly numbe
         }
   }
   const scale = opts.scale ?? Math.max(1, Math.floor(480 / W));
+  const sharp = await loadSharp();
   return sharp(img, { raw: { width: W, height: H, channels: 3 } })
     .resize(W * scale, H * scale, { kernel: 'nearest' })
     .png()

@@ -4,7 +4,8 @@
 # so that what travels fits the 64 MiB a device call may carry (work tree included):
 #   bash scripts/gpu-pack.sh 1   the tests and benchmarks: everything but TypeScript and the data set
 #                                (the package's 149 MB of Fashion-MNIST JSON; the GPU tests do not read it)
-#   bash scripts/gpu-pack.sh 2   the main job: no test runner (vitest, vite and their bundlers), and
+#   bash scripts/gpu-pack.sh 2   the main job: no test runner (vitest, vite and their bundlers) and no sharp
+#                                (libvips: 19 MB; the CLI then skips its two PNGs with a warning), and
 #                                Fashion-MNIST as one gzip file, .gpu/fashion-mnist.gz (30 MB, written once)
 # Then: device run with carry [".gpu", "dist"] and `bash .gpu/boot.sh 'bash scripts/gpu-check.sh <call>'`.
 # It prints the size that travels; it fails if that is over 64 MiB.
@@ -19,7 +20,7 @@ if [ "$call" = 1 ]; then
   GPU_PACK_EXCLUDE="$common" bash ../shared/gpu/pack > /dev/null
   rm -f .gpu/fashion-mnist.gz
 else
-  GPU_PACK_EXCLUDE="$common vitest @vitest vite rolldown @rolldown lightningcss postcss esbuild @esbuild @types" bash ../shared/gpu/pack > /dev/null
+  GPU_PACK_EXCLUDE="$common vitest @vitest vite rolldown @rolldown lightningcss postcss esbuild @esbuild @types sharp @img" bash ../shared/gpu/pack > /dev/null
   if [ ! -f .gpu/fashion-mnist.gz ]; then
     node -e "import('./dist/data/index.js').then(async (d) => console.log('fashion-mnist.gz:', await d.writeFashionMnistPack('.gpu/fashion-mnist.gz'), 'bytes'))"
   fi
