@@ -148,7 +148,7 @@ if [ "$call" = 1 ]; then
 
   if [[ $skip != *" bench "* ]]; then
     bargs=(--device cuda --filter '^(?!train)')
-    [ "$rehearse" = 1 ] && bargs=(--device cuda --batch 2 --time 1 --filter '^(relu1|pool1|lrn1|xent|fc8|conv3\.g1\.fwd)')
+    [ "$rehearse" = 1 ] && bargs=(--device cuda --batch 2 --time 1 --min-iters 1 --filter '^(relu1|pool1|lrn1|xent|fc8|conv3\.g1\.fwd)')
     step "per-op benchmarks, ours: node bench/run.mjs ${bargs[*]}"
     node bench/run.mjs "${bargs[@]}" --json "$W/bench-cuda.json" > "$W/bench.log" 2>&1
     rc=$?
@@ -188,7 +188,7 @@ if [ "$call" = 2 ]; then
   fi
   if [[ $skip != *" step "* ]]; then
     sargs=(--device cuda --filter '^train')
-    [ "$rehearse" = 1 ] && sargs=(--device cuda --batch 2 --time 1 --filter '^train\.g1\.fp32')
+    [ "$rehearse" = 1 ] && sargs=(--device cuda --batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.fp32')
     step "end-to-end training step, ours: node bench/run.mjs ${sargs[*]}"
     node bench/run.mjs "${sargs[@]}" --json "$W/bench-cuda.json" > "$W/bench.log" 2>&1
     rc=$?
