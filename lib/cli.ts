@@ -30,6 +30,12 @@ const int = (name: string) => (v: string) => {
   if (!Number.isInteger(n) || n < 1) throw new InvalidArgumentError(`${name} must be a positive integer, got "${v}"`);
   return n;
 };
+/** A number in [lo, hi) (the flags whose meaningful range is bounded). */
+const inRange = (name: string, lo: number, hi: number) => (v: string) => {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n < lo || n >= hi) throw new InvalidArgumentError(`${name} must be a number in [${lo}, ${hi}), got "${v}"`);
+  return n;
+};
 const num = (name: string) => (v: string) => {
   const n = Number(v);
   if (!Number.isFinite(n) || n < 0) throw new InvalidArgumentError(`${name} must be a non-negative number, got "${v}"`);
@@ -105,10 +111,10 @@ program
   .option('--epochs <n>', 'epochs', int('--epochs'))
   .option('--batch-size <n>', 'images per batch', int('--batch-size'))
   .option('--lr <x>', 'initial learning rate', num('--lr'))
-  .option('--momentum <x>', 'SGD momentum', num('--momentum'), 0.9)
-  .option('--weight-decay <x>', 'SGD weight decay', num('--weight-decay'), 5e-4)
+  .option('--momentum <x>', 'SGD momentum, in [0, 1)', inRange('--momentum', 0, 1), 0.9)
+  .option('--weight-decay <x>', 'SGD weight decay, in [0, 1)', inRange('--weight-decay', 0, 1), 5e-4)
   .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['plateau', 'step', 'none']))
-  .option('--dropout <p>', 'dropout probability', num('--dropout'), 0.5)
+  .option('--dropout <p>', 'dropout probability, in [0, 1)', inRange('--dropout', 0, 1), 0.5)
   .option('--groups <g>', "paper arch: 2 for the paper's two-tower grouping", int('--groups'), 1)
   .option('--seed <n>', 'seed of the initialisation, dropout and data order', (v: string) => {
     const n = Number(v);

@@ -156,6 +156,10 @@ export class Tensor {
     let typed: Float32Array | Int32Array;
     if (dt === 'float32') {
       if (data instanceof Int32Array) throw new TypeError('Tensor.from: got an Int32Array for dtype "float32"; pass a Float32Array or dtype "int32"');
+      if (!(data instanceof Float32Array)) {
+        for (let i = 0; i < data.length; i++)
+          if (typeof data[i] !== 'number') throw new TypeError(`Tensor.from: dtype "float32" needs numbers, got ${describe(data[i])} at index ${i}`);
+      }
       typed = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
     } else {
       if (data instanceof Float32Array) throw new TypeError('Tensor.from: got a Float32Array for dtype "int32"; pass an Int32Array or dtype "float32"');
@@ -168,8 +172,16 @@ export class Tensor {
       }
       typed = data instanceof Int32Array ? data : Int32Array.from(data as ArrayLike<number>);
     }
+    // A view of a SharedArrayBuffer (another thread may write it meanwhile) is copied first.
+    if (typeof SharedArrayBuffer !== 'undefined' && typed.buffer instanceof SharedArrayBuffer)
+      typed = typed instanceof Float32Array ? Float32Array.from(typed) : Int32Array.from(typed);
     const t = Tensor.empty(s, dev, dt);
-    t.#storage('Tensor.from').write(typed);
+    try {
+      t.#storage('Tensor.from').write(typed);
+    } catch (e) {
+      t.dispose();
+      throw e;
+    }
     return t;
   }
 
@@ -298,7 +310,8 @@ export class Tensor {
     const want = this.dtype === 'int32' ? Int32Array : Float32Array;
     if (!(data instanceof want) || data.length !== this.size)
       throw new TypeError(`Tensor.write: expected ${want.name}(${this.size}), got ${describe(data)}`);
-    this.#storage('Tensor.write').write(data);
+    const src = typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
+    this.#storage('Tensor.write').write(src);
     return this;
   }
 

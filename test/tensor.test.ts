@@ -150,3 +150,26 @@ describe('backend queries', () => {
     expect(devices()).toEqual(['cpu']);
   });
 });
+
+describe('Tensor.from rejects what is not data, and takes shared memory', () => {
+  it('non-numbers are an error naming the index; nothing is allocated', () => {
+    const before = memoryStats();
+    expect(() => Tensor.from(['a', 'b', 1, 2] as unknown as number[], [4])).toThrow('Tensor.from: dtype "float32" needs numbers, got "a" at index 0');
+    expect(() => Tensor.from([1, 2, null, 4] as unknown as number[], [4])).toThrow(/needs numbers, got null at index 2/);
+    expect(() => Tensor.from([1, '2'] as unknown as number[], [2], 'cpu', 'int32')).toThrow(/needs 32-bit integers, got "2" at index 1/);
+    expect(memoryStats().tensors).toEqual(before.tensors);
+  });
+  it('a SharedArrayBuffer-backed array is copied in (no bare "Invalid argument", no leaked tensor)', async () => {
+    const before = memoryStats();
+    const sab = new Float32Array(new SharedArrayBuffer(16));
+    sab.set([1, 2, 3, 4]);
+    using t = Tensor.from(sab, [4]);
+    expect(Array.from(await t.toFloat32Array())).toEqual([1, 2, 3, 4]);
+    const si = new Int32Array(new SharedArrayBuffer(8));
+    si.set([5, 6]);
+    using u = Tensor.from(si, [2]);
+    expect(Array.from(await u.toInt32Array())).toEqual([5, 6]);
+    t.write(sab);
+    expect(memoryStats().tensors.cpu).toBe(before.tensors.cpu + 2);
+  });
+});

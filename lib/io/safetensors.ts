@@ -43,6 +43,7 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
   const dataLen = buf.byteLength - dataStart;
   const metadata: Record<string, string> = {};
   const tensors = new Map<string, SafeTensor>();
+  const ranges: { b: number; end: number; name: string }[] = [];
   for (const [name, entry] of Object.entries(header)) {
     if (name === '__metadata__') {
       if (typeof entry !== 'object' || entry === null) bad('__metadata__ is not an object');
@@ -67,12 +68,25 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
     if (end - b !== n * 4) bad(`tensor "${name}" of shape [${shape.join(', ')}] needs ${n * 4} bytes, its offsets span ${end - b}`);
     if (end > dataLen)
       bad(`tensor "${name}" ends at byte ${end} of the data section, which holds only ${dataLen} bytes (truncated?)`);
+    ranges.push({ b, end, name });
     // Copy out (the data section need not be 4-byte aligned in the buffer). Buffer#slice is a view, so
     // use Uint8Array's slice, which copies.
     const bytes = Uint8Array.prototype.slice.call(buf, dataStart + b, dataStart + end);
     const data = e.dtype === 'F32' ? new Float32Array(bytes.buffer, 0, n) : new Int32Array(bytes.buffer, 0, n);
     tensors.set(name, { dtype: e.dtype as SafeDType, shape: [...shape], data });
   }
+  // As the format's own reader does: the tensors tile the data section exactly — no overlap (a tensor
+  // reading another's bytes), no gap, nothing after the last.
+  ranges.sort((x, y) => x.b - y.b || x.end - y.end);
+  let pos = 0;
+  let prev = '';
+  for (const r of ranges) {
+    if (r.b < pos) bad(`tensor "${r.name}" (bytes ${r.b}–${r.end}) overlaps tensor "${prev}" (which ends at ${pos})`);
+    if (r.b > pos) bad(`${r.b - pos} bytes before tensor "${r.name}" (from ${pos} to ${r.b}) belong to no tensor`);
+    pos = r.end;
+    prev = r.name;
+  }
+  if (pos !== dataLen) bad(`${dataLen - pos} bytes after the last tensor (from ${pos}) belong to no tensor`);
   return { tensors, metadata };
 }
 

@@ -12,6 +12,8 @@ import { Tensor, parseDevice, type Device } from '../tensor.js';
 
 export type Arch = 'paper' | 'torchvision' | 'small';
 
+const ALEXNET_OPTION_KEYS: readonly (keyof AlexNetOptions)[] = ['arch', 'numClasses', 'device', 'precision', 'dropout', 'seed', 'groups', 'inChannels', 'hidden'];
+
 export interface AlexNetOptions {
   arch?: Arch;
   numClasses?: number;
@@ -155,6 +157,10 @@ export class AlexNet {
 
   constructor(opts: AlexNetOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw new TypeError(`createAlexNet: expected an options object, got ${describe(opts)}`);
+    // A misspelled option (numclasses) must not silently build the default model.
+    for (const k of Object.keys(opts))
+      if (!ALEXNET_OPTION_KEYS.includes(k as keyof AlexNetOptions))
+        throw new TypeError(`createAlexNet: unknown option ${JSON.stringify(k)} (expected one of ${ALEXNET_OPTION_KEYS.join(', ')})`);
     const arch = opts.arch ?? 'paper';
     if (arch !== 'paper' && arch !== 'torchvision' && arch !== 'small')
       throw new TypeError(`createAlexNet: arch must be "paper", "torchvision" or "small", got ${describe(arch)}`);
@@ -267,13 +273,22 @@ export class AlexNet {
   }
 
   #input(x: Tensor, op: string): Tensor {
+    this.#checkInput(x, op);
+    return x.device === this.device ? x : x.to(this.device);
+  }
+
+  #checkInput(x: Tensor, op: string): void {
     this.#check(op);
     if (!(x instanceof Tensor)) throw new TypeError(`AlexNet.${op}: expected x to be a Tensor, got ${describe(x)}`);
     const c = this.config;
     if (x.shape.length !== 4 || x.shape[1] !== c.inChannels)
       throw new RangeError(`AlexNet.${op}: expected x of shape [N, ${c.inChannels}, H, W] (the ${c.arch} arch takes ${c.inChannels}×${c.inputSize}×${c.inputSize}), got [${x.shape.join(', ')}]`);
     if (x.dtype !== 'float32') throw new TypeError(`AlexNet.${op}: expected float32 input, got ${x.dtype}`);
-    return x.device === this.device ? x : x.to(this.device);
+    if (x.shape[0] === 0) throw new RangeError(`AlexNet.${op}: expected a batch of at least one image, got [${x.shape.join(', ')}]`);
+    // The paper arch's fc6 takes pool5's 256×6×6, which only its 227×227 input gives (torchvision's and
+    // the small arch's adaptive pooling take other sizes).
+    if (c.arch === 'paper' && (x.shape[2] !== 227 || x.shape[3] !== 227))
+      throw new RangeError(`AlexNet.${op}: the paper arch takes ${c.inChannels}×227×227 images, got [${x.shape.join(', ')}] (resize them, e.g. ops.resizeBilinear(x, [227, 227]))`);
   }
 
   /** Logits [N, numClasses] for x [N, C, H, W]; the caller owns the result. An input on the other
@@ -321,7 +336,7 @@ export class AlexNet {
     let read: Promise<Float32Array>;
     let stepNo: number;
     try {
-      this.#check('trainStep');
+      this.#checkInput(x, 'trainStep');
       this.train(true);
       const n = x.shape[0];
       const lab = this.#labels(labels, n, 'trainStep');
