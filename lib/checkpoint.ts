@@ -36,6 +36,8 @@ export interface TrainingSettings {
   momentum: number;
   weightDecay: number;
   schedule: string;
+  /** Training images (a --limit changes them). Absent in checkpoints of earlier versions. */
+  trainImages?: number;
 }
 
 export async function saveCheckpoint(
@@ -97,6 +99,20 @@ function parseMeta(md: Record<string, string>, path: string): CheckpointMeta {
   if (typeof meta.rngSeed !== 'string' || !/^\d+$/.test(meta.rngSeed) || BigInt(meta.rngSeed) >= 2n ** 64n) bad('rngSeed must be a 64-bit unsigned integer', meta.rngSeed);
   if (typeof meta.lr !== 'number' || !Number.isFinite(meta.lr) || meta.lr < 0) bad('lr must be a finite number ≥ 0', meta.lr);
   if (!Array.isArray(meta.history)) bad('history must be an array', meta.history);
+  // One record per finished epoch, in order: a resume appends to it and draws the curve from it.
+  const num = (v: unknown) => typeof v === 'number' || v === null; // JSON writes NaN as null
+  meta.history.forEach((e, i) => {
+    const r = e as Record<string, unknown>;
+    if (r === null || typeof r !== 'object' || Array.isArray(r)) bad(`history[${i}] must be an epoch record`, e);
+    if (r.epoch !== i) bad(`history[${i}].epoch must be ${i}`, r.epoch);
+    for (const k of ['trainLoss', 'trainAcc', 'lr', 'seconds', 'imagesPerSecond'])
+      if (!num(r[k])) bad(`history[${i}].${k} must be a number`, r[k]);
+    if (r.test !== undefined) {
+      const t = r.test as Record<string, unknown>;
+      if (t === null || typeof t !== 'object' || !['n', 'top1', 'top5', 'loss'].every((k) => num(t[k]))) bad(`history[${i}].test must hold n, top1, top5 and loss`, r.test);
+    }
+  });
+  if (meta.history.length !== meta.epoch) bad(`history holds ${meta.history.length} epochs, but the checkpoint is in epoch ${meta.epoch}`, meta.history.length);
   if (meta.schedule !== null && typeof meta.schedule !== 'object') bad('schedule must be an object or null', meta.schedule);
   if (meta.partial !== undefined && !['lossSum', 'correct', 'seen'].every((k) => Number.isFinite((meta.partial as Record<string, number>)[k])))
     bad('partial must hold finite lossSum, correct and seen', meta.partial);
@@ -121,6 +137,13 @@ export async function loadCheckpoint(path: string, model: AlexNet, opt: SGD): Pr
       throw new Error(`${path}: momentum buffer of "${name}" is ${t.dtype} [${t.shape.join(', ')}], expected F32 [${p.value.shape.join(', ')}]`);
     return t.data;
   });
+  // After a step with momentum every parameter has its buffer: one missing would restart its momentum,
+  // and the resumed run would not be the uninterrupted one.
+  if (meta.step > 0 && opt.momentum !== 0) {
+    const missing = opt.params.map((p, i) => (momenta[i] ? null : named.find(([, q]) => q === p)?.[0] ?? `param ${i}`)).filter((n) => n !== null);
+    if (missing.length)
+      throw new Error(`${path}: after ${meta.step} steps with momentum the checkpoint lacks the momentum buffer of ${missing.map((n) => `"${n}"`).join(', ')}`);
+  }
   model.loadStateDict(f.tensors, path); // validates every weight before writing any
   opt.params.forEach((p, i) => {
     opt.buffers[i]?.dispose();

@@ -87,6 +87,10 @@ async function openData(data: string, arch: Arch, opts: { limit?: number; testLi
   const common = { size: opts.side, channels: opts.channels as 1 | 3, workers: opts.workers };
   const tr = await ImageFolder.open(trainDir, { ...common, train: true, limit: opts.limit, onSkip: (s: { path: string; reason: string }) => console.error(`skipped ${s.path}: ${s.reason}`) });
   const te = await ImageFolder.open(testDir, { ...common, train: false, limit: opts.testLimit, onSkip: (s: { path: string; reason: string }) => console.error(`skipped ${s.path}: ${s.reason}`) });
+  // Labels are class indices in sorted-name order: other names in test/ would score nonsense.
+  if (tr.classes.length < 2) throw new Error(`--data ${data}: ${trainDir} has ${tr.classes.length} class (${tr.classes.join(', ')}): a classifier needs at least 2`);
+  if (te.classes.length !== tr.classes.length || te.classes.some((c, i) => c !== tr.classes[i]))
+    throw new Error(`--data ${data}: the test classes (${te.classes.join(', ')}) are not the training classes (${tr.classes.join(', ')})`);
   return {
     train: tr,
     test: te,
@@ -225,7 +229,7 @@ program
   .command('eval')
   .description('evaluate weights: top-1 and top-5, centre crop or the paper\'s 10-crop')
   .requiredOption('--weights <file>', 'a .safetensors file written by `alexnet train` or saveWeights')
-  .option('--data <source>', '"fashion-mnist" or an image folder', 'fashion-mnist')
+  .option('--data <source>', '"fashion-mnist", or an image folder: its test/ (or val/) when it has train/ and test/ as for `train`, else the folder itself (one subfolder per class)', 'fashion-mnist')
   .addOption(new Option('--arch <arch>', 'network (default: from the weights file)').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .option('--ten-crop', 'average the predictions of the paper\'s 10 crops (image folders)')
@@ -245,7 +249,12 @@ program
     } else {
       // 10-crop: the crops come from the short-side-resized centre square (256 for a 224/227 input).
       const big = Math.round((side * 256) / 224);
-      source = await ImageFolder.open(path.resolve(o.data), { size: o.tenCrop ? big : side, resize: big, channels: c.inChannels as 1 | 3, train: false, mean: input.mean, std: input.std, onSkip });
+      // The same root `train --data` takes means its test split here.
+      const { existsSync } = await import('node:fs');
+      const root = path.resolve(o.data);
+      const split = existsSync(path.join(root, 'train')) ? ['test', 'val', 'valid'].map((d) => path.join(root, d)).find((d) => existsSync(d)) : undefined;
+      if (split) console.error(`evaluating ${split} (the test split of ${root})`);
+      source = await ImageFolder.open(split ?? root, { size: o.tenCrop ? big : side, resize: big, channels: c.inChannels as 1 | 3, train: false, mean: input.mean, std: input.std, onSkip });
     }
     if (source.classes.length > c.numClasses)
       throw new Error(`the data has ${source.classes.length} classes, the model only ${c.numClasses}`);

@@ -84,16 +84,23 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let startBatch = 0;
   let step = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
-  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: o.schedule ?? 'plateau' };
+  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: o.schedule ?? 'plateau', trainImages: o.train.size };
+  if (o.train.size < o.batchSize) {
+    opt.dispose();
+    throw new RangeError(`train: the batch size ${o.batchSize} is larger than the training set (${o.train.size} images): no full batch to train on; lower the batch size or use more images`);
+  }
   if (o.resume && existsSync(o.resume)) {
     try {
       // The run's settings first: a resume with other ones would not reproduce the uninterrupted run.
       const m = await readCheckpointMeta(o.resume);
       if (m.dataSeed !== dataSeed) throw new Error(`${o.resume}: checkpoint was trained with data seed ${m.dataSeed}, this run uses ${dataSeed}`);
       for (const k of Object.keys(settings) as (keyof TrainingSettings)[])
-        if (m.settings[k] !== settings[k]) throw new Error(`${o.resume}: checkpoint was trained with ${k} ${m.settings[k]}, this run uses ${settings[k]}`);
+        if (m.settings[k] !== settings[k] && !(k === 'trainImages' && m.settings[k] === undefined))
+          throw new Error(`${o.resume}: checkpoint was trained with ${k} ${m.settings[k]}, this run uses ${settings[k]}`);
+      // The schedule's state before anything else changes (a bad one leaves the model as it was).
+      if (schedule && m.schedule === null) throw new Error(`${o.resume}: checkpoint holds no schedule state, this run uses ${settings.schedule}`);
+      if (m.schedule && schedule) schedule.load(m.schedule);
       const meta = await loadCheckpoint(o.resume, model, opt);
-      if (meta.schedule && schedule) schedule.load(meta.schedule);
       history = meta.history as EpochRecord[];
       startEpoch = meta.epoch;
       startBatch = meta.batchInEpoch;

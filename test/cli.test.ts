@@ -80,6 +80,29 @@ describe('alexnet CLI', () => {
     const ten = alexnet(['eval', '--weights', w, '--data', path.join(folder, 'test'), '--ten-crop', '--device', 'cpu']);
     expect(ten.code, ten.err).toBe(0);
     expect(ten.out).toMatch(/24 images: top-1 [\d.]+%, top-5 100.00% \(10-crop\)/);
+    // The root that `train --data` takes means its test split for `eval --data` too (not train/ and
+    // test/ as two classes).
+    const rootEval = alexnet(['eval', '--weights', w, '--data', folder, '--device', 'cpu']);
+    expect(rootEval.code, rootEval.err).toBe(0);
+    expect(rootEval.err).toMatch(/evaluating .*test \(the test split of /);
+    expect(rootEval.out).toBe(centre.out);
+    // Test classes other than the training classes, or a single class, are refused by train.
+    const { renameSync } = await import('node:fs');
+    const odd = path.join(tmp, 'odd');
+    cpSync(folder, odd, { recursive: true });
+    renameSync(path.join(odd, 'test', tree.classes[0]), path.join(odd, 'test', 'zzz-other'));
+    const mism = alexnet(['train', '--data', odd, '--epochs', '1', '--batch-size', '8', '--out', path.join(tmp, 'odd-run'), '--no-progress', '--device', 'cpu']);
+    expect(mism.code).toBe(1);
+    expect(mism.err).toMatch(/the test classes \(.*zzz-other\) are not the training classes/);
+    const one = path.join(tmp, 'one');
+    for (const split of ['train', 'test']) cpSync(path.join(folder, split, tree.classes[0]), path.join(one, split, tree.classes[0]), { recursive: true });
+    const single = alexnet(['train', '--data', one, '--epochs', '1', '--batch-size', '8', '--out', path.join(tmp, 'one-run'), '--no-progress', '--device', 'cpu']);
+    expect(single.code).toBe(1);
+    expect(single.err).toMatch(/has 1 class .*: a classifier needs at least 2/);
+    // A batch larger than the data: an error, not "train loss NaN … 0 img/s" and untrained weights.
+    const big = alexnet(['train', '--limit', '10', '--epochs', '1', '--out', path.join(tmp, 'big-run'), '--no-progress', '--device', 'cpu']);
+    expect(big.code).toBe(1);
+    expect(big.err).toMatch(/the batch size 64 is larger than the training set \(10 images\)/);
     rmSync(tree.root, { recursive: true, force: true });
   });
 

@@ -133,7 +133,7 @@ describe('weights and checkpoints are validated', () => {
     const opt = new SGD(m.parameters(), { lr: 0.1, momentum: 0.9 });
     const file = path.join(tmp, 'ck.safetensors');
     const settings = { batchSize: 32, momentum: 0.9, weightDecay: 5e-4, schedule: 'plateau' };
-    await saveCheckpoint(file, m, opt, { epoch: 1, batchInEpoch: 0, step: 3 }, { schedule: null, history: [], dataSeed: 1, settings });
+    await saveCheckpoint(file, m, opt, { epoch: 0, batchInEpoch: 0, step: 0 }, { schedule: null, history: [], dataSeed: 1, settings });
     const f = await readSafetensors(file);
     const broken = path.join(tmp, 'ck-broken.safetensors');
     const before = await m.stateDict();
@@ -141,6 +141,12 @@ describe('weights and checkpoints are validated', () => {
       ['{not json', /checkpoint metadata is not valid JSON/],
       [JSON.stringify({ ...JSON.parse(f.metadata.meta), rngSeed: undefined }), /rngSeed must be a 64-bit unsigned integer/],
       [JSON.stringify({ ...JSON.parse(f.metadata.meta), lr: -1 }), /lr must be a finite number ≥ 0, got -1/],
+      // history entries: each an epoch record, in order, one per finished epoch
+      [JSON.stringify({ ...JSON.parse(f.metadata.meta), epoch: 2, history: [null, 5] }), /history\[0\] must be an epoch record, got null/],
+      [JSON.stringify({ ...JSON.parse(f.metadata.meta), epoch: 1, history: [{ epoch: 3, trainLoss: 1, trainAcc: 0.5, lr: 0.1, seconds: 1, imagesPerSecond: 5 }] }), /history\[0\]\.epoch must be 0, got 3/],
+      [JSON.stringify({ ...JSON.parse(f.metadata.meta), epoch: 2 }), /history holds 0 epochs, but the checkpoint is in epoch 2/],
+      // after steps with momentum, every momentum buffer must be there
+      [JSON.stringify({ ...JSON.parse(f.metadata.meta), step: 3 }), /after 3 steps with momentum the checkpoint lacks the momentum buffer of "features\.0\.weight"/],
     ] as const) {
       writeSafetensors(broken, f.tensors, { ...f.metadata, meta });
       await expect(loadCheckpoint(broken, m, opt)).rejects.toThrow(msg);
@@ -152,8 +158,25 @@ describe('weights and checkpoints are validated', () => {
     await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 16, lr: 0.1, seed: 1, resume: file })).rejects.toThrow(
       /checkpoint was trained with batchSize 32, this run uses 16/,
     );
+    // ... and so would another set of training images (--limit)
+    await saveCheckpoint(file, m, opt, { epoch: 0, batchInEpoch: 0, step: 0 }, { schedule: null, history: [], dataSeed: 1, settings: { ...settings, schedule: 'none', trainImages: 128 } });
+    await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 32, lr: 0.1, seed: 1, schedule: 'none', resume: file })).rejects.toThrow(
+      /checkpoint was trained with trainImages 128, this run uses 64/,
+    );
+    // a plateau schedule's state that is not one: refused before the weights change
+    await saveCheckpoint(file, m, opt, { epoch: 0, batchInEpoch: 0, step: 0 }, { schedule: { best: 1 }, history: [], dataSeed: 1, settings: { ...settings, trainImages: 64 } });
+    await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 32, lr: 0.1, seed: 1, resume: file })).rejects.toThrow(/ReduceLROnPlateau: saved state is not a plateau schedule's/);
+    for (const [k, v] of before) expect((await m.stateDict()).get(k)!.data).toEqual(v.data);
     expect(() => parseSafetensors(Buffer.concat([Buffer.from([11, 0, 0, 0, 0, 0, 0, 0]), Buffer.from('{"a": null}')]))).toThrow(/tensor "a" is not an object/);
     opt.dispose();
+    m.dispose();
+  });
+
+  it('a batch larger than the training set is an error, not an epoch of nothing reported as NaN', async () => {
+    const m = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 2 });
+    await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 10 }), epochs: 1, batchSize: 64, lr: 0.1 })).rejects.toThrow(
+      'train: the batch size 64 is larger than the training set (10 images): no full batch to train on; lower the batch size or use more images',
+    );
     m.dispose();
   });
 
