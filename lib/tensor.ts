@@ -120,7 +120,22 @@ export class Tensor {
     if (dev === 'cuda') requireCuda('Tensor.empty');
     const bytes = numel(s) * 4;
     const Storage = loadNative().Storage;
-    return new Tensor(new StorageRef(new Storage(DEVICE_ID[dev], bytes), dev, bytes), s, dt);
+    const t = new Tensor(new StorageRef(new Storage(DEVICE_ID[dev], bytes), dev, bytes), s, dt);
+    Tensor.#sinks.at(-1)?.push(t);
+    return t;
+  }
+
+  static #sinks: Tensor[][] = [];
+
+  /** @internal Runs `fn`, appending every tensor it allocates to `sink` — so that a constructor that
+   * fails half-way (a model whose 8th layer does not fit) can dispose what it made. */
+  static collectCreated<T>(sink: Tensor[], fn: () => T): T {
+    Tensor.#sinks.push(sink);
+    try {
+      return fn();
+    } finally {
+      Tensor.#sinks.pop();
+    }
   }
 
   /** A new tensor filled with zeros. */

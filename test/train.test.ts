@@ -193,12 +193,19 @@ describe('weights and checkpoints are validated', () => {
 
   it('checkpoints are written atomically: no temporary file is left, a failed write keeps the old file', async () => {
     const { writeFileAtomic } = await import('../lib/io/safetensors.js');
+    const { readdirSync } = await import('node:fs');
     const file = path.join(tmp, 'atomic.bin');
+    // The temporary files of writers killed mid-write (pids that no longer exist) go at the next write.
+    const { spawnSync } = await import('node:child_process');
+    const gone = spawnSync(process.execPath, ['-e', 'console.log(process.pid)'], { encoding: 'utf8' }).stdout.trim();
+    writeFileSync(path.join(tmp, `.atomic.bin.${gone}.1700000000000.tmp`), Buffer.alloc(1000));
+    writeFileSync(path.join(tmp, `.atomic.bin.${process.ppid}.1700000000001.tmp`), 'a live writer');
     writeFileAtomic(file, Buffer.from('old'));
+    expect(readdirSync(tmp).filter((n) => n.startsWith('.atomic.bin.'))).toEqual([`.atomic.bin.${process.ppid}.1700000000001.tmp`]);
+    rmSync(path.join(tmp, `.atomic.bin.${process.ppid}.1700000000001.tmp`));
     expect(() => writeFileAtomic(path.join(tmp, 'no-such-dir', 'x.bin'), Buffer.from('x'))).toThrow(/could not write/);
     writeFileAtomic(file, Buffer.from('new'));
     expect(readFileSync(file, 'utf8')).toBe('new');
-    const { readdirSync } = await import('node:fs');
     expect(readdirSync(tmp).filter((f) => f.endsWith('.tmp'))).toEqual([]);
   });
 });

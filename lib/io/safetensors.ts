@@ -3,7 +3,7 @@
  * `{ name: { dtype, shape, data_offsets: [begin, end] }, __metadata__?: { key: string } }`, then the data.
  * No maintained npm package exists for it (the one named `safetensors` is a 0.0.1 placeholder), and the
  * format is small; this implementation validates every field and writes files atomically. */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
+import { readdirSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 
@@ -137,9 +137,40 @@ export function serializeSafetensors(
   return out;
 }
 
+/** Temporary files of earlier writes of `file` whose writer is gone (killed mid-write): removed, so they
+ * do not pile up. A writer that is alive (another process writing the same file) keeps its own. */
+function removeStaleTemporaries(file: string): void {
+  const dir = path.dirname(file);
+  const prefix = `.${path.basename(file)}.`;
+  let names: string[];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    return;
+  }
+  for (const n of names) {
+    if (!n.startsWith(prefix) || !n.endsWith('.tmp')) continue;
+    const m = /^(\d+)\.\d+\.tmp$/.exec(n.slice(prefix.length));
+    if (!m) continue;
+    const pid = Number(m[1]);
+    let alive = pid === process.pid;
+    if (!alive) {
+      try {
+        process.kill(pid, 0);
+        alive = true;
+      } catch (e) {
+        alive = (e as NodeJS.ErrnoException).code === 'EPERM'; // exists, not ours
+      }
+    }
+    if (!alive) rmSync(path.join(dir, n), { force: true });
+  }
+}
+
 /** Writes a file atomically: a temporary file in the same folder, fsync, then rename over the target.
- * A crash leaves either the old file or the new one, never a torn one. */
+ * A crash leaves either the old file or the new one, never a torn one; its temporary file is removed by
+ * the next write. */
 export function writeFileAtomic(file: string, data: Uint8Array): void {
+  removeStaleTemporaries(file);
   const tmp = path.join(path.dirname(file), `.${path.basename(file)}.${process.pid}.${Date.now()}.tmp`);
   let fd: number | undefined;
   try {

@@ -189,11 +189,20 @@ export class AlexNet {
     this.#precision = parsePrecision(opts.precision ?? (this.device === 'cuda' ? 'tf32' : undefined), 'createAlexNet');
     this.rng = new RandomStream(BigInt.asUintN(64, BigInt(this.config.seed) * 2654435761n + 1n));
     const build = arch === 'paper' ? buildPaper : arch === 'torchvision' ? buildTorchvision : buildSmall;
-    this.net = build(this.config, this.rng, this.device);
-    this.net.needInputGrad = false;
-    this.net.setFirstLayer();
-    this.precision = this.#precision;
-    this.#initialise();
+    const made: Tensor[] = [];
+    try {
+      this.net = Tensor.collectCreated(made, () => {
+        const net = build(this.config, this.rng, this.device);
+        net.needInputGrad = false;
+        net.setFirstLayer();
+        return net;
+      });
+      this.precision = this.#precision;
+      Tensor.collectCreated(made, () => this.#initialise());
+    } catch (e) {
+      for (const t of made) t.dispose(); // a layer that did not fit: nothing of the half-built model stays
+      throw e;
+    }
   }
 
   get precision(): Precision {

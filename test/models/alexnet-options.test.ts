@@ -11,6 +11,13 @@ describe('createAlexNet and the model refuse what would silently be wrong', () =
   it('a misspelled option is an error, not a 1000-class model', () => {
     expect(() => createAlexNet({ arch: 'small', numclasses: 5 } as never)).toThrow('createAlexNet: unknown option "numclasses" (expected one of arch, numClasses, device, precision, dropout, seed, groups, inChannels, hidden)');
   });
+  it('a model that fails half-way through its layers leaves no tensor behind', () => {
+    const before = memoryStats();
+    // fc8 with 2^40 outputs cannot be allocated: the 14 tensors made before it are freed
+    expect(() => createAlexNet({ arch: 'small', numClasses: 2 ** 40 })).toThrow(/has 562949953421312 elements/);
+    expect(memoryStats().tensors).toEqual(before.tensors);
+    expect(memoryStats().bytes).toEqual(before.bytes);
+  });
   it('batch 0 and a wrong image size are errors naming what the arch takes; nothing leaks', async () => {
     const before = memoryStats().tensors.cpu;
     const model = createAlexNet({ arch: 'paper', numClasses: 10, dropout: 0 });
