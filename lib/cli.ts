@@ -42,6 +42,33 @@ const num = (name: string) => (v: string) => {
   return n;
 };
 
+/** Progress of a long evaluation: a bar on a terminal; elsewhere (logs, --no-progress) a line every
+ * 10 seconds on stderr, so a 17-second test pass is not silent. Returns the callback and a `done`. */
+function evalProgress(label: string, bar: boolean): { update: (done: number, total: number) => void; done: () => void } {
+  if (bar && process.stderr.isTTY) {
+    const b = new cliProgress.SingleBar({ format: `${label} |{bar}| {value}/{total} images | eta {eta_formatted}`, hideCursor: true }, cliProgress.Presets.shades_classic);
+    let started = false;
+    return {
+      update: (d, t) => {
+        if (!started) b.start(t, 0);
+        started = true;
+        b.update(d);
+      },
+      done: () => started && b.stop(),
+    };
+  }
+  let last = performance.now();
+  return {
+    update: (d, t) => {
+      const now = performance.now();
+      if (now - last < 10_000 || d >= t) return;
+      last = now;
+      console.error(`${label}: ${d}/${t} images`);
+    },
+    done: () => {},
+  };
+}
+
 function pickDevice(d: string | undefined): Device {
   // The emulated CUDA device (a test build) is a correctness tool, thousands of times slower than a GPU:
   // only an explicit --device cuda uses it.
@@ -165,6 +192,7 @@ program
     const info = backendInfo();
     console.log(`alexnet-cuda ${pkg.version}: training the ${arch} arch (${(model.numParameters / 1e6).toFixed(2)}M parameters) on ${device === 'cuda' ? `${info.gpus[0]?.name ?? 'CUDA'} (${precision})` : `the CPU (${info.threads} threads, ${info.blas} GEMM)`}`);
     console.log(`data: ${data.describe}; ${epochs} epochs, batch ${batchSize}, lr ${lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}`);
+    let testBar: ReturnType<typeof evalProgress> | undefined;
     const bar = o.progress && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {ips} img/s | eta {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
       : null;
@@ -194,8 +222,18 @@ program
         }
         bar.update(p.batch, { loss: p.loss.toFixed(4), acc: (p.acc * 100).toFixed(1), ips: p.imagesPerSecond.toFixed(0) });
       },
+      onTestProgress: (d, t) => {
+        if (!testBar) {
+          bar?.stop();
+          lastEpoch = -1;
+          testBar = evalProgress('test pass', o.progress);
+        }
+        testBar.update(d, t);
+      },
       onEpoch: (r: EpochRecord) => {
         bar?.stop();
+        testBar?.done();
+        testBar = undefined;
         lastEpoch = -1;
         console.log(
           `epoch ${r.epoch + 1}: train loss ${r.trainLoss.toFixed(4)}, train acc ${(r.trainAcc * 100).toFixed(2)}%` +
@@ -233,7 +271,8 @@ program
   .addOption(new Option('--arch <arch>', 'network (default: from the weights file)').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .option('--ten-crop', 'average the predictions of the paper\'s 10 crops (image folders)')
-  .option('--batch-size <n>', 'images per batch', int('--batch-size'), 100)
+  .option('--batch-size <n>', 'images per batch (10-crop: crops per forward)', int('--batch-size'), 100)
+  .option('--no-progress', 'no progress bar (a line every 10 s instead)')
   .action(async (o) => {
     const device = pickDevice(o.device);
     const { model, classes, input } = await modelFromWeights(o.weights, o.arch, device);
@@ -260,9 +299,11 @@ program
       throw new Error(`the data has ${source.classes.length} classes, the model only ${c.numClasses}`);
     if (classes && source.classes.some((name, i) => classes[i] !== name))
       console.warn(`warning: the data's classes (${source.classes.slice(0, 4).join(', ')}, …) are not the ones the weights were trained on (${classes.slice(0, 4).join(', ')}, …); labels are matched by position`);
+    const progress = evalProgress(o.tenCrop ? 'eval (10-crop)' : 'eval', o.progress);
     const r = o.tenCrop
-      ? await evaluateTenCrop(model, source, { batchSize: o.batchSize, side })
-      : await evaluate(model, source, { batchSize: o.batchSize, inputTransform });
+      ? await evaluateTenCrop(model, source, { batchSize: o.batchSize, side, onProgress: progress.update })
+      : await evaluate(model, source, { batchSize: o.batchSize, inputTransform, onProgress: progress.update });
+    progress.done();
     console.log(`${r.n} images: top-1 ${(r.top1 * 100).toFixed(2)}%, top-5 ${(r.top5 * 100).toFixed(2)}%${Number.isFinite(r.loss) ? `, loss ${r.loss.toFixed(4)}` : ''}${o.tenCrop ? ' (10-crop)' : ''}`);
     await source.close?.();
     model.dispose();

@@ -12,7 +12,12 @@ export interface EvalResult {
 }
 
 /** Counts on the model's device; the model's train/eval mode is restored afterwards. */
-export async function evaluate(model: AlexNet, source: BatchSource, opts: { batchSize?: number; limit?: number; inputTransform?: (x: Tensor) => Tensor } = {}): Promise<EvalResult> {
+export async function evaluate(
+  model: AlexNet,
+  source: BatchSource,
+  opts: { batchSize?: number; limit?: number; inputTransform?: (x: Tensor) => Tensor; onProgress?: (done: number, total: number) => void } = {},
+): Promise<EvalResult> {
+  const total = Math.min(source.size, opts.limit ?? Infinity);
   const was = model.training;
   model.eval();
   const k5 = Math.min(5, model.config.numClasses);
@@ -45,6 +50,7 @@ export async function evaluate(model: AlexNet, source: BatchSource, opts: { batc
       } finally {
         for (const t of temps) t.dispose();
       }
+      opts.onProgress?.(Math.min(n, total), total);
       if (opts.limit !== undefined && n >= opts.limit) break;
     }
   } finally {

@@ -54,7 +54,13 @@ export async function loadImagesForPrediction(
 
 /** The paper's 10-crop evaluation: four corners, centre and their mirror images of each (larger) image,
  * softmax probabilities averaged over the ten. The source must yield images larger than the model's input. */
-export async function evaluateTenCrop(model: AlexNet, source: BatchSource, opts: { batchSize?: number; side?: number } = {}): Promise<EvalResult> {
+/** The crops of `batchSize` images' worth at a time go through the model (a batch of 100 images is not
+ * one forward of 1,000 crops), so memory stays that of a normal batch. */
+export async function evaluateTenCrop(
+  model: AlexNet,
+  source: BatchSource,
+  opts: { batchSize?: number; side?: number; onProgress?: (done: number, total: number) => void } = {},
+): Promise<EvalResult> {
   const side = opts.side ?? model.config.inputSize;
   const [c, h, w] = source.sampleShape;
   if (h < side || w < side) throw new RangeError(`evaluateTenCrop: the source's images are ${h}×${w}, smaller than the model's ${side}×${side} input`);
@@ -63,27 +69,34 @@ export async function evaluateTenCrop(model: AlexNet, source: BatchSource, opts:
   let n = 0;
   let c1 = 0;
   let c5 = 0;
-  for await (const batch of source.batches({ batchSize: opts.batchSize ?? 32, shuffle: false })) {
+  const batchSize = opts.batchSize ?? 32;
+  const perChunk = Math.max(1, Math.floor(batchSize / 10)); // images whose 10 crops make one forward
+  const crop = c * side * side;
+  for await (const batch of source.batches({ batchSize, shuffle: false })) {
     const per = c * h * w;
-    const crops = new Float32Array(batch.n * 10 * c * side * side);
-    for (let i = 0; i < batch.n; i++) crops.set(tenCrop(batch.x.subarray(i * per, (i + 1) * per), [c, h, w], side), i * 10 * c * side * side);
-    const x = Tensor.from(crops, [batch.n * 10, c, side, side], model.device);
-    let probs: Float32Array;
-    try {
-      probs = await model.predict(x);
-    } finally {
-      x.dispose();
+    for (let i0 = 0; i0 < batch.n; i0 += perChunk) {
+      const m = Math.min(perChunk, batch.n - i0);
+      const crops = new Float32Array(m * 10 * crop);
+      for (let i = 0; i < m; i++) crops.set(tenCrop(batch.x.subarray((i0 + i) * per, (i0 + i + 1) * per), [c, h, w], side), i * 10 * crop);
+      const x = Tensor.from(crops, [m * 10, c, side, side], model.device);
+      let probs: Float32Array;
+      try {
+        probs = await model.predict(x);
+      } finally {
+        x.dispose();
+      }
+      for (let i = 0; i < m; i++) {
+        const avg = new Float64Array(k);
+        for (let j = 0; j < 10; j++) for (let q = 0; q < k; q++) avg[q] += probs[(i * 10 + j) * k + q] / 10;
+        const label = batch.labels[i0 + i];
+        if (!(label >= 0 && label < k)) throw new RangeError(`evaluateTenCrop: label ${label} is outside [0, ${k}) (the data has ${source.classes.length} classes, the model ${k})`);
+        const above = avg.reduce((a, v) => a + (v > avg[label] ? 1 : 0), 0);
+        if (above < 1) c1++;
+        if (above < k5) c5++;
+      }
+      n += m;
+      opts.onProgress?.(n, source.size);
     }
-    for (let i = 0; i < batch.n; i++) {
-      const avg = new Float64Array(k);
-      for (let j = 0; j < 10; j++) for (let q = 0; q < k; q++) avg[q] += probs[(i * 10 + j) * k + q] / 10;
-      const label = batch.labels[i];
-      if (!(label >= 0 && label < k)) throw new RangeError(`evaluateTenCrop: label ${label} is outside [0, ${k}) (the data has ${source.classes.length} classes, the model ${k})`);
-      const above = avg.reduce((a, v) => a + (v > avg[label] ? 1 : 0), 0);
-      if (above < 1) c1++;
-      if (above < k5) c5++;
-    }
-    n += batch.n;
   }
   return { n, top1: n ? c1 / n : NaN, top5: n ? c5 / n : NaN, loss: NaN };
 }

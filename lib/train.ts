@@ -61,6 +61,8 @@ export interface TrainOptions {
    * GPU with ops.resizeBilinear); returns a new tensor the trainer disposes. Also used for evaluation. */
   inputTransform?: (x: Tensor) => Tensor;
   onProgress?: (p: ProgressInfo) => void;
+  /** The test pass after each epoch: images done of the test set. */
+  onTestProgress?: (done: number, total: number) => void;
   onEpoch?: (r: EpochRecord) => void;
 }
 
@@ -180,7 +182,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         if (left) await left.result.catch(() => {});
       }
       const seconds = (performance.now() - te) / 1000;
-      const test = o.test ? await evaluate(model, o.test, { batchSize: Math.max(o.batchSize, 100), inputTransform: o.inputTransform }) : undefined;
+      const test = o.test ? await evaluate(model, o.test, { batchSize: Math.max(o.batchSize, 100), inputTransform: o.inputTransform, onProgress: o.onTestProgress }) : undefined;
       const rec: EpochRecord = {
         epoch,
         trainLoss: seen ? lossSum / seen : NaN,

@@ -80,6 +80,11 @@ describe('alexnet CLI', () => {
     const ten = alexnet(['eval', '--weights', w, '--data', path.join(folder, 'test'), '--ten-crop', '--device', 'cpu']);
     expect(ten.code, ten.err).toBe(0);
     expect(ten.out).toMatch(/24 images: top-1 [\d.]+%, top-5 100.00% \(10-crop\)/);
+    // 10-crop goes through the model a batch's worth of crops at a time: the same result in chunks of
+    // one image (10 crops) as of ten.
+    const tenSmall = alexnet(['eval', '--weights', w, '--data', path.join(folder, 'test'), '--ten-crop', '--batch-size', '10', '--device', 'cpu']);
+    expect(tenSmall.code, tenSmall.err).toBe(0);
+    expect(tenSmall.out).toBe(ten.out);
     // The root that `train --data` takes means its test split for `eval --data` too (not train/ and
     // test/ as two classes).
     const rootEval = alexnet(['eval', '--weights', w, '--data', folder, '--device', 'cpu']);
