@@ -51,6 +51,8 @@ export interface NativeMemoryStats {
   /** Large freed host blocks kept for reuse, and all large host blocks mapped (in use + cached). */
   hostCachedBytes: number;
   hostMappedBytes: number;
+  /** Freed small host blocks (< 64 KiB) kept for reuse. */
+  hostSmallCachedBytes: number;
   cuda?: {
     inUseBytes: number;
     cachedBytes: number;

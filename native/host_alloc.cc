@@ -8,6 +8,8 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <unordered_map>
+#include <vector>
 
 #include "common.h"
 
@@ -17,10 +19,16 @@ namespace {
 constexpr size_t kLarge = 64 * 1024;
 constexpr size_t kPage = 4096;
 constexpr size_t kMaxCached = size_t(2) << 30;  // 2 GiB
+constexpr size_t kMaxSmallCached = size_t(64) << 20;  // 64 MiB
 
 struct Cache {
   std::mutex mu;
   std::multimap<size_t, void*> free;
+  // Small blocks by 64-byte-rounded size: a training step's small tensors (biases, labels, losses, index
+  // tables) reuse their blocks too, instead of aligned_alloc in a heap Node fragments (it grew the C
+  // heap by ~16 KB a step).
+  std::unordered_map<size_t, std::vector<void*>> small;
+  size_t smallCachedBytes = 0;
   Stats st;
 };
 Cache& cache() {
@@ -41,9 +49,24 @@ void trimLocked(Cache& c, size_t target) {
 }
 }  // namespace
 
+size_t smallRound(size_t b) { return b == 0 ? 64 : (b + 63) / 64 * 64; }
+
 void* alloc(size_t bytes) {
   if (bytes < kLarge) {
-    void* p = std::aligned_alloc(64, (bytes + 63) / 64 * 64 + (bytes == 0 ? 64 : 0));
+    const size_t sz = smallRound(bytes);
+    {
+      Cache& c = cache();
+      std::lock_guard<std::mutex> lock(c.mu);
+      auto it = c.small.find(sz);
+      if (it != c.small.end() && !it->second.empty()) {
+        void* p = it->second.back();
+        it->second.pop_back();
+        c.smallCachedBytes -= sz;
+        c.st.reuseHits++;
+        return p;
+      }
+    }
+    void* p = std::aligned_alloc(64, sz);
     if (!p) throw Error("host: out of memory allocating " + std::to_string(bytes) + " bytes");
     return p;
   }
@@ -79,7 +102,15 @@ void* alloc(size_t bytes) {
 void free(void* ptr, size_t bytes) {
   if (!ptr) return;
   if (bytes < kLarge) {
-    std::free(ptr);
+    const size_t sz = smallRound(bytes);
+    Cache& c = cache();
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.smallCachedBytes + sz <= kMaxSmallCached) {
+      c.small[sz].push_back(ptr);
+      c.smallCachedBytes += sz;
+    } else {
+      std::free(ptr);
+    }
     return;
   }
   size_t sz = pageRound(bytes);
@@ -94,12 +125,18 @@ void emptyCache() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
   trimLocked(c, 0);
+  for (auto& kv : c.small)
+    for (void* p : kv.second) std::free(p);
+  c.small.clear();
+  c.smallCachedBytes = 0;
 }
 
 Stats stats() {
   Cache& c = cache();
   std::lock_guard<std::mutex> lock(c.mu);
-  return c.st;
+  Stats s = c.st;
+  s.smallCachedBytes = c.smallCachedBytes;
+  return s;
 }
 
 }  // namespace axn::host

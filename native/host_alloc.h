@@ -18,6 +18,7 @@ struct Stats {
   size_t cachedBytes = 0;
   size_t mappedBytes = 0;   // large blocks mapped in all (in use + cached)
   size_t reuseHits = 0;
+  size_t smallCachedBytes = 0;  // freed small blocks kept for reuse
   size_t mmapCalls = 0;
 };
 Stats stats();

@@ -105,6 +105,7 @@ Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info) {
   host::Stats hs = host::stats();
   o.Set("hostCachedBytes", static_cast<double>(hs.cachedBytes));
   o.Set("hostMappedBytes", static_cast<double>(hs.mappedBytes));
+  o.Set("hostSmallCachedBytes", static_cast<double>(hs.smallCachedBytes));
 #ifdef AXN_WITH_CUDA
   cuda::AllocatorStats s = cuda::allocatorStats();
   Napi::Object c = Napi::Object::New(env);
