@@ -76,6 +76,24 @@ describe('a non-finite loss changes no weight', () => {
   });
 });
 
+describe('calls racing a step', () => {
+  it.each(devices)('%s: a state dict taken while a step is called is the weights before that step, whole', async (device) => {
+    const model = createAlexNet({ arch: 'small', numClasses: 10, device, dropout: 0, seed: 9, precision: 'fp32' });
+    const opt = new SGD(model.parameters(), { lr: 0.1, momentum: 0.9 });
+    const { x, y } = batch(4, 1, 28, 6, device);
+    const before = await weights(model);
+    const snapshot = model.stateDict(); // its reads are enqueued here
+    const step = model.step(x, y, opt); // the update after them
+    const [sd] = await Promise.all([snapshot, step]);
+    [...sd.values()].forEach((t, i) => expectBitEqual(t.data, before[i], `parameter ${i}`));
+    const after = await weights(model);
+    expect(after.some((w, i) => w.some((v, k) => v !== before[i][k]))).toBe(true);
+    x.dispose();
+    opt.dispose();
+    model.dispose();
+  });
+});
+
 describe.skipIf(noCuda)('a training step on CUDA never waits on the host', () => {
   // The counts do not depend on the batch. On the emulated device (sanitized, in CI) the small arch; the
   // paper and torchvision archs' counts are checked there by the benchmark step of .ci/run instead.

@@ -425,8 +425,12 @@ export class AlexNet {
   /** A host copy of every parameter by name (a state_dict). */
   async stateDict(): Promise<Map<string, { shape: number[]; data: Float32Array }>> {
     this.#check('stateDict');
+    // Every read starts now, before anything else can be enqueued: one consistent snapshot, also when a
+    // training step is called while this awaits (the step's update comes after all the reads).
+    const params = this.namedParameters();
+    const data = await Promise.all(params.map(([, p]) => p.value.toFloat32Array()));
     const out = new Map<string, { shape: number[]; data: Float32Array }>();
-    for (const [name, p] of this.namedParameters()) out.set(name, { shape: [...p.value.shape], data: await p.value.toFloat32Array() });
+    params.forEach(([name, p], i) => out.set(name, { shape: [...p.value.shape], data: data[i] }));
     return out;
   }
 
