@@ -4,43 +4,10 @@
 // (on CUDA that enqueues; the harness in run.mjs synchronises), `dispose` frees the inputs.
 //
 // Keys are shared with bench/pytorch_peer.py: <layer>[.g<groups>].<what>[.<precision>].
+import { labelArray, U_FP32, uniformArray } from './check.mjs';
 import { convDims, outSide, paramShapes, trainFlops } from './common.mjs';
 
 const F32 = 4;
-
-/** Uniform floats in [lo, hi) from a fixed-seed xorshift32: a 1 Mi-element random block, tiled by
- * doubling copies (the values only need to be ordinary floats — no zeros, NaN or denormals — not
- * independent: filling 224 M floats one by one would take seconds). */
-function randomArray(n, seed, lo = -1, hi = 1) {
-  const a = new Float32Array(n);
-  let s = (seed * 2654435761) >>> 0 || 1;
-  const block = Math.min(n, 1 << 20);
-  const span = hi - lo;
-  for (let i = 0; i < block; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    a[i] = lo + span * (s / 4294967296);
-  }
-  for (let filled = block; filled < n; filled *= 2) a.copyWithin(filled, 0, Math.min(filled, n - filled));
-  return a;
-}
-
-function randomLabels(n, classes, seed) {
-  const a = new Int32Array(n);
-  let s = (seed * 2246822519) >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    a[i] = s % classes;
-  }
-  return a;
-}
 
 const numel = (shape) => shape.reduce((a, b) => a * b, 1);
 const fmt = (shape) => `[${shape.join(',')}]`;
@@ -54,16 +21,71 @@ function free(...items) {
   }
 }
 
+/** Reads every tensor of { name: tensor | null } to the host ({ name: Float32Array | Int32Array }), then
+ * frees them all. */
+async function readAll(obj) {
+  try {
+    const out = {};
+    for (const [k, t] of Object.entries(obj)) if (t) out[k] = await t.data();
+    return out;
+  } finally {
+    free(obj);
+  }
+}
+
+/** ⌈k/s⌉²: how many windows of a k×k, stride-s sliding window cover one input position (at most). */
+const overlap = (k, s) => Math.ceil(k / s) ** 2;
+
+/** The reductions of one training step, for its tolerance: every GEMM's K in forward, dx and dw, and the
+ * softmax's sum over the classes. */
+function trainChain(convs, fcs, N, groups, classes) {
+  const fwd = [];
+  const bwd = [];
+  convs.forEach((l, i) => {
+    const g = l.groups.includes(groups) ? groups : 1;
+    const d = convDims(l, N, g);
+    fwd.push(d.Kg + 1);
+    bwd.push(d.Ng);
+    if (i > 0) bwd.push((l.K / g) * overlap(l.k, l.stride)); // conv1 computes no dx
+  });
+  for (const l of fcs) (fwd.push(l.in + 1), bwd.push(l.out, N));
+  const gemms = fwd.length;
+  fwd.push(classes);
+  // GEMM stages: every forward one, and the backward ones (the bias sums ride along with dw)
+  return { fwd, ks: [...fwd, ...bwd], fwdStages: gemms, stages: gemms + bwd.length };
+}
+
+/** fan-in bound of each parameter tensor (PyTorch's default init range, 1/√fan_in; biases take their
+ * weight's): the check step's shared initial weights are uniform in ±bound. */
+function initBounds(shapes) {
+  const out = [];
+  for (let i = 0; i < shapes.length; i += 2) {
+    const fanIn = numel(shapes[i].slice(1));
+    out.push(1 / Math.sqrt(fanIn), 1 / Math.sqrt(fanIn));
+  }
+  return out;
+}
+
 /**
  * All tasks for `device` at batch `batch`. `pkg` is the loaded package (dist/index.js).
  * precisions: ['fp32', 'tf32'] on CUDA, ['fp32'] on the CPU (it computes tf32 requests in fp32).
+ *
+ * A task: key, what it counts, `check` ({ output name: tolerance spec }, bench/check.mjs) and
+ * make(dev = device) → { call, dispose, outputs }. Inputs come from the shared generator, one stream per
+ * row (its key without the precision) and input name, so PyTorch's peer and the CPU oracle (make('cpu'))
+ * see the same values. `outputs()` runs the op once more on the same inputs and resolves to its outputs on
+ * the host; for the ops that change their inputs (SGD, the training step) it is called first, on the
+ * fresh state.
  */
 export function buildTasks(pkg, geo, { device, batch, precisions }) {
   const { Tensor, ops, createAlexNet, SGD } = pkg;
   const N = batch;
-  let seed = 1;
-  const rand = (shape, lo, hi) => Tensor.from(randomArray(numel(shape), seed++, lo, hi), shape, device);
-  const labels = (n) => Tensor.from(randomLabels(n, geo.classes, seed++), [n], device, 'int32');
+  const C = geo.classes;
+  /** Input makers of row `base` on `dev`. */
+  const inputs = (base, dev) => ({
+    rand: (name, shape, lo = -1, hi = 1) => Tensor.from(uniformArray(numel(shape), `${base}/${name}`, lo, hi), shape, dev),
+    labels: (name, n) => Tensor.from(labelArray(n, `${base}/${name}`, C), [n], dev, 'int32'),
+  });
   const tasks = [];
 
   // ---- convolutions: forward, its bare GEMM, backward (dw; dw+dx; dw+dx+db) ------------------------
@@ -74,6 +96,7 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       const opts = { stride: l.stride, padding: l.pad, groups: g };
       const convShape = `x${fmt(d.x)} w${fmt(d.w)} s${l.stride} p${l.pad}${g > 1 ? ` g${g}` : ''}`;
       const gemmShape = `${g > 1 ? `${g} × ` : ''}[${d.M}×${d.Kg}]·[${d.Kg}×${d.Ng}]`;
+      const dxK = (l.K / g) * overlap(l.k, l.stride);
       for (const precision of precisions) {
         const common = { group: 'conv', layer: `${l.name}${g > 1 ? ` g${g}` : ''}`, precision, kind: 'flops' };
         tasks.push({
@@ -83,13 +106,18 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
           shape: convShape,
           flops: d.flops,
           note: 'im2col + GEMM + bias',
-          make() {
-            const x = rand(d.x);
-            const w = rand(d.w, -0.01, 0.01);
-            const b = rand([l.K]);
-            return { call: () => ops.conv2d(x, w, b, { ...opts, precision }).dispose(), dispose: () => free(x, w, b) };
+          check: { y: { K: d.Kg + 1 } },
+          make(dev = device) {
+            const r = inputs(`${base}.fwd`, dev);
+            const x = r.rand('x', d.x);
+            const w = r.rand('w', d.w, -0.01, 0.01);
+            const b = r.rand('b', [l.K]);
+            const run = () => ops.conv2d(x, w, b, { ...opts, precision });
+            return { call: () => run().dispose(), outputs: () => readAll({ y: run() }), dispose: () => free(x, w, b) };
           },
         });
+        const gemmCheck = {};
+        for (let i = 0; i < g; i++) gemmCheck[`y${i}`] = { K: d.Kg };
         tasks.push({
           ...common,
           group: 'gemm',
@@ -98,17 +126,20 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
           shape: gemmShape,
           flops: d.flops,
           note: `bare matmul of conv forward's M×K·K×N${g > 1 ? ', once per group' : ''}`,
-          make() {
+          check: gemmCheck,
+          make(dev = device) {
+            const r = inputs(`${base}.gemm`, dev);
             const as = [];
             const bs = [];
             for (let i = 0; i < g; i++) {
-              as.push(rand([d.M, d.Kg], -0.01, 0.01));
-              bs.push(rand([d.Kg, d.Ng]));
+              as.push(r.rand(`a${i}`, [d.M, d.Kg], -0.01, 0.01));
+              bs.push(r.rand(`b${i}`, [d.Kg, d.Ng]));
             }
             return {
               call: () => {
                 for (let i = 0; i < g; i++) ops.matmul(as[i], bs[i], { precision }).dispose();
               },
+              outputs: () => readAll(Object.fromEntries(as.map((a, i) => [`y${i}`, ops.matmul(a, bs[i], { precision })]))),
               dispose: () => free(...as, ...bs),
             };
           },
@@ -120,6 +151,9 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
           ['bwd_all', 'bwd dx+dw+db', true, true, 2 * d.flops],
         ];
         for (const [what, label, needInputGrad, needBiasGrad, flops] of bwd) {
+          const check = { dw: { K: d.Ng } };
+          if (needInputGrad) check.dx = { K: dxK };
+          if (needBiasGrad) check.db = { K: d.Ng, fp32: true };
           tasks.push({
             ...common,
             key: `${base}.${what}.${precision}`,
@@ -128,12 +162,14 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
             flops,
             parts,
             note: needBiasGrad ? "GEMM FLOPs of dx + dw; db's bytes not counted" : undefined,
-            make() {
-              const x = rand(d.x);
-              const w = rand(d.w, -0.01, 0.01);
-              const dy = rand(d.y);
+            check,
+            make(dev = device) {
+              const r = inputs(`${base}.bwd`, dev);
+              const x = r.rand('x', d.x);
+              const w = r.rand('w', d.w, -0.01, 0.01);
+              const dy = r.rand('dy', d.y);
               const o = { ...opts, precision, needInputGrad, needBiasGrad };
-              return { call: () => free(ops.conv2dBackward(dy, x, w, o)), dispose: () => free(x, w, dy) };
+              return { call: () => free(ops.conv2dBackward(dy, x, w, o)), outputs: () => readAll(ops.conv2dBackward(dy, x, w, o)), dispose: () => free(x, w, dy) };
             },
           });
         }
@@ -153,11 +189,14 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
         key: `${l.name}.fwd.${precision}`,
         label: `${l.name} fwd`,
         flops: F,
-        make() {
-          const x = rand([N, l.in]);
-          const w = rand([l.out, l.in], -0.01, 0.01);
-          const b = rand([l.out]);
-          return { call: () => ops.linear(x, w, b, { precision }).dispose(), dispose: () => free(x, w, b) };
+        check: { y: { K: l.in + 1 } },
+        make(dev = device) {
+          const r = inputs(`${l.name}.fwd`, dev);
+          const x = r.rand('x', [N, l.in]);
+          const w = r.rand('w', [l.out, l.in], -0.01, 0.01);
+          const b = r.rand('b', [l.out]);
+          const run = () => ops.linear(x, w, b, { precision });
+          return { call: () => run().dispose(), outputs: () => readAll({ y: run() }), dispose: () => free(x, w, b) };
         },
       });
       for (const [what, label, needInputGrad, needBiasGrad, flops] of [
@@ -165,18 +204,23 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
         ['bwd_dwdx', 'bwd dw+dx', true, false, 2 * F],
         ['bwd_all', 'bwd dx+dw+db', true, true, 2 * F],
       ]) {
+        const check = { dw: { K: N } };
+        if (needInputGrad) check.dx = { K: l.out };
+        if (needBiasGrad) check.db = { K: N, fp32: true };
         tasks.push({
           ...common,
           key: `${l.name}.${what}.${precision}`,
           label: `${l.name} ${label}`,
           flops,
           parts,
-          make() {
-            const x = rand([N, l.in]);
-            const w = rand([l.out, l.in], -0.01, 0.01);
-            const dy = rand([N, l.out]);
+          check,
+          make(dev = device) {
+            const r = inputs(`${l.name}.bwd`, dev);
+            const x = r.rand('x', [N, l.in]);
+            const w = r.rand('w', [l.out, l.in], -0.01, 0.01);
+            const dy = r.rand('dy', [N, l.out]);
             const o = { precision, needInputGrad, needBiasGrad };
-            return { call: () => free(ops.linearBackward(dy, x, w, o)), dispose: () => free(x, w, dy) };
+            return { call: () => free(ops.linearBackward(dy, x, w, o)), outputs: () => readAll(ops.linearBackward(dy, x, w, o)), dispose: () => free(x, w, dy) };
           },
         });
       }
@@ -185,6 +229,7 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
 
   // ---- memory-bound ops: bytes = inputs read once + outputs written once ----------------------------
   const mem = (t) => tasks.push({ precision: null, kind: 'bytes', ...t });
+  const exact = { exact: true };
 
   for (const p of geo.pool) {
     const xs = [N, p.C, p.H, p.H];
@@ -201,9 +246,10 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape,
       bytes: (nin + 2 * nout) * F32,
       note: 'x read; y and int32 argmax written',
-      make() {
-        const x = rand(xs);
-        return { call: () => free(ops.maxPool2d(x, popts)), dispose: () => free(x) };
+      check: { y: exact, indices: exact },
+      make(dev = device) {
+        const x = inputs(`${p.name}.fwd`, dev).rand('x', xs);
+        return { call: () => free(ops.maxPool2d(x, popts)), outputs: () => readAll(ops.maxPool2d(x, popts)), dispose: () => free(x) };
       },
     });
     mem({
@@ -213,12 +259,15 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape,
       bytes: (2 * nout + nin) * F32,
       note: 'dy and argmax read; dx written (zeros too)',
-      make() {
-        const x = rand(xs);
+      check: { dx: { K: overlap(p.k, p.stride), fp32: true } },
+      make(dev = device) {
+        const r = inputs(`${p.name}.bwd`, dev);
+        const x = r.rand('x', xs);
         const { y, indices } = ops.maxPool2d(x, popts);
         y.dispose();
-        const dy = rand(ys);
-        return { call: () => ops.maxPool2dBackward(dy, indices, xs).dispose(), dispose: () => free(x, indices, dy) };
+        const dy = r.rand('dy', ys);
+        const run = () => ops.maxPool2dBackward(dy, indices, xs);
+        return { call: () => run().dispose(), outputs: () => readAll({ dx: run() }), dispose: () => free(x, indices, dy) };
       },
     });
   }
@@ -235,9 +284,19 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape,
       bytes: 3 * n * F32,
       note: 'x read; y and scale written',
-      make() {
-        const x = rand(xs, 0, 4); // post-ReLU activations
-        return { call: () => free(ops.localResponseNorm(x, lopts)), dispose: () => free(x) };
+      // a sum of `size` squares, then a power (a few ulps in any libm) and a division
+      check: { y: { K: lopts.size, ulps: 8, fp32: true } },
+      make(dev = device) {
+        const x = inputs(`${s.name}.fwd`, dev).rand('x', xs, 0, 4); // post-ReLU activations
+        return {
+          call: () => free(ops.localResponseNorm(x, lopts)),
+          outputs: async () => {
+            const { y, scale } = ops.localResponseNorm(x, lopts);
+            scale.dispose(); // ours alone (kept for the backward); PyTorch has none
+            return readAll({ y });
+          },
+          dispose: () => free(x),
+        };
       },
     });
     mem({
@@ -247,18 +306,21 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape,
       bytes: 5 * n * F32,
       note: 'dy, x, y, scale read; dx written',
-      make() {
-        const x = rand(xs, 0, 4);
+      check: { dx: { K: 2 * lopts.size, ulps: 8, fp32: true } },
+      make(dev = device) {
+        const r = inputs(`${s.name}.bwd`, dev);
+        const x = r.rand('x', xs, 0, 4);
         const { y, scale } = ops.localResponseNorm(x, lopts);
-        const dy = rand(xs);
-        return { call: () => ops.localResponseNormBackward(dy, x, y, scale, lopts).dispose(), dispose: () => free(x, y, scale, dy) };
+        const dy = r.rand('dy', xs);
+        const run = () => ops.localResponseNormBackward(dy, x, y, scale, lopts);
+        return { call: () => run().dispose(), outputs: () => readAll({ dx: run() }), dispose: () => free(x, y, scale, dy) };
       },
     });
   }
 
   {
-    const r = geo.relu;
-    const xs = [N, r.C, r.H, r.H];
+    const rl = geo.relu;
+    const xs = [N, rl.C, rl.H, rl.H];
     const n = numel(xs);
     mem({
       group: 'relu',
@@ -267,9 +329,10 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape: fmt(xs),
       bytes: 2 * n * F32,
       note: 'x read, y written',
-      make() {
-        const x = rand(xs);
-        return { call: () => ops.relu(x).dispose(), dispose: () => free(x) };
+      check: { y: exact },
+      make(dev = device) {
+        const x = inputs('relu1.fwd', dev).rand('x', xs);
+        return { call: () => ops.relu(x).dispose(), outputs: () => readAll({ y: ops.relu(x) }), dispose: () => free(x) };
       },
     });
     mem({
@@ -279,11 +342,13 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape: fmt(xs),
       bytes: 3 * n * F32,
       note: 'dy and y read, dx written',
-      make() {
-        const x = rand(xs);
+      check: { dx: exact },
+      make(dev = device) {
+        const r = inputs('relu1.bwd', dev);
+        const x = r.rand('x', xs);
         const y = ops.relu(x);
-        const dy = rand(xs);
-        return { call: () => ops.reluBackward(dy, y).dispose(), dispose: () => free(x, y, dy) };
+        const dy = r.rand('dy', xs);
+        return { call: () => ops.reluBackward(dy, y).dispose(), outputs: () => readAll({ dx: ops.reluBackward(dy, y) }), dispose: () => free(x, y, dy) };
       },
     });
   }
@@ -300,9 +365,11 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape: `${fmt(xs)} p${dr.p}`,
       bytes: 2 * n * F32,
       note: 'x read, y written (mask recomputed from Philox, never stored)',
-      make() {
-        const x = rand(xs);
-        return { call: () => ops.dropout(x, dopts).dispose(), dispose: () => free(x) };
+      // the peer draws the same Philox4x32-10 mask (its own implementation of the generator)
+      check: { y: exact },
+      make(dev = device) {
+        const x = inputs(`${dr.name}.fwd`, dev).rand('x', xs);
+        return { call: () => ops.dropout(x, dopts).dispose(), outputs: () => readAll({ y: ops.dropout(x, dopts) }), dispose: () => free(x) };
       },
     });
     mem({
@@ -312,15 +379,15 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape: `${fmt(xs)} p${dr.p}`,
       bytes: 2 * n * F32,
       note: 'dy read, dx written',
-      make() {
-        const dy = rand(xs);
-        return { call: () => ops.dropoutBackward(dy, dopts).dispose(), dispose: () => free(dy) };
+      check: { dx: exact },
+      make(dev = device) {
+        const dy = inputs(`${dr.name}.bwd`, dev).rand('dy', xs);
+        return { call: () => ops.dropoutBackward(dy, dopts).dispose(), outputs: () => readAll({ dx: ops.dropoutBackward(dy, dopts) }), dispose: () => free(dy) };
       },
     });
   }
 
   {
-    const C = geo.classes;
     const nc = N * C;
     const shape = `[${N},${C}]`;
     mem({
@@ -330,10 +397,13 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape,
       bytes: (2 * nc + N + 1) * F32,
       note: 'logits + labels read; probs + loss written',
-      make() {
-        const logits = rand([N, C], -3, 3);
-        const lab = labels(N);
-        return { call: () => free(ops.softmaxCrossEntropy(logits, lab)), dispose: () => free(logits, lab) };
+      // a sum of C exponentials per row, a log, the mean over the batch; probs: exp and a division
+      check: { loss: { K: C + N, ulps: 8, fp32: true }, probs: { K: C, ulps: 4, fp32: true } },
+      make(dev = device) {
+        const r = inputs('xent.fwd', dev);
+        const logits = r.rand('logits', [N, C], -3, 3);
+        const lab = r.labels('labels', N);
+        return { call: () => free(ops.softmaxCrossEntropy(logits, lab)), outputs: () => readAll(ops.softmaxCrossEntropy(logits, lab)), dispose: () => free(logits, lab) };
       },
     });
     mem({
@@ -343,12 +413,16 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape,
       bytes: (2 * nc + N) * F32,
       note: 'probs + labels read; dlogits written',
-      make() {
-        const logits = rand([N, C], -3, 3);
-        const lab = labels(N);
+      // from our forward's probs (the peer differentiates its own loss): the forward's error, once more
+      check: { dlogits: { K: C, ulps: 6, fp32: true } },
+      make(dev = device) {
+        const r = inputs('xent.bwd', dev);
+        const logits = r.rand('logits', [N, C], -3, 3);
+        const lab = r.labels('labels', N);
         const { loss, probs } = ops.softmaxCrossEntropy(logits, lab);
         loss.dispose();
-        return { call: () => ops.softmaxCrossEntropyBackward(probs, lab).dispose(), dispose: () => free(logits, lab, probs) };
+        const run = () => ops.softmaxCrossEntropyBackward(probs, lab);
+        return { call: () => run().dispose(), outputs: () => readAll({ dlogits: run() }), dispose: () => free(logits, lab, probs) };
       },
     });
     mem({
@@ -358,10 +432,12 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape: `${shape} k=1,5`,
       bytes: (nc + N + 2) * F32,
       note: 'logits + labels read; 2 counts written',
-      make() {
-        const logits = rand([N, C], -3, 3);
-        const lab = labels(N);
-        return { call: () => ops.topkCorrect(logits, lab, [1, 5]).dispose(), dispose: () => free(logits, lab) };
+      check: { counts: exact },
+      make(dev = device) {
+        const r = inputs('topk', dev);
+        const logits = r.rand('logits', [N, C], -3, 3);
+        const lab = r.labels('labels', N);
+        return { call: () => ops.topkCorrect(logits, lab, [1, 5]).dispose(), outputs: () => readAll({ counts: ops.topkCorrect(logits, lab, [1, 5]) }), dispose: () => free(logits, lab) };
       },
     });
   }
@@ -370,6 +446,9 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
     const sg = geo.sgd;
     const shapes = paramShapes(geo, sg.groups);
     const total = shapes.reduce((a, s) => a + numel(s), 0);
+    const check = {};
+    // momentum = grad + wd·param (one multiply-add); param − lr·momentum (one more)
+    shapes.forEach((_, i) => Object.assign(check, { [`param${i}`]: { K: 1, ulps: 4, fp32: true }, [`momentum${i}`]: { K: 1, ulps: 2, fp32: true } }));
     mem({
       group: 'sgd',
       key: 'sgd',
@@ -377,14 +456,27 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       shape: `${(total / 1e6).toFixed(2)} M params (groups ${sg.groups})`,
       bytes: 5 * total * F32,
       note: 'param, grad, momentum read; param, momentum written; one call per tensor',
-      make() {
-        const params = shapes.map((s) => rand(s, -0.01, 0.01));
-        const grads = shapes.map((s) => rand(s, -0.001, 0.001));
-        const bufs = shapes.map((s) => Tensor.zeros(s, device));
+      check,
+      make(dev = device) {
+        const r = inputs('sgd', dev);
+        const params = shapes.map((s, i) => r.rand(`param${i}`, s, -0.01, 0.01));
+        const grads = shapes.map((s, i) => r.rand(`grad${i}`, s, -0.001, 0.001));
+        const bufs = shapes.map((s) => Tensor.zeros(s, dev));
         const o = { lr: sg.lr, momentum: sg.momentum, weightDecay: sg.weightDecay, firstStep: false };
+        const call = () => {
+          for (let i = 0; i < params.length; i++) ops.sgdUpdate(params[i], grads[i], bufs[i], o);
+        };
         return {
-          call: () => {
-            for (let i = 0; i < params.length; i++) ops.sgdUpdate(params[i], grads[i], bufs[i], o);
+          call,
+          // the first update from zero momentum (PyTorch's first step: momentum = the gradient)
+          outputs: async () => {
+            call();
+            const out = {};
+            for (let i = 0; i < params.length; i++) {
+              out[`param${i}`] = await params[i].toFloat32Array();
+              out[`momentum${i}`] = await bufs[i].toFloat32Array();
+            }
+            return out;
           },
           dispose: () => free(...params, ...grads, ...bufs),
         };
@@ -392,35 +484,99 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
     });
   }
 
-  // ---- end to end: one training step of the paper arch (and torchvision's, ours only) -----------------
-  const archs = [...geo.train.groups.map((groups) => ({ arch: 'paper', groups, key: `g${groups}` })), { arch: 'torchvision', groups: 1, key: 'tv' }];
+  // ---- end to end: one training step of the paper arch and of torchvision's ----------------------------
+  const t = geo.train;
+  const archs = [...t.groups.map((groups) => ({ arch: 'paper', groups, key: `g${groups}` })), { arch: 'torchvision', groups: 1, key: 'tv' }];
   for (const { arch, groups, key } of archs) {
-    const input = arch === 'paper' ? geo.input : [3, 224, 224];
+    const paper = arch === 'paper';
+    const input = paper ? geo.input : geo.torchvision.input;
+    const convs = paper ? geo.conv : geo.torchvision.conv;
+    const shapes = paramShapes({ conv: convs, fc: geo.fc }, groups);
+    const bounds = initBounds(shapes);
+    const base = `train.${key}`;
+    const chain = trainChain(convs, geo.fc, N, groups, C);
+    // Loss: the forward's reductions. Each updated parameter: p' = p − lr·(grad + wd·p) is compared as the
+    // update p' − p (where a wrong gradient shows), to the chain of every reduction, plus p′'s own
+    // rounding (u·‖p′‖ on each side) relative to the update's size.
+    const check = { loss: { chain: chain.fwd, tf32Stages: chain.fwdStages, ulps: 8, how: `loss: ${chain.fwd.length} reductions (forward)` } };
+    shapes.forEach((_, i) => {
+      check[`param${i}`] = (ref, ours) => {
+        const p0 = ours[`initial${i}`];
+        const p1 = ref[`param${i}`];
+        let n2 = 0;
+        let p2 = 0;
+        if (p1 && p1.length === p0.length)
+          for (let j = 0; j < p1.length; j++) {
+            const dj = p1[j] - p0[j];
+            n2 += dj * dj;
+            p2 += p1[j] * p1[j];
+          }
+        return {
+          chain: chain.ks,
+          tf32Stages: chain.stages,
+          base: p0,
+          extra: n2 > 0 ? (2 * U_FP32 * Math.sqrt(p2)) / Math.sqrt(n2) : 0,
+          how: `update p′ − p: ${chain.ks.length} reductions + p′ rounding`,
+        };
+      };
+    });
     for (const precision of precisions) {
       tasks.push({
         group: 'train',
-        key: `train.${key}.${precision}`,
+        key: `${base}.${precision}`,
         layer: 'train',
-        label: arch === 'paper' ? `train step, paper arch g${groups}` : 'train step, torchvision arch',
-        shape: `x[${N},${input.join(',')}] → ${geo.classes} classes`,
+        label: paper ? `train step, paper arch g${groups}` : 'train step, torchvision arch',
+        shape: `x[${N},${input.join(',')}] → ${C} classes`,
         precision,
         kind: 'train',
         batch: N,
-        flops: arch === 'paper' ? trainFlops(geo, N, groups) : undefined,
+        flops: paper ? trainFlops(geo, N, groups) : trainFlops({ conv: convs, fc: geo.fc }, N, groups),
         note: 'forward + softmax-CE + backward + SGD (momentum, weight decay) + loss/top-1 read back',
         async: true,
-        make() {
-          const model = createAlexNet({ arch, groups, device, precision, seed: 7, numClasses: geo.classes });
-          const t = geo.train;
-          const opt = new SGD(model.parameters(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
-          const x = rand([N, ...input]);
-          const lab = labels(N);
+        check,
+        make(dev = device) {
+          const r = inputs(base, dev);
+          const x = r.rand('x', [N, ...input]);
+          const lab = r.labels('labels', N);
+          // the timed model is made at the first call (the warm-up), so that a CPU-oracle handle, which
+          // only computes outputs, never builds one
+          let model = null;
+          let opt = null;
           return {
             async: true,
-            call: () => model.step(x, lab, opt),
+            call: () => {
+              if (!model) {
+                model = createAlexNet({ arch, groups, device: dev, precision, seed: 7, numClasses: C });
+                opt = new SGD(model.parameters(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
+              }
+              return model.step(x, lab, opt);
+            },
+            // One step of a model with the shared initial weights and dropout stream, from no momentum.
+            outputs: async () => {
+              const m = createAlexNet({ arch, groups, device: dev, precision, seed: 7, numClasses: C });
+              const o = new SGD(m.parameters(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
+              try {
+                const named = m.namedParameters();
+                const init = named.map(([, p], i) => uniformArray(p.value.size, `${base}/param${i}`, -bounds[i], bounds[i]));
+                m.loadStateDict(new Map(named.map(([name, p], i) => [name, { shape: p.value.shape, data: init[i] }])), 'the check weights');
+                m.rng.seed = BigInt(t.checkDropoutSeed);
+                m.rng.offset = 0;
+                const { loss } = await m.step(x, lab, o);
+                const after = await m.stateDict();
+                const out = { loss: Float32Array.of(loss) };
+                named.forEach(([name], i) => {
+                  out[`param${i}`] = after.get(name).data;
+                  out[`initial${i}`] = init[i];
+                });
+                return out;
+              } finally {
+                o.dispose();
+                m.dispose();
+              }
+            },
             dispose: () => {
-              opt.dispose();
-              model.dispose();
+              opt?.dispose();
+              model?.dispose();
               free(x, lab);
             },
           };

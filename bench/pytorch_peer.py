@@ -4,7 +4,16 @@
 device. bench/summary.mjs puts the two side by side.
 
     python3 bench/pytorch_peer.py [--device cpu|cuda] [--batch N] [--time MS] [--filter REGEX]
-                                  [--json FILE] [--list] [--threads N]
+                                  [--json FILE] [--list] [--threads N] [--outputs DIR [--no-time]]
+
+Outputs (--outputs DIR): every row's inputs come from the generator bench/check.mjs defines (mix32 of
+an index and a key hashed from the row and input name, mapped to [lo, hi) in float64, rounded once to
+float32; implemented here in torch integer ops, bit-identical), and before it is timed the row computes
+its outputs once on them (fresh state: SGD and the training step from their first update) and writes them
+to DIR/<key>.safetensors, which bench/run.mjs compares with its own. Dropout masks (the dropout rows and
+the training step's two layers) are drawn with the same Philox4x32-10 stream as ours, by this file's own
+implementation of the generator (checked against Random123's known answer at start). --no-time writes
+the outputs only.
 
 Timing: each row runs once to warm up (cudnn.benchmark picks its algorithms there), once more to
 calibrate `inner` so that one timed repetition (`inner` calls) lasts a few ms, then is repeated until --time ms
@@ -19,6 +28,7 @@ torch.backends.cudnn.conv.fp32_precision = 'ieee' | 'tf32'). Memory-bound rows r
 Works with torch 1.13 (CPU, the development machine) and torch 2.x (CUDA).
 """
 import argparse
+import ctypes
 import datetime
 import json
 import math
@@ -43,6 +53,136 @@ def load_geometry():
 
 def out_side(h, k, s, p):
     return (h + 2 * p - k) // s + 1
+
+
+# ---- the shared input generator (bench/check.mjs) and Philox (native/ops/philox.h) -------------------
+# torch integer ops on int64, never overflowing: 32-bit products are split into 16-bit halves.
+
+M32 = 0xFFFFFFFF
+BLOCK = 1 << 20
+
+
+def fnv1a(s):
+    h = 0x811C9DC5
+    for c in s.encode("utf-8"):
+        h = ((h ^ c) * 0x01000193) & M32
+    return h
+
+
+def mul32(x, m):
+    """(x · m) mod 2^32 for an int64 tensor x in [0, 2^32) and an int m in [0, 2^32)."""
+    return (x * (m & 0xFFFF) + ((x * (m >> 16)) & 0xFFFF) * 65536) & M32
+
+
+def mix32(x):
+    x = x ^ (x >> 16)
+    x = mul32(x, 0x7FEB352D)
+    x = x ^ (x >> 15)
+    x = mul32(x, 0x846CA68B)
+    return x ^ (x >> 16)
+
+
+def mix32_int(v):
+    return int(mix32(torch.tensor([v], dtype=torch.int64))[0])
+
+
+def uniform(n, name, lo=-1.0, hi=1.0):
+    """n float32 values of the stream `name` in [lo, hi) (CPU), as bench/check.mjs uniformArray."""
+    key = mix32_int(fnv1a(name))
+    m = min(n, BLOCK)
+    u = mix32(torch.arange(m, dtype=torch.int64) ^ key)
+    v = u.double().div(4294967296.0).mul(hi - lo).add(lo).float()
+    if n > m:
+        v = v.repeat((n + m - 1) // m)[:n]
+    return v
+
+
+def labels_of(n, name, classes):
+    key = mix32_int(fnv1a(name))
+    return mix32(torch.arange(n, dtype=torch.int64) ^ key) % classes
+
+
+PHILOX_M0, PHILOX_M1 = 0xD2511F53, 0xCD9E8D57
+PHILOX_W0, PHILOX_W1 = 0x9E3779B9, 0xBB67AE85
+
+
+def mulhilo(a, m):
+    """(high, low) 32-bit halves of a · m for an int64 tensor a in [0, 2^32)."""
+    pl, ph = a * (m & 0xFFFF), a * (m >> 16)
+    return (ph + (pl >> 16)) >> 16, (((ph & 0xFFFF) << 16) + pl) & M32
+
+
+def philox4x32_10(c0, c1, seed):
+    """Philox4x32-10 of counters (c0, c1, 0, 0) under the 64-bit key `seed`: four int64 word tensors."""
+    k0, k1 = seed & M32, (seed >> 32) & M32
+    x, y = c0, c1
+    z, w = torch.zeros_like(c0), torch.zeros_like(c0)
+    for r in range(10):
+        if r:
+            k0, k1 = (k0 + PHILOX_W0) & M32, (k1 + PHILOX_W1) & M32
+        hi0, lo0 = mulhilo(x, PHILOX_M0)
+        hi1, lo1 = mulhilo(z, PHILOX_M1)
+        x, y, z, w = hi1 ^ y ^ k0, lo1, hi0 ^ w ^ k1, lo0
+    return x, y, z, w
+
+
+def philox_selftest():
+    # Random123's known-answer vector for philox4x32-10: counter 0, key 0
+    z = torch.zeros(1, dtype=torch.int64)
+    got = [int(t[0]) for t in philox4x32_10(z, z, 0)]
+    want = [0x6627E8D5, 0xE169C58D, 0xBC57AC4C, 0x9B00DBD8]
+    if got != want:
+        raise RuntimeError("pytorch_peer: Philox4x32-10 known-answer test failed: %s" % [hex(v) for v in got])
+
+
+def dropout_keep(n, p, seed, offset):
+    """Our dropout's keep mask (native/ops/dropout.h): element i draws word i % 4 of block offset + i // 4
+    and is kept when (word >> 8) < ceil((1 - p) · 2^24)."""
+    q = 1.0 - p
+    if not q > 0.0:
+        return torch.zeros(n, dtype=torch.bool), 0.0
+    thr = 1 << 24 if q >= 1.0 else math.ceil(q * 16777216.0)
+    ctr = torch.arange((n + 3) // 4, dtype=torch.int64) + offset
+    words = torch.stack(philox4x32_10(ctr & M32, ctr >> 32, seed), 1).reshape(-1)[:n]
+    scale = 1.0 if q >= 1.0 else float(torch.tensor(1.0 / q, dtype=torch.float32))
+    return (words >> 8) < thr, scale
+
+
+class PhiloxDropout(nn.Module):
+    """Dropout with our mask, for the training step's reference: layers share one stream (seed, offset),
+    each call takes ceil(n / 4) counters, as lib/nn/dropout.ts."""
+
+    def __init__(self, p, stream):
+        super().__init__()
+        self.p, self.stream = p, stream
+
+    def forward(self, x):
+        n = x.numel()
+        keep, scale = dropout_keep(n, self.p, self.stream["seed"], self.stream["offset"])
+        self.stream["offset"] += (n + 3) // 4
+        return x * (keep.to(x.device, torch.float32) * scale).reshape(x.shape)
+
+
+def write_safetensors(path, tensors):
+    """{name: tensor} as safetensors (F32, or I32 for integer tensors), without the safetensors package."""
+    header, blobs, off = {}, [], 0
+    for name, t in tensors.items():
+        t = t.detach().to("cpu")
+        t = (t.to(torch.int32) if not t.is_floating_point() else t.to(torch.float32)).contiguous()
+        nbytes = t.numel() * 4
+        header[name] = dict(dtype="F32" if t.dtype == torch.float32 else "I32", shape=list(t.shape), data_offsets=[off, off + nbytes])
+        blobs.append(t)
+        off += nbytes
+    h = json.dumps(header, separators=(",", ":")).encode("utf-8")
+    h += b" " * (-len(h) % 8)
+    tmp = path + ".tmp"
+    with open(tmp, "wb") as f:
+        f.write(len(h).to_bytes(8, "little"))
+        f.write(h)
+        for t in blobs:
+            if t.numel():
+                f.write(ctypes.string_at(t.data_ptr(), t.numel() * 4))
+    os.replace(tmp, path)
 
 
 def tf32_api():
@@ -70,7 +210,7 @@ def set_precision(p):
 # ---- the paper AlexNet (as bench/alexnet.json and lib/models/alexnet.ts 'paper') -------------------
 
 
-def paper_alexnet(geo, groups, dropout=0.5):
+def paper_alexnet(geo, groups, dropout=0.5, make_dropout=None):
     c = {l["name"]: l for l in geo["conv"]}
 
     def conv(name):
@@ -83,6 +223,7 @@ def paper_alexnet(geo, groups, dropout=0.5):
     def lrn():
         return nn.LocalResponseNorm(p["size"], alpha=p["alpha"], beta=p["beta"], k=p["k"])
 
+    drop = make_dropout or (lambda: nn.Dropout(dropout))
     fc = geo["fc"]
     return nn.Sequential(
         conv("conv1"), nn.ReLU(inplace=True), lrn(), nn.MaxPool2d(3, 2),
@@ -91,10 +232,20 @@ def paper_alexnet(geo, groups, dropout=0.5):
         conv("conv4"), nn.ReLU(inplace=True),
         conv("conv5"), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2),
         nn.Flatten(),
-        nn.Dropout(dropout), nn.Linear(fc[0]["in"], fc[0]["out"]), nn.ReLU(inplace=True),
-        nn.Dropout(dropout), nn.Linear(fc[1]["in"], fc[1]["out"]), nn.ReLU(inplace=True),
+        drop(), nn.Linear(fc[0]["in"], fc[0]["out"]), nn.ReLU(inplace=True),
+        drop(), nn.Linear(fc[1]["in"], fc[1]["out"]), nn.ReLU(inplace=True),
         nn.Linear(fc[2]["in"], fc[2]["out"]),
     )
+
+
+def torchvision_alexnet(classes, make_dropout=None):
+    import torchvision
+
+    m = torchvision.models.alexnet(num_classes=classes)
+    if make_dropout:
+        m.classifier[0] = make_dropout()
+        m.classifier[3] = make_dropout()
+    return m
 
 
 def param_shapes(geo, groups):
@@ -108,18 +259,22 @@ def param_shapes(geo, groups):
 
 
 # ---- rows ------------------------------------------------------------------------------------------
-# A row: key, precision, and make() -> (call, cleanup). call() runs the op once; make() allocates inputs.
+# A row: key, precision, and make() -> (call, ref): call() runs the op once (timed); ref() computes the
+# row's outputs once on the same inputs, from the fresh state, as {name: tensor} under bench/ops.mjs's names.
 
 
 def build_rows(geo, dev, batch, precisions):
     N = batch
-    torch.manual_seed(1)  # inputs are drawn on the device itself (fast for the 224 M-element GEMM operands)
+    C = geo["classes"]
 
-    def rand(*shape, lo=-1.0, hi=1.0):
-        return torch.rand(*shape, device=dev).mul_(hi - lo).add_(lo)
+    def inputs(base):
+        def rand(name, *shape, lo=-1.0, hi=1.0):
+            return uniform(math.prod(shape), "%s/%s" % (base, name), lo, hi).reshape(shape).to(dev)
 
-    def labels(n):
-        return torch.randint(0, geo["classes"], (n,), device=dev)
+        def labels(name, n):
+            return labels_of(n, "%s/%s" % (base, name), C).to(dev)
+
+        return rand, labels
 
     rows = []
 
@@ -135,22 +290,37 @@ def build_rows(geo, dev, batch, precisions):
             s, p = [l["stride"]] * 2, [l["pad"]] * 2
             for prec in precisions:
 
-                def fwd(xs=xs, ws=ws, l=l, g=g):
-                    x, w, b = rand(*xs), rand(*ws, lo=-0.01, hi=0.01), rand(l["K"])
-                    return (lambda: F.conv2d(x, w, b, l["stride"], l["pad"], 1, g)), None
+                def fwd(xs=xs, ws=ws, l=l, g=g, base=base):
+                    rand, _ = inputs(base + ".fwd")
+                    x, w, b = rand("x", *xs), rand("w", *ws, lo=-0.01, hi=0.01), rand("b", l["K"])
+                    run = lambda: F.conv2d(x, w, b, l["stride"], l["pad"], 1, g)  # noqa: E731
+                    return run, lambda: dict(y=run())
 
-                def gemm(M=M, Kg=Kg, Ng=Ng, g=g):
-                    ab = [(rand(M, Kg, lo=-0.01, hi=0.01), rand(Kg, Ng)) for _ in range(g)]
+                def gemm(M=M, Kg=Kg, Ng=Ng, g=g, base=base):
+                    rand, _ = inputs(base + ".gemm")
+                    ab = [(rand("a%d" % i, M, Kg, lo=-0.01, hi=0.01), rand("b%d" % i, Kg, Ng)) for i in range(g)]
 
                     def call():
                         for a, b in ab:
                             torch.mm(a, b)
 
-                    return call, None
+                    return call, lambda: {"y%d" % i: torch.mm(a, b) for i, (a, b) in enumerate(ab)}
 
-                def bwd(mask, xs=xs, ws=ws, ys=ys, l=l, g=g, s=s, p=p):
-                    x, w, dy = rand(*xs), rand(*ws, lo=-0.01, hi=0.01), rand(*ys)
-                    return (lambda: aten.convolution_backward(dy, x, w, [l["K"]], s, p, [1, 1], False, [0, 0], g, mask)), None
+                def bwd(mask, xs=xs, ws=ws, ys=ys, l=l, g=g, s=s, p=p, base=base):
+                    rand, _ = inputs(base + ".bwd")
+                    x, w, dy = rand("x", *xs), rand("w", *ws, lo=-0.01, hi=0.01), rand("dy", *ys)
+                    run = lambda: aten.convolution_backward(dy, x, w, [l["K"]], s, p, [1, 1], False, [0, 0], g, mask)  # noqa: E731
+
+                    def ref():
+                        dx, dw, db = run()
+                        out = dict(dw=dw)
+                        if mask[0]:
+                            out["dx"] = dx
+                        if mask[2]:
+                            out["db"] = db
+                        return out
+
+                    return run, ref
 
                 row("%s.fwd.%s" % (base, prec), prec, fwd)
                 row("%s.gemm.%s" % (base, prec), prec, gemm)
@@ -162,21 +332,25 @@ def build_rows(geo, dev, batch, precisions):
         for prec in precisions:
 
             def fc_fwd(l=l):
-                x, w, b = rand(N, l["in"]), rand(l["out"], l["in"], lo=-0.01, hi=0.01), rand(l["out"])
-                return (lambda: F.linear(x, w, b)), None
+                rand, _ = inputs(l["name"] + ".fwd")
+                x, w, b = rand("x", N, l["in"]), rand("w", l["out"], l["in"], lo=-0.01, hi=0.01), rand("b", l["out"])
+                run = lambda: F.linear(x, w, b)  # noqa: E731
+                return run, lambda: dict(y=run())
 
             def fc_bwd(need_dx, need_db, l=l):
                 # what autograd runs for addmm: dx = dy·w, dw = dyᵀ·x, db = Σ_N dy
-                x, w, dy = rand(N, l["in"]), rand(l["out"], l["in"], lo=-0.01, hi=0.01), rand(N, l["out"])
+                rand, _ = inputs(l["name"] + ".bwd")
+                x, w, dy = rand("x", N, l["in"]), rand("w", l["out"], l["in"], lo=-0.01, hi=0.01), rand("dy", N, l["out"])
 
                 def call():
-                    torch.mm(dy.t(), x)
+                    out = dict(dw=torch.mm(dy.t(), x))
                     if need_dx:
-                        torch.mm(dy, w)
+                        out["dx"] = torch.mm(dy, w)
                     if need_db:
-                        dy.sum(0)
+                        out["db"] = dy.sum(0)
+                    return out
 
-                return call, None
+                return call, call
 
             row("%s.fwd.%s" % (l["name"], prec), prec, fc_fwd)
             row("%s.bwd_dw.%s" % (l["name"], prec), prec, lambda f=fc_bwd: f(False, False))
@@ -189,87 +363,112 @@ def build_rows(geo, dev, batch, precisions):
         k, st = [pl["k"]] * 2, [pl["stride"]] * 2
 
         def pool_fwd(xs=xs, pl=pl):
-            x = rand(*xs)
-            return (lambda: F.max_pool2d(x, pl["k"], pl["stride"], return_indices=True)), None
+            rand, _ = inputs(pl["name"] + ".fwd")
+            x = rand("x", *xs)
+            run = lambda: F.max_pool2d(x, pl["k"], pl["stride"], return_indices=True)  # noqa: E731
+
+            def ref():
+                y, idx = run()
+                return dict(y=y, indices=idx)
+
+            return run, ref
 
         def pool_bwd(xs=xs, ho=ho, pl=pl, k=k, st=st):
-            x = rand(*xs)
+            rand, _ = inputs(pl["name"] + ".bwd")
+            x = rand("x", *xs)
             _, idx = F.max_pool2d(x, pl["k"], pl["stride"], return_indices=True)
-            dy = rand(N, pl["C"], ho, ho)
-            return (lambda: aten.max_pool2d_with_indices_backward(dy, x, k, st, [0, 0], [1, 1], False, idx)), None
+            dy = rand("dy", N, pl["C"], ho, ho)
+            run = lambda: aten.max_pool2d_with_indices_backward(dy, x, k, st, [0, 0], [1, 1], False, idx)  # noqa: E731
+            return run, lambda: dict(dx=run())
 
         row("%s.fwd" % pl["name"], None, pool_fwd)
         row("%s.bwd" % pl["name"], None, pool_bwd)
 
     lp = geo["lrnParams"]
-    for s in geo["lrn"]:
-        xs = (N, s["C"], s["H"], s["H"])
+    for sl in geo["lrn"]:
+        xs = (N, sl["C"], sl["H"], sl["H"])
 
-        def lrn_fwd(xs=xs):
-            x = rand(*xs, lo=0.0, hi=4.0)
-            return (lambda: F.local_response_norm(x, lp["size"], lp["alpha"], lp["beta"], lp["k"])), None
+        def lrn_fwd(xs=xs, sl=sl):
+            rand, _ = inputs(sl["name"] + ".fwd")
+            x = rand("x", *xs, lo=0.0, hi=4.0)
+            run = lambda: F.local_response_norm(x, lp["size"], lp["alpha"], lp["beta"], lp["k"])  # noqa: E731
+            return run, lambda: dict(y=run())
 
-        def lrn_bwd(xs=xs):
+        def lrn_bwd(xs=xs, sl=sl):
             # F.local_response_norm is a composite op: its backward is whatever autograd records.
-            x = rand(*xs, lo=0.0, hi=4.0).requires_grad_(True)
+            rand, _ = inputs(sl["name"] + ".bwd")
+            x = rand("x", *xs, lo=0.0, hi=4.0).requires_grad_(True)
             with torch.enable_grad():
                 y = F.local_response_norm(x, lp["size"], lp["alpha"], lp["beta"], lp["k"])
-            dy = rand(*xs)
-            return (lambda: torch.autograd.grad(y, x, dy, retain_graph=True)), None
+            dy = rand("dy", *xs)
+            run = lambda: torch.autograd.grad(y, x, dy, retain_graph=True)  # noqa: E731
+            return run, lambda: dict(dx=run()[0])
 
-        row("%s.fwd" % s["name"], None, lrn_fwd)
-        row("%s.bwd" % s["name"], None, lrn_bwd)
+        row("%s.fwd" % sl["name"], None, lrn_fwd)
+        row("%s.bwd" % sl["name"], None, lrn_bwd)
 
     r = geo["relu"]
     rs = (N, r["C"], r["H"], r["H"])
 
     def relu_fwd():
-        x = rand(*rs)
-        return (lambda: F.relu(x)), None
+        rand, _ = inputs("relu1.fwd")
+        x = rand("x", *rs)
+        run = lambda: F.relu(x)  # noqa: E731
+        return run, lambda: dict(y=run())
 
     def relu_bwd():
-        y = F.relu(rand(*rs))
-        dy = rand(*rs)
-        return (lambda: aten.threshold_backward(dy, y, 0)), None
+        rand, _ = inputs("relu1.bwd")
+        y = F.relu(rand("x", *rs))
+        dy = rand("dy", *rs)
+        run = lambda: aten.threshold_backward(dy, y, 0)  # noqa: E731
+        return run, lambda: dict(dx=run())
 
     row("relu1.fwd", None, relu_fwd)
     row("relu1.bwd", None, relu_bwd)
 
     d = geo["dropout"]
     ds = (N, d["features"])
+    # bench/ops.mjs's dropout rows: seed 1234, offset 0. Timed: PyTorch's own native_dropout; the reference
+    # output: our mask, drawn by this file's Philox.
+    keep, scale = dropout_keep(N * d["features"], d["p"], 1234, 0)
+    keep = keep.reshape(ds)
 
     def drop_fwd():
-        x = rand(*ds)
-        return (lambda: aten.native_dropout(x, d["p"], True)), None
+        rand, _ = inputs("%s.fwd" % d["name"])
+        x = rand("x", *ds)
+        return (lambda: aten.native_dropout(x, d["p"], True)), lambda: dict(y=x * (keep.to(dev, torch.float32) * scale))
 
     def drop_bwd():
-        _, mask = aten.native_dropout(rand(*ds), d["p"], True)
-        dy = rand(*ds)
-        return (lambda: aten.native_dropout_backward(dy, mask, 1.0 / (1.0 - d["p"]))), None
+        rand, _ = inputs("%s.bwd" % d["name"])
+        dy = rand("dy", *ds)
+        _, mask = aten.native_dropout(dy, d["p"], True)
+        return (lambda: aten.native_dropout_backward(dy, mask, 1.0 / (1.0 - d["p"]))), lambda: dict(dx=dy * (keep.to(dev, torch.float32) * scale))
 
     row("%s.fwd" % d["name"], None, drop_fwd)
     row("%s.bwd" % d["name"], None, drop_bwd)
 
-    C = geo["classes"]
-
     def xent_fwd():
-        logits, lab = rand(N, C, lo=-3.0, hi=3.0), labels(N)
-        return (lambda: F.cross_entropy(logits, lab)), None
+        rand, labels = inputs("xent.fwd")
+        logits, lab = rand("logits", N, C, lo=-3.0, hi=3.0), labels("labels", N)
+        return (lambda: F.cross_entropy(logits, lab)), lambda: dict(loss=F.cross_entropy(logits, lab).reshape(1), probs=torch.softmax(logits, 1))
 
     def xent_bwd():
-        logits, lab = rand(N, C, lo=-3.0, hi=3.0).requires_grad_(True), labels(N)
+        rand, labels = inputs("xent.bwd")
+        logits, lab = rand("logits", N, C, lo=-3.0, hi=3.0).requires_grad_(True), labels("labels", N)
         with torch.enable_grad():
             loss = F.cross_entropy(logits, lab)
-        return (lambda: torch.autograd.grad(loss, logits, retain_graph=True)), None
+        run = lambda: torch.autograd.grad(loss, logits, retain_graph=True)  # noqa: E731
+        return run, lambda: dict(dlogits=run()[0])
 
     def topk():
-        logits, lab = rand(N, C, lo=-3.0, hi=3.0), labels(N)
+        rand, labels = inputs("topk")
+        logits, lab = rand("logits", N, C, lo=-3.0, hi=3.0), labels("labels", N)
 
         def call():
             hit = logits.topk(5, 1).indices.eq(lab[:, None])
             return hit[:, :1].sum(), hit.sum()
 
-        return call, None
+        return call, lambda: dict(counts=torch.stack(call()))
 
     row("xent.fwd", None, xent_fwd)
     row("xent.bwd", None, xent_bwd)
@@ -280,12 +479,21 @@ def build_rows(geo, dev, batch, precisions):
 
     def sgd(**kw):
         def make():
-            params = [rand(*s, lo=-0.01, hi=0.01) for s in shapes]
-            for prm in params:
-                prm.grad = rand(*prm.shape, lo=-0.001, hi=0.001)
+            rand, _ = inputs("sgd")
+            params = [rand("param%d" % i, *s, lo=-0.01, hi=0.01) for i, s in enumerate(shapes)]
+            for i, prm in enumerate(params):
+                prm.grad = rand("grad%d" % i, *prm.shape, lo=-0.001, hi=0.001)
             opt = torch.optim.SGD(params, lr=sg["lr"], momentum=sg["momentum"], weight_decay=sg["weightDecay"], **kw)
-            opt.step()  # creates the momentum buffers
-            return opt.step, None
+
+            def ref():  # the first update (it also creates the momentum buffers the timed calls use)
+                opt.step()
+                out = {}
+                for i, prm in enumerate(params):
+                    out["param%d" % i] = prm.detach().clone()
+                    out["momentum%d" % i] = opt.state[prm]["momentum_buffer"].clone()
+                return out
+
+            return opt.step, ref
 
         return make
 
@@ -296,28 +504,60 @@ def build_rows(geo, dev, batch, precisions):
         row("sgd~fused", None, sgd(fused=True), note="torch.optim.SGD(fused=True)")
 
     t = geo["train"]
-    for groups in t["groups"]:
+    archs = [("g%d" % g, g) for g in t["groups"]] + [("tv", None)]
+    for key, groups in archs:
+        input_shape = geo["input"] if groups else geo["torchvision"]["input"]
         for prec in precisions:
 
-            def train(groups=groups):
-                model = paper_alexnet(geo, groups).to(dev).train()
-                opt = torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weightDecay"])
-                x, lab = rand(N, *geo["input"]), labels(N)
+            def build(groups=groups, make_dropout=None):
+                if groups:
+                    return paper_alexnet(geo, groups, make_dropout=make_dropout)
+                return torchvision_alexnet(C, make_dropout=make_dropout)
 
-                def step():
-                    opt.zero_grad(set_to_none=True)
-                    with torch.enable_grad():
-                        logits = model(x)
-                        loss = F.cross_entropy(logits, lab)
-                        loss.backward()
-                    opt.step()
-                    correct = (logits.detach().argmax(1) == lab).sum()
-                    # read back loss and top-1 count, as alexnet-cuda's model.step does
-                    return loss.item(), correct.item()
+            def train(key=key, build=build, input_shape=input_shape):
+                base = "train." + key
+                rand, labels = inputs(base)
+                x, lab = rand("x", N, *input_shape), labels("labels", N)
 
-                return step, None
+                def stepper(model):
+                    opt = torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weightDecay"])
 
-            row("train.g%d.%s" % (groups, prec), prec, train, batch=N)
+                    def step():
+                        opt.zero_grad(set_to_none=True)
+                        with torch.enable_grad():
+                            logits = model(x)
+                            loss = F.cross_entropy(logits, lab)
+                            loss.backward()
+                        opt.step()
+                        correct = (logits.detach().argmax(1) == lab).sum()
+                        # read back loss and top-1 count, as alexnet-cuda's model.step does
+                        return loss.item(), correct.item()
+
+                    return step
+
+                model = build().to(dev).train()
+                step = stepper(model)
+
+                def ref():
+                    # one step from the shared initial weights (uniform ±1/√fan_in, bench/ops.mjs) and our
+                    # dropout stream, from no momentum
+                    stream = dict(seed=t["checkDropoutSeed"], offset=0)
+                    m = build(make_dropout=lambda: PhiloxDropout(0.5, stream)).to(dev).train()
+                    params = list(m.parameters())
+                    with torch.no_grad():
+                        for i in range(0, len(params), 2):
+                            bound = 1.0 / math.sqrt(params[i][0].numel())
+                            for j in (i, i + 1):
+                                params[j].copy_(uniform(params[j].numel(), "%s/param%d" % (base, j), -bound, bound).reshape(params[j].shape))
+                    loss, _ = stepper(m)()
+                    out = dict(loss=torch.tensor([loss], dtype=torch.float32))
+                    for i, prm in enumerate(params):
+                        out["param%d" % i] = prm.detach().clone()
+                    return out
+
+                return step, ref
+
+            row("train.%s.%s" % (key, prec), prec, train, batch=N)
     return rows
 
 
@@ -400,7 +640,11 @@ def main():
     ap.add_argument("--json", default=None, help="write the results here")
     ap.add_argument("--list", action="store_true", help="print the row keys and exit")
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
+    ap.add_argument("--outputs", default=None, help="write each row's outputs to DIR/<key>.safetensors (for bench/run.mjs)")
+    ap.add_argument("--no-time", action="store_true", help="with --outputs: compute the outputs only, time nothing")
     a = ap.parse_args()
+    if a.no_time and not a.outputs:
+        sys.exit("pytorch_peer: --no-time needs --outputs DIR")
     if a.device == "cuda" and not torch.cuda.is_available() and not a.list:
         sys.exit("pytorch_peer: --device cuda, but torch %s sees no CUDA device" % torch.__version__)
     dev = torch.device(a.device or ("cuda" if torch.cuda.is_available() else "cpu"))
@@ -425,6 +669,9 @@ def main():
         sys.exit("pytorch_peer: --filter matches no row (see --list)")
     cuda = dev.type == "cuda"
     time_ms = a.time or (200 if cuda else 500)
+    if a.outputs:
+        philox_selftest()
+        os.makedirs(a.outputs, exist_ok=True)
     meta = dict(
         tool="pytorch", date=datetime.datetime.now(datetime.timezone.utc).isoformat(), device=dev.type,
         batch=batch, precisions=precisions, torch=torch.__version__,
@@ -434,14 +681,14 @@ def main():
         cudnnBenchmark=True, layout="NCHW (contiguous)", tf32Api=tf32_api(),
         loadavgStart=list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     )
-    print("pytorch peer: torch %s on %s%s, batch %d, %d rows, %d ms each" % (
+    print("pytorch peer: torch %s on %s%s, batch %d, %d rows, %s" % (
         torch.__version__, dev.type, " (%s, cuDNN %s)" % (meta["gpu"], meta["cudnn"]) if cuda else " (%d threads)" % meta["threads"],
-        batch, len(rows), time_ms))
+        batch, len(rows), "outputs only" if a.no_time else "%d ms each%s" % (time_ms, ", outputs written" if a.outputs else "")), flush=True)
     cpu0 = cpu_snapshot()
     results, failed, t0 = [], 0, time.perf_counter()
     group = None
     with torch.no_grad():
-        for r in rows:
+        for i, r in enumerate(rows):
             g = r["key"].split(".")[0]
             if g != group and cuda:
                 torch.cuda.empty_cache()
@@ -452,15 +699,22 @@ def main():
                 if k in r:
                     out[k] = r[k]
             try:
-                call, _ = r["make"]()
-                out.update(measure(call, dev, time_ms, 4 if cuda else 20, 1000 if cuda else 200, 10 if cuda else 3))
-                print("  %-28s %10.5f ms [%.5f–%.5f] ×%d" % (r["key"], out["ms"], out["p10"], out["p90"], out["inner"]), flush=True)
+                call, ref = r["make"]()
+                if a.outputs:
+                    outs = ref()
+                    write_safetensors(os.path.join(a.outputs, r["key"] + ".safetensors"), outs)
+                    outs = None
+                if a.no_time:
+                    print("  [%d/%d] %-28s outputs written" % (i + 1, len(rows), r["key"]), flush=True)
+                else:
+                    out.update(measure(call, dev, time_ms, 4 if cuda else 20, 1000 if cuda else 200, 10 if cuda else 3))
+                    print("  [%d/%d] %-28s %10.5f ms [%.5f–%.5f] ×%d" % (i + 1, len(rows), r["key"], out["ms"], out["p10"], out["p90"], out["inner"]), flush=True)
             except Exception as e:  # one failing row must not lose the others
                 out["error"] = ("%s: %s" % (type(e).__name__, e)).splitlines()[0]
                 failed += 1
-                print("  %-28s ERROR %s" % (r["key"], out["error"]), flush=True)
+                print("  [%d/%d] %-28s ERROR %s" % (i + 1, len(rows), r["key"], out["error"]), flush=True)
             finally:
-                call = None
+                call = ref = None
             results.append(out)
     set_precision("fp32")
     meta["wallSeconds"] = time.perf_counter() - t0

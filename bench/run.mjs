@@ -3,16 +3,25 @@
 // forward, and the end-to-end training step, timed with tinybench. See bench/README.md.
 //
 //   node bench/run.mjs [--device cpu|cuda] [--batch N] [--time MS] [--filter REGEX] [--json FILE] [--list]
+//                      [--vs-pytorch] [--check auto|pytorch|cpu|all|none] [--python PATH]
 //
 // On CUDA each timed iteration enqueues `inner` calls, then synchronize()s, and records the time / inner,
 // so every sample includes the GPU work; `inner` is chosen per op so one iteration lasts a few ms.
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+//
+// Every row also checks what it computed: before timing, its outputs on the shared inputs are compared
+// with PyTorch's (bench/pytorch_peer.py, run first in the same invocation, writes them) and, on CUDA,
+// with the CPU oracle's; a row outside its tolerance is FAIL, its time is not reported, and the run exits
+// non-zero. With --vs-pytorch the peer is also timed and the table puts the two side by side.
+import { spawn, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
-import { CEILINGS, TARGETS, ceilingOf, deriveBackwardRows, fmtMs, fmtRate, loadGeometry, markdownTable, pct, rateOf, targetOf } from './common.mjs';
+import { CEILINGS, TARGETS, ceilingOf, fmtMs, fmtRate, loadGeometry, pct, rateOf } from './common.mjs';
+import { compareOutputs, fmtErr } from './check.mjs';
 import { buildTasks } from './ops.mjs';
+import { summaryMarkdown } from './table.mjs';
 
 // The package root from this script's own location (works from a checkout and from node_modules/alexnet-cuda).
 const PKG_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -24,6 +33,11 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --filter REGEX      only rows whose key matches (e.g. '^conv2\\.', 'fwd', 'train')
   --min-iters N       timed samples per row at least (default: 10 on cuda, 8 for training steps; 3 on cpu)
   --json FILE         write the results (read by bench/summary.mjs)
+  --vs-pytorch        also time PyTorch (bench/pytorch_peer.py) on the same rows and device, side by side
+  --check WHAT        what each row's outputs are compared with: auto (default: PyTorch's when python3
+                      with torch is found, and the CPU oracle on CUDA), pytorch, cpu (CUDA only), all,
+                      none (time only; every row is then "unchecked")
+  --python PATH       the Python with torch (default: $ALEXNET_PYTHON, python3, /usr/bin/python3)
   --list              print the row keys and exit
   -h, --help          this text
 Env: ALEXNET_CUDA_ADDON=/path/alexnet_cuda.node uses that addon build.`;
@@ -44,6 +58,9 @@ function parseCli() {
         filter: { type: 'string' },
         'min-iters': { type: 'string' },
         json: { type: 'string' },
+        'vs-pytorch': { type: 'boolean', default: false },
+        check: { type: 'string', default: 'auto' },
+        python: { type: 'string' },
         list: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
@@ -71,7 +88,22 @@ function parseCli() {
       fail(`--filter is not a valid regular expression: ${e.message}`);
     }
   }
-  return { device: a.device, batch: posInt(a.batch, 'batch'), time: posInt(a.time, 'time'), minIters: posInt(a['min-iters'], 'min-iters'), filter, json: a.json, list: a.list };
+  const checks = ['auto', 'pytorch', 'cpu', 'all', 'none'];
+  if (!checks.includes(a.check)) fail(`--check must be one of ${checks.join(', ')}, got "${a.check}"`);
+  if (a['vs-pytorch'] && a.check === 'none') fail('--vs-pytorch compares with PyTorch; it cannot go with --check none');
+  return {
+    device: a.device,
+    batch: posInt(a.batch, 'batch'),
+    time: posInt(a.time, 'time'),
+    minIters: posInt(a['min-iters'], 'min-iters'),
+    filter,
+    filterSource: a.filter,
+    json: a.json,
+    list: a.list,
+    vsPytorch: a['vs-pytorch'],
+    check: a.check,
+    python: a.python,
+  };
 }
 
 async function loadPackage() {
@@ -109,6 +141,84 @@ function otherCpuShare(a, b) {
   return Math.min(1, Math.max(0, others / ((b.total - a.total) / 100)));
 }
 
+/** The first Python that imports torch: { python, torch, cuda } or { reason } (why none did). */
+function findTorch(explicit) {
+  const candidates = explicit ? [explicit] : [process.env.ALEXNET_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean);
+  const tried = [];
+  for (const py of [...new Set(candidates)]) {
+    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__, int(torch.cuda.is_available()))'], { encoding: 'utf8', timeout: 120_000 });
+    if (r.status === 0) {
+      const [torch, cuda] = r.stdout.trim().split(/\s+/);
+      return { python: py, torch, cuda: cuda === '1' };
+    }
+    tried.push(`${py}: ${r.error ? r.error.code ?? r.error.message : (r.stderr.trim().split('\n').pop() || `exit ${r.status}`)}`);
+  }
+  return { reason: `no Python with torch found (${tried.join('; ')})` };
+}
+
+/** Runs bench/pytorch_peer.py: it writes each row's outputs to `dir` (and, when `time`, times the rows
+ * into `json`); its lines are shown prefixed. Resolves to its exit code. */
+function runPeer(py, args) {
+  return new Promise((resolvePeer) => {
+    const child = spawn(py, [join(PKG_ROOT, 'bench', 'pytorch_peer.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const relay = (stream, out) => {
+      let buf = '';
+      stream.setEncoding('utf8');
+      stream.on('data', (d) => {
+        buf += d;
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          out.write(`  pytorch| ${buf.slice(0, i)}\n`);
+          buf = buf.slice(i + 1);
+        }
+      });
+      stream.on('end', () => buf && out.write(`  pytorch| ${buf}\n`));
+    };
+    relay(child.stdout, process.stdout);
+    relay(child.stderr, process.stderr);
+    child.on('error', (e) => {
+      console.error(`bench: cannot run ${py}: ${e.message}`);
+      resolvePeer(127);
+    });
+    child.on('close', (code, signal) => resolvePeer(code ?? (signal ? 128 : 1)));
+  });
+}
+
+/** The row's outputs (on the fresh state) against PyTorch's and, on CUDA, the CPU oracle's. */
+async function checkRow(task, h, ctx) {
+  const ours = await h.outputs();
+  const prec = ctx.device === 'cuda' ? task.precision ?? 'fp32' : 'fp32';
+  const out = {};
+  if (ctx.peerDir) {
+    const file = join(ctx.peerDir, `${task.key}.safetensors`);
+    if (existsSync(file)) {
+      const ref = Object.fromEntries([...ctx.pkg.parseSafetensors(readFileSync(file), file).tensors].map(([k, v]) => [k, v.data]));
+      unlinkSync(file);
+      out.pytorch = compareOutputs(ours, ref, task.check, { ours: prec, ref: prec });
+    } else {
+      out.pytorch = { pass: false, missing: 'PyTorch wrote no outputs for this row (see its log above)' };
+    }
+  }
+  if (ctx.oracle) {
+    const o = task.make('cpu');
+    let ref;
+    try {
+      ref = await o.outputs();
+    } finally {
+      o.dispose();
+    }
+    out.cpu = compareOutputs(ours, ref, task.check, { ours: prec, ref: 'fp32' });
+  }
+  return out;
+}
+
+/** PASS when every comparison made passed; FAIL when one failed; unchecked when none was made. */
+function verdictOf(check) {
+  const cs = Object.values(check ?? {});
+  if (!cs.length) return 'unchecked';
+  return cs.every((c) => c.pass) ? 'PASS' : 'FAIL';
+}
+
 function quantile(sorted, q) {
   if (!sorted.length) return null;
   const pos = (sorted.length - 1) * q;
@@ -139,6 +249,10 @@ async function measure(task, ctx) {
   let h;
   try {
     h = task.make();
+    if (ctx.checking) {
+      row.check = await checkRow(task, h, ctx);
+      row.verdict = verdictOf(row.check);
+    }
     const once = h.async ? async () => void (await h.call()) : () => void h.call();
     // Warm-up: the first call pays one-time costs (module loading, cuBLAS heuristics, allocator misses).
     await once();
@@ -211,18 +325,37 @@ async function measure(task, ctx) {
   }
   const leaked = pkg.memoryStats().tensors[device] - liveBefore;
   if (leaked !== 0) row.leakedTensors = leaked;
+  row.verdict ??= row.error ? 'ERROR' : 'unchecked';
+  if (row.error && row.verdict === 'PASS') row.verdict = 'ERROR';
+  // the time of a wrong op is not a result
+  if (row.verdict === 'FAIL' && row.ms !== undefined) {
+    row.msOfWrongOutput = row.ms;
+    delete row.ms;
+  }
   return row;
 }
 
+/** "✓ 3.1e-7 ≤ 1.2e-5" / "FAIL dx 2.0e+0 > 1.2e-5" for one comparison. */
+function checkText(c, what) {
+  if (!c) return '';
+  if (c.missing) return ` ${what}: FAIL (${c.missing})`;
+  const w = c.worst;
+  const miss = c.outputs.find((o) => o.missing);
+  if (miss) return ` ${what}: FAIL (${miss.name} missing in ${miss.missing})`;
+  return ` ${what}: ${c.pass ? '✓' : 'FAIL'} ${c.outputs.length > 1 ? `${w.name} ` : ''}${fmtErr(w.rel)} ${c.pass ? '≤' : '>'} ${fmtErr(w.tol)}`;
+}
+
 function consoleLine(r, device) {
-  if (r.error) return `  ${r.key.padEnd(28)} ERROR ${r.error}`;
+  const checks = `${checkText(r.check?.pytorch, 'vs PyTorch')}${checkText(r.check?.cpu, 'vs CPU')}`;
+  if (r.error) return `  ${r.key.padEnd(28)} ERROR ${r.error}${checks}`;
+  if (r.verdict === 'FAIL') return `  ${r.key.padEnd(28)} FAIL: wrong output, time not reported.${checks}`;
   const ceil = device === 'cuda' ? ceilingOf(r) : null;
   const frac = ceil ? ` ${pct(rateOf(r) / ceil).padStart(5)} of peak` : '';
   const spread = r.p10 !== null && r.p90 !== null ? ` [${fmtMs(r.p10)}–${fmtMs(r.p90)}]` : '';
   const leak = r.leakedTensors ? ` (${r.leakedTensors} tensors leaked!)` : '';
   const s = r.perStep;
   const per = s ? `  per step: ${s.launches} launches, ${s.cublasCalls} cuBLAS, ${s.driverAllocs} driver allocs, ${s.pinnedAllocs} pinned allocs, ${s.hostSyncs} host syncs` : '';
-  return `  ${r.key.padEnd(28)} ${fmtMs(r.ms).padStart(9)} ms${spread.padEnd(22)} ×${String(r.inner).padEnd(4)} ${fmtRate(r).padStart(14)}${frac}${leak}${per}`;
+  return `  ${r.key.padEnd(28)} ${fmtMs(r.ms).padStart(9)} ms${spread.padEnd(22)} ×${String(r.inner).padEnd(4)} ${fmtRate(r).padStart(14)}${frac}${leak}${checks}${per}`;
 }
 
 async function main() {
@@ -242,6 +375,7 @@ async function main() {
     return;
   }
   if (!tasks.length) fail(`--filter ${cli.filter} matches no row (see --list)`);
+  if (cli.check === 'cpu' && device !== 'cuda') fail('--check cpu: the CPU oracle checks CUDA rows; on --device cpu compare with PyTorch (--check pytorch)');
   const Bench = await loadTinybench();
   const ctx = {
     pkg,
@@ -253,7 +387,49 @@ async function main() {
     maxInner: device === 'cuda' ? 1000 : 200,
     minIters: cli.minIters ?? (device === 'cuda' ? 10 : 3),
     minItersTrain: cli.minIters ?? (device === 'cuda' ? 8 : 3),
+    peerDir: null,
+    oracle: device === 'cuda' && ['auto', 'cpu', 'all'].includes(cli.check),
   };
+
+  // ---- the references: PyTorch's outputs (the peer runs first), the CPU oracle -------------------------
+  const wantTorch = cli.vsPytorch || ['auto', 'pytorch', 'all'].includes(cli.check);
+  const mustTorch = cli.vsPytorch || ['pytorch', 'all'].includes(cli.check);
+  const notes = [];
+  let torch = null;
+  let peer = null;
+  if (wantTorch) {
+    torch = findTorch(cli.python);
+    if (!torch.reason && device === 'cuda' && !torch.cuda) torch = { reason: `${torch.python} has torch ${torch.torch} without CUDA` };
+    if (torch.reason) {
+      if (mustTorch) fail(`${cli.vsPytorch ? '--vs-pytorch' : `--check ${cli.check}`}: ${torch.reason}`);
+      notes.push(`Not checked against PyTorch: ${torch.reason}.${ctx.oracle ? ' CUDA rows are checked against the CPU oracle only.' : ' Rows are timed unchecked.'}`);
+      torch = null;
+    }
+  }
+  const cleanup = [];
+  process.on('exit', () => cleanup.forEach((f) => f()));
+  if (torch) {
+    ctx.peerDir = mkdtempSync(join(os.tmpdir(), 'alexnet-bench-'));
+    cleanup.push(() => rmSync(ctx.peerDir, { recursive: true, force: true }));
+    const peerJson = join(ctx.peerDir, 'peer.json');
+    const args = ['--device', device, '--batch', String(batch), '--outputs', ctx.peerDir];
+    if (cli.filterSource) args.push('--filter', cli.filterSource);
+    if (cli.vsPytorch) args.push('--time', String(ctx.timeMs), '--json', peerJson);
+    else args.push('--no-time');
+    console.log(`PyTorch (${torch.python}, torch ${torch.torch}) first: ${cli.vsPytorch ? 'timing its rows and writing' : 'writing'} their outputs on the same inputs`);
+    const code = await runPeer(torch.python, args);
+    if (code !== 0) notes.push(`The PyTorch peer exited with code ${code}; rows it has no outputs for FAIL.`);
+    if (cli.vsPytorch) {
+      try {
+        peer = JSON.parse(readFileSync(peerJson, 'utf8'));
+      } catch (e) {
+        notes.push(`No PyTorch timings (${e.message}).`);
+      }
+    }
+  }
+  ctx.checking = !!ctx.peerDir || ctx.oracle;
+  if (!ctx.checking && cli.check === 'none') notes.push('--check none: outputs are not checked.');
+
   const gpu = info.gpus?.[0];
   const meta = {
     tool: 'alexnet-cuda',
@@ -270,53 +446,57 @@ async function main() {
     ceilings: device === 'cuda' ? CEILINGS : null,
     targets: TARGETS,
     filter: cli.filter ? String(cli.filter) : null,
+    references: { pytorch: torch ? { python: torch.python, torch: torch.torch } : null, cpuOracle: ctx.oracle },
+    notes,
+    command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`,
     // Other processes on the machine skew timings (on the CPU especially): kept so readers can tell.
     loadavgStart: os.loadavg(),
   };
+  const refs = [torch && 'PyTorch', ctx.oracle && 'the CPU oracle'].filter(Boolean);
   console.log(`alexnet-cuda bench: ${device}${meta.gpu ? ` (${meta.gpu})` : ` (${meta.cpu}, ${info.threads} threads, BLAS ${info.blas})`}, batch ${batch}, ` +
-    `${tasks.length} rows, ${ctx.timeMs} ms each`);
+    `${tasks.length} rows, ${ctx.timeMs} ms each; outputs checked against ${refs.length ? refs.join(' and ') : 'nothing'}`);
+  for (const n of notes) console.log(`  note: ${n}`);
   console.log(`  ${'key'.padEnd(28)} ${'median'.padStart(12)} [p10–p90]             inner ${'rate'.padStart(12)}`);
   const results = [];
   const cpu0 = cpuSnapshot();
   const t0 = performance.now();
+  const tty = process.stdout.isTTY;
   let group = null;
-  for (const task of tasks) {
+  for (const [i, task] of tasks.entries()) {
     if (task.group !== group) {
       group = task.group;
       if (device === 'cuda') pkg.emptyCache(); // big inputs of the last group: give them back
     }
+    const at = `[${String(i + 1).padStart(String(tasks.length).length)}/${tasks.length}]`;
+    if (tty) process.stdout.write(`  ${at} ${task.key} …\r`);
     const r = await measure(task, ctx);
     results.push(r);
-    console.log(consoleLine(r, device));
+    if (tty) process.stdout.write('\x1b[2K');
+    console.log(`${consoleLine(r, device)}  ${at}`);
   }
   meta.wallSeconds = (performance.now() - t0) / 1000;
   meta.loadavgEnd = os.loadavg();
   meta.otherCpuShare = otherCpuShare(cpu0, cpuSnapshot());
   const failed = results.filter((r) => r.error);
+  const wrong = results.filter((r) => r.verdict === 'FAIL');
   const leaked = results.filter((r) => r.leakedTensors);
 
-  // The markdown table of this run alone (summary.mjs adds the PyTorch columns).
-  const byKey = new Map(results.map((r) => [r.key, r]));
-  const derived = deriveBackwardRows(results.filter((r) => !r.error));
-  const rows = [...results.filter((r) => !r.error), ...derived].map((r) => {
-    const cells = [r.key, r.shape, fmtMs(r.ms), fmtRate(r, batch)];
-    if (device === 'cuda') cells.push(pct(rateOf(r) / ceilingOf(r)), targetOf(r, byKey).text);
-    return cells;
-  });
-  const header = ['row', 'shape', 'ms', 'rate'];
-  if (device === 'cuda') header.push('% of peak', 'target');
-  console.log(`\n${markdownTable(header, rows)}\n`);
+  const run = { meta, results, ...(peer ? { peer } : {}) };
+  console.log(`\n${summaryMarkdown(run, peer)}\n`);
   const others = meta.otherCpuShare === null ? '' : `; other processes used ${pct(meta.otherCpuShare)} of the CPUs meanwhile`;
-  console.log(`${results.length} rows in ${meta.wallSeconds.toFixed(1)} s${others}${failed.length ? `, ${failed.length} FAILED` : ''}` +
-    `${leaked.length ? `, ${leaked.length} leaked tensors` : ''}`);
+  const checked = results.filter((r) => r.verdict === 'PASS').length;
+  console.log(`${results.length} rows in ${meta.wallSeconds.toFixed(1)} s${others}; outputs: ${checked} PASS` +
+    `${wrong.length ? `, ${wrong.length} FAIL (${wrong.map((r) => r.key).join(', ')})` : ''}` +
+    `${results.length - checked - wrong.length ? `, ${results.length - checked - wrong.length} not checked` : ''}` +
+    `${failed.length ? `; ${failed.length} ERROR` : ''}${leaked.length ? `; ${leaked.length} leaked tensors` : ''}`);
 
   if (cli.json) {
     const file = resolve(cli.json);
     mkdirSync(dirname(file), { recursive: true });
-    writeFileSync(file, `${JSON.stringify({ meta, results }, null, 1)}\n`);
+    writeFileSync(file, `${JSON.stringify(run, null, 1)}\n`);
     console.log(`wrote ${file}`);
   }
-  if (failed.length || leaked.length) process.exitCode = 1;
+  if (failed.length || wrong.length || leaked.length) process.exitCode = 1;
 }
 
 main().catch((e) => {
