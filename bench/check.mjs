@@ -74,7 +74,12 @@ export function toleranceOf(spec, ours, ref) {
   // relative errors add, and each GEMM stage run in TF32 cuts its inputs again.
   const Ks = spec.chain ?? [spec.K];
   let t = Ks.reduce((a, K) => a + fp32Sum(K), 0) + (spec.ulps ?? 0) * U_FP32 + (spec.extra ?? 0);
-  if (!spec.fp32) t += ((ours === 'tf32') + (ref === 'tf32')) * 2 * U_TF32 * (spec.tf32Stages ?? Ks.length);
+  const tf = spec.fp32 ? 0 : ((ours === 'tf32') + (ref === 'tf32')) * 2 * U_TF32;
+  t += tf * (spec.tf32Stages ?? Ks.length);
+  // ReLU and max pooling switch where a pre-activation, or the top two values of a window, lie within the
+  // rounding error ε of one stage: a switched unit sends its whole gradient elsewhere, so a gradient's
+  // relative L2 error grows like the square root of the switched fraction, about √(S·ε) for S such layers.
+  if (spec.switches) t += Math.sqrt(spec.switches * (fp32Sum(spec.switchK) + tf));
   return t;
 }
 
@@ -89,6 +94,7 @@ export function describeTolerance(spec, ours, ref) {
   if (spec.ulps) parts.push(`+${spec.ulps} ulp`);
   const tf = spec.fp32 ? 0 : (ours === 'tf32') + (ref === 'tf32');
   if (tf) parts.push(`${tf}× tf32${spec.chain ? ` × ${spec.tf32Stages ?? spec.chain.length}` : ''}`);
+  if (spec.switches) parts.push(`√(${spec.switches}·ε) for ReLU/max-pool switches`);
   if (spec.extraHow) parts.push(spec.extraHow);
   return parts.join(', ');
 }

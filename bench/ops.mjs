@@ -496,8 +496,9 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
     const base = `train.${key}`;
     const chain = trainChain(convs, geo.fc, N, groups, C);
     // Loss: the forward's reductions. Each updated parameter: p' = p − lr·(grad + wd·p) is compared as the
-    // update p' − p (where a wrong gradient shows), to the chain of every reduction, plus p′'s own
-    // rounding (u·‖p′‖ on each side) relative to the update's size.
+    // update p' − p (where a wrong gradient shows), to the chain of every reduction, plus the ReLU and
+    // max-pool switches (bench/check.mjs), plus p′'s own rounding (u·‖p′‖ on each side) relative to the
+    // update's size.
     const check = { loss: { chain: chain.fwd, tf32Stages: chain.fwdStages, ulps: 8, how: `loss: ${chain.fwd.length} reductions (forward)` } };
     shapes.forEach((_, i) => {
       check[`param${i}`] = (ref, ours) => {
@@ -514,9 +515,12 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
         return {
           chain: chain.ks,
           tf32Stages: chain.stages,
+          switches: convs.length + 2 + 3, // ReLU after each conv and fc6, fc7; three max pools
+          switchK: Math.max(...chain.fwd),
           base: p0,
           extra: n2 > 0 ? (2 * U_FP32 * Math.sqrt(p2)) / Math.sqrt(n2) : 0,
-          how: `update p′ − p: ${chain.ks.length} reductions + p′ rounding`,
+          how: `update p′ − p: ${chain.ks.length} reductions`,
+          extraHow: 'p′ rounding',
         };
       };
     });

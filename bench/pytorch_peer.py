@@ -642,6 +642,9 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     ap.add_argument("--outputs", default=None, help="write each row's outputs to DIR/<key>.safetensors (for bench/run.mjs)")
     ap.add_argument("--no-time", action="store_true", help="with --outputs: compute the outputs only, time nothing")
+    ap.add_argument("--precisions", default=None,
+                    help="row precisions, comma-separated (default: fp32,tf32 on cuda, fp32 on cpu); on the CPU a tf32 "
+                         "row computes in fp32 (a reference for CUDA rows where torch has no CUDA)")
     a = ap.parse_args()
     if a.no_time and not a.outputs:
         sys.exit("pytorch_peer: --no-time needs --outputs DIR")
@@ -651,7 +654,9 @@ def main():
     batch = a.batch or (128 if dev.type == "cuda" else 8)
     if batch < 1:
         sys.exit("pytorch_peer: --batch must be ≥ 1")
-    precisions = ["fp32", "tf32"] if dev.type == "cuda" else ["fp32"]
+    precisions = a.precisions.split(",") if a.precisions else ["fp32", "tf32"] if dev.type == "cuda" else ["fp32"]
+    if any(p not in ("fp32", "tf32") for p in precisions):
+        sys.exit("pytorch_peer: --precisions takes fp32 and/or tf32, got %r" % a.precisions)
     try:
         filt = re.compile(a.filter) if a.filter else None
     except re.error as e:

@@ -40,7 +40,7 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --python PATH       the Python with torch (default: $ALEXNET_PYTHON, python3, /usr/bin/python3)
   --list              print the row keys and exit
   -h, --help          this text
-Env: ALEXNET_CUDA_ADDON=/path/alexnet_cuda.node uses that addon build.`;
+Env: ALEXNET_CUDA_ADDON=/path/alexnet_cuda.node uses that addon build; ALEXNET_PYTHON the Python with torch.`;
 
 function fail(msg) {
   console.error(`bench: ${msg}`);
@@ -107,6 +107,8 @@ function parseCli() {
 }
 
 async function loadPackage() {
+  // ALEXNET_BENCH_PACKAGE: another module with the package's exports (the tests' planted-defect copy)
+  if (process.env.ALEXNET_BENCH_PACKAGE) return import(pathToFileURL(resolve(process.env.ALEXNET_BENCH_PACKAGE)).href);
   const entry = resolve(PKG_ROOT, 'dist', 'index.js');
   if (!existsSync(entry)) fail(`${entry} is missing: build the TypeScript first (npm run build:ts, or npm run build)`);
   return import(pathToFileURL(entry).href);
@@ -146,7 +148,8 @@ function findTorch(explicit) {
   const candidates = explicit ? [explicit] : [process.env.ALEXNET_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean);
   const tried = [];
   for (const py of [...new Set(candidates)]) {
-    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__, int(torch.cuda.is_available()))'], { encoding: 'utf8', timeout: 120_000 });
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LD_PRELOAD'));
+    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__, int(torch.cuda.is_available()))'], { encoding: 'utf8', timeout: 120_000, env });
     if (r.status === 0) {
       const [torch, cuda] = r.stdout.trim().split(/\s+/);
       return { python: py, torch, cuda: cuda === '1' };
@@ -160,7 +163,9 @@ function findTorch(explicit) {
  * into `json`); its lines are shown prefixed. Resolves to its exit code. */
 function runPeer(py, args) {
   return new Promise((resolvePeer) => {
-    const child = spawn(py, [join(PKG_ROOT, 'bench', 'pytorch_peer.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // (without a sanitizer runtime preloaded into node: npm run test:emu)
+    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LD_PRELOAD'));
+    const child = spawn(py, [join(PKG_ROOT, 'bench', 'pytorch_peer.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
     const relay = (stream, out) => {
       let buf = '';
       stream.setEncoding('utf8');
@@ -194,7 +199,7 @@ async function checkRow(task, h, ctx) {
     if (existsSync(file)) {
       const ref = Object.fromEntries([...ctx.pkg.parseSafetensors(readFileSync(file), file).tensors].map(([k, v]) => [k, v.data]));
       unlinkSync(file);
-      out.pytorch = compareOutputs(ours, ref, task.check, { ours: prec, ref: prec });
+      out.pytorch = compareOutputs(ours, ref, task.check, { ours: prec, ref: ctx.peerPrecision ?? prec });
     } else {
       out.pytorch = { pass: false, missing: 'PyTorch wrote no outputs for this row (see its log above)' };
     }
@@ -399,20 +404,29 @@ async function main() {
   let peer = null;
   if (wantTorch) {
     torch = findTorch(cli.python);
-    if (!torch.reason && device === 'cuda' && !torch.cuda) torch = { reason: `${torch.python} has torch ${torch.torch} without CUDA` };
+    if (!torch.reason && device === 'cuda' && !torch.cuda) {
+      // Outputs can still come from PyTorch on the CPU (in fp32); timings cannot.
+      if (cli.vsPytorch) torch = { reason: `${torch.python} has torch ${torch.torch} without CUDA` };
+      else {
+        torch.cpuOnly = true;
+        notes.push(`${torch.python} has torch ${torch.torch} without CUDA: PyTorch's reference outputs are computed on the CPU, in fp32.`);
+      }
+    }
     if (torch.reason) {
       if (mustTorch) fail(`${cli.vsPytorch ? '--vs-pytorch' : `--check ${cli.check}`}: ${torch.reason}`);
       notes.push(`Not checked against PyTorch: ${torch.reason}.${ctx.oracle ? ' CUDA rows are checked against the CPU oracle only.' : ' Rows are timed unchecked.'}`);
       torch = null;
     }
   }
+  const tStart = performance.now();
   const cleanup = [];
   process.on('exit', () => cleanup.forEach((f) => f()));
   if (torch) {
     ctx.peerDir = mkdtempSync(join(os.tmpdir(), 'alexnet-bench-'));
     cleanup.push(() => rmSync(ctx.peerDir, { recursive: true, force: true }));
     const peerJson = join(ctx.peerDir, 'peer.json');
-    const args = ['--device', device, '--batch', String(batch), '--outputs', ctx.peerDir];
+    const args = ['--device', torch.cpuOnly ? 'cpu' : device, '--batch', String(batch), '--outputs', ctx.peerDir, '--precisions', precisions.join(',')];
+    ctx.peerPrecision = torch.cpuOnly ? 'fp32' : null;
     if (cli.filterSource) args.push('--filter', cli.filterSource);
     if (cli.vsPytorch) args.push('--time', String(ctx.timeMs), '--json', peerJson);
     else args.push('--no-time');
@@ -428,6 +442,7 @@ async function main() {
     }
   }
   ctx.checking = !!ctx.peerDir || ctx.oracle;
+  const peerSeconds = (performance.now() - tStart) / 1000;
   if (!ctx.checking && cli.check === 'none') notes.push('--check none: outputs are not checked.');
 
   const gpu = info.gpus?.[0];
@@ -446,7 +461,7 @@ async function main() {
     ceilings: device === 'cuda' ? CEILINGS : null,
     targets: TARGETS,
     filter: cli.filter ? String(cli.filter) : null,
-    references: { pytorch: torch ? { python: torch.python, torch: torch.torch } : null, cpuOracle: ctx.oracle },
+    references: { pytorch: torch ? { python: torch.python, torch: torch.torch, device: torch.cpuOnly ? 'cpu' : device } : null, cpuOracle: ctx.oracle },
     notes,
     command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`,
     // Other processes on the machine skew timings (on the CPU especially): kept so readers can tell.
@@ -475,6 +490,7 @@ async function main() {
     console.log(`${consoleLine(r, device)}  ${at}`);
   }
   meta.wallSeconds = (performance.now() - t0) / 1000;
+  meta.peerSeconds = torch ? peerSeconds : null;
   meta.loadavgEnd = os.loadavg();
   meta.otherCpuShare = otherCpuShare(cpu0, cpuSnapshot());
   const failed = results.filter((r) => r.error);
@@ -485,7 +501,7 @@ async function main() {
   console.log(`\n${summaryMarkdown(run, peer)}\n`);
   const others = meta.otherCpuShare === null ? '' : `; other processes used ${pct(meta.otherCpuShare)} of the CPUs meanwhile`;
   const checked = results.filter((r) => r.verdict === 'PASS').length;
-  console.log(`${results.length} rows in ${meta.wallSeconds.toFixed(1)} s${others}; outputs: ${checked} PASS` +
+  console.log(`${results.length} rows in ${meta.wallSeconds.toFixed(1)} s${torch ? ` (PyTorch before them: ${peerSeconds.toFixed(1)} s)` : ''}${others}; outputs: ${checked} PASS` +
     `${wrong.length ? `, ${wrong.length} FAIL (${wrong.map((r) => r.key).join(', ')})` : ''}` +
     `${results.length - checked - wrong.length ? `, ${results.length - checked - wrong.length} not checked` : ''}` +
     `${failed.length ? `; ${failed.length} ERROR` : ''}${leaked.length ? `; ${leaked.length} leaked tensors` : ''}`);

@@ -108,7 +108,7 @@ export function summaryMarkdown(run, peer, extraNotes = []) {
   }
   const refs = m.references;
   if (refs) {
-    const what = [refs.pytorch && `PyTorch's (torch ${refs.pytorch.torch}, same inputs, same device and precision)`, refs.cpuOracle && "the CPU oracle's (fp32)"].filter(Boolean);
+    const what = [refs.pytorch && `PyTorch's (torch ${refs.pytorch.torch}, same inputs, ${refs.pytorch.device && refs.pytorch.device !== m.device ? `computed on the ${refs.pytorch.device} in fp32` : 'same device and precision'})`, refs.cpuOracle && "the CPU oracle's (fp32)"].filter(Boolean);
     out.push(
       what.length
         ? `Outputs checked against ${what.join(' and ')}: relative L2 error ‖ours − ref‖ / ‖ref‖ and max abs error of the worst output of each row, held to a tolerance derived from its precision and reduction length K (bench/check.mjs). A FAIL row's time is not reported.`

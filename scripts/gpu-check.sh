@@ -22,12 +22,13 @@
 #   GPU tests only (-t CUDA blocks of the CUDA files, AXN_REQUIRE_GPU=1), model-level ones included  ~90 s
 #   compute-sanitizer memcheck, racecheck, synccheck over scripts/gpu-kernels.mjs (every kernel at small
 #     shapes; cuBLAS's own kernels left out of racecheck/synccheck)                                 ~90 s
-#   per-op benchmarks at batch 128, fp32 and tf32, ours then PyTorch + cuDNN (bench/)               ~150 s
+#   per-op benchmarks at batch 128, fp32 and tf32, PyTorch + cuDNN then ours, outputs checked     ~180 s
 #   → about 6 minutes with the machine's start (~1 min).
 # Call 2:
 #   build                                                                                            ~30 s
-#   alexnet train --device cuda --arch paper on Fashion-MNIST, GPU_CHECK_TRAIN_MIN (default 5) minutes
-#   end-to-end training step (paper arch, batch 128, fp32 and tf32), ours then PyTorch's             ~60 s
+#   alexnet train --device cuda --arch paper on Fashion-MNIST, GPU_CHECK_TRAIN_MIN (default 4) minutes
+#   end-to-end training step (paper and torchvision archs, batch 128, fp32 and tf32), PyTorch's then
+#     ours, loss and every updated parameter checked against PyTorch's                               ~90 s
 #   → about 8 minutes.
 # Each call writes, whatever fails: $OUT/summary.md (the table: check, PASS/FAIL, figure), the benchmark
 # JSONs, and $OUT/gpu-check-logs.tar.gz (every log). boot.sh adds $OUT/gpu.log.
@@ -65,11 +66,11 @@ finish() {
     echo "$(el) in all."
     if [ -f "$W/bench-cuda.json" ]; then
       echo
-      if [ -f "$W/bench-pytorch.json" ]; then node bench/summary.mjs "$W/bench-cuda.json" "$W/bench-pytorch.json"; else node bench/summary.mjs "$W/bench-cuda.json"; fi
+      node bench/summary.mjs "$W/bench-cuda.json"  # PyTorch's timings are inside (--vs-pytorch)
     fi
   } > "$W/summary.md" 2>&1
   cp "$W/summary.md" "$FINAL_OUT/summary.md"
-  for f in bench-cuda.json bench-pytorch.json; do [ -f "$W/$f" ] && cp "$W/$f" "$FINAL_OUT/$f"; done
+  [ -f "$W/bench-cuda.json" ] && cp "$W/bench-cuda.json" "$FINAL_OUT/bench-cuda.json"
   tar -C "$W" --exclude='*.safetensors' -czf "$FINAL_OUT/gpu-check-logs.tar.gz" .
   echo
   echo "== summary ($(el))"
@@ -149,25 +150,18 @@ if [ "$call" = 1 ]; then
   fi
 
   if [[ $skip != *" bench "* ]]; then
-    bargs=(--device cuda --filter '^(?!train)')
-    [ "$rehearse" = 1 ] && bargs=(--device cuda --batch 2 --time 1 --min-iters 1 --filter '^(relu1|pool1|lrn1|xent|fc8|conv3\.g1\.fwd)')
-    step "per-op benchmarks, ours: node bench/run.mjs ${bargs[*]}"
+    # One command: PyTorch + cuDNN first (timed, writing its outputs), then ours, every row's outputs
+    # checked against PyTorch's (the CPU oracle was the GPU tests' job above: --check pytorch saves the
+    # minutes it would take at batch 128). Rehearsal: PyTorch on the CPU gives the reference outputs only.
+    bargs=(--device cuda --filter '^(?!train)' --python "$PY")
+    if [ $have_torch_cuda = 1 ]; then bargs+=(--vs-pytorch --check pytorch); else bargs+=(--check all); fi
+    [ "$rehearse" = 1 ] && bargs+=(--batch 2 --time 1 --min-iters 1 --filter '^(relu1|pool1|lrn1|xent|fc8|conv3\.g1\.fwd)')
+    step "per-op benchmarks beside PyTorch, outputs checked: node bench/run.mjs ${bargs[*]}"
     node bench/run.mjs "${bargs[@]}" --json "$W/bench-cuda.json" > "$W/bench.log" 2>&1
     rc=$?
     tail -5 "$W/bench.log"
-    row "per-op benchmarks, ours" "$(verdict $rc)" "$(node -e "try { const r = JSON.parse(require('fs').readFileSync('$W/bench-cuda.json', 'utf8')); console.log(r.results.length + ' rows') } catch { console.log('no results') }")"
-    if [ $have_torch_cuda = 1 ] || [ "$rehearse" = 1 ]; then
-      pdev=cuda; [ $have_torch_cuda = 1 ] || pdev=cpu
-      pargs=(--device $pdev --filter '^(?!train)')
-      [ "$rehearse" = 1 ] && pargs=(--device $pdev --batch 2 --time 1 --filter '^(relu1|pool1|lrn1|xent|fc8|conv3\.g1\.fwd)')
-      step "per-op benchmarks, PyTorch: $PY bench/pytorch_peer.py ${pargs[*]}"
-      $PY bench/pytorch_peer.py "${pargs[@]}" --json "$W/bench-pytorch.json" > "$W/pytorch.log" 2>&1
-      rc=$?
-      tail -3 "$W/pytorch.log"
-      row "per-op benchmarks, PyTorch + cuDNN ($pdev)" "$(verdict $rc)" "bench-pytorch.json"
-    else
-      row "per-op benchmarks, PyTorch + cuDNN" SKIP "no torch with CUDA here"
-    fi
+    row "per-op benchmarks (outputs checked)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s.*outputs: .*' "$W/bench.log" | tail -1 | sed 's/; other processes[^;]*//')"
+    [ $have_torch_cuda = 1 ] || row "per-op benchmarks, PyTorch + cuDNN timings" SKIP "no torch with CUDA here"
   fi
 fi
 
@@ -178,7 +172,7 @@ if [ "$call" = 2 ]; then
   if [[ $skip != *" train "* ]] && [ $have_data = 0 ]; then
     row "main job: paper arch on Fashion-MNIST" FAIL "no Fashion-MNIST: neither .gpu/fashion-mnist.gz nor the package travelled"
   elif [[ $skip != *" train "* ]]; then
-    targs=(--device cuda --arch paper --time-limit "${GPU_CHECK_TRAIN_MIN:-5}")
+    targs=(--device cuda --arch paper --time-limit "${GPU_CHECK_TRAIN_MIN:-4}")
     [ "$rehearse" = 1 ] && targs=(--device cuda --arch small --limit 512 --test-limit 256 --epochs 1)
     step "main job: node dist/cli.js train ${targs[*]}"
     node dist/cli.js train "${targs[@]}" --out "$W/run" --no-progress > "$W/train.log" 2>&1
@@ -189,25 +183,15 @@ if [ "$call" = 2 ]; then
     row "main job: $(grep -oE 'training the [a-z]+ arch' "$W/train.log" | head -1 | sed 's/training the //')" "$(verdict $rc)" "$(grep -oE 'test top-1 [0-9.]+%, top-5 [0-9.]+% after [0-9]+ epochs in [0-9.]+ min' "$W/train.log" | tail -1); last epoch $ips"
   fi
   if [[ $skip != *" step "* ]]; then
-    sargs=(--device cuda --filter '^train')
-    [ "$rehearse" = 1 ] && sargs=(--device cuda --batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.fp32')
-    step "end-to-end training step, ours: node bench/run.mjs ${sargs[*]}"
+    sargs=(--device cuda --filter '^train' --python "$PY")
+    if [ $have_torch_cuda = 1 ]; then sargs+=(--vs-pytorch --check pytorch); else sargs+=(--check all); fi
+    [ "$rehearse" = 1 ] && sargs+=(--batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.fp32')
+    step "end-to-end training step beside PyTorch, outputs checked: node bench/run.mjs ${sargs[*]}"
     node bench/run.mjs "${sargs[@]}" --json "$W/bench-cuda.json" > "$W/bench.log" 2>&1
     rc=$?
     tail -4 "$W/bench.log"
-    row "training step, ours" "$(verdict $rc)" "bench-cuda.json"
-    if [ $have_torch_cuda = 1 ] || [ "$rehearse" = 1 ]; then
-      pdev=cuda; [ $have_torch_cuda = 1 ] || pdev=cpu
-      pargs=(--device $pdev --filter '^train')
-      [ "$rehearse" = 1 ] && pargs=(--device $pdev --batch 2 --time 1 --filter '^train\.g1\.fp32')
-      step "end-to-end training step, PyTorch: $PY bench/pytorch_peer.py ${pargs[*]}"
-      $PY bench/pytorch_peer.py "${pargs[@]}" --json "$W/bench-pytorch.json" > "$W/pytorch.log" 2>&1
-      rc=$?
-      tail -3 "$W/pytorch.log"
-      row "training step, PyTorch ($pdev)" "$(verdict $rc)" "bench-pytorch.json"
-    else
-      row "training step, PyTorch" SKIP "no torch with CUDA here"
-    fi
+    row "training step (loss and updates checked)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s.*outputs: .*' "$W/bench.log" | tail -1 | sed 's/; other processes[^;]*//')"
+    [ $have_torch_cuda = 1 ] || row "training step, PyTorch timings" SKIP "no torch with CUDA here"
   fi
 fi
 

@@ -9,11 +9,14 @@
  *    below 2^-10 per input, so below 2·2^-10 per product. No averaging over K is assumed (a 1×1×1
  *    product has none), on top of the float32 bound.
  * An indexing or synchronisation bug gives errors of order 1, far above either. */
-export const U_FP32 = 2 ** -24;
-export const U_TF32 = 2 ** -10;
+// One derivation for the tests and the benchmarks' output checks (bench/check.mjs).
+import { fp32Sum, U_FP32 as U32, U_TF32 as UTF } from '../../bench/check.mjs';
+
+export const U_FP32: number = U32;
+export const U_TF32: number = UTF;
 
 export function fp32Tol(K: number): number {
-  return 4 * U_FP32 * Math.sqrt(Math.max(1, K)) + 2 * U_FP32;
+  return fp32Sum(K);
 }
 
 export function tf32Tol(K: number): number {
