@@ -266,7 +266,7 @@ program
 program
   .command('eval')
   .description('evaluate weights: top-1 and top-5, centre crop or the paper\'s 10-crop')
-  .requiredOption('--weights <file>', 'a .safetensors file written by `alexnet train` or saveWeights')
+  .requiredOption('--weights <file>', 'weights: a .safetensors file written by `alexnet train` or saveWeights, or a torch.save\'d state_dict (.pth)')
   .option('--data <source>', '"fashion-mnist", or an image folder: its test/ (or val/) when it has train/ and test/ as for `train`, else the folder itself (one subfolder per class)', 'fashion-mnist')
   .addOption(new Option('--arch <arch>', 'network (default: from the weights file)').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
@@ -313,7 +313,7 @@ program
   .command('predict')
   .description('classify image files')
   .argument('<images...>', 'JPEG/PNG files')
-  .requiredOption('--weights <file>', 'a .safetensors file written by `alexnet train`')
+  .requiredOption('--weights <file>', 'weights: a .safetensors file written by `alexnet train`, or a torch.save\'d state_dict (.pth, torchvision names)')
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .option('--top <k>', 'classes to show per image', int('--top'), 3)
   .action(async (images: string[], o) => {
@@ -356,8 +356,8 @@ program
   });
 
 async function modelFromWeights(file: string, arch: Arch | undefined, device: Device) {
-  const { readSafetensors } = await import('./io/safetensors.js');
-  const f = await readSafetensors(file);
+  const { readWeights } = await import('./io/weights.js');
+  const f = await readWeights(file);
   const json = (key: string, text: string | undefined) => {
     if (text === undefined) return undefined;
     try {
@@ -386,6 +386,22 @@ async function modelFromWeights(file: string, arch: Arch | undefined, device: De
     throw new Error(`${file}: metadata "input" should be { side, mean: number[], std: number[] }, got ${JSON.stringify(input).slice(0, 80)}`);
   return { model, classes, input };
 }
+
+program
+  .command('convert')
+  .description('convert a torch.save\'d state_dict (.pth, e.g. torchvision\'s alexnet-owt-7be5be79.pth) to safetensors')
+  .argument('<in>', 'a .pth / .pt file (the zip format of torch ≥ 1.6), or a .safetensors file')
+  .argument('<out>', 'the .safetensors file to write (atomically)')
+  .action(async (input: string, out: string) => {
+    const { readWeights } = await import('./io/weights.js');
+    const { writeSafetensors } = await import('./io/safetensors.js');
+    const f = await readWeights(input);
+    const md = { ...f.metadata, converted_from: path.basename(input), source_format: f.format };
+    await writeSafetensors(out, f.tensors, md);
+    let values = 0;
+    for (const t of f.tensors.values()) values += t.data.length;
+    console.log(`wrote ${out}: ${f.tensors.size} tensors, ${(values / 1e6).toFixed(2)} M values, from ${input} (${f.format})`);
+  });
 
 program.parseAsync(process.argv).catch((e: Error) => {
   console.error(`alexnet: ${e.message}`);

@@ -3,6 +3,8 @@ export { Tensor, cudaAvailable, devices, backendInfo, memoryStats, synchronize, 
 export type { DType, Device, MemoryStats } from './tensor.js';
 export { DisposedError } from './errors.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors.js';
+export { readPth, parsePth, type PthTensor } from './io/pth.js';
+export { readWeights, type WeightsFormat } from './io/weights.js';
 export * as ops from './ops/index.js';
 export { setDefaultPrecision, getDefaultPrecision, type Precision } from './ops/util.js';
 export * as nn from './nn/index.js';

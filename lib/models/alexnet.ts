@@ -2,7 +2,8 @@
  * Parameter names follow torchvision's state_dict (features.N.*, classifier.N.*) for every arch, so
  * PyTorch weights load into 'torchvision' and the other archs have equally predictable names. */
 import { describe } from '../errors.js';
-import { readSafetensors, writeSafetensors } from '../io/safetensors.js';
+import { writeSafetensors } from '../io/safetensors.js';
+import { readWeights } from '../io/weights.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, Parameter, RandomStream, ReLU, Sequential } from '../nn/index.js';
 import { softmaxCrossEntropy, softmaxCrossEntropyBackward, topkCorrect } from '../ops/loss.js';
 import { parsePrecision, type Precision } from '../ops/util.js';
@@ -455,10 +456,11 @@ export class AlexNet {
     for (const [name, p] of params) p.value.write(tensors.get(name)!.data as Float32Array);
   }
 
-  /** Loads weights from a safetensors file (torchvision's names for the torchvision arch). */
+  /** Loads weights from a safetensors file or a `torch.save`d state_dict (.pth, e.g. torchvision's
+   * `alexnet-owt-7be5be79.pth`; its names are torchvision's, as the torchvision arch's). */
   async loadWeights(path: string, opts: { strict?: boolean } = {}): Promise<void> {
     if (typeof path !== 'string') throw new TypeError(`AlexNet.loadWeights: expected a file path, got ${describe(path)}`);
-    const f = await readSafetensors(path);
+    const f = await readWeights(path);
     this.loadStateDict(f.tensors, path, opts.strict ?? true);
   }
 

@@ -1,0 +1,134 @@
+// PyTorch checkpoints read without Python (lib/io/pth.ts): torch.save'd state_dicts written here by
+// Debian's PyTorch — torchvision's AlexNet with random weights, strided and shared-storage views — load
+// and give PyTorch's logits; the untrusted-input cases (a pickle that would run os.system, other dtypes,
+// the legacy format, truncated and non-zip files) get clear errors; `alexnet convert` writes safetensors.
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAlexNet, parsePth, readPth, readSafetensors, Tensor } from '../dist/index.js';
+import { hasTorch, runPython } from './helpers/torch.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tmp = mkdtempSync(path.join(tmpdir(), 'axn-pth-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const f = (name: string) => path.join(tmp, name);
+
+const MAKE = String.raw`
+import os, sys, torch, torchvision
+out = sys.argv[1]
+torch.manual_seed(int(sys.argv[2]))
+m = torchvision.models.alexnet(num_classes=10).eval()
+for p in m.parameters():
+    torch.nn.init.uniform_(p, -0.05, 0.05)
+torch.save(m.state_dict(), os.path.join(out, "tv.pth"))
+x = torch.rand(2, 3, 224, 224)
+with torch.no_grad():
+    y = m(x)
+torch.save({"x": x, "logits": y}, os.path.join(out, "ref.pth"))
+base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+torch.save({"t": base.t(), "rows": base[1:3], "col": base[:, 2], "base": base, "scalar": torch.tensor(3.5)}, os.path.join(out, "views.pth"))
+torch.save({"w": torch.zeros(3, dtype=torch.float64)}, os.path.join(out, "f64.pth"))
+torch.save({"w": torch.ones(3)}, os.path.join(out, "legacy.pth"), _use_new_zipfile_serialization=False)
+torch.save({"state_dict": m.state_dict(), "epoch": 3}, os.path.join(out, "nested.pth"))
+class Evil:
+    def __reduce__(self):
+        return (os.system, ("touch " + os.path.join(out, "pwned"),))
+torch.save({"w": torch.ones(2), "evil": Evil()}, os.path.join(out, "evil.pth"))
+`;
+
+describe.skipIf(!hasTorch)('PyTorch checkpoints (.pth)', () => {
+  const seed = Math.floor(Math.random() * 1e6);
+  beforeAll(() => {
+    runPython(['-c', MAKE, tmp, String(seed)]);
+  });
+
+  it("torchvision's AlexNet from a torch.save'd state_dict gives PyTorch's logits", async () => {
+    const model = createAlexNet({ arch: 'torchvision', numClasses: 10, dropout: 0 });
+    await model.loadWeights(f('tv.pth'));
+    const ref = await readPth(f('ref.pth'));
+    const x = Tensor.from(ref.get('x')!.data, ref.get('x')!.shape);
+    model.eval();
+    const y = model.forward(x);
+    const got = await y.toFloat32Array();
+    const want = ref.get('logits')!.data;
+    let d2 = 0;
+    let r2 = 0;
+    for (let i = 0; i < want.length; i++) (d2 += (got[i] - want[i]) ** 2), (r2 += want[i] ** 2);
+    expect(Math.sqrt(d2 / r2), `seed ${seed}`).toBeLessThan(1e-5);
+    y.dispose();
+    x.dispose();
+    model.dispose();
+  });
+
+  it('strided and shared-storage views come out contiguous, as PyTorch sees them', async () => {
+    const t = await readPth(f('views.pth'));
+    const base = Array.from({ length: 24 }, (_, i) => i);
+    expect(t.get('base')!.shape).toEqual([4, 6]);
+    expect(Array.from(t.get('base')!.data)).toEqual(base);
+    expect(t.get('t')!.shape).toEqual([6, 4]);
+    expect(Array.from(t.get('t')!.data)).toEqual(Array.from({ length: 24 }, (_, k) => base[(k % 4) * 6 + Math.floor(k / 4)]));
+    expect(Array.from(t.get('rows')!.data)).toEqual(base.slice(6, 18));
+    expect(Array.from(t.get('col')!.data)).toEqual([2, 8, 14, 20]);
+    expect(t.get('scalar')!.shape).toEqual([]);
+    expect(Array.from(t.get('scalar')!.data)).toEqual([3.5]);
+  });
+
+  it('a state_dict nested in a training checkpoint ({"state_dict": ..., "epoch": 3}) is found', async () => {
+    const t = await readPth(f('nested.pth'));
+    expect(t.get('classifier.6.weight')!.shape).toEqual([10, 4096]);
+    expect(t.size).toBe(16);
+  });
+
+  it('a pickle that would call os.system is refused before anything runs', async () => {
+    await expect(readPth(f('evil.pth'))).rejects.toThrow(/refers to (posix|os)\.system, which a state_dict does not need \(refused: a checkpoint is untrusted input/);
+    const model = createAlexNet({ arch: 'torchvision', numClasses: 10 });
+    await expect(model.loadWeights(f('evil.pth'))).rejects.toThrow(/untrusted input/);
+    model.dispose();
+    expect(existsSync(f('pwned'))).toBe(false);
+  });
+
+  it('float64 tensors, the legacy format, truncated, damaged and non-zip files get clear errors', async () => {
+    await expect(readPth(f('f64.pth'))).rejects.toThrow(/tensor "w" is float64; only float32 tensors can be loaded/);
+    await expect(readPth(f('legacy.pth'))).rejects.toThrow(/legacy \(pre-1\.6\) format, which is not supported: re-save it/);
+    const whole = readFileSync(f('tv.pth'));
+    for (const cut of [10, 1000, Math.floor(whole.length / 2), whole.length - 30]) {
+      expect(() => parsePth(whole.subarray(0, cut), 'cut.pth'), `cut at ${cut}`).toThrow(/^cut\.pth: /);
+    }
+    const flipped = Buffer.from(whole);
+    flipped.fill(0x41, 60, 200); // inside the first entry (data.pkl)
+    expect(() => parsePth(flipped, 'damaged.pth')).toThrow(/^damaged\.pth: zip entry tv\/data\.pkl fails its CRC-32 check/);
+    // one byte of a weight: loads no wrong value silently
+    const oneByte = Buffer.from(whole);
+    const at = whole.length - 200_000;
+    oneByte[at] ^= 0x10;
+    expect(() => parsePth(oneByte, 'onebyte.pth')).toThrow(/^onebyte\.pth: zip entry tv\/data\/\d+ fails its CRC-32 check/);
+    expect(() => parsePth(Buffer.from('hello world'), 'text.pth')).toThrow(/not a PyTorch checkpoint \(expected a zip, as torch\.save writes, or safetensors\)/);
+    expect(() => parsePth(new Uint8Array(0), 'empty.pth')).toThrow(/empty file/);
+  });
+
+  it('alexnet convert writes the same tensors as safetensors, and predict reads a .pth', async () => {
+    const cli = path.join(root, 'dist', 'cli.js');
+    const out = f('tv.safetensors');
+    const r = spawnSync(process.execPath, [cli, 'convert', f('tv.pth'), out], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/wrote .*tv\.safetensors: 16 tensors, .* M values, from .*tv\.pth \(pytorch\)/);
+    const a = await readPth(f('tv.pth'));
+    const b = (await readSafetensors(out)).tensors;
+    expect([...b.keys()]).toEqual([...a.keys()]);
+    for (const [k, v] of a) expect(Buffer.from(b.get(k)!.data.buffer).equals(Buffer.from(v.data.buffer)), k).toBe(true);
+    const bad = spawnSync(process.execPath, [cli, 'convert', f('evil.pth'), f('x.safetensors')], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^alexnet: .*evil\.pth.*untrusted input/);
+    expect(existsSync(f('x.safetensors'))).toBe(false);
+    // a picture through the converted-from-PyTorch weights (10 classes: indices, no names in a .pth)
+    const { default: sharp } = await import('sharp');
+    await sharp({ create: { width: 64, height: 48, channels: 3, background: { r: 200, g: 30, b: 90 } } }).jpeg().toFile(f('red.jpg'));
+    const p = spawnSync(process.execPath, [cli, 'predict', '--weights', f('tv.pth'), '--device', 'cpu', f('red.jpg')], { encoding: 'utf8' });
+    expect(p.status, p.stderr).toBe(0);
+    expect(p.stdout).toMatch(/red\.jpg: \d \d+\.\d%, \d \d+\.\d%, \d \d+\.\d%/);
+  });
+});
+
