@@ -118,7 +118,7 @@ async function loadTinybench() {
   try {
     return (await import('tinybench')).Bench;
   } catch (e) {
-    fail(`tinybench is not installed (${e.code ?? e.message}); it is a devDependency: run npm install (or npm i -D tinybench)`);
+    fail(`tinybench is not installed (${e.code ?? e.message}); it is a dependency of alexnet-cuda: run npm install`);
   }
 }
 
