@@ -11,6 +11,7 @@ import { readCheckpointMeta } from './checkpoint.js';
 import type { BatchSource } from './data/types.js';
 import { FASHION_MNIST_MEAN, FASHION_MNIST_STD, loadFashionMnist } from './data/fashion-mnist.js';
 import { IMAGENET_MEAN, IMAGENET_STD } from './data/augment.js';
+import { IMAGENET_CLASSES, IMAGENET_PREPROCESS } from './data/imagenet-classes.js';
 import { resizeBilinear } from './ops/resize.js';
 import { ImageFolder } from './data/image-folder.js';
 import { evaluate } from './eval.js';
@@ -314,11 +315,19 @@ program
   .description('classify image files')
   .argument('<images...>', 'JPEG/PNG files')
   .requiredOption('--weights <file>', 'weights: a .safetensors file written by `alexnet train`, or a torch.save\'d state_dict (.pth, torchvision names)')
+  .addOption(new Option('--arch <arch>', 'network (default: from the weights file; torchvision for a .pth)').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
-  .option('--top <k>', 'classes to show per image', int('--top'), 3)
+  .addOption(new Option('--preprocess <how>', 'weights: as the weights file says (else ImageNet\'s for colour models); imagenet: torchvision\'s ImageNet transform (short side 256, centre crop 224, ImageNet mean/std)').choices(['weights', 'imagenet']).default('weights'))
+  .option('--top <k>', 'classes to show per image', int('--top'), 5)
   .action(async (images: string[], o) => {
     const device = pickDevice(o.device);
-    const { model, classes, input } = await modelFromWeights(o.weights, undefined, device);
+    const loaded = await modelFromWeights(o.weights, o.arch, device);
+    const { model, classes } = loaded;
+    let { input } = loaded;
+    if (o.preprocess === 'imagenet') {
+      if (model.config.inChannels !== 3) throw new Error(`--preprocess imagenet is for colour models; these weights take ${model.config.inChannels} channel(s)`);
+      input = { side: IMAGENET_PREPROCESS.crop, mean: [...IMAGENET_PREPROCESS.mean], std: [...IMAGENET_PREPROCESS.std] };
+    }
     const { tensor, files, failed } = await loadImagesForPrediction(images, model.config, input);
     for (const f of failed) console.error(`${f.path}: could not read it (${f.reason})`);
     if (tensor) {
@@ -373,9 +382,12 @@ async function modelFromWeights(file: string, arch: Arch | undefined, device: De
   const inChannels = cfg.inChannels ?? f.tensors.get('features.0.weight')?.shape[1] ?? 3;
   const model = createAlexNet({ arch: a, numClasses, device, dropout: 0, groups: cfg.groups ?? 1, inChannels, hidden: cfg.hidden });
   model.loadStateDict(f.tensors, file);
-  const classes = json('classes', f.metadata.classes) as string[] | undefined;
+  let classes = json('classes', f.metadata.classes) as string[] | undefined;
   if (classes !== undefined && (!Array.isArray(classes) || classes.length !== numClasses))
     throw new Error(`${file}: metadata "classes" should list ${numClasses} class names, got ${JSON.stringify(classes).slice(0, 80)}`);
+  // Weights that name no classes (a torchvision .pth) with 1,000 colour outputs: ImageNet-1k, in
+  // torchvision's order.
+  if (classes === undefined && numClasses === 1000 && inChannels === 3) classes = [...IMAGENET_CLASSES];
   const input: InputSpec = json('input', f.metadata.input) ?? {
     side: model.config.inputSize,
     mean: inChannels === 1 ? [FASHION_MNIST_MEAN] : [...IMAGENET_MEAN],

@@ -23,22 +23,30 @@ export async function loadImagesForPrediction(
 ): Promise<{ tensor: Tensor | null; files: string[]; failed: { path: string; reason: string }[] }> {
   const side = norm.side;
   const c = config.inChannels;
-  const resize = Math.round((side * 256) / 224);
+  // as `alexnet eval` (lib/data/decode-worker.ts): short side → resize, then the centred side×side window
+  // (torchvision's Resize(256) + CenterCrop(224) at side 224). One sharp pipeline can resize only once, so
+  // the crop is taken from the resized pixels here.
+  const resize = side >= 224 && side <= 256 ? 256 : Math.round((side * 8) / 7);
   const ok: string[] = [];
   const failed: { path: string; reason: string }[] = [];
   const images: Float32Array[] = [];
   const sharp = await loadSharp();
   for (const f of files) {
     try {
-      let img = sharp(f, { failOn: 'warning' }).rotate().resize(resize, resize, { fit: 'outside' }).resize(side, side, { fit: 'cover', position: 'centre' });
+      let img = sharp(f, { failOn: 'warning' }).rotate();
       img = c === 1 ? img.grayscale() : img.removeAlpha().toColourspace('srgb');
-      const { data, info } = await img.raw().toBuffer({ resolveWithObject: true });
-      if (info.channels !== c || info.width !== side || info.height !== side) throw new Error(`decoded to ${info.width}×${info.height}×${info.channels}`);
+      const { data, info } = await img.resize({ width: resize, height: resize, fit: 'outside' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+      const H = info.height;
+      const W = info.width;
+      if (info.channels !== c || H < side || W < side) throw new Error(`decoded and resized to ${W}×${H}×${info.channels}, expected at least ${side}×${side}×${c}`);
+      const top = Math.floor((H - side) / 2);
+      const left = Math.floor((W - side) / 2);
       const out = new Float32Array(c * side * side);
       for (let ch = 0; ch < c; ch++) {
         const m = norm.mean[ch] ?? norm.mean[0];
         const s = norm.std[ch] ?? norm.std[0];
-        for (let i = 0; i < side * side; i++) out[ch * side * side + i] = (data[i * c + ch] / 255 - m) / s;
+        for (let y = 0; y < side; y++)
+          for (let x = 0; x < side; x++) out[ch * side * side + y * side + x] = (data[((top + y) * W + left + x) * c + ch] / 255 - m) / s;
       }
       images.push(out);
       ok.push(f);

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAlexNet, parsePth, readPth, readSafetensors, Tensor } from '../dist/index.js';
+import { createAlexNet, data, parsePth, readPth, readSafetensors, Tensor } from '../dist/index.js';
 import { hasTorch, runPython } from './helpers/torch.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -132,3 +132,55 @@ describe.skipIf(!hasTorch)('PyTorch checkpoints (.pth)', () => {
   });
 });
 
+const IMAGENET = String.raw`
+import json, sys, torch, torchvision
+from PIL import Image
+from torchvision.models import AlexNet_Weights
+out, seed, files = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
+torch.manual_seed(seed)
+m = torchvision.models.alexnet().eval()  # 1,000 classes, torchvision's own initialisation
+torch.save(m.state_dict(), out)
+w = AlexNet_Weights.IMAGENET1K_V1
+tf, names = w.transforms(), w.meta["categories"]
+res = []
+with torch.no_grad():
+    for f in files:
+        p = torch.softmax(m(tf(Image.open(f).convert("RGB"))[None]), 1)[0]
+        top = p.topk(5)
+        res.append([[names[i], float(v)] for v, i in zip(top.values, top.indices)])
+print(json.dumps(res))
+`;
+
+describe.skipIf(!hasTorch)('predict with ImageNet weights from a .pth', () => {
+  it("names ImageNet classes, and its top-5 on real images is PyTorch's (torchvision's transform)", async () => {
+    // real images: Fashion-MNIST test pictures, written as 256-pixel colour PNGs (lossless, so both sides
+    // decode the same pixels) — square, and wider than tall (the centre crop takes the middle)
+    const raw = await data.loadFashionMnistRaw('test');
+    const { default: sharp } = await import('sharp');
+    const files: string[] = [];
+    for (const [k, w, h] of [
+      [3, 256, 256],
+      [1234, 256, 256],
+      [5678, 320, 256],
+    ]) {
+      const px = raw.pixels.subarray(k * 784, (k + 1) * 784);
+      const file = f(`real${k}.png`);
+      await sharp(Buffer.from(px), { raw: { width: 28, height: 28, channels: 1 } }).resize(w, h, { fit: 'fill', kernel: 'nearest' }).toColourspace('srgb').png().toFile(file);
+      files.push(file);
+    }
+    const seed = 1 + Math.floor(Math.random() * 1e6);
+    const want = JSON.parse(runPython(['-c', IMAGENET, f('imagenet.pth'), String(seed), ...files])) as [string, number][][];
+    const cli = path.join(root, 'dist', 'cli.js');
+    const r = spawnSync(process.execPath, [cli, 'predict', '--arch', 'torchvision', '--weights', f('imagenet.pth'), '--device', 'cpu', ...files], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n');
+    expect(lines).toHaveLength(files.length);
+    lines.forEach((line, i) => {
+      const [file, rest] = [line.slice(0, line.indexOf(': ')), line.slice(line.indexOf(': ') + 2)];
+      expect(file).toBe(files[i]);
+      const got = rest.split(', ').map((e) => /^(.*) (\d+\.\d)%$/.exec(e)!.slice(1));
+      expect(got.map(([n]) => n), `seed ${seed}, ${file}`).toEqual(want[i].map(([n]) => n));
+      got.forEach(([, p], j) => expect(Math.abs(Number(p) - 100 * want[i][j][1])).toBeLessThanOrEqual(0.051));
+    });
+  });
+});

@@ -18,3 +18,4 @@ export {
   type FashionMnistOptions, type FashionMnistRaw, type FashionMnistSplit,
 } from './fashion-mnist.js';
 export { ImageFolder, type ImageFolderOptions, type SkippedFile } from './image-folder.js';
+export { IMAGENET_CLASSES, IMAGENET_PREPROCESS, TORCHVISION_ALEXNET_ACCURACY } from './imagenet-classes.js';
