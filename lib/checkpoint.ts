@@ -38,6 +38,9 @@ export interface TrainingSettings {
   schedule: string;
   /** Training images (a --limit changes them). Absent in checkpoints of earlier versions. */
   trainImages?: number;
+  /** The parameters held fixed ('features' when fine-tuning only the classifier; 'none'). Absent in
+   * checkpoints of earlier versions (none). */
+  freeze?: string;
 }
 
 export async function saveCheckpoint(

@@ -16,7 +16,7 @@ import { resizeBilinear } from './ops/resize.js';
 import { ImageFolder } from './data/image-folder.js';
 import { evaluate } from './eval.js';
 import { evaluateTenCrop, loadImagesForPrediction, type InputSpec } from './predict.js';
-import { createAlexNet, type Arch } from './models/alexnet.js';
+import { createAlexNet, type AlexNet, type Arch } from './models/alexnet.js';
 import { packageRoot } from './native.js';
 import { setDefaultPrecision, type Precision } from './ops/util.js';
 import { Tensor, backendInfo, cudaAvailable, type Device } from './tensor.js';
@@ -158,6 +158,8 @@ program
   .option('--workers <n>', 'image decoding workers (image folders)', int('--workers'))
   .option('--time-limit <minutes>', 'start no epoch that would end past this many minutes (default 14 for the default CPU job)', num('--time-limit'))
   .option('--out <dir>', 'where to write weights, checkpoint, history and PNGs', 'alexnet-run')
+  .option('--weights <file>', 'start from these weights (fine-tuning; .safetensors or a torch.save\'d .pth, e.g. torchvision\'s ImageNet AlexNet): every layer is loaded, the last one only when it has as many classes as the data (else it is replaced by a fresh one for the data\'s classes)')
+  .addOption(new Option('--freeze <what>', 'keep these layers fixed: features (the convolutional layers; train the classifier only) or none').choices(['none', 'features']).default('none'))
   .option('--resume', 'resume from <out>/checkpoint.safetensors when it exists')
   .option('--no-progress', 'no progress bar (one line per epoch)')
   .action(async (o) => {
@@ -181,6 +183,14 @@ program
     mkdirSync(o.out, { recursive: true });
     const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels });
     const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
+    if (o.weights) {
+      try {
+        console.log(await loadPretrained(model, o.weights));
+      } catch (e) {
+        model.dispose();
+        throw e;
+      }
+    }
     const ckpt = path.join(o.out, 'checkpoint.safetensors');
     if (o.resume) {
       if (existsSync(ckpt)) {
@@ -210,6 +220,7 @@ program
       weightDecay: o.weightDecay,
       schedule: o.schedule ?? 'plateau',
       seed: o.seed,
+      freeze: o.freeze,
       checkpoint: ckpt,
       resume: o.resume ? ckpt : undefined,
       timeLimitSeconds: timeLimit !== undefined ? timeLimit * 60 : undefined,
@@ -363,6 +374,31 @@ program
       console.log(`CUDA: not available: ${info.cudaReason}`);
     }
   });
+
+/** Loads pretrained weights into a freshly made model for fine-tuning: every parameter by name with its
+ * exact shape, except the last layer (classifier.6), which is kept fresh when its class count differs.
+ * Returns the line to print. */
+async function loadPretrained(model: AlexNet, file: string): Promise<string> {
+  const { readWeights } = await import('./io/weights.js');
+  const f = await readWeights(file);
+  const current = await model.stateDict();
+  const merged = new Map<string, { shape: readonly number[]; data: Float32Array | Int32Array }>();
+  const replaced: string[] = [];
+  for (const [name, p] of current) {
+    const t = f.tensors.get(name);
+    const last = name.startsWith('classifier.6.');
+    if (!t) throw new Error(`${file}: no tensor "${name}" (shape [${p.shape.join(', ')}]) for the ${model.config.arch} arch: are these ${model.config.arch} weights?`);
+    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
+      if (!last) throw new Error(`${file}: tensor "${name}" has shape [${t.shape.join(', ')}], the ${model.config.arch} arch needs [${p.shape.join(', ')}]`);
+      replaced.push(`${name} [${t.shape.join(', ')}]`);
+      merged.set(name, p);
+    } else merged.set(name, t);
+  }
+  model.loadStateDict(merged, file);
+  return replaced.length
+    ? `weights: ${file} (${f.format}); the last layer is replaced for the data's ${model.config.numClasses} classes (${replaced.join(', ')} in the file), freshly initialised`
+    : `weights: ${file} (${f.format}), every layer`;
+}
 
 async function modelFromWeights(file: string, arch: Arch | undefined, device: Device) {
   const { readWeights } = await import('./io/weights.js');

@@ -44,6 +44,9 @@ export interface TrainOptions {
   /** 'plateau' (the paper: ÷10 when the test error stops improving), 'step' (÷10 every stepSize epochs) or 'none'. */
   schedule?: 'plateau' | 'step' | 'none';
   stepSize?: number;
+  /** 'features': train the classifier only (fine-tuning): the convolutional layers keep their weights
+   * (they still pass gradients back through themselves, they are just not updated). Default 'none'. */
+  freeze?: 'none' | 'features';
   /** Seeds the data order (the model's own seed drives initialisation and dropout). */
   seed?: number;
   /** Write a checkpoint here after every epoch (and every `checkpointEvery` batches). */
@@ -77,7 +80,10 @@ export interface TrainResult {
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { model } = o;
   const t0 = performance.now();
-  const opt = new SGD(model.parameters(), { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
+  const freeze = o.freeze ?? 'none';
+  if (freeze !== 'none' && freeze !== 'features') throw new TypeError(`train: freeze must be 'none' or 'features', got ${JSON.stringify(freeze)}`);
+  const trainable = model.namedParameters().filter(([name]) => freeze === 'none' || !name.startsWith('features.')).map(([, p]) => p);
+  const opt = new SGD(trainable, { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
   const schedule: LRSchedule | null =
     o.schedule === 'step' ? new StepLR(opt, o.stepSize ?? 30, 0.1) : o.schedule === 'none' ? null : new ReduceLROnPlateau(opt, 0.1, 1);
   const dataSeed = o.seed ?? model.config.seed;
@@ -86,7 +92,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   let startBatch = 0;
   let step = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
-  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: o.schedule ?? 'plateau', trainImages: o.train.size };
+  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: o.schedule ?? 'plateau', trainImages: o.train.size, freeze };
   if (o.train.size < o.batchSize) {
     opt.dispose();
     throw new RangeError(`train: the batch size ${o.batchSize} is larger than the training set (${o.train.size} images): no full batch to train on; lower the batch size or use more images`);
@@ -97,7 +103,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       const m = await readCheckpointMeta(o.resume);
       if (m.dataSeed !== dataSeed) throw new Error(`${o.resume}: checkpoint was trained with data seed ${m.dataSeed}, this run uses ${dataSeed}`);
       for (const k of Object.keys(settings) as (keyof TrainingSettings)[])
-        if (m.settings[k] !== settings[k] && !(k === 'trainImages' && m.settings[k] === undefined))
+        if (m.settings[k] !== settings[k] && !(k === 'trainImages' && m.settings[k] === undefined) && !(k === 'freeze' && m.settings[k] === undefined && settings[k] === 'none'))
           throw new Error(`${o.resume}: checkpoint was trained with ${k} ${m.settings[k]}, this run uses ${settings[k]}`);
       // The schedule's state before anything else changes (a bad one leaves the model as it was).
       if (schedule && m.schedule === null) throw new Error(`${o.resume}: checkpoint holds no schedule state, this run uses ${settings.schedule}`);

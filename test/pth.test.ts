@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAlexNet, data, parsePth, readPth, readSafetensors, Tensor } from '../dist/index.js';
+import { makeImageTree } from './data/helpers/image-tree.js';
 import { hasTorch, runPython } from './helpers/torch.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
@@ -182,5 +183,40 @@ describe.skipIf(!hasTorch)('predict with ImageNet weights from a .pth', () => {
       expect(got.map(([n]) => n), `seed ${seed}, ${file}`).toEqual(want[i].map(([n]) => n));
       got.forEach(([, p], j) => expect(Math.abs(Number(p) - 100 * want[i][j][1])).toBeLessThanOrEqual(0.051));
     });
+  });
+});
+
+describe.skipIf(!hasTorch)('fine-tuning from a .pth', () => {
+  it('train --arch torchvision --weights x.pth replaces the last layer for the folder\'s classes and learns; --freeze features keeps the convolutions', async () => {
+    // a 1,000-class torchvision AlexNet as a .pth (random weights: no ImageNet here), and a folder of real
+    // Fashion-MNIST pictures in three classes
+    runPython(['-c', 'import sys, torch, torchvision; torch.manual_seed(3); torch.save(torchvision.models.alexnet().state_dict(), sys.argv[1])', f('pre.pth')]);
+    const tree = await makeImageTree({ perClass: 16, width: 64, height: 64 });
+    const { cpSync } = await import('node:fs');
+    cpSync(tree.root, f('ft/train'), { recursive: true });
+    cpSync(tree.root, f('ft/test'), { recursive: true });
+    rmSync(tree.root, { recursive: true, force: true });
+    const cli = path.join(root, 'dist', 'cli.js');
+    const run = (out: string, extra: string[]) =>
+      spawnSync(process.execPath, [cli, 'train', '--arch', 'torchvision', '--weights', f('pre.pth'), '--data', f('ft'), '--epochs', '6', '--batch-size', '8', '--lr', '0.05', '--dropout', '0', '--schedule', 'none', '--out', f(out), '--no-progress', '--device', 'cpu', ...extra], { encoding: 'utf8', timeout: 600_000 });
+    const r = run('ft-frozen', ['--freeze', 'features']);
+    expect(r.status, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/weights: .*pre\.pth \(pytorch\); the last layer is replaced for the data's 3 classes \(classifier\.6\.weight \[1000, 4096\], classifier\.6\.bias \[1000\] in the file\)/);
+    const losses = [...r.stdout.matchAll(/^epoch \d+: train loss ([\d.]+)/gm)].map((m) => Number(m[1]));
+    expect(losses).toHaveLength(6);
+    expect(losses[5], r.stdout).toBeLessThan(losses[0] - 0.05); // it learns (from ln 3 = 1.0986)
+    const top1 = Number(/test top-1 ([\d.]+)%, top-5 [\d.]+% after 6 epochs/.exec(r.stdout)![1]);
+    expect(top1, r.stdout).toBeGreaterThan(50); // 3 classes: chance is 33 %
+    // the convolutions are the file's, unchanged; the classifier moved
+    const pre = await readPth(f('pre.pth'));
+    const after = (await readSafetensors(f('ft-frozen/weights.safetensors'))).tensors;
+    for (const [name, t] of pre) {
+      if (name.startsWith('features.')) expect(Buffer.from(after.get(name)!.data.buffer).equals(Buffer.from(t.data.buffer)), name).toBe(true);
+    }
+    expect(Buffer.from(after.get('classifier.4.weight')!.data.buffer).equals(Buffer.from(pre.get('classifier.4.weight')!.data.buffer))).toBe(false);
+    // weights of another arch are refused by name and shape
+    const bad = spawnSync(process.execPath, [cli, 'train', '--arch', 'small', '--weights', f('pre.pth'), '--data', f('ft'), '--epochs', '1', '--out', f('ft-bad'), '--no-progress', '--device', 'cpu'], { encoding: 'utf8' });
+    expect(bad.status).toBe(1);
+    expect(bad.stderr).toMatch(/^alexnet: .*pre\.pth: tensor "features\.0\.weight" has shape \[64, 3, 11, 11\], the small arch needs/);
   });
 });
