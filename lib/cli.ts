@@ -284,6 +284,7 @@ program
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .option('--ten-crop', 'average the predictions of the paper\'s 10 crops (image folders)')
   .option('--batch-size <n>', 'images per batch (10-crop: crops per forward)', int('--batch-size'), 100)
+  .option('--synsets <file>', 'class folders named by WordNet id (ImageNet: n01440764, …): a file listing the model\'s classes\' ids in index order, one per line, first word (ILSVRC\'s LOC_synset_mapping.txt); not needed when the folder has all 1,000')
   .option('--no-progress', 'no progress bar (a line every 10 s instead)')
   .action(async (o) => {
     const device = pickDevice(o.device);
@@ -309,12 +310,13 @@ program
     }
     if (source.classes.length > c.numClasses)
       throw new Error(`the data has ${source.classes.length} classes, the model only ${c.numClasses}`);
-    if (classes && source.classes.some((name, i) => classes[i] !== name))
+    const labelMap = await mapLabels(source.classes, classes, c.numClasses, o.synsets);
+    if (!labelMap && classes && source.classes.some((name, i) => classes[i] !== name))
       console.warn(`warning: the data's classes (${source.classes.slice(0, 4).join(', ')}, …) are not the ones the weights were trained on (${classes.slice(0, 4).join(', ')}, …); labels are matched by position`);
     const progress = evalProgress(o.tenCrop ? 'eval (10-crop)' : 'eval', o.progress);
     const r = o.tenCrop
-      ? await evaluateTenCrop(model, source, { batchSize: o.batchSize, side, onProgress: progress.update })
-      : await evaluate(model, source, { batchSize: o.batchSize, inputTransform, onProgress: progress.update });
+      ? await evaluateTenCrop(model, source, { batchSize: o.batchSize, side, onProgress: progress.update, labelMap })
+      : await evaluate(model, source, { batchSize: o.batchSize, inputTransform, onProgress: progress.update, labelMap });
     progress.done();
     console.log(`${r.n} images: top-1 ${(r.top1 * 100).toFixed(2)}%, top-5 ${(r.top5 * 100).toFixed(2)}%${Number.isFinite(r.loss) ? `, loss ${r.loss.toFixed(4)}` : ''}${o.tenCrop ? ' (10-crop)' : ''}`);
     await source.close?.();
@@ -374,6 +376,36 @@ program
       console.log(`CUDA: not available: ${info.cudaReason}`);
     }
   });
+
+const WNID = /^n\d{8}$/;
+
+/** The model's class index of each data class, when they are not simply the same position: folders named
+ * by WordNet id mapped through a synset list (ImageNet's class order), or folders named like a subset of
+ * the weights' classes mapped by name. undefined: by position. */
+async function mapLabels(data: readonly string[], model: readonly string[] | undefined, numClasses: number, synsets: string | undefined): Promise<Int32Array | undefined> {
+  const byName = (list: readonly string[], what: string) => {
+    const index = new Map(list.map((n, i) => [n, i]));
+    const missing = data.filter((n) => !index.has(n));
+    if (missing.length) throw new Error(`${what} does not list the data's class folder(s) ${missing.slice(0, 5).join(', ')}${missing.length > 5 ? ', …' : ''}`);
+    return Int32Array.from(data, (n) => index.get(n)!);
+  };
+  if (synsets !== undefined) {
+    const text = readFileSync(synsets, 'utf8');
+    const ids = text.split(/\r?\n/).map((l) => l.trim().split(/\s+/)[0]).filter(Boolean);
+    if (ids.length !== numClasses) throw new Error(`--synsets ${synsets}: ${ids.length} ids, the model has ${numClasses} classes`);
+    const bad = ids.find((id) => !WNID.test(id));
+    if (bad !== undefined) throw new Error(`--synsets ${synsets}: "${bad}" is not a WordNet id (n + 8 digits); expected one id per line, first word (as ILSVRC's LOC_synset_mapping.txt)`);
+    if (new Set(ids).size !== ids.length) throw new Error(`--synsets ${synsets}: an id is listed twice`);
+    return byName(ids, `--synsets ${synsets}`);
+  }
+  if (data.every((n) => WNID.test(n))) {
+    // ImageNet's class indices are its 1,000 WordNet ids sorted; the folder's classes are sorted too
+    if (data.length === numClasses) return undefined;
+    throw new Error(`the data's ${data.length} class folders are WordNet ids (${data.slice(0, 3).join(', ')}, …) but not all ${numClasses}: give --synsets <file> with the model's ${numClasses} ids in class order (ILSVRC's LOC_synset_mapping.txt) to map them`);
+  }
+  if (model && data.some((n, i) => model[i] !== n) && data.every((n) => model.includes(n))) return byName(model, 'the weights\' class list');
+  return undefined;
+}
 
 /** Loads pretrained weights into a freshly made model for fine-tuning: every parameter by name with its
  * exact shape, except the last layer (classifier.6), which is kept fresh when its class count differs.

@@ -15,7 +15,15 @@ export interface EvalResult {
 export async function evaluate(
   model: AlexNet,
   source: BatchSource,
-  opts: { batchSize?: number; limit?: number; inputTransform?: (x: Tensor) => Tensor; onProgress?: (done: number, total: number) => void } = {},
+  opts: {
+    batchSize?: number;
+    limit?: number;
+    inputTransform?: (x: Tensor) => Tensor;
+    onProgress?: (done: number, total: number) => void;
+    /** The model's class index of each of the data's labels (e.g. ImageNet synset folders → torchvision's
+     * indices); default: the same index. */
+    labelMap?: ArrayLike<number>;
+  } = {},
 ): Promise<EvalResult> {
   const total = Math.min(source.size, opts.limit ?? Infinity);
   const was = model.training;
@@ -33,7 +41,8 @@ export async function evaluate(
         temps.push(raw);
         const x = opts.inputTransform ? opts.inputTransform(raw) : raw;
         temps.push(x);
-        const labels = Tensor.from(batch.labels, [batch.n], model.device);
+        const lab = opts.labelMap ? Int32Array.from(batch.labels, (l) => opts.labelMap![l]) : batch.labels;
+        const labels = Tensor.from(lab, [batch.n], model.device);
         temps.push(labels);
         const logits = model.forward(x);
         temps.push(logits);

@@ -67,7 +67,7 @@ export async function loadImagesForPrediction(
 export async function evaluateTenCrop(
   model: AlexNet,
   source: BatchSource,
-  opts: { batchSize?: number; side?: number; onProgress?: (done: number, total: number) => void } = {},
+  opts: { batchSize?: number; side?: number; onProgress?: (done: number, total: number) => void; labelMap?: ArrayLike<number> } = {},
 ): Promise<EvalResult> {
   const side = opts.side ?? model.config.inputSize;
   const [c, h, w] = source.sampleShape;
@@ -96,7 +96,7 @@ export async function evaluateTenCrop(
       for (let i = 0; i < m; i++) {
         const avg = new Float64Array(k);
         for (let j = 0; j < 10; j++) for (let q = 0; q < k; q++) avg[q] += probs[(i * 10 + j) * k + q] / 10;
-        const label = batch.labels[i0 + i];
+        const label = opts.labelMap ? opts.labelMap[batch.labels[i0 + i]] : batch.labels[i0 + i];
         if (!(label >= 0 && label < k)) throw new RangeError(`evaluateTenCrop: label ${label} is outside [0, ${k}) (the data has ${source.classes.length} classes, the model ${k})`);
         const above = avg.reduce((a, v) => a + (v > avg[label] ? 1 : 0), 0);
         if (above < 1) c1++;

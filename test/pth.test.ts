@@ -220,3 +220,59 @@ describe.skipIf(!hasTorch)('fine-tuning from a .pth', () => {
     expect(bad.stderr).toMatch(/^alexnet: .*pre\.pth: tensor "features\.0\.weight" has shape \[64, 3, 11, 11\], the small arch needs/);
   });
 });
+
+const IMAGENET_EVAL = String.raw`
+import json, sys, torch, torchvision
+from PIL import Image
+from torchvision.models import AlexNet_Weights
+out, files = sys.argv[1], sys.argv[2:]
+torch.manual_seed(11)
+m = torchvision.models.alexnet().eval()
+torch.save(m.state_dict(), out)
+tf = AlexNet_Weights.IMAGENET1K_V1.transforms()
+with torch.no_grad():
+    print(json.dumps([m(tf(Image.open(f).convert("RGB"))[None])[0].topk(5).indices.tolist() for f in files]))
+`;
+
+describe.skipIf(!hasTorch)('ImageNet evaluation from synset folders', () => {
+  it("eval maps WordNet-id folders to torchvision's class indices (--synsets) and counts as PyTorch ranks", async () => {
+    // three real pictures (256-pixel PNGs: both sides decode the same pixels); PyTorch ranks them
+    const raw = await data.loadFashionMnistRaw('test');
+    const { default: sharp } = await import('sharp');
+    const { copyFileSync, mkdirSync, writeFileSync } = await import('node:fs');
+    const pics: string[] = [];
+    for (const k of [40, 137, 234]) {
+      const file = f(`pic${k}.png`);
+      await sharp(Buffer.from(raw.pixels.subarray(k * 784, (k + 1) * 784)), { raw: { width: 28, height: 28, channels: 1 } }).resize(256, 256, { fit: 'fill', kernel: 'nearest' }).toColourspace('srgb').png().toFile(file);
+      pics.push(file);
+    }
+    const top5 = JSON.parse(runPython(['-c', IMAGENET_EVAL, f('in1k.pth'), ...pics])) as number[][];
+    // one synset folder per picture; their classes: picture 0's top-1 (a top-1 hit), a lower entry of
+    // picture 1's top-5 (a top-5 hit only), and a class outside picture 2's top-5 (a miss)
+    const a = top5[0][0];
+    const b = top5[1].slice(1).find((i) => i !== a)!;
+    const c = Array.from({ length: 1000 }, (_, i) => i).find((i) => !top5[2].includes(i) && i !== a && i !== b)!;
+    const wnids = ['n01000001', 'n01000002', 'n01000003'];
+    wnids.forEach((w, j) => {
+      mkdirSync(f(`val/${w}`), { recursive: true });
+      copyFileSync(pics[j], f(`val/${w}/ILSVRC2012_val_${j}.png`));
+    });
+    // the synset list in class order (LOC_synset_mapping.txt's form); the other 997 ids are stand-ins
+    const lines = Array.from({ length: 1000 }, (_, i) => `n${String(90000000 + i)} class ${i}`);
+    [a, b, c].forEach((index, j) => (lines[index] = `${wnids[j]} picked`));
+    writeFileSync(f('synsets.txt'), `${lines.join('\n')}\n`);
+    const cli = path.join(root, 'dist', 'cli.js');
+    const r = spawnSync(process.execPath, [cli, 'eval', '--weights', f('in1k.pth'), '--data', f('val'), '--synsets', f('synsets.txt'), '--device', 'cpu', '--no-progress'], { encoding: 'utf8' });
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stderr).not.toMatch(/matched by position/);
+    expect(r.stdout, `classes ${a}, ${b}, ${c}; PyTorch's top-5 ${JSON.stringify(top5)}`).toMatch(/3 images: top-1 33\.33%, top-5 66\.67%/);
+    // without the list, a partial set of synset folders cannot be mapped: said, not guessed
+    const no = spawnSync(process.execPath, [cli, 'eval', '--weights', f('in1k.pth'), '--data', f('val'), '--device', 'cpu', '--no-progress'], { encoding: 'utf8' });
+    expect(no.status).toBe(1);
+    expect(no.stderr).toMatch(/the data's 3 class folders are WordNet ids \(n01000001, n01000002, n01000003, …\) but not all 1000: give --synsets <file>/);
+    writeFileSync(f('short.txt'), 'n01000001\nn01000002\n');
+    const short = spawnSync(process.execPath, [cli, 'eval', '--weights', f('in1k.pth'), '--data', f('val'), '--synsets', f('short.txt'), '--device', 'cpu'], { encoding: 'utf8' });
+    expect(short.status).toBe(1);
+    expect(short.stderr).toMatch(/--synsets .*short\.txt: 2 ids, the model has 1000 classes/);
+  });
+});
