@@ -11,8 +11,8 @@
  * refused with an error that names it. Tensors are float32 (other dtypes are refused by name), may be
  * views into a shared storage with any offset and strides (bounds-checked), and come out contiguous. */
 import { unzipSync } from 'fflate';
-import { readFile } from 'node:fs/promises';
 import zlib from 'node:zlib';
+import { readFileNamed } from './safetensors.js';
 
 export interface PthTensor {
   dtype: 'F32';
@@ -498,11 +498,5 @@ function gather(st: Float32Array, t: TensorRef, what: string): Float32Array {
 }
 
 export async function readPth(file: string): Promise<Map<string, PthTensor>> {
-  let buf: Buffer;
-  try {
-    buf = await readFile(file);
-  } catch (e) {
-    throw new Error(`could not read ${file}: ${(e as Error).message}`);
-  }
-  return parsePth(buf, file);
+  return parsePth(await readFileNamed(file), file);
 }

@@ -90,14 +90,17 @@ export function parseSafetensors(buf: Uint8Array, source = 'safetensors data'): 
   return { tensors, metadata };
 }
 
-export async function readSafetensors(file: string): Promise<SafeFile> {
-  let buf: Buffer;
+/** A whole file, or an error that names it. */
+export async function readFileNamed(file: string): Promise<Buffer> {
   try {
-    buf = await readFile(file);
+    return await readFile(file);
   } catch (e) {
     throw new Error(`could not read ${file}: ${(e as Error).message}`);
   }
-  return parseSafetensors(buf, file);
+}
+
+export async function readSafetensors(file: string): Promise<SafeFile> {
+  return parseSafetensors(await readFileNamed(file), file);
 }
 
 export function readSafetensorsSync(file: string): SafeFile {
