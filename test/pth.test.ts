@@ -34,6 +34,14 @@ torch.save({"t": base.t(), "rows": base[1:3], "col": base[:, 2], "base": base, "
 torch.save({"w": torch.zeros(3, dtype=torch.float64)}, os.path.join(out, "f64.pth"))
 torch.save({"w": torch.ones(3)}, os.path.join(out, "legacy.pth"), _use_new_zipfile_serialization=False)
 torch.save({"state_dict": m.state_dict(), "epoch": 3}, os.path.join(out, "nested.pth"))
+d = {"w": torch.ones(2)}
+d["again"] = d
+torch.save(d, os.path.join(out, "cyclic.pth"))
+torch.save({"w": torch.ones(2), "bn.num_batches_tracked": torch.tensor(5), "rng": torch.get_rng_state()}, os.path.join(out, "ints.pth"))
+torch.save({"w": torch.ones(1).expand(100000)}, os.path.join(out, "expanded.pth"))
+big = torch.ones(1000)
+torch.save({"v%d" % i: big[i:] for i in range(200)}, os.path.join(out, "manyviews.pth"))
+torch.save({"a.b": torch.ones(2), "a": {"b": torch.zeros(2)}}, os.path.join(out, "collide.pth"))
 class Evil:
     def __reduce__(self):
         return (os.system, ("touch " + os.path.join(out, "pwned"),))
@@ -89,6 +97,16 @@ describe.skipIf(!hasTorch)('PyTorch checkpoints (.pth)', () => {
     await expect(model.loadWeights(f('evil.pth'))).rejects.toThrow(/untrusted input/);
     model.dispose();
     expect(existsSync(f('pwned'))).toBe(false);
+  });
+
+  it('crafted structures cannot make it hang, blow up memory or load a wrong tensor', async () => {
+    await expect(readPth(f('cyclic.pth'))).rejects.toThrow(/a dict appears twice in the checkpoint/);
+    await expect(readPth(f('expanded.pth'))).rejects.toThrow(/tensor "w" has 100000 elements, more than its storage's 1/);
+    await expect(readPth(f('manyviews.pth'))).rejects.toThrow(/more than twice the 1000 its storages have/);
+    await expect(readPth(f('collide.pth'))).rejects.toThrow(/two tensors are named "a\.b"/);
+    // integer tensors (a BatchNorm counter, an RNG state) are not weights: left out, the rest loads
+    const ints = await readPth(f('ints.pth'));
+    expect([...ints.keys()]).toEqual(['w']);
   });
 
   it('float64 tensors, the legacy format, truncated, damaged and non-zip files get clear errors', async () => {

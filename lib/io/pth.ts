@@ -60,7 +60,7 @@ const CALLABLES = new Set(['collections.OrderedDict', 'torch._utils._rebuild_ten
 function allowedGlobal(name: string): boolean {
   if (CALLABLES.has(name)) return true;
   const m = /^torch\.(\w+)$/.exec(name);
-  return !!m && m[1] in STORAGE_DTYPES;
+  return !!m && Object.hasOwn(STORAGE_DTYPES, m[1]);
 }
 
 /** Runs the restricted unpickler over `buf`; returns the top-level object. */
@@ -82,7 +82,12 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
   const line = () => {
     const end = buf.indexOf(0x0a, pos);
     if (end < 0) bad(`the pickle ends inside a GLOBAL name at byte ${pos} (truncated?)`);
-    const s = dec.decode(buf.subarray(pos, end));
+    let s = '';
+    try {
+      s = dec.decode(buf.subarray(pos, end));
+    } catch (e) {
+      bad(`a GLOBAL name at byte ${pos} is not UTF-8 (${(e as Error).message})`);
+    }
     pos = end + 1;
     return s;
   };
@@ -268,6 +273,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         if (t[0] !== 'storage' || t.length < 3) bad(`a persistent id at byte ${at} is not a storage reference`);
         const type = t[1];
         if (!isGlobal(type) || !/^torch\.\w+Storage$/.test(type.name)) bad(`a storage of type ${describePy(type)} at byte ${at}`);
+        if (!Object.hasOwn(STORAGE_DTYPES, (type as GlobalRef).name.slice(6))) bad(`a storage of type ${(type as GlobalRef).name} at byte ${at}: only float32 tensors can be loaded`);
         const k = t[2];
         if (typeof k !== 'string' || !/^[\w.-]+$/.test(k)) bad(`a storage key ${describePy(k)} at byte ${at}`);
         const numel = t.length > 4 && Number.isSafeInteger(t[4]) ? (t[4] as number) : null;
@@ -302,7 +308,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         const items = popMark();
         const l = top();
         if (!Array.isArray(l)) bad(`pickle APPENDS to a ${describePy(l)} at byte ${at}`);
-        (l as unknown[]).push(...items);
+        for (const it of items) (l as unknown[]).push(it);
         break;
       }
       case 0x62: {
@@ -335,28 +341,38 @@ function describePy(v: unknown): string {
   return typeof v;
 }
 
-/** The tensors of a state_dict by name: a dict of tensors, also nested (`{"state_dict": {...}}`, or
- * `{"model": {...}}`): nested names are joined with dots only when no top-level tensor exists. */
+/** The tensors of a state_dict by name: a dict of tensors, also nested (`{"state_dict": {...}, "epoch": 3}`:
+ * the one inner dict that holds the weights, when the top level holds none; otherwise nested dicts' tensors
+ * get dotted names). Integer and boolean tensors (counters such as BatchNorm's num_batches_tracked, RNG
+ * states) are not weights and are left out; floating tensors of another dtype are kept, to be refused by
+ * name. A dict shared or nested in itself, a name given twice, or nesting deeper than 32 is refused. */
 function collectTensors(obj: unknown, source: string): Map<string, TensorRef> {
   if (!(obj instanceof Map)) throw new Error(`${source}: the checkpoint holds a ${describePy(obj)}, not a state_dict (a dict of tensors); save model.state_dict()`);
+  const INTEGRAL = new Set(['int64', 'int32', 'int16', 'int8', 'uint8', 'bool']);
+  const weight = (v: unknown): v is TensorRef => isTensor(v) && !INTEGRAL.has(v.storage.dtype);
+  const holdsWeights = (d: unknown) => d instanceof Map && [...d.values()].some(weight);
   const out = new Map<string, TensorRef>();
-  const walk = (d: Map<unknown, unknown>, prefix: string) => {
+  const seen = new Set<Map<unknown, unknown>>();
+  const walk = (d: Map<unknown, unknown>, prefix: string, depth: number) => {
+    if (depth > 32) throw new Error(`${source}: dicts nested more than 32 deep (not a state_dict)`);
+    if (seen.has(d)) throw new Error(`${source}: a dict appears twice in the checkpoint (shared or nested in itself; torch.save of a state_dict never does that)`);
+    seen.add(d);
     for (const [k, v] of d) {
       const name = `${prefix}${String(k)}`;
-      if (isTensor(v)) out.set(name, v);
-      else if (v instanceof Map) walk(v, `${name}.`);
-      // other entries (epoch counters, optimizer hyper-parameters) are not weights
+      if (weight(v)) {
+        if (out.has(name)) throw new Error(`${source}: two tensors are named "${name}"`);
+        out.set(name, v);
+      } else if (v instanceof Map) walk(v, `${name}.`, depth + 1);
+      // other entries (epoch counters, optimizer hyper-parameters, integer tensors) are not weights
     }
   };
-  const direct = [...obj.values()].some(isTensor);
-  if (direct) walk(obj, '');
+  if (holdsWeights(obj)) walk(obj, '', 0);
   else {
-    // {"state_dict": {...}} and similar: the single dict that holds tensors
-    const inner = [...obj.entries()].filter(([, v]) => v instanceof Map && [...(v as Map<unknown, unknown>).values()].some(isTensor));
-    if (inner.length === 1) walk(inner[0][1] as Map<unknown, unknown>, '');
-    else walk(obj, '');
+    const inner = [...obj.values()].filter(holdsWeights);
+    if (inner.length === 1) walk(inner[0] as Map<unknown, unknown>, '', 0);
+    else walk(obj, '', 0);
   }
-  if (!out.size) throw new Error(`${source}: the checkpoint's dict holds no tensors`);
+  if (!out.size) throw new Error(`${source}: the checkpoint's dict holds no floating-point tensors`);
   return out;
 }
 
@@ -387,7 +403,7 @@ function crc32(b: Uint8Array): number {
 
 /** Each entry's CRC-32 from the zip's central directory (fflate does not check them: a damaged byte in a
  * stored tensor would otherwise load as a wrong weight). */
-function centralCrcs(buf: Uint8Array, source: string): Map<string, number> {
+function centralCrcs(buf: Uint8Array, source: string): Map<string, { crc: number; method: number }> {
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const bad = (m: string): never => {
     throw new Error(`${source}: not a readable zip (truncated or damaged?): ${m}`);
@@ -401,22 +417,23 @@ function centralCrcs(buf: Uint8Array, source: string): Map<string, number> {
   if (eocd < 0) bad('no end-of-central-directory record');
   let entries = v.getUint16(eocd + 10, true);
   let cd = v.getUint32(eocd + 16, true);
-  if (cd === 0xffffffff || entries === 0xffff) {
-    const loc = eocd - 20;
-    if (loc < 0 || v.getUint32(loc, true) !== 0x07064b50) bad('no zip64 end-of-central-directory locator');
+  const loc = eocd - 20;
+  // The zip64 record whenever its locator is there (torch writes one always; fflate reads it then too)
+  if (loc >= 0 && v.getUint32(loc, true) === 0x07064b50) {
     const z = Number(v.getBigUint64(loc + 8, true));
     if (z + 56 > buf.length || v.getUint32(z, true) !== 0x06064b50) bad('no zip64 end-of-central-directory record');
     entries = Number(v.getBigUint64(z + 32, true));
     cd = Number(v.getBigUint64(z + 48, true));
-  }
-  const out = new Map<string, number>();
+  } else if (cd === 0xffffffff || entries === 0xffff) bad('no zip64 end-of-central-directory locator');
+  if (cd > buf.length || entries > (buf.length - cd) / 46) bad(`the central directory claims ${entries} entries at byte ${cd}, more than the file can hold`);
+  const out = new Map<string, { crc: number; method: number }>();
   const dec = new TextDecoder();
   let p = cd;
   for (let e = 0; e < entries; e++) {
     if (p + 46 > buf.length || v.getUint32(p, true) !== 0x02014b50) bad(`central directory entry ${e} at byte ${p} is not one`);
     const n = v.getUint16(p + 28, true);
     if (p + 46 + n > buf.length) bad(`central directory entry ${e} runs past the end`);
-    out.set(dec.decode(buf.subarray(p + 46, p + 46 + n)), v.getUint32(p + 16, true));
+    out.set(dec.decode(buf.subarray(p + 46, p + 46 + n)), { crc: v.getUint32(p + 16, true), method: v.getUint16(p + 10, true) });
     p += 46 + n + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
   }
   return out;
@@ -429,17 +446,24 @@ export function parsePth(buf: Uint8Array, source = 'PyTorch checkpoint'): Map<st
       throw new Error(`${source}: a PyTorch checkpoint in the legacy (pre-1.6) format, which is not supported: re-save it with torch.save(...) from torch ≥ 1.6`);
     throw new Error(`${source}: not a PyTorch checkpoint (expected a zip, as torch.save writes, or safetensors); it starts with bytes ${[...buf.subarray(0, 4)].map((b) => b.toString(16).padStart(2, '0')).join(' ') || '(empty file)'}`);
   }
+  // The central directory first (bounded by the file's size), then only the entries a checkpoint has,
+  // stored as torch.save writes them (no inflating of anything: no zip bombs).
+  const dir = centralCrcs(buf, source);
+  const wanted = /^([^/]+\/)?(data\.pkl|byteorder|data\/[\w.-]+)$/;
+  for (const [name, e] of dir)
+    if (wanted.test(name) && e.method !== 0) throw new Error(`${source}: zip entry ${name} is compressed (method ${e.method}); torch.save stores its entries uncompressed`);
   let files: Record<string, Uint8Array>;
   try {
-    files = unzipSync(buf);
+    files = unzipSync(buf, { filter: (f) => wanted.test(f.name) && f.compression === 0 && f.originalSize <= buf.length });
   } catch (e) {
     throw new Error(`${source}: not a readable zip (truncated or damaged?): ${(e as Error).message}`);
   }
-  const crcs = centralCrcs(buf, source);
   const checked = (name: string): Uint8Array | undefined => {
     const b = files[name];
-    if (b && crcs.has(name) && crc32(b) !== crcs.get(name))
-      throw new Error(`${source}: zip entry ${name} fails its CRC-32 check (the file is damaged)`);
+    if (!b) return undefined;
+    const e = dir.get(name);
+    if (!e) throw new Error(`${source}: zip entry ${name} is not in the central directory (the file is damaged)`);
+    if (crc32(b) !== e.crc) throw new Error(`${source}: zip entry ${name} fails its CRC-32 check (the file is damaged)`);
     return b;
   };
   const pkl = Object.keys(files).filter((n) => /^[^/]+\/data\.pkl$/.test(n) || n === 'data.pkl');
@@ -450,7 +474,12 @@ export function parsePth(buf: Uint8Array, source = 'PyTorch checkpoint'): Map<st
   const refs = collectTensors(unpickleStateDict(checked(pkl[0])!, `${source} (${pkl[0]})`), source);
   const out = new Map<string, PthTensor>();
   const storages = new Map<string, Float32Array>();
+  const made = new Map<TensorRef, Float32Array>(); // one tensor object referenced under several names
+  let storageElems = 0;
+  for (const name of dir.keys()) if (/\/data\/[\w.-]+$|^data\/[\w.-]+$/.test(name) && files[name]) storageElems += files[name].byteLength / 4;
+  let produced = 0;
   for (const [name, t] of refs) {
+    if (t.shape.length > 64) throw new Error(`${source}: tensor "${name}" has ${t.shape.length} dimensions (more than 64)`);
     if (t.storage.dtype !== 'float32') throw new Error(`${source}: tensor "${name}" is ${t.storage.dtype}; only float32 tensors can be loaded (convert with .float() before saving)`);
     let st = storages.get(t.storage.key);
     if (!st) {
@@ -463,7 +492,18 @@ export function parsePth(buf: Uint8Array, source = 'PyTorch checkpoint'): Map<st
       new Uint8Array(st.buffer).set(raw);
       storages.set(t.storage.key, st);
     }
-    out.set(name, { dtype: 'F32', shape: t.shape, data: gather(st, t, `${source}: tensor "${name}"`) });
+    // A view holds at most its storage's elements (an expanded, stride-0 view of a small storage would
+    // let a few bytes of file ask for gigabytes).
+    const n = t.shape.reduce((a, b) => a * b, 1);
+    if (n > st.length) throw new Error(`${source}: tensor "${name}" has ${n} elements, more than its storage's ${st.length} (an expanded view; save a contiguous copy)`);
+    let data = made.get(t);
+    if (!data) {
+      produced += n;
+      if (produced > 2 * storageElems + 1024)
+        throw new Error(`${source}: its tensors hold ${produced} elements, more than twice the ${storageElems} its storages have (one storage viewed by many tensors; refused)`);
+      made.set(t, (data = gather(st, t, `${source}: tensor "${name}"`)));
+    }
+    out.set(name, { dtype: 'F32', shape: t.shape, data });
   }
   return out;
 }
@@ -476,7 +516,11 @@ function gather(st: Float32Array, t: TensorRef, what: string): Float32Array {
   let last = t.offset;
   t.shape.forEach((s, i) => (last += (s - 1) * t.stride[i]));
   if (last >= st.length) throw new Error(`${what} (size [${t.shape.join(', ')}], stride [${t.stride.join(', ')}], offset ${t.offset}) reaches element ${last} of a storage of ${st.length}`);
-  const contiguous = t.shape.every((_, i) => t.stride[i] === t.shape.slice(i + 1).reduce((a, b) => a * b, 1) || t.shape[i] === 1);
+  let contiguous = true;
+  for (let i = t.shape.length - 1, expect = 1; i >= 0; i--) {
+    if (t.shape[i] !== 1 && t.stride[i] !== expect) contiguous = false;
+    expect *= t.shape[i];
+  }
   if (contiguous) {
     out.set(st.subarray(t.offset, t.offset + n));
     return out;
