@@ -55,6 +55,17 @@ function trainChain(convs, fcs, N, groups, classes) {
   return { fwd, ks: [...fwd, ...bwd], fwdStages: gemms, stages: gemms + bwd.length };
 }
 
+/** Row i's label: the class at rank (i mod 7) of its logits, descending (the peer computes the same). */
+export function plantedLabels(values, N, C) {
+  const out = new Int32Array(N);
+  for (let i = 0; i < N; i++) {
+    const row = values.subarray(i * C, (i + 1) * C);
+    const order = Array.from({ length: C }, (_, j) => j).sort((a, b) => row[b] - row[a] || a - b);
+    out[i] = order[i % 7];
+  }
+  return out;
+}
+
 /** fan-in bound of each parameter tensor (PyTorch's default init range, 1/√fan_in; biases take their
  * weight's): the check step's shared initial weights are uniform in ±bound. */
 function initBounds(shapes) {
@@ -435,8 +446,11 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
       check: { counts: exact },
       make(dev = device) {
         const r = inputs('topk', dev);
-        const logits = r.rand('logits', [N, C], -3, 3);
-        const lab = r.labels('labels', N);
+        const values = uniformArray(N * C, 'topk/logits', -3, 3);
+        const logits = Tensor.from(values, [N, C], dev);
+        // each row's label at a planted rank of its logits (row i: rank i mod 7), so that the counts
+        // depend on k: ranks 0 count for top-1, ranks 0–4 for top-5, 5 and 6 for neither
+        const lab = Tensor.from(plantedLabels(values, N, C), [N], dev, 'int32');
         return { call: () => ops.topkCorrect(logits, lab, [1, 5]).dispose(), outputs: () => readAll({ counts: ops.topkCorrect(logits, lab, [1, 5]) }), dispose: () => free(logits, lab) };
       },
     });
@@ -447,8 +461,8 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
     const shapes = paramShapes(geo, sg.groups);
     const total = shapes.reduce((a, s) => a + numel(s), 0);
     const check = {};
-    // momentum = grad + wd·param (one multiply-add); param − lr·momentum (one more)
-    shapes.forEach((_, i) => Object.assign(check, { [`param${i}`]: { K: 1, ulps: 4, fp32: true }, [`momentum${i}`]: { K: 1, ulps: 2, fp32: true } }));
+    // momentum = μ·momentum + grad + wd·param (two multiply-adds); param − lr·momentum (one more)
+    shapes.forEach((_, i) => Object.assign(check, { [`param${i}`]: { K: 1, ulps: 4, fp32: true }, [`momentum${i}`]: { K: 1, ulps: 4, fp32: true } }));
     mem({
       group: 'sgd',
       key: 'sgd',
@@ -461,14 +475,14 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
         const r = inputs('sgd', dev);
         const params = shapes.map((s, i) => r.rand(`param${i}`, s, -0.01, 0.01));
         const grads = shapes.map((s, i) => r.rand(`grad${i}`, s, -0.001, 0.001));
-        const bufs = shapes.map((s) => Tensor.zeros(s, dev));
+        const bufs = shapes.map((s, i) => r.rand(`momentum${i}`, s, -0.001, 0.001)); // a step with momentum history
         const o = { lr: sg.lr, momentum: sg.momentum, weightDecay: sg.weightDecay, firstStep: false };
         const call = () => {
           for (let i = 0; i < params.length; i++) ops.sgdUpdate(params[i], grads[i], bufs[i], o);
         };
         return {
           call,
-          // the first update from zero momentum (PyTorch's first step: momentum = the gradient)
+          // one update from momentum buffers the generator filled (the peer sets the same ones)
           outputs: async () => {
             call();
             const out = {};
@@ -558,7 +572,8 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
             // One step of a model with the shared initial weights and dropout stream, from no momentum.
             outputs: async () => {
               const m = createAlexNet({ arch, groups, device: dev, precision, seed: 7, numClasses: C });
-              const o = new SGD(m.parameters(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
+              // a large learning rate for the checked step: the update then stands well above p′'s rounding
+              const o = new SGD(m.parameters(), { lr: t.checkLr, momentum: t.momentum, weightDecay: t.weightDecay });
               try {
                 const named = m.namedParameters();
                 const init = named.map(([, p], i) => uniformArray(p.value.size, `${base}/param${i}`, -bounds[i], bounds[i]));

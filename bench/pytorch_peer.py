@@ -277,6 +277,12 @@ def build_rows(geo, dev, batch, precisions):
         return rand, labels
 
     rows = []
+    # fp32 references on CUDA in float64: cuDNN may pick Winograd/FFT algorithms for fp32, whose error is
+    # several times a plain sum's; in double it has none of them, and the reference is then exact to fp32
+    exact = dev.type == "cuda"
+
+    def hi(prec, *ts):
+        return [t.double() for t in ts] if exact and prec == "fp32" else list(ts)
 
     def row(key, precision, make, **extra):
         rows.append(dict(key=key, precision=precision, make=make, **extra))
@@ -290,13 +296,13 @@ def build_rows(geo, dev, batch, precisions):
             s, p = [l["stride"]] * 2, [l["pad"]] * 2
             for prec in precisions:
 
-                def fwd(xs=xs, ws=ws, l=l, g=g, base=base):
+                def fwd(xs=xs, ws=ws, l=l, g=g, base=base, prec=prec):
                     rand, _ = inputs(base + ".fwd")
                     x, w, b = rand("x", *xs), rand("w", *ws, lo=-0.01, hi=0.01), rand("b", l["K"])
-                    run = lambda: F.conv2d(x, w, b, l["stride"], l["pad"], 1, g)  # noqa: E731
-                    return run, lambda: dict(y=run())
+                    run = lambda x=x, w=w, b=b: F.conv2d(x, w, b, l["stride"], l["pad"], 1, g)  # noqa: E731
+                    return run, lambda: dict(y=run(*hi(prec, x, w, b)))
 
-                def gemm(M=M, Kg=Kg, Ng=Ng, g=g, base=base):
+                def gemm(M=M, Kg=Kg, Ng=Ng, g=g, base=base, prec=prec):
                     rand, _ = inputs(base + ".gemm")
                     ab = [(rand("a%d" % i, M, Kg, lo=-0.01, hi=0.01), rand("b%d" % i, Kg, Ng)) for i in range(g)]
 
@@ -304,15 +310,15 @@ def build_rows(geo, dev, batch, precisions):
                         for a, b in ab:
                             torch.mm(a, b)
 
-                    return call, lambda: {"y%d" % i: torch.mm(a, b) for i, (a, b) in enumerate(ab)}
+                    return call, lambda: {"y%d" % i: torch.mm(*hi(prec, a, b)) for i, (a, b) in enumerate(ab)}
 
-                def bwd(mask, xs=xs, ws=ws, ys=ys, l=l, g=g, s=s, p=p, base=base):
+                def bwd(mask, xs=xs, ws=ws, ys=ys, l=l, g=g, s=s, p=p, base=base, prec=prec):
                     rand, _ = inputs(base + ".bwd")
                     x, w, dy = rand("x", *xs), rand("w", *ws, lo=-0.01, hi=0.01), rand("dy", *ys)
-                    run = lambda: aten.convolution_backward(dy, x, w, [l["K"]], s, p, [1, 1], False, [0, 0], g, mask)  # noqa: E731
+                    run = lambda dy=dy, x=x, w=w: aten.convolution_backward(dy, x, w, [l["K"]], s, p, [1, 1], False, [0, 0], g, mask)  # noqa: E731
 
                     def ref():
-                        dx, dw, db = run()
+                        dx, dw, db = run(*hi(prec, dy, x, w))
                         out = dict(dw=dw)
                         if mask[0]:
                             out["dx"] = dx
@@ -331,18 +337,18 @@ def build_rows(geo, dev, batch, precisions):
     for l in geo["fc"]:
         for prec in precisions:
 
-            def fc_fwd(l=l):
+            def fc_fwd(l=l, prec=prec):
                 rand, _ = inputs(l["name"] + ".fwd")
                 x, w, b = rand("x", N, l["in"]), rand("w", l["out"], l["in"], lo=-0.01, hi=0.01), rand("b", l["out"])
-                run = lambda: F.linear(x, w, b)  # noqa: E731
-                return run, lambda: dict(y=run())
+                run = lambda x=x, w=w, b=b: F.linear(x, w, b)  # noqa: E731
+                return run, lambda: dict(y=run(*hi(prec, x, w, b)))
 
-            def fc_bwd(need_dx, need_db, l=l):
+            def fc_bwd(need_dx, need_db, l=l, prec=prec):
                 # what autograd runs for addmm: dx = dy·w, dw = dyᵀ·x, db = Σ_N dy
                 rand, _ = inputs(l["name"] + ".bwd")
                 x, w, dy = rand("x", N, l["in"]), rand("w", l["out"], l["in"], lo=-0.01, hi=0.01), rand("dy", N, l["out"])
 
-                def call():
+                def call(x=x, w=w, dy=dy):
                     out = dict(dw=torch.mm(dy.t(), x))
                     if need_dx:
                         out["dx"] = torch.mm(dy, w)
@@ -350,7 +356,7 @@ def build_rows(geo, dev, batch, precisions):
                         out["db"] = dy.sum(0)
                     return out
 
-                return call, call
+                return call, lambda: call(*hi(prec, x, w, dy))
 
             row("%s.fwd.%s" % (l["name"], prec), prec, fc_fwd)
             row("%s.bwd_dw.%s" % (l["name"], prec), prec, lambda f=fc_bwd: f(False, False))
@@ -461,8 +467,11 @@ def build_rows(geo, dev, batch, precisions):
         return run, lambda: dict(dlogits=run()[0])
 
     def topk():
-        rand, labels = inputs("topk")
-        logits, lab = rand("logits", N, C, lo=-3.0, hi=3.0), labels("labels", N)
+        rand, _ = inputs("topk")
+        logits = rand("logits", N, C, lo=-3.0, hi=3.0)
+        # row i's label at rank i mod 7 of its logits (bench/ops.mjs plantedLabels): counts depend on k
+        order = torch.sort(logits.cpu(), stable=True, dim=1, descending=True).indices
+        lab = order[torch.arange(N), torch.arange(N) % 7].to(dev)
 
         def call():
             hit = logits.topk(5, 1).indices.eq(lab[:, None])
@@ -484,8 +493,10 @@ def build_rows(geo, dev, batch, precisions):
             for i, prm in enumerate(params):
                 prm.grad = rand("grad%d" % i, *prm.shape, lo=-0.001, hi=0.001)
             opt = torch.optim.SGD(params, lr=sg["lr"], momentum=sg["momentum"], weight_decay=sg["weightDecay"], **kw)
+            for i, prm in enumerate(params):  # momentum history from the generator, as ours
+                opt.state[prm]["momentum_buffer"] = rand("momentum%d" % i, *prm.shape, lo=-0.001, hi=0.001)
 
-            def ref():  # the first update (it also creates the momentum buffers the timed calls use)
+            def ref():  # one update from those buffers
                 opt.step()
                 out = {}
                 for i, prm in enumerate(params):
@@ -519,8 +530,8 @@ def build_rows(geo, dev, batch, precisions):
                 rand, labels = inputs(base)
                 x, lab = rand("x", N, *input_shape), labels("labels", N)
 
-                def stepper(model):
-                    opt = torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weightDecay"])
+                def stepper(model, lr=t["lr"]):
+                    opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=t["momentum"], weight_decay=t["weightDecay"])
 
                     def step():
                         opt.zero_grad(set_to_none=True)
@@ -549,7 +560,7 @@ def build_rows(geo, dev, batch, precisions):
                             bound = 1.0 / math.sqrt(params[i][0].numel())
                             for j in (i, i + 1):
                                 params[j].copy_(uniform(params[j].numel(), "%s/param%d" % (base, j), -bound, bound).reshape(params[j].shape))
-                    loss, _ = stepper(m)()
+                    loss, _ = stepper(m, t["checkLr"])()
                     out = dict(loss=torch.tensor([loss], dtype=torch.float32))
                     for i, prm in enumerate(params):
                         out["param%d" % i] = prm.detach().clone()
@@ -642,6 +653,9 @@ def main():
     ap.add_argument("--threads", type=int, default=None, help="CPU threads (default: all cores)")
     ap.add_argument("--outputs", default=None, help="write each row's outputs to DIR/<key>.safetensors (for bench/run.mjs)")
     ap.add_argument("--no-time", action="store_true", help="with --outputs: compute the outputs only, time nothing")
+    ap.add_argument("--keys-file", default=None,
+                    help="exactly these rows (one key a line; bench/run.mjs passes its own list), and when timing "
+                         "their PyTorch-only variants (key~variant); outputs are written for the listed keys only")
     ap.add_argument("--precisions", default=None,
                     help="row precisions, comma-separated (default: fp32,tf32 on cuda, fp32 on cpu); on the CPU a tf32 "
                          "row computes in fp32 (a reference for CUDA rows where torch has no CUDA)")
@@ -666,6 +680,11 @@ def main():
     torch.backends.cudnn.benchmark = True
     geo = load_geometry()
     rows = [r for r in build_rows(geo, dev, batch, precisions) if not filt or filt.search(r["key"])]
+    listed = None
+    if a.keys_file:
+        with open(a.keys_file, encoding="utf-8") as f:
+            listed = set(k.strip() for k in f if k.strip())
+        rows = [r for r in rows if r["key"] in listed or (not a.no_time and r["key"].split("~")[0] in listed)]
     if a.list:
         for r in rows:
             print(r["key"])
@@ -705,7 +724,7 @@ def main():
                     out[k] = r[k]
             try:
                 call, ref = r["make"]()
-                if a.outputs:
+                if a.outputs and (listed is None or r["key"] in listed):
                     outs = ref()
                     write_safetensors(os.path.join(a.outputs, r["key"] + ".safetensors"), outs)
                     outs = None

@@ -201,7 +201,7 @@ async function checkRow(task, h, ctx) {
       unlinkSync(file);
       out.pytorch = compareOutputs(ours, ref, task.check, { ours: prec, ref: ctx.peerPrecision ?? prec });
     } else {
-      out.pytorch = { pass: false, missing: 'PyTorch wrote no outputs for this row (see its log above)' };
+      out.pytorch = { pass: false, noReference: true, missing: 'PyTorch wrote no outputs for this row (see its log above)' };
     }
   }
   if (ctx.oracle) {
@@ -217,11 +217,15 @@ async function checkRow(task, h, ctx) {
   return out;
 }
 
-/** PASS when every comparison made passed; FAIL when one failed; unchecked when none was made. */
+/** PASS when every comparison made passed; FAIL when one failed; "no reference" when a reference that
+ * should be there is missing (the peer failed: our output is not known to be wrong, nor right); unchecked
+ * when no comparison was made. */
 function verdictOf(check) {
   const cs = Object.values(check ?? {});
   if (!cs.length) return 'unchecked';
-  return cs.every((c) => c.pass) ? 'PASS' : 'FAIL';
+  if (cs.some((c) => !c.pass && !c.noReference)) return 'FAIL';
+  if (cs.some((c) => c.noReference)) return 'no reference';
+  return 'PASS';
 }
 
 function quantile(sorted, q) {
@@ -343,7 +347,7 @@ async function measure(task, ctx) {
 /** "✓ 3.1e-7 ≤ 1.2e-5" / "FAIL dx 2.0e+0 > 1.2e-5" for one comparison. */
 function checkText(c, what) {
   if (!c) return '';
-  if (c.missing) return ` ${what}: FAIL (${c.missing})`;
+  if (c.missing) return ` ${what}: ${c.noReference ? 'no reference' : 'FAIL'} (${c.missing})`;
   const w = c.worst;
   const miss = c.outputs.find((o) => o.missing);
   if (miss) return ` ${what}: FAIL (${miss.name} missing in ${miss.missing})`;
@@ -424,10 +428,18 @@ async function main() {
   if (torch) {
     ctx.peerDir = mkdtempSync(join(os.tmpdir(), 'alexnet-bench-'));
     cleanup.push(() => rmSync(ctx.peerDir, { recursive: true, force: true }));
+    // its outputs reach gigabytes at batch 128: removed also when the run is interrupted
+    for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'])
+      process.once(sig, () => {
+        console.error(`bench: ${sig}: removing ${ctx.peerDir}`);
+        process.exit(sig === 'SIGINT' ? 130 : 143);
+      });
     const peerJson = join(ctx.peerDir, 'peer.json');
-    const args = ['--device', torch.cpuOnly ? 'cpu' : device, '--batch', String(batch), '--outputs', ctx.peerDir, '--precisions', precisions.join(',')];
+    // the exact rows (not the regex: Python's re and JavaScript's RegExp differ at the edges)
+    const keysFile = join(ctx.peerDir, 'keys.txt');
+    writeFileSync(keysFile, `${tasks.map((t) => t.key).join('\n')}\n`);
+    const args = ['--device', torch.cpuOnly ? 'cpu' : device, '--batch', String(batch), '--outputs', ctx.peerDir, '--precisions', precisions.join(','), '--keys-file', keysFile];
     ctx.peerPrecision = torch.cpuOnly ? 'fp32' : null;
-    if (cli.filterSource) args.push('--filter', cli.filterSource);
     if (cli.vsPytorch) args.push('--time', String(ctx.timeMs), '--json', peerJson);
     else args.push('--no-time');
     console.log(`PyTorch (${torch.python}, torch ${torch.torch}) first: ${cli.vsPytorch ? 'timing its rows and writing' : 'writing'} their outputs on the same inputs`);
@@ -495,6 +507,7 @@ async function main() {
   meta.otherCpuShare = otherCpuShare(cpu0, cpuSnapshot());
   const failed = results.filter((r) => r.error);
   const wrong = results.filter((r) => r.verdict === 'FAIL');
+  const noRef = results.filter((r) => r.verdict === 'no reference');
   const leaked = results.filter((r) => r.leakedTensors);
 
   const run = { meta, results, ...(peer ? { peer } : {}) };
@@ -503,7 +516,8 @@ async function main() {
   const checked = results.filter((r) => r.verdict === 'PASS').length;
   console.log(`${results.length} rows in ${meta.wallSeconds.toFixed(1)} s${torch ? ` (PyTorch before them: ${peerSeconds.toFixed(1)} s)` : ''}${others}; outputs: ${checked} PASS` +
     `${wrong.length ? `, ${wrong.length} FAIL (${wrong.map((r) => r.key).join(', ')})` : ''}` +
-    `${results.length - checked - wrong.length ? `, ${results.length - checked - wrong.length} not checked` : ''}` +
+    `${noRef.length ? `, ${noRef.length} without PyTorch's reference (${noRef.map((r) => r.key).join(', ')})` : ''}` +
+    `${results.length - checked - wrong.length - noRef.length ? `, ${results.length - checked - wrong.length - noRef.length} not checked` : ''}` +
     `${failed.length ? `; ${failed.length} ERROR` : ''}${leaked.length ? `; ${leaked.length} leaked tensors` : ''}`);
 
   if (cli.json) {
@@ -512,7 +526,7 @@ async function main() {
     writeFileSync(file, `${JSON.stringify(run, null, 1)}\n`);
     console.log(`wrote ${file}`);
   }
-  if (failed.length || wrong.length || leaked.length) process.exitCode = 1;
+  if (failed.length || wrong.length || noRef.length || leaked.length) process.exitCode = 1;
 }
 
 main().catch((e) => {
