@@ -236,7 +236,7 @@ describe.skipIf(!hasTorch)('fine-tuning from a .pth', () => {
     const bad = spawnSync(process.execPath, [cli, 'train', '--arch', 'small', '--weights', f('pre.pth'), '--data', f('ft'), '--epochs', '1', '--out', f('ft-bad'), '--no-progress', '--device', 'cpu'], { encoding: 'utf8' });
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/^alexnet: .*pre\.pth: tensor "features\.0\.weight" has shape \[64, 3, 11, 11\], the small arch needs/);
-  });
+  }, 900_000); // ~50 s here; 2–3× that under the sanitizers of npm run test:emu
 });
 
 const IMAGENET_EVAL = String.raw`
