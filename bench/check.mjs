@@ -133,8 +133,8 @@ export function errorOf(out, ref, base = null) {
 /**
  * Compares a row's outputs with a reference's. `ours`, `ref`: { name: typed array }; `specs`: { name:
  * tolerance spec } (every name in specs must be in both; a function spec is called with (ref, ours) and
- * returns a spec, for tolerances that depend on the data). A spec may also name the output it reads
- * (`from`), compare updates rather than values (`base`: what both sides started from), add an absolute term (`extra`, with `extraHow`)
+ * returns a spec, for tolerances that depend on the data). A spec may also compare updates rather than
+ * values (`base`: what both sides started from), add an absolute term (`extra`, with `extraHow`)
  * or sum several tolerances' K-terms (`Ks`: a chain of reductions, e.g. a whole training step). Returns { pass, outputs: [...], worst } where
  * worst is the output with the largest error / tolerance.
  */
@@ -142,8 +142,8 @@ export function compareOutputs(ours, ref, specs, { ours: po, ref: pr }) {
   const outputs = [];
   for (const [name, s] of Object.entries(specs)) {
     const spec = typeof s === 'function' ? s(ref, ours) : s;
-    const o = ours[spec.from ?? name];
-    const r = ref[spec.from ?? name];
+    const o = ours[name];
+    const r = ref[name];
     const tol = toleranceOf(spec, po, pr);
     if (!o || !r) {
       outputs.push({ name, rel: Infinity, maxAbs: Infinity, tol, pass: false, missing: !o ? 'ours' : 'reference' });

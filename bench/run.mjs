@@ -143,13 +143,15 @@ function otherCpuShare(a, b) {
   return Math.min(1, Math.max(0, others / ((b.total - a.total) / 100)));
 }
 
+/** The environment for Python: without a sanitizer runtime preloaded into node (npm run test:emu). */
+const pythonEnv = () => Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LD_PRELOAD'));
+
 /** The first Python that imports torch: { python, torch, cuda } or { reason } (why none did). */
 function findTorch(explicit) {
   const candidates = explicit ? [explicit] : [process.env.ALEXNET_PYTHON, 'python3', '/usr/bin/python3'].filter(Boolean);
   const tried = [];
   for (const py of [...new Set(candidates)]) {
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LD_PRELOAD'));
-    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__, int(torch.cuda.is_available()))'], { encoding: 'utf8', timeout: 120_000, env });
+    const r = spawnSync(py, ['-c', 'import torch; print(torch.__version__, int(torch.cuda.is_available()))'], { encoding: 'utf8', timeout: 120_000, env: pythonEnv() });
     if (r.status === 0) {
       const [torch, cuda] = r.stdout.trim().split(/\s+/);
       return { python: py, torch, cuda: cuda === '1' };
@@ -163,9 +165,7 @@ function findTorch(explicit) {
  * into `json`); its lines are shown prefixed. Resolves to its exit code. */
 function runPeer(py, args) {
   return new Promise((resolvePeer) => {
-    // (without a sanitizer runtime preloaded into node: npm run test:emu)
-    const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LD_PRELOAD'));
-    const child = spawn(py, [join(PKG_ROOT, 'bench', 'pytorch_peer.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env });
+    const child = spawn(py, [join(PKG_ROOT, 'bench', 'pytorch_peer.py'), ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: pythonEnv() });
     const relay = (stream, out) => {
       let buf = '';
       stream.setEncoding('utf8');

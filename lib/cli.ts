@@ -310,7 +310,7 @@ program
     }
     if (source.classes.length > c.numClasses)
       throw new Error(`the data has ${source.classes.length} classes, the model only ${c.numClasses}`);
-    const labelMap = await mapLabels(source.classes, classes, c.numClasses, o.synsets);
+    const labelMap = mapLabels(source.classes, classes, c.numClasses, o.synsets);
     if (!labelMap && classes && source.classes.some((name, i) => classes[i] !== name))
       console.warn(`warning: the data's classes (${source.classes.slice(0, 4).join(', ')}, …) are not the ones the weights were trained on (${classes.slice(0, 4).join(', ')}, …); labels are matched by position`);
     const progress = evalProgress(o.tenCrop ? 'eval (10-crop)' : 'eval', o.progress);
@@ -382,7 +382,7 @@ const WNID = /^n\d{8}$/;
 /** The model's class index of each data class, when they are not simply the same position: folders named
  * by WordNet id mapped through a synset list (ImageNet's class order), or folders named like a subset of
  * the weights' classes mapped by name. undefined: by position. */
-async function mapLabels(data: readonly string[], model: readonly string[] | undefined, numClasses: number, synsets: string | undefined): Promise<Int32Array | undefined> {
+function mapLabels(data: readonly string[], model: readonly string[] | undefined, numClasses: number, synsets: string | undefined): Int32Array | undefined {
   const byName = (list: readonly string[], what: string) => {
     const index = new Map(list.map((n, i) => [n, i]));
     const missing = data.filter((n) => !index.has(n));
@@ -413,17 +413,16 @@ async function mapLabels(data: readonly string[], model: readonly string[] | und
 async function loadPretrained(model: AlexNet, file: string): Promise<string> {
   const { readWeights } = await import('./io/weights.js');
   const f = await readWeights(file);
-  const current = await model.stateDict();
   const merged = new Map<string, { shape: readonly number[]; data: Float32Array | Int32Array }>();
   const replaced: string[] = [];
-  for (const [name, p] of current) {
+  for (const [name, p] of model.namedParameters()) {
+    const shape = p.value.shape;
     const t = f.tensors.get(name);
-    const last = name.startsWith('classifier.6.');
-    if (!t) throw new Error(`${file}: no tensor "${name}" (shape [${p.shape.join(', ')}]) for the ${model.config.arch} arch: are these ${model.config.arch} weights?`);
-    if (t.shape.length !== p.shape.length || t.shape.some((d, i) => d !== p.shape[i])) {
-      if (!last) throw new Error(`${file}: tensor "${name}" has shape [${t.shape.join(', ')}], the ${model.config.arch} arch needs [${p.shape.join(', ')}]`);
+    if (!t) throw new Error(`${file}: no tensor "${name}" (shape [${shape.join(', ')}]) for the ${model.config.arch} arch: are these ${model.config.arch} weights?`);
+    if (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i])) {
+      if (!name.startsWith('classifier.6.')) throw new Error(`${file}: tensor "${name}" has shape [${t.shape.join(', ')}], the ${model.config.arch} arch needs [${shape.join(', ')}]`);
       replaced.push(`${name} [${t.shape.join(', ')}]`);
-      merged.set(name, p);
+      merged.set(name, { shape, data: await p.value.toFloat32Array() }); // the fresh layer stays as it is
     } else merged.set(name, t);
   }
   model.loadStateDict(merged, file);

@@ -77,6 +77,10 @@ export interface TrainResult {
   seconds: number;
 }
 
+const ANY = Symbol('not recorded');
+/** Settings absent from checkpoints of earlier versions: what they meant (ANY: not known, accepted). */
+const LEGACY_SETTINGS: Partial<Record<keyof TrainingSettings, unknown>> = { trainImages: ANY, freeze: 'none' };
+
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { model } = o;
   const t0 = performance.now();
@@ -102,9 +106,11 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       // The run's settings first: a resume with other ones would not reproduce the uninterrupted run.
       const m = await readCheckpointMeta(o.resume);
       if (m.dataSeed !== dataSeed) throw new Error(`${o.resume}: checkpoint was trained with data seed ${m.dataSeed}, this run uses ${dataSeed}`);
-      for (const k of Object.keys(settings) as (keyof TrainingSettings)[])
-        if (m.settings[k] !== settings[k] && !(k === 'trainImages' && m.settings[k] === undefined) && !(k === 'freeze' && m.settings[k] === undefined && settings[k] === 'none'))
-          throw new Error(`${o.resume}: checkpoint was trained with ${k} ${m.settings[k]}, this run uses ${settings[k]}`);
+      for (const k of Object.keys(settings) as (keyof TrainingSettings)[]) {
+        // a setting that checkpoints of earlier versions lack reads as what those versions did
+        const saved = m.settings[k] === undefined && k in LEGACY_SETTINGS ? LEGACY_SETTINGS[k] : m.settings[k];
+        if (saved !== ANY && saved !== settings[k]) throw new Error(`${o.resume}: checkpoint was trained with ${k} ${String(saved)}, this run uses ${settings[k]}`);
+      }
       // The schedule's state before anything else changes (a bad one leaves the model as it was).
       if (schedule && m.schedule === null) throw new Error(`${o.resume}: checkpoint holds no schedule state, this run uses ${settings.schedule}`);
       if (m.schedule && schedule) schedule.load(m.schedule);

@@ -476,7 +476,7 @@ export function parsePth(buf: Uint8Array, source = 'PyTorch checkpoint'): Map<st
   const storages = new Map<string, Float32Array>();
   const made = new Map<TensorRef, Float32Array>(); // one tensor object referenced under several names
   let storageElems = 0;
-  for (const name of dir.keys()) if (/\/data\/[\w.-]+$|^data\/[\w.-]+$/.test(name) && files[name]) storageElems += files[name].byteLength / 4;
+  for (const [name, b] of Object.entries(files)) if (/(^|\/)data\/[\w.-]+$/.test(name)) storageElems += b.byteLength / 4;
   let produced = 0;
   for (const [name, t] of refs) {
     if (t.shape.length > 64) throw new Error(`${source}: tensor "${name}" has ${t.shape.length} dimensions (more than 64)`);
