@@ -1,11 +1,15 @@
 // The addon's export list, and nothing else (sharp's src/sharp.cc).
 #include <napi.h>
 
+#include "cpu_stream.h"
 #include "ops_binding.h"
 #include "runtime.h"
 #include "storage.h"
 
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  // Before the environment goes (exit, a worker thread ending), let the CPU stream finish its tasks: they
+  // use memory and a thread team that must not vanish under them.
+  napi_add_env_cleanup_hook(env, [](void*) { axn::cpu::drain(); }, nullptr);
   exports.Set("Storage", axn::Storage::Init(env));
   exports.Set("backendInfo", Napi::Function::New(env, axn::BackendInfo, "backendInfo"));
   exports.Set("cudaDevices", Napi::Function::New(env, axn::CudaDevices, "cudaDevices"));

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "common.h"
+#include "cpu_stream.h"
 #include "host_alloc.h"
 #include "storage.h"
 #ifdef AXN_WITH_CUDA
@@ -106,6 +107,15 @@ Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info) {
   o.Set("hostCachedBytes", static_cast<double>(hs.cachedBytes));
   o.Set("hostMappedBytes", static_cast<double>(hs.mappedBytes));
   o.Set("hostSmallCachedBytes", static_cast<double>(hs.smallCachedBytes));
+  cpu::Stats q = cpu::stats();
+  Napi::Object cq = Napi::Object::New(env);
+  cq.Set("pendingTasks", static_cast<double>(q.pending));
+  cq.Set("tasksRun", static_cast<double>(q.completed));
+  cq.Set("skippedAfterError", static_cast<double>(q.skipped));
+  cq.Set("deferredFreeBytes", static_cast<double>(q.deferredFreeBytes));
+  cq.Set("stagedWrites", static_cast<double>(q.stagedWrites));
+  cq.Set("waits", static_cast<double>(q.waits));
+  o.Set("cpuStream", cq);
 #ifdef AXN_WITH_CUDA
   cuda::AllocatorStats s = cuda::allocatorStats();
   Napi::Object c = Napi::Object::New(env);
@@ -129,6 +139,8 @@ Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CudaSynchronize(const Napi::CallbackInfo& info) {
+  cpu::drain();
+  cpu::reportError();
 #ifdef AXN_WITH_CUDA
   cuda::synchronize();
 #endif
@@ -141,6 +153,7 @@ Napi::Value SetPoison(const Napi::CallbackInfo& info) {
 }
 
 Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info) {
+  cpu::drain();  // frees still queued return their blocks first
   host::emptyCache();
 #ifdef AXN_WITH_CUDA
   cuda::emptyCache();

@@ -3,9 +3,12 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
+#include <vector>
 
 #include "common.h"
+#include "cpu_stream.h"
 #include "host_alloc.h"
 #ifdef AXN_WITH_CUDA
 #include "cuda/context.h"
@@ -94,9 +97,7 @@ Storage::~Storage() {
   // Finalizer path (GC): no env access needed for freeing.
   if (!freed_ && ptr_) {
     if (device_ == kCpu) {
-      host::free(ptr_, bytes_);
-      gHostBytes -= bytes_;
-      gHostBuffers--;
+      freeBytes();
     } else {
 #ifdef AXN_WITH_CUDA
       try {
@@ -109,12 +110,29 @@ Storage::~Storage() {
   ptr_ = nullptr;
 }
 
+// Host bytes go back to the allocator in CPU-stream order: now when no pending task uses them, else as a
+// task after the last one that does (so the allocator never hands them out while a kernel still runs on
+// them). The live-byte counters drop now: the JS side no longer holds them.
+void Storage::freeBytes() {
+  gHostBytes -= bytes_;
+  gHostBuffers--;
+  if (cpu::done(lastTask_)) {
+    host::free(ptr_, bytes_);
+  } else {
+    try {
+      cpu::freeAfterPending(ptr_, bytes_);
+    } catch (...) {
+      // enqueue failed (out of memory for the task): wait, then free here
+      cpu::waitFor(lastTask_);
+      host::free(ptr_, bytes_);
+    }
+  }
+}
+
 void Storage::release(Napi::Env env) {
   if (freed_) return;
   if (device_ == kCpu) {
-    host::free(ptr_, bytes_);
-    gHostBytes -= bytes_;
-    gHostBuffers--;
+    freeBytes();
   } else {
 #ifdef AXN_WITH_CUDA
     cuda::deviceFree(ptr_);
@@ -150,7 +168,17 @@ Napi::Value Storage::Write(const Napi::CallbackInfo& info) {
                 std::to_string(bytes_) + " bytes");
   uint8_t* dst = static_cast<uint8_t*>(data("Storage.write")) + off;
   if (device_ == kCpu) {
-    if (len) std::memcpy(dst, src, len);  // an empty view or storage may have a null pointer
+    if (!len) return info.Env().Undefined();  // an empty view or storage may have a null pointer
+    if (cpu::done(lastTask_)) {
+      std::memcpy(dst, src, len);  // nothing pending uses these bytes
+    } else {
+      // A pending task still uses the storage: copy the caller's bytes now (they may change once this
+      // returns) and write them in stream order.
+      auto staged = std::make_shared<std::vector<uint8_t>>(static_cast<uint8_t*>(src), static_cast<uint8_t*>(src) + len);
+      cpu::countStagedWrite();
+      lastTask_ = lastWrite_ = cpu::enqueue("Storage.write", cpu::TaskKind::Memory,
+                                            [dst, staged] { std::memcpy(dst, staged->data(), staged->size()); });
+    }
   } else {
 #ifdef AXN_WITH_CUDA
     cuda::copyHostToDevice(dst, src, len);
@@ -169,6 +197,8 @@ Napi::Value Storage::ReadSync(const Napi::CallbackInfo& info) {
             "reading " + std::to_string(len) + " bytes from " + std::to_string(bytes_) + " bytes");
   const void* src = data("Storage.readSync");
   if (device_ == kCpu) {
+    cpu::waitFor(lastWrite_);  // blocks the JS thread until the tasks that write it have run
+    cpu::reportError();
     if (len) std::memcpy(dst, src, len);
   } else {
 #ifdef AXN_WITH_CUDA
@@ -211,6 +241,38 @@ class ReadWorker : public Napi::AsyncWorker {
 }  // namespace
 #endif
 
+namespace {
+// An asynchronous read of a CPU storage: a memcpy task on the CPU stream, its promise settled on the JS
+// thread through a thread-safe function (which also keeps the event loop alive while it is pending).
+struct CpuRead {
+  napi_deferred deferred = nullptr;
+  napi_ref view = nullptr;  // keeps the destination alive while the worker writes into it
+  napi_threadsafe_function tsfn = nullptr;
+  std::string error;
+};
+
+void settleCpuRead(napi_env env, napi_value /*fn*/, void* /*context*/, void* data) {
+  auto* r = static_cast<CpuRead*>(data);
+  if (env) {  // null while the environment is torn down: nothing to settle
+    napi_value undef;
+    napi_get_undefined(env, &undef);
+    if (r->error.empty()) {
+      napi_resolve_deferred(env, r->deferred, undef);
+    } else {
+      napi_value msg, err;
+      const std::string m = "an earlier CPU op failed (reported at the next synchronisation): " + r->error;
+      napi_create_string_utf8(env, m.c_str(), m.size(), &msg);
+      napi_create_error(env, nullptr, msg, &err);
+      napi_reject_deferred(env, r->deferred, err);
+    }
+    napi_delete_reference(env, r->view);
+  }
+  delete r;
+}
+
+constexpr size_t kDirectBytes = size_t(1) << 20;  // reads/fills this small of an idle storage run inline
+}  // namespace
+
 Napi::Value Storage::Read(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   void* dst;
@@ -220,10 +282,39 @@ Napi::Value Storage::Read(const Napi::CallbackInfo& info) {
             "reading " + std::to_string(len) + " bytes from " + std::to_string(bytes_) + " bytes");
   const void* src = data("Storage.read");
   if (device_ == kCpu) {
-    if (len) std::memcpy(dst, src, len);  // memcpy with a null pointer is undefined even for 0 bytes
-    auto d = Napi::Promise::Deferred::New(env);
-    d.Resolve(env.Undefined());
-    return d.Promise();
+    if (cpu::done(lastWrite_) && len <= kDirectBytes) {
+      // Ready and small: copy now (memcpy with a null pointer is undefined even for 0 bytes).
+      auto d = Napi::Promise::Deferred::New(env);
+      const std::string e = cpu::takeError();
+      if (!e.empty()) {
+        d.Reject(Napi::Error::New(env, "an earlier CPU op failed (reported at the next synchronisation): " + e).Value());
+        return d.Promise();
+      }
+      if (len) std::memcpy(dst, src, len);
+      d.Resolve(env.Undefined());
+      return d.Promise();
+    }
+    auto* r = new CpuRead();
+    napi_value promise, name;
+    napi_status st = napi_create_promise(env, &r->deferred, &promise);
+    if (st == napi_ok) st = napi_create_reference(env, info[0], 1, &r->view);
+    if (st == napi_ok) st = napi_create_string_utf8(env, "alexnet-cuda.cpuRead", NAPI_AUTO_LENGTH, &name);
+    if (st == napi_ok)
+      st = napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, nullptr, nullptr, nullptr, settleCpuRead,
+                                           &r->tsfn);
+    if (st != napi_ok) {
+      if (r->view) napi_delete_reference(env, r->view);
+      delete r;  // (a created promise is left pending and collected)
+      throw Error("Storage.read: could not set up the asynchronous read");
+    }
+    lastTask_ = cpu::enqueue("Storage.read", cpu::TaskKind::Memory, [r, dst, src, len] {
+      r->error = cpu::takeError();
+      if (r->error.empty() && len) std::memcpy(dst, src, len);
+      napi_threadsafe_function f = r->tsfn;
+      if (napi_call_threadsafe_function(f, r, napi_tsfn_blocking) != napi_ok) delete r;  // env closing
+      napi_release_threadsafe_function(f, napi_tsfn_release);
+    });
+    return Napi::Value(env, promise);
   }
 #ifdef AXN_WITH_CUDA
   cuda::PendingRead r = cuda::beginRead(src, len);
@@ -250,10 +341,21 @@ Napi::Value Storage::CopyFrom(const Napi::CallbackInfo& info) {
                 " bytes, destination " + std::to_string(bytes_) + " bytes)");
   uint8_t* d = static_cast<uint8_t*>(data("Storage.copyFrom")) + dOff;
   const uint8_t* s = static_cast<const uint8_t*>(src->data("Storage.copyFrom")) + sOff;
+  if (!n) return info.Env().Undefined();
   if (device_ == kCpu && src->device_ == kCpu) {
-    if (n) std::memmove(d, s, n);
+    if (cpu::done(lastTask_) && cpu::done(src->lastWrite_) && n <= kDirectBytes) {
+      std::memmove(d, s, n);
+    } else {
+      const uint64_t seq = cpu::enqueue("Storage.copyFrom", cpu::TaskKind::Memory, [d, s, n] { std::memmove(d, s, n); });
+      lastTask_ = lastWrite_ = seq;
+      src->lastTask_ = seq;
+    }
     return info.Env().Undefined();
   }
+  // Across devices the copy runs on the JS thread after the CPU side's pending tasks (a synchronisation).
+  Storage* hostSide = device_ == kCpu ? this : src;
+  cpu::waitFor(hostSide == this ? lastTask_ : src->lastWrite_);  // written here / read there
+  cpu::reportError();
 #ifdef AXN_WITH_CUDA
   if (device_ == kCpu) {
     cuda::copyDeviceToHost(d, s, n);
@@ -271,7 +373,13 @@ Napi::Value Storage::CopyFrom(const Napi::CallbackInfo& info) {
 Napi::Value Storage::Zero(const Napi::CallbackInfo& info) {
   void* p = data("Storage.zero");
   if (device_ == kCpu) {
-    if (bytes_) std::memset(p, 0, bytes_);
+    if (!bytes_) return info.Env().Undefined();
+    if (cpu::done(lastTask_) && bytes_ <= kDirectBytes) {
+      std::memset(p, 0, bytes_);
+    } else {
+      const size_t n = bytes_;
+      lastTask_ = lastWrite_ = cpu::enqueue("Storage.zero", cpu::TaskKind::Memory, [p, n] { std::memset(p, 0, n); });
+    }
   } else {
 #ifdef AXN_WITH_CUDA
     cuda::memsetZero(p, bytes_);

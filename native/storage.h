@@ -4,6 +4,7 @@
 #include <napi.h>
 
 #include <cstddef>
+#include <cstdint>
 
 namespace axn {
 
@@ -19,6 +20,12 @@ class Storage : public Napi::ObjectWrap<Storage> {
   void* data(const char* op) const;
   int device() const { return device_; }
   size_t bytes() const { return bytes_; }
+  // CPU stream ordering (native/cpu_stream.h): the last task that uses this storage's bytes (reads or
+  // writes them), and the last that writes them. The JS thread may read once lastWrite has run, and write
+  // or free once lastTask has.
+  void usedBy(uint64_t seq) { lastTask_ = seq; }
+  void writtenBy(uint64_t seq) { lastWrite_ = seq; }
+  uint64_t lastTask() const { return lastTask_; }
 
   // Unwrap a JS value that must be a live Storage; `what` names it in the error.
   static Storage* From(const Napi::Value& v, const char* op, const char* what);
@@ -34,11 +41,14 @@ class Storage : public Napi::ObjectWrap<Storage> {
   Napi::Value GetDevice(const Napi::CallbackInfo& info);
   Napi::Value GetFreed(const Napi::CallbackInfo& info);
   void release(Napi::Env env);
+  void freeBytes();  // host::free now, or after the pending tasks that use them
 
   void* ptr_ = nullptr;
   size_t bytes_ = 0;
   int device_ = kCpu;
   bool freed_ = false;
+  uint64_t lastTask_ = 0;   // 0: no task ever used it
+  uint64_t lastWrite_ = 0;  // 0: no task ever wrote it
 };
 
 // Host-side byte counters for memoryStats().

@@ -53,9 +53,9 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const size_t ws = workspace(info, 16, op);
   const bool tf32 = flag(info, 17);
   const Sizes n(d);
-  const float* x = ptr<float>(info, 0, op, "x", n.x);
-  const float* w = ptr<float>(info, 1, op, "w", n.w);
-  const float* b = absent(info, 2) ? nullptr : ptr<float>(info, 2, op, "b", d.K);
+  const float* x = ptr<const float>(info, 0, op, "x", n.x);
+  const float* w = ptr<const float>(info, 1, op, "w", n.w);
+  const float* b = absent(info, 2) ? nullptr : ptr<const float>(info, 2, op, "b", d.K);
   float* y = ptr<float>(info, 3, op, "y", n.y);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
@@ -69,9 +69,9 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const size_t ws = workspace(info, 18, op);
   const bool tf32 = flag(info, 19);
   const Sizes n(d);
-  const float* dy = ptr<float>(info, 0, op, "dy", n.y);
-  const float* x = ptr<float>(info, 1, op, "x", n.x);
-  const float* w = ptr<float>(info, 2, op, "w", n.w);
+  const float* dy = ptr<const float>(info, 0, op, "dy", n.y);
+  const float* x = ptr<const float>(info, 1, op, "x", n.x);
+  const float* w = ptr<const float>(info, 2, op, "w", n.w);
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", n.x);
   float* dw = ptr<float>(info, 4, op, "dw", n.w);
   float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", d.K);

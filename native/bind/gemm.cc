@@ -40,8 +40,8 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const int ldc = i32(info, 12, op, "ldc");
   const bool tf32 = flag(info, 13);
   ops::gemm_check_args(op, tA, tB, M, N, K, lda, ldb, ldc);
-  const float* A = ptr<float>(info, 6, op, "A", extent(tA ? K : M, tA ? M : K, lda));
-  const float* B = ptr<float>(info, 8, op, "B", extent(tB ? N : K, tB ? K : N, ldb));
+  const float* A = ptr<const float>(info, 6, op, "A", extent(tA ? K : M, tA ? M : K, lda));
+  const float* B = ptr<const float>(info, 8, op, "B", extent(tB ? N : K, tB ? K : N, ldb));
   float* C = ptr<float>(info, 11, op, "C", extent(M, N, ldc));
   const bool cuda = onCuda(op, {storage(info, 6, op, "A"), storage(info, 8, op, "B"), storage(info, 11, op, "C")});
   AXN_DISPATCH(cuda, ops::gemm_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32),
@@ -69,8 +69,8 @@ Napi::Value GemmStridedBatched(const Napi::CallbackInfo& info) {
   AXN_CHECK(batch <= 1 || static_cast<size_t>(sC) >= eC, op,
             "strideC " + std::to_string(sC) + " makes the batch's outputs overlap (each spans " + std::to_string(eC) +
                 " elements)");
-  const float* A = ptr<float>(info, 6, op, "A", batchedExtent(extent(tA ? K : M, tA ? M : K, lda), sA, batch));
-  const float* B = ptr<float>(info, 9, op, "B", batchedExtent(extent(tB ? N : K, tB ? K : N, ldb), sB, batch));
+  const float* A = ptr<const float>(info, 6, op, "A", batchedExtent(extent(tA ? K : M, tA ? M : K, lda), sA, batch));
+  const float* B = ptr<const float>(info, 9, op, "B", batchedExtent(extent(tB ? N : K, tB ? K : N, ldb), sB, batch));
   float* C = ptr<float>(info, 13, op, "C", batchedExtent(eC, sC, batch));
   const bool cuda = onCuda(op, {storage(info, 6, op, "A"), storage(info, 9, op, "B"), storage(info, 13, op, "C")});
   AXN_DISPATCH(cuda,
@@ -99,12 +99,12 @@ Napi::Value GemmBuiltin(const Napi::CallbackInfo& info) {
   const int ldc = i32(info, 12, op, "ldc");
   const ops::GemmIsa isa = parseIsa(info, 13, op);
   ops::gemm_check_args(op, tA, tB, M, N, K, lda, ldb, ldc);
-  const float* A = ptr<float>(info, 6, op, "A", extent(tA ? K : M, tA ? M : K, lda));
-  const float* B = ptr<float>(info, 8, op, "B", extent(tB ? N : K, tB ? K : N, ldb));
+  const float* A = ptr<const float>(info, 6, op, "A", extent(tA ? K : M, tA ? M : K, lda));
+  const float* B = ptr<const float>(info, 8, op, "B", extent(tB ? N : K, tB ? K : N, ldb));
   float* C = ptr<float>(info, 11, op, "C", extent(M, N, ldc));
   if (onCuda(op, {storage(info, 6, op, "A"), storage(info, 8, op, "B"), storage(info, 11, op, "C")}))
     fail(op, "the built-in GEMM runs on the CPU; got CUDA tensors", __FILE__, __LINE__);
-  ops::gemm_builtin_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false, isa);
+  AXN_CPU_ENQUEUE(ops::gemm_builtin_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false, isa));
   return info.Env().Undefined();
 }
 

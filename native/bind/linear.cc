@@ -24,9 +24,9 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
   const bool tf32 = flag(info, 7);
   sizes(op, N, in, out);
-  const float* x = ptr<float>(info, 0, op, "x", static_cast<size_t>(N) * in);
-  const float* w = ptr<float>(info, 1, op, "w", static_cast<size_t>(out) * in);
-  const float* b = absent(info, 2) ? nullptr : ptr<float>(info, 2, op, "b", out);
+  const float* x = ptr<const float>(info, 0, op, "x", static_cast<size_t>(N) * in);
+  const float* w = ptr<const float>(info, 1, op, "w", static_cast<size_t>(out) * in);
+  const float* b = absent(info, 2) ? nullptr : ptr<const float>(info, 2, op, "b", out);
   float* y = ptr<float>(info, 3, op, "y", static_cast<size_t>(N) * out);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
@@ -40,9 +40,9 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
   const bool tf32 = flag(info, 9);
   sizes(op, N, in, out);
-  const float* dy = ptr<float>(info, 0, op, "dy", static_cast<size_t>(N) * out);
-  const float* x = ptr<float>(info, 1, op, "x", static_cast<size_t>(N) * in);
-  const float* w = ptr<float>(info, 2, op, "w", static_cast<size_t>(out) * in);
+  const float* dy = ptr<const float>(info, 0, op, "dy", static_cast<size_t>(N) * out);
+  const float* x = ptr<const float>(info, 1, op, "x", static_cast<size_t>(N) * in);
+  const float* w = ptr<const float>(info, 2, op, "w", static_cast<size_t>(out) * in);
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", static_cast<size_t>(N) * in);
   float* dw = ptr<float>(info, 4, op, "dw", static_cast<size_t>(out) * in);
   float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", out);

@@ -16,7 +16,7 @@ Napi::Value LrnForward(const Napi::CallbackInfo& info) {
   const float alpha = f32(info, 7, op, "alpha"), beta = f32(info, 8, op, "beta"), k = f32(info, 9, op, "k");
   AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
   const size_t n = (size_t)N * (size_t)C * (size_t)S;
-  const float* x = ptr<float>(info, 0, op, "x", n);
+  const float* x = ptr<const float>(info, 0, op, "x", n);
   float* y = ptr<float>(info, 1, op, "y", n);
   float* scale = ptr<float>(info, 2, op, "scale", n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "scale")});
@@ -33,10 +33,10 @@ Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
   const float alpha = f32(info, 9, op, "alpha"), beta = f32(info, 10, op, "beta"), k = f32(info, 11, op, "k");
   AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
   const size_t n = (size_t)N * (size_t)C * (size_t)S;
-  const float* dy = ptr<float>(info, 0, op, "dy", n);
-  const float* x = ptr<float>(info, 1, op, "x", n);
-  const float* y = ptr<float>(info, 2, op, "y", n);
-  const float* scale = ptr<float>(info, 3, op, "scale", n);
+  const float* dy = ptr<const float>(info, 0, op, "dy", n);
+  const float* x = ptr<const float>(info, 1, op, "x", n);
+  const float* y = ptr<const float>(info, 2, op, "y", n);
+  const float* scale = ptr<const float>(info, 3, op, "scale", n);
   float* dx = ptr<float>(info, 4, op, "dx", n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "y"),
                                 storage(info, 3, op, "scale"), storage(info, 4, op, "dx")});

@@ -3,6 +3,7 @@
 // validates shapes and options and allocates the outputs; these are the last cheap guards.
 #include <napi.h>
 
+#include <array>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -64,7 +65,7 @@ double probability(const Napi::CallbackInfo& info, size_t i, const char* op) {
 Napi::Value ReluForward(const Napi::CallbackInfo& info) {
   const char* op = "relu";
   const int64_t n = count(info, 2, op);
-  const float* x = ptr<float>(info, 0, op, "x", n);
+  const float* x = ptr<const float>(info, 0, op, "x", n);
   float* y = ptr<float>(info, 1, op, "y", n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
   AXN_DISPATCH(cuda, ops::relu_forward_cpu(x, y, n), ops::relu_forward_cuda(x, y, n));
@@ -75,8 +76,8 @@ Napi::Value ReluForward(const Napi::CallbackInfo& info) {
 Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
   const char* op = "reluBackward";
   const int64_t n = count(info, 3, op);
-  const float* dy = ptr<float>(info, 0, op, "dy", n);
-  const float* y = ptr<float>(info, 1, op, "y", n);
+  const float* dy = ptr<const float>(info, 0, op, "dy", n);
+  const float* y = ptr<const float>(info, 1, op, "y", n);
   float* dx = ptr<float>(info, 2, op, "dx", n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "y"), storage(info, 2, op, "dx")});
   AXN_DISPATCH(cuda, ops::relu_backward_cpu(dy, y, dx, n), ops::relu_backward_cuda(dy, y, dx, n));
@@ -107,7 +108,7 @@ DropoutArgs dropoutArgs(const Napi::CallbackInfo& info, size_t i, const char* op
 Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
   const char* op = "dropout";
   const DropoutArgs a = dropoutArgs(info, 2, op);
-  const float* x = ptr<float>(info, 0, op, "x", a.n);
+  const float* x = ptr<const float>(info, 0, op, "x", a.n);
   float* y = ptr<float>(info, 1, op, "y", a.n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
   AXN_DISPATCH(cuda, ops::dropout_forward_cpu(x, y, a.n, a.p, a.seed, a.offset),
@@ -119,7 +120,7 @@ Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
 Napi::Value DropoutBackward(const Napi::CallbackInfo& info) {
   const char* op = "dropoutBackward";
   const DropoutArgs a = dropoutArgs(info, 2, op);
-  const float* dy = ptr<float>(info, 0, op, "dy", a.n);
+  const float* dy = ptr<const float>(info, 0, op, "dy", a.n);
   float* dx = ptr<float>(info, 1, op, "dx", a.n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "dx")});
   AXN_DISPATCH(cuda, ops::dropout_backward_cpu(dy, dx, a.n, a.p, a.seed, a.offset),
@@ -167,8 +168,8 @@ Napi::Value SoftmaxXentForward(const Napi::CallbackInfo& info) {
   const char* op = "softmaxCrossEntropy";
   const int N = dim(info, 4, op, "N"), C = dim(info, 5, op, "C");
   const size_t nc = static_cast<size_t>(N) * C;
-  const float* logits = ptr<float>(info, 0, op, "logits", nc);
-  const int32_t* labels = ptr<int32_t>(info, 1, op, "labels", N);
+  const float* logits = ptr<const float>(info, 0, op, "logits", nc);
+  const int32_t* labels = ptr<const int32_t>(info, 1, op, "labels", N);
   float* loss = ptr<float>(info, 2, op, "loss", 1);
   float* probs = ptr<float>(info, 3, op, "probs", nc);
   const bool cuda = onCuda(op, {storage(info, 0, op, "logits"), storage(info, 1, op, "labels"),
@@ -184,8 +185,8 @@ Napi::Value SoftmaxXentBackward(const Napi::CallbackInfo& info) {
   const int N = dim(info, 3, op, "N"), C = dim(info, 4, op, "C");
   const float scale = f32(info, 5, op, "scale");
   const size_t nc = static_cast<size_t>(N) * C;
-  const float* probs = ptr<float>(info, 0, op, "probs", nc);
-  const int32_t* labels = ptr<int32_t>(info, 1, op, "labels", N);
+  const float* probs = ptr<const float>(info, 0, op, "probs", nc);
+  const int32_t* labels = ptr<const int32_t>(info, 1, op, "labels", N);
   float* dlogits = ptr<float>(info, 2, op, "dlogits", nc);
   const bool cuda = onCuda(op, {storage(info, 0, op, "probs"), storage(info, 1, op, "labels"),
                                 storage(info, 2, op, "dlogits")});
@@ -208,7 +209,7 @@ Napi::Value SgdUpdate(const Napi::CallbackInfo& info) {
   o.nesterov = flag(info, 8);
   o.firstStep = flag(info, 9);
   float* param = ptr<float>(info, 0, op, "param", n);
-  const float* grad = ptr<float>(info, 1, op, "grad", n);
+  const float* grad = ptr<const float>(info, 1, op, "grad", n);
   const bool hasBuf = info.Length() > 2 && !info[2].IsNull() && !info[2].IsUndefined();
   AXN_CHECK(hasBuf || o.momentum == 0.f, op, "a momentum buffer is required when momentum ≠ 0");
   float* buf = hasBuf ? ptr<float>(info, 2, op, "momentumBuffer", n) : nullptr;
@@ -259,21 +260,19 @@ Napi::Value SgdUpdateMulti(const Napi::CallbackInfo& info) {
                           b && o.momentum != 0.f ? static_cast<float*>(b->data(op)) : nullptr,
                           static_cast<int64_t>(n), static_cast<float>(decays.Get(i).ToNumber().DoubleValue()),
                           firsts.Get(i).ToBoolean().Value()};
+    noteWrite(p);
+    if (b) noteWrite(b);
     all.push_back(p);
     all.push_back(g);
     if (b) all.push_back(b);
   }
   const bool hasGuard = info.Length() > 10 && !info[10].IsNull() && !info[10].IsUndefined();
-  const float* guard = hasGuard ? ptr<float>(info, 10, op, "guard", 1) : nullptr;
+  const float* guard = hasGuard ? ptr<const float>(info, 10, op, "guard", 1) : nullptr;
   if (hasGuard) all.push_back(storage(info, 10, op, "guard"));
   const bool hasHalt = info.Length() > 11 && !info[11].IsNull() && !info[11].IsUndefined();
   float* halt = hasHalt ? ptr<float>(info, 11, op, "halt", 1) : nullptr;
   if (hasHalt) all.push_back(storage(info, 11, op, "halt"));
-  bool cuda = false;
-  for (size_t i = 0; i < all.size(); i++) {
-    const bool c = onCuda(op, {all[0], all[i]});
-    cuda = c;
-  }
+  const bool cuda = onCuda(op, all);
   AXN_DISPATCH(cuda, ops::sgd_update_multi_cpu(t.data(), static_cast<int>(count), o, guard, halt),
                ops::sgd_update_multi_cuda(t.data(), static_cast<int>(count), o, guard, halt));
   return info.Env().Undefined();
@@ -293,14 +292,15 @@ Napi::Value TopkCorrect(const Napi::CallbackInfo& info) {
   AXN_CHECK(nk >= 1 && nk <= ops::kTopkMaxKs, op, "expected 1 to 16 values of k, got " + std::to_string(nk));
   for (int i = 0; i < nk; i++) AXN_CHECK(ks[i] >= 1, op, "every k must be ≥ 1");
   const size_t nc = static_cast<size_t>(N) * C;
-  const float* logits = ptr<float>(info, 0, op, "logits", nc);
-  const int32_t* labels = ptr<int32_t>(info, 1, op, "labels", N);
+  const float* logits = ptr<const float>(info, 0, op, "logits", nc);
+  const int32_t* labels = ptr<const int32_t>(info, 1, op, "labels", N);
   int32_t* counts = ptr<int32_t>(info, 2, op, "counts", nk);
   const bool cuda = onCuda(op, {storage(info, 0, op, "logits"), storage(info, 1, op, "labels"),
                                 storage(info, 2, op, "counts")});
-  const int32_t* k = ks.Data();
-  AXN_DISPATCH(cuda, ops::topk_correct_cpu(logits, labels, counts, k, nk, N, C),
-               ops::topk_correct_cuda(logits, labels, counts, k, nk, N, C));
+  std::array<int32_t, ops::kTopkMaxKs> kv{};  // a copy: the CPU kernel runs later, the JS array may change
+  for (int i = 0; i < nk; i++) kv[i] = ks[i];
+  AXN_DISPATCH(cuda, ops::topk_correct_cpu(logits, labels, counts, kv.data(), nk, N, C),
+               ops::topk_correct_cuda(logits, labels, counts, kv.data(), nk, N, C));
   return info.Env().Undefined();
 }
 
@@ -312,7 +312,7 @@ Napi::Value Axpy(const Napi::CallbackInfo& info) {
   const int64_t n = count(info, 2, op);
   const float alpha = f32(info, 3, op, "alpha");
   float* y = ptr<float>(info, 0, op, "y", n);
-  const float* x = ptr<float>(info, 1, op, "x", n);
+  const float* x = ptr<const float>(info, 1, op, "x", n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "y"), storage(info, 1, op, "x")});
   AXN_DISPATCH(cuda, ops::axpy_cpu(y, x, n, alpha), ops::axpy_cuda(y, x, n, alpha));
   return info.Env().Undefined();
@@ -344,8 +344,8 @@ Napi::Value Fill(const Napi::CallbackInfo& info) {
 Napi::Value Add(const Napi::CallbackInfo& info) {
   const char* op = "add";
   const int64_t n = count(info, 3, op);
-  const float* x = ptr<float>(info, 0, op, "x", n);
-  const float* y = ptr<float>(info, 1, op, "y", n);
+  const float* x = ptr<const float>(info, 0, op, "x", n);
+  const float* y = ptr<const float>(info, 1, op, "y", n);
   float* z = ptr<float>(info, 2, op, "z", n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "z")});
   AXN_DISPATCH(cuda, ops::add_cpu(x, y, z, n), ops::add_cuda(x, y, z, n));
@@ -356,7 +356,7 @@ Napi::Value Add(const Napi::CallbackInfo& info) {
 Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   const char* op = "sumSquares";
   const int64_t n = count(info, 2, op);
-  const float* x = ptr<float>(info, 0, op, "x", n);
+  const float* x = ptr<const float>(info, 0, op, "x", n);
   float* out = ptr<float>(info, 1, op, "out", 1);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "out")});
   AXN_DISPATCH(cuda, ops::sum_squares_cpu(x, out, n), ops::sum_squares_cuda(x, out, n));

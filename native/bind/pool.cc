@@ -28,7 +28,7 @@ Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   // Every window must hold an input element (guaranteed by lib/ops/pool.ts's output-size rule).
   AXN_CHECK((Ho - 1) * sh - ph < H && (Wo - 1) * sw - pw < W, op, "output size too large for the input");
   const size_t in = count(N, C, H, W), out = count(N, C, Ho, Wo);
-  const float* x = ptr<float>(info, 0, op, "x", in);
+  const float* x = ptr<const float>(info, 0, op, "x", in);
   float* y = ptr<float>(info, 1, op, "y", out);
   int32_t* idx = ptr<int32_t>(info, 2, op, "indices", out);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "indices")});
@@ -50,8 +50,8 @@ Napi::Value MaxPool2dBackward(const Napi::CallbackInfo& info) {
     AXN_CHECK(kh > 0 && kw > 0 && sh > 0 && sw > 0 && ph >= 0 && pw >= 0, op, "bad window geometry");
   }
   const size_t in = count(N, C, H, W), out = count(N, C, Ho, Wo);
-  const float* dy = ptr<float>(info, 0, op, "dy", out);
-  const int32_t* idx = ptr<int32_t>(info, 1, op, "indices", out);
+  const float* dy = ptr<const float>(info, 0, op, "dy", out);
+  const int32_t* idx = ptr<const int32_t>(info, 1, op, "indices", out);
   float* dx = ptr<float>(info, 2, op, "dx", in);
   const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "indices"), storage(info, 2, op, "dx")});
   (void)kh, (void)kw, (void)sh, (void)sw, (void)ph, (void)pw;  // only the CUDA gather needs the geometry
@@ -67,7 +67,7 @@ Napi::Value AdaptiveAvgPool2dForward(const Napi::CallbackInfo& info) {
   const int N = i32(info, 2, op, "N"), C = i32(info, 3, op, "C"), H = i32(info, 4, op, "H"), W = i32(info, 5, op, "W");
   const int Ho = i32(info, 6, op, "Ho"), Wo = i32(info, 7, op, "Wo");
   AXN_CHECK(N >= 0 && C >= 0 && H > 0 && W > 0 && Ho > 0 && Wo > 0, op, "bad sizes");
-  const float* x = ptr<float>(info, 0, op, "x", count(N, C, H, W));
+  const float* x = ptr<const float>(info, 0, op, "x", count(N, C, H, W));
   float* y = ptr<float>(info, 1, op, "y", count(N, C, Ho, Wo));
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
   AXN_DISPATCH(cuda, ops::adaptive_avgpool2d_forward_cpu(x, y, N, C, H, W, Ho, Wo),
@@ -80,7 +80,7 @@ Napi::Value AdaptiveAvgPool2dBackward(const Napi::CallbackInfo& info) {
   const int N = i32(info, 2, op, "N"), C = i32(info, 3, op, "C"), H = i32(info, 4, op, "H"), W = i32(info, 5, op, "W");
   const int Ho = i32(info, 6, op, "Ho"), Wo = i32(info, 7, op, "Wo");
   AXN_CHECK(N >= 0 && C >= 0 && H > 0 && W > 0 && Ho > 0 && Wo > 0, op, "bad sizes");
-  const float* dy = ptr<float>(info, 0, op, "dy", count(N, C, Ho, Wo));
+  const float* dy = ptr<const float>(info, 0, op, "dy", count(N, C, Ho, Wo));
   float* dx = ptr<float>(info, 1, op, "dx", count(N, C, H, W));
   const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "dx")});
   AXN_DISPATCH(cuda, ops::adaptive_avgpool2d_backward_cpu(dy, dx, N, C, H, W, Ho, Wo),

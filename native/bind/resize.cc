@@ -29,7 +29,7 @@ Sizes sizes(const Napi::CallbackInfo& info, const char* op) {
 Napi::Value ResizeBilinearForward(const Napi::CallbackInfo& info) {
   const char* op = "resize_bilinear_forward";
   const Sizes s = sizes(info, op);
-  const float* x = ptr<float>(info, 0, op, "x", count(s.N, s.C, s.H, s.W));
+  const float* x = ptr<const float>(info, 0, op, "x", count(s.N, s.C, s.H, s.W));
   float* y = ptr<float>(info, 1, op, "y", count(s.N, s.C, s.Ho, s.Wo));
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
   AXN_DISPATCH(cuda, ops::resize_bilinear_forward_cpu(x, y, s.N, s.C, s.H, s.W, s.Ho, s.Wo, s.alignCorners),
@@ -40,7 +40,7 @@ Napi::Value ResizeBilinearForward(const Napi::CallbackInfo& info) {
 Napi::Value ResizeBilinearBackward(const Napi::CallbackInfo& info) {
   const char* op = "resize_bilinear_backward";
   const Sizes s = sizes(info, op);
-  const float* dy = ptr<float>(info, 0, op, "dy", count(s.N, s.C, s.Ho, s.Wo));
+  const float* dy = ptr<const float>(info, 0, op, "dy", count(s.N, s.C, s.Ho, s.Wo));
   float* dx = ptr<float>(info, 1, op, "dx", count(s.N, s.C, s.H, s.W));
   const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "dx")});
   AXN_DISPATCH(cuda, ops::resize_bilinear_backward_cpu(dy, dx, s.N, s.C, s.H, s.W, s.Ho, s.Wo, s.alignCorners),

@@ -3,10 +3,15 @@
 #pragma once
 #include <napi.h>
 
+#include <algorithm>
 #include <initializer_list>
+#include <type_traits>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "../common.h"
+#include "../cpu_stream.h"
 #include "../storage.h"
 #ifdef AXN_WITH_CUDA
 #include "../cuda/context.h"
@@ -14,10 +19,26 @@
 
 namespace axn::bind {
 
-// The data pointer of a Storage argument at info[i], checked to hold at least `minBytes`.
+// Which storages the op being bound reads only (ptr<const T>) and which it writes (ptr<T>, noteWrite).
+// Only compared by address in onCuda (never dereferenced), so entries left by a binding that threw are
+// harmless: a storage counts as read-only only when it was taken as const and never as written, and every
+// binding takes each output it writes through ptr<T> or noteWrite.
+struct ArgRoles {
+  std::vector<const Storage*> readOnly, written;
+};
+inline ArgRoles& argRoles() {
+  static thread_local ArgRoles r;
+  return r;
+}
+inline void noteWrite(const Storage* s) { argRoles().written.push_back(s); }
+
+// The data pointer of a Storage argument at info[i], checked to hold at least `minElems` elements of T.
+// T const: the op only reads it (the JS thread may read it while the op is pending); else it writes it.
 template <typename T>
 T* ptr(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what, size_t minElems) {
   Storage* s = Storage::From(info[i], op, what);
+  if (std::is_const_v<T>) argRoles().readOnly.push_back(s);
+  else argRoles().written.push_back(s);
   if (s->bytes() < minElems * sizeof(T))
     fail(op, std::string(what) + " holds " + std::to_string(s->bytes()) + " bytes, needs " +
                  std::to_string(minElems * sizeof(T)),
@@ -49,40 +70,78 @@ inline bool flag(const Napi::CallbackInfo& info, size_t i) {
   return i < info.Length() && info[i].ToBoolean().Value();
 }
 
+// The storages of the op being bound, as onCuda saw them: the CPU dispatch marks each with its task so
+// that the JS thread waits for (or queues behind) it before touching their bytes. Set by onCuda and used
+// right after it, with no JS in between (no storage can be collected meanwhile).
+struct OpStorage {
+  Storage* s;
+  bool writes;
+};
+inline std::vector<OpStorage>& opStorages() {
+  static thread_local std::vector<OpStorage> v;
+  return v;
+}
+
 // True when every storage lives on the CUDA device, false when every one is on the CPU; mixed throws.
-inline bool onCuda(const char* op, std::initializer_list<Storage*> all) {
+// Every storage an op reads or writes must be passed here (the CPU stream's ordering relies on it).
+template <typename List>
+bool onCudaList(const char* op, const List& all) {
   int dev = -2;
+  std::vector<OpStorage>& seen = opStorages();
+  seen.clear();
+  ArgRoles& roles = argRoles();
+  auto has = [](const std::vector<const Storage*>& v, const Storage* s) { return std::find(v.begin(), v.end(), s) != v.end(); };
   for (Storage* s : all) {
     if (!s) continue;
+    seen.push_back({s, has(roles.written, s) || !has(roles.readOnly, s)});
     if (dev == -2) dev = s->device();
     else if (s->device() != dev)
       fail(op, "all tensors must be on the same device (found cpu and cuda)", __FILE__, __LINE__);
   }
+  roles.readOnly.clear();
+  roles.written.clear();
   if (dev == kCpu || dev == -2) return false;
 #ifndef AXN_WITH_CUDA
   fail(op, "this addon was built without the CUDA backend", __FILE__, __LINE__);
 #endif
   return true;
 }
+inline bool onCuda(const char* op, std::initializer_list<Storage*> all) { return onCudaList(op, all); }
+inline bool onCuda(const char* op, const std::vector<Storage*>& all) { return onCudaList(op, all); }
+
+// Enqueues a CPU kernel on the CPU stream and marks the op's storages (see opStorages) with its task.
+template <typename Fn>
+void enqueueCpu(const char* op, Fn&& fn) {
+  const uint64_t seq = cpu::enqueue(op, cpu::TaskKind::Compute, std::forward<Fn>(fn));
+  for (const OpStorage& o : opStorages()) {
+    o.s->usedBy(seq);
+    if (o.writes) o.s->writtenBy(seq);
+  }
+  opStorages().clear();
+}
 
 }  // namespace axn::bind
 
-// Run the CUDA expression when `cuda` is true (compiled only with the CUDA backend), else the CPU one.
-// A missing CUDA version is an error, never a silent CPU fallback.
+// Run the CUDA expression when `cuda` is true (compiled only with the CUDA backend), else enqueue the CPU
+// one on the CPU stream (native/cpu_stream.h). The CPU expression is captured by value: it may use only
+// the binding's local values (pointers, sizes, options), never `info` or JS memory. A missing CUDA version
+// is an error, never a silent CPU fallback. Uses the binding's `op` (its name).
+#define AXN_CPU_ENQUEUE(cpu_call) ::axn::bind::enqueueCpu(op, [=]() mutable { cpu_call; })
 #ifdef AXN_WITH_CUDA
 #define AXN_DISPATCH(cuda, cpu_call, cuda_call) \
   do {                                          \
     if (cuda) {                                 \
+      ::axn::bind::opStorages().clear();        \
       cuda_call;                                \
     } else {                                    \
-      cpu_call;                                 \
+      AXN_CPU_ENQUEUE(cpu_call);                \
     }                                           \
   } while (0)
 #else
 #define AXN_DISPATCH(cuda, cpu_call, cuda_call) \
   do {                                          \
     (void)(cuda);                               \
-    cpu_call;                                   \
+    AXN_CPU_ENQUEUE(cpu_call);                  \
   } while (0)
 #endif
 
