@@ -26,6 +26,7 @@ class Storage : public Napi::ObjectWrap<Storage> {
   void usedBy(uint64_t seq) { lastTask_ = seq; }
   void writtenBy(uint64_t seq) { lastWrite_ = seq; }
   uint64_t lastTask() const { return lastTask_; }
+  uint64_t lastWrite() const { return lastWrite_; }
 
   // Unwrap a JS value that must be a live Storage; `what` names it in the error.
   static Storage* From(const Napi::Value& v, const char* op, const char* what);

@@ -163,6 +163,21 @@ Napi::Value Philox(const Napi::CallbackInfo& info) {
 
 // ---- softmax cross-entropy ----------------------------------------------------------------------------
 
+// CPU labels whose writers have all run are checked here, on the calling thread, so a label outside
+// [0, C) throws at the call (as the TypeScript check does); the kernel checks again on the worker (it must
+// never index out of bounds), which reports at the next synchronisation when the labels were still being
+// written when the op was called. CUDA kernels flag bad labels in their outputs instead.
+void checkLabelsNow(const char* op, const Napi::CallbackInfo& info, size_t i, const int32_t* labels, int N, int C) {
+  const Storage* s = storage(info, i, op, "labels");
+  if (s->device() != kCpu || !cpu::done(s->lastWrite())) return;
+  for (int r = 0; r < N; r++)
+    if (labels[r] < 0 || labels[r] >= C)
+      fail(op,
+           "label " + std::to_string(labels[r]) + " at row " + std::to_string(r) + " is outside [0, " +
+               std::to_string(C) + ")",
+           __FILE__, __LINE__);
+}
+
 // softmax_xent_forward(logits, labels, loss, probs, N, C)
 Napi::Value SoftmaxXentForward(const Napi::CallbackInfo& info) {
   const char* op = "softmaxCrossEntropy";
@@ -170,6 +185,7 @@ Napi::Value SoftmaxXentForward(const Napi::CallbackInfo& info) {
   const size_t nc = static_cast<size_t>(N) * C;
   const float* logits = ptr<const float>(info, 0, op, "logits", nc);
   const int32_t* labels = ptr<const int32_t>(info, 1, op, "labels", N);
+  checkLabelsNow(op, info, 1, labels, N, C);
   float* loss = ptr<float>(info, 2, op, "loss", 1);
   float* probs = ptr<float>(info, 3, op, "probs", nc);
   const bool cuda = onCuda(op, {storage(info, 0, op, "logits"), storage(info, 1, op, "labels"),
@@ -187,6 +203,7 @@ Napi::Value SoftmaxXentBackward(const Napi::CallbackInfo& info) {
   const size_t nc = static_cast<size_t>(N) * C;
   const float* probs = ptr<const float>(info, 0, op, "probs", nc);
   const int32_t* labels = ptr<const int32_t>(info, 1, op, "labels", N);
+  checkLabelsNow(op, info, 1, labels, N, C);
   float* dlogits = ptr<float>(info, 2, op, "dlogits", nc);
   const bool cuda = onCuda(op, {storage(info, 0, op, "probs"), storage(info, 1, op, "labels"),
                                 storage(info, 2, op, "dlogits")});
@@ -294,6 +311,7 @@ Napi::Value TopkCorrect(const Napi::CallbackInfo& info) {
   const size_t nc = static_cast<size_t>(N) * C;
   const float* logits = ptr<const float>(info, 0, op, "logits", nc);
   const int32_t* labels = ptr<const int32_t>(info, 1, op, "labels", N);
+  checkLabelsNow(op, info, 1, labels, N, C);
   int32_t* counts = ptr<int32_t>(info, 2, op, "counts", nk);
   const bool cuda = onCuda(op, {storage(info, 0, op, "logits"), storage(info, 1, op, "labels"),
                                 storage(info, 2, op, "counts")});
