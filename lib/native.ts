@@ -53,6 +53,20 @@ export interface NativeMemoryStats {
   hostMappedBytes: number;
   /** Freed small host blocks (< 64 KiB) kept for reuse. */
   hostSmallCachedBytes: number;
+  /** The CPU stream (native/cpu_stream.h): CPU ops run in call order on a native worker thread. */
+  cpuStream: {
+    /** Tasks enqueued and not yet finished. */
+    pendingTasks: number;
+    tasksRun: number;
+    /** Compute tasks skipped because an earlier one failed (its error not yet reported). */
+    skippedAfterError: number;
+    /** Bytes of disposed tensors whose memory returns once the tasks using it have run. */
+    deferredFreeBytes: number;
+    /** Host writes into a storage a pending task still used (copied, then written in order). */
+    stagedWrites: number;
+    /** Times the JS thread waited for the worker (dataSync, a cross-device copy, synchronize, a full queue). */
+    waits: number;
+  };
   cuda?: {
     inUseBytes: number;
     cachedBytes: number;

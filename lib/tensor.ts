@@ -239,8 +239,9 @@ export class Tensor {
 
   // ---- reading back --------------------------------------------------------------------------------
 
-  /** A copy of the data as a Float32Array (int32 tensors are converted). Waits for the GPU without
-   * blocking the event loop. */
+  /** A copy of the data as a Float32Array (int32 tensors are converted). Waits for the device — the GPU,
+   * or the CPU stream's worker for a CPU tensor — without blocking the event loop. Rejects with the error
+   * of an earlier op whose kernel failed (reported at the next synchronisation). */
   async toFloat32Array(): Promise<Float32Array> {
     const st = this.#storage('Tensor.toFloat32Array');
     if (this.dtype === 'float32') {
@@ -262,7 +263,8 @@ export class Tensor {
     return out;
   }
 
-  /** A copy of the data in the tensor's own dtype, synchronously (waits for the GPU on the main thread). */
+  /** A copy of the data in the tensor's own dtype, synchronously: blocks the JS thread until the ops that
+   * write this tensor have run (GPU or CPU stream). Prefer `await data()` in long-running programs. */
   dataSync(): Float32Array | Int32Array {
     const st = this.#storage('Tensor.dataSync');
     const out = this.dtype === 'int32' ? new Int32Array(this.size) : new Float32Array(this.size);
@@ -388,7 +390,8 @@ export function memoryStats(): MemoryStats {
   };
 }
 
-/** Waits for all queued GPU work (no-op without CUDA). */
+/** Waits for all queued work — the CPU stream's and the GPU's — blocking the JS thread; throws the error
+ * of an op whose kernel failed since the last synchronisation. */
 export function synchronize(): void {
   loadNative().cudaSynchronize();
 }

@@ -11,6 +11,7 @@
 #include "bind/util.h"
 #include "ops/dropout.h"
 #include "ops/elementwise.h"
+#include "ops/labels.h"
 #include "ops/philox.h"
 #include "ops/relu.h"
 #include "ops/sgd.h"
@@ -169,13 +170,7 @@ Napi::Value Philox(const Napi::CallbackInfo& info) {
 // written when the op was called. CUDA kernels flag bad labels in their outputs instead.
 void checkLabelsNow(const char* op, const Napi::CallbackInfo& info, size_t i, const int32_t* labels, int N, int C) {
   const Storage* s = storage(info, i, op, "labels");
-  if (s->device() != kCpu || !cpu::done(s->lastWrite())) return;
-  for (int r = 0; r < N; r++)
-    if (labels[r] < 0 || labels[r] >= C)
-      fail(op,
-           "label " + std::to_string(labels[r]) + " at row " + std::to_string(r) + " is outside [0, " +
-               std::to_string(C) + ")",
-           __FILE__, __LINE__);
+  if (s->device() == kCpu && cpu::done(s->lastWrite())) ops::check_labels(op, labels, N, C);
 }
 
 // softmax_xent_forward(logits, labels, loss, probs, N, C)

@@ -6,22 +6,9 @@
 #include <vector>
 
 #include "common.h"
+#include "ops/labels.h"
 
 namespace axn::ops {
-
-namespace {
-
-void check_labels(const char* op, const int32_t* labels, int N, int C) {
-  for (int r = 0; r < N; r++) {
-    if (labels[r] < 0 || labels[r] >= C)
-      fail(op,
-           "label " + std::to_string(labels[r]) + " at row " + std::to_string(r) + " is outside [0, " +
-               std::to_string(C) + ")",
-           __FILE__, __LINE__);
-  }
-}
-
-}  // namespace
 
 void softmax_xent_forward_cpu(const float* logits, const int32_t* labels, float* loss, float* probs, int N, int C) {
   check_labels("softmaxCrossEntropy", labels, N, C);

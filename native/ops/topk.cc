@@ -5,19 +5,14 @@
 #include <string>
 
 #include "common.h"
+#include "ops/labels.h"
 
 namespace axn::ops {
 
 void topk_correct_cpu(const float* logits, const int32_t* labels, int32_t* counts, const int32_t* ks, int nk, int N,
                       int C) {
   AXN_CHECK(nk >= 1 && nk <= kTopkMaxKs, "topkCorrect", "expected 1 to 16 values of k, got " + std::to_string(nk));
-  for (int r = 0; r < N; r++) {
-    if (labels[r] < 0 || labels[r] >= C)
-      fail("topkCorrect",
-           "label " + std::to_string(labels[r]) + " at row " + std::to_string(r) + " is outside [0, " +
-               std::to_string(C) + ")",
-           __FILE__, __LINE__);
-  }
+  check_labels("topkCorrect", labels, N, C);
   int64_t local[kTopkMaxKs] = {};
   for (int r = 0; r < N; r++) {
     const float* x = logits + static_cast<int64_t>(r) * C;
