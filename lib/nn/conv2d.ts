@@ -1,6 +1,7 @@
 import { conv2d, conv2dBackward } from '../ops/conv.js';
 import { Tensor, type Device } from '../tensor.js';
 import { Module, Parameter, keep, release } from './module.js';
+import type { ReLU } from './relu.js';
 import type { Precision } from '../ops/util.js';
 import { intOption, pairOption } from '../ops/util.js';
 
@@ -63,11 +64,33 @@ export class Conv2d extends Module {
   }
 
   backward(dy: Tensor): Tensor | null {
+    return this.#backward(dy, null);
+  }
+
+  /** This convolution and the ReLU after it as one op (Sequential does this): y = max(conv(x) + b, 0),
+   * kept by `relu` for the backward. */
+  forwardRelu(x: Tensor, relu: ReLU): Tensor {
+    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, { ...this.#opts(), relu: true });
+    release(this.#x);
+    this.#x = this.training ? keep(x) : null;
+    relu.saveFusedOutput(y);
+    return y;
+  }
+
+  /** The backward of forwardRelu: dy is the gradient at the ReLU's output; returns dx. */
+  backwardRelu(dy: Tensor, relu: ReLU): Tensor | null {
+    const dx = this.#backward(dy, relu);
+    relu.releaseSaved();
+    return dx;
+  }
+
+  #backward(dy: Tensor, relu: ReLU | null): Tensor | null {
     if (!this.#x) throw new Error('Conv2d.backward: no saved input; call forward in training mode first');
     const { dx, dw, db } = conv2dBackward(dy, this.#x, this.weight.value, {
       ...this.#opts(),
       needInputGrad: this.needInputGrad,
       needBiasGrad: this.bias !== null,
+      ...(relu ? { reluOutput: relu.savedOutput() } : {}),
     });
     this.weight.setGrad(dw);
     if (this.bias && db) this.bias.setGrad(db);

@@ -1,6 +1,7 @@
 import { linear, linearBackward } from '../ops/linear.js';
 import { Tensor, type Device } from '../tensor.js';
 import { Module, Parameter, keep, release } from './module.js';
+import type { ReLU } from './relu.js';
 import { intOption, type Precision } from '../ops/util.js';
 
 /** Fully connected layer: y = x·Wᵀ + b, weight [out, in] as PyTorch. Parameters start at zero. */
@@ -35,11 +36,33 @@ export class Linear extends Module {
   }
 
   backward(dy: Tensor): Tensor | null {
+    return this.#backward(dy, null);
+  }
+
+  /** This layer and the ReLU after it as one op (Sequential does this): y = max(x·Wᵀ + b, 0), kept by
+   * `relu` for the backward. */
+  forwardRelu(x: Tensor, relu: ReLU): Tensor {
+    const y = linear(x, this.weight.value, this.bias?.value ?? null, { precision: this.precision, relu: true });
+    release(this.#x);
+    this.#x = this.training ? keep(x) : null;
+    relu.saveFusedOutput(y);
+    return y;
+  }
+
+  /** The backward of forwardRelu: dy is the gradient at the ReLU's output; returns dx. */
+  backwardRelu(dy: Tensor, relu: ReLU): Tensor | null {
+    const dx = this.#backward(dy, relu);
+    relu.releaseSaved();
+    return dx;
+  }
+
+  #backward(dy: Tensor, relu: ReLU | null): Tensor | null {
     if (!this.#x) throw new Error('Linear.backward: no saved input; call forward in training mode first');
     const { dx, dw, db } = linearBackward(dy, this.#x, this.weight.value, {
       precision: this.precision,
       needInputGrad: this.needInputGrad,
       needBiasGrad: this.bias !== null,
+      ...(relu ? { reluOutput: relu.savedOutput() } : {}),
     });
     this.weight.setGrad(dw);
     if (this.bias && db) this.bias.setGrad(db);

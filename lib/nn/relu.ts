@@ -20,6 +20,17 @@ export class ReLU extends Module {
     this.releaseSaved();
     return dx;
   }
+  /** For a fused Conv2d/Linear → ReLU (Sequential runs the pair as one op): keep y, the fused output,
+   * as forward would have. */
+  saveFusedOutput(y: Tensor): void {
+    release(this.#y);
+    this.#y = this.training ? keep(y) : null;
+  }
+  /** The output kept for backward (the fused pair's backward reads it). */
+  savedOutput(): Tensor {
+    if (!this.#y) throw new Error('ReLU.backward: no saved output; call forward in training mode first');
+    return this.#y;
+  }
   override releaseSaved(): void {
     release(this.#y);
     this.#y = null;

@@ -1,8 +1,10 @@
 // N-API bindings of conv2d (lib/ops/conv.ts validates first and allocates the outputs):
-//   ops.conv2d_forward(x, w, b | null, y, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, tf32)
+//   ops.conv2d_forward(x, w, b | null, y, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, tf32,
+//                      relu)
 //   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
-//                       workspaceBytes, tf32)
-// workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU).
+//                       workspaceBytes, tf32, reluY | null)
+// workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU). relu fuses a ReLU
+// into the forward; reluY is that fused forward's output, for the backward through both.
 #include <string>
 
 #include "bind/util.h"
@@ -52,6 +54,7 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const ops::Conv2dDims d = dims(info, 4, op);
   const size_t ws = workspace(info, 16, op);
   const bool tf32 = flag(info, 17);
+  const bool relu = flag(info, 18);
   const Sizes n(d);
   const float* x = ptr<const float>(info, 0, op, "x", n.x);
   const float* w = ptr<const float>(info, 1, op, "w", n.w);
@@ -59,7 +62,8 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   float* y = ptr<float>(info, 3, op, "y", n.y);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
-  AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, tf32), ops::conv2d_forward_cuda(x, w, b, y, d, ws, tf32));
+  AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, tf32, relu),
+               ops::conv2d_forward_cuda(x, w, b, y, d, ws, tf32, relu));
   return info.Env().Undefined();
 }
 
@@ -75,12 +79,13 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", n.x);
   float* dw = ptr<float>(info, 4, op, "dw", n.w);
   float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", d.K);
+  const float* reluY = absent(info, 20) ? nullptr : ptr<const float>(info, 20, op, "reluY", n.y);
   const bool cuda =
       onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
-                  db ? storage(info, 5, op, "db") : nullptr});
-  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32),
-               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32));
+                  db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr});
+  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32, reluY),
+               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32, reluY));
   return info.Env().Undefined();
 }
 

@@ -1,6 +1,7 @@
 // N-API bindings of linear (lib/ops/linear.ts validates first and allocates the outputs):
-//   ops.linear_forward(x, w, b | null, y, N, in, out, tf32)
-//   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, tf32)
+//   ops.linear_forward(x, w, b | null, y, N, in, out, tf32, relu)
+//   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, tf32, reluY | null)
+// relu fuses a ReLU into the forward; reluY is that fused forward's output, for the backward through both.
 #include <string>
 
 #include "bind/util.h"
@@ -23,6 +24,7 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const char* op = "linear_forward";
   const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
   const bool tf32 = flag(info, 7);
+  const bool relu = flag(info, 8);
   sizes(op, N, in, out);
   const float* x = ptr<const float>(info, 0, op, "x", static_cast<size_t>(N) * in);
   const float* w = ptr<const float>(info, 1, op, "w", static_cast<size_t>(out) * in);
@@ -30,8 +32,8 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   float* y = ptr<float>(info, 3, op, "y", static_cast<size_t>(N) * out);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
-  AXN_DISPATCH(cuda, ops::linear_forward_cpu(x, w, b, y, N, in, out, tf32),
-               ops::linear_forward_cuda(x, w, b, y, N, in, out, tf32));
+  AXN_DISPATCH(cuda, ops::linear_forward_cpu(x, w, b, y, N, in, out, tf32, relu),
+               ops::linear_forward_cuda(x, w, b, y, N, in, out, tf32, relu));
   return info.Env().Undefined();
 }
 
@@ -46,12 +48,14 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", static_cast<size_t>(N) * in);
   float* dw = ptr<float>(info, 4, op, "dw", static_cast<size_t>(out) * in);
   float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", out);
+  const float* reluY =
+      absent(info, 10) ? nullptr : ptr<const float>(info, 10, op, "reluY", static_cast<size_t>(N) * out);
   const bool cuda =
       onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
-                  db ? storage(info, 5, op, "db") : nullptr});
-  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, tf32),
-               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, tf32));
+                  db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 10, op, "reluY") : nullptr});
+  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, tf32, reluY),
+               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, tf32, reluY));
   return info.Env().Undefined();
 }
 

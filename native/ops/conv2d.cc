@@ -8,6 +8,7 @@
 #include <string>
 
 #include "../scratch.h"
+#include "relu.h"
 
 namespace axn::ops {
 
@@ -134,6 +135,22 @@ void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P) {
   }
 }
 
+void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
+  for (int k = 0; k < K; k++) {
+    double s = 0.0;
+    for (int i = 0; i < N; i++) {
+      const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
+      for (int64_t p = 0; p < P; p++) {
+        const float g = relu_bwd(dy[off + p], y[off + p]);
+        dz[off + p] = g;
+        s += g;
+      }
+    }
+    db[k] = static_cast<float>(s);
+  }
+}
+
 void zero_cpu(float* p, int64_t n) {
   if (n > 0) std::memset(p, 0, sizeof(float) * n);
 }
@@ -156,7 +173,7 @@ inline int conv2d_chunk_images(int N, size_t perImage, size_t cap, int64_t P) {
 // GEMMs identically.
 template <class Dev>
 void conv2d_forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                    size_t workspaceBytes) {
+                    size_t workspaceBytes, bool relu) {
   const int G = d.groups, Kg = d.K / G, Cg = d.C / G;
   const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
   const int64_t CRS = static_cast<int64_t>(d.C) * d.kh * d.kw, CgRS = static_cast<int64_t>(Cg) * d.kh * d.kw;
@@ -167,7 +184,10 @@ void conv2d_forward(const Dev& dev, const float* x, const float* w, const float*
   const int chunk = identity ? d.N : conv2d_chunk_images(d.N, static_cast<size_t>(CRS * P) * sizeof(float), cap, P);
   Scratch ws(Dev::kCuda, identity ? 0 : static_cast<size_t>(chunk) * CRS * P * sizeof(float));
   float* col = ws.as<float>();
-  if (b) dev.fill_bias(y, b, d.N, d.K, P);
+  // The bias goes in first (the GEMMs accumulate onto it) unless a fused epilogue adds it with the ReLU.
+  const bool epilogue = relu && Dev::kBiasReluEpilogue;
+  const bool biasFirst = b && !epilogue;
+  if (biasFirst) dev.fill_bias(y, b, d.N, d.K, P);
   for (int n0 = 0; n0 < d.N; n0 += chunk) {
     const int nc = std::min(chunk, d.N - n0);
     const float* src = x + n0 * imgIn;
@@ -177,19 +197,28 @@ void conv2d_forward(const Dev& dev, const float* x, const float* w, const float*
     }
     for (int g = 0; g < G; g++)
       dev.gemm_sb(false, false, Kg, static_cast<int>(P), static_cast<int>(CgRS), 1.0f, w + g * Kg * CgRS,
-                   static_cast<int>(CgRS), 0, src + g * CgRS * P, static_cast<int>(P), CRS * P, b ? 1.0f : 0.0f,
-                   y + n0 * imgOut + g * Kg * P, static_cast<int>(P), imgOut, nc);
+                   static_cast<int>(CgRS), 0, src + g * CgRS * P, static_cast<int>(P), CRS * P,
+                   biasFirst ? 1.0f : 0.0f, y + n0 * imgOut + g * Kg * P, static_cast<int>(P), imgOut, nc);
   }
+  if (epilogue) dev.bias_relu(y, b, d.N, d.K, P);
+  else if (relu) dev.relu(y, d.N * imgOut);
 }
 
 template <class Dev>
 void conv2d_backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                     const Conv2dDims& d, size_t workspaceBytes) {
+                     const Conv2dDims& d, size_t workspaceBytes, const float* reluY) {
   const int G = d.groups, Kg = d.K / G, Cg = d.C / G;
   const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
   const int64_t CRS = static_cast<int64_t>(d.C) * d.kh * d.kw, CgRS = static_cast<int64_t>(Cg) * d.kh * d.kw;
   const int64_t imgIn = static_cast<int64_t>(d.C) * d.H * d.W, imgOut = static_cast<int64_t>(d.K) * P;
-  if (db) {
+  // Fused ReLU: the gradient at the conv's output, dz = dy where y > 0, in one pass with the bias gradient.
+  Scratch dzBuf(Dev::kCuda, reluY && d.N > 0 ? static_cast<size_t>(d.N) * imgOut * sizeof(float) : 0);
+  if (reluY && d.N > 0) {
+    float* dz = dzBuf.as<float>();
+    if (db) dev.relu_bias_grad(dy, reluY, dz, db, d.N, d.K, P);
+    else dev.relu_backward(dy, reluY, dz, d.N * imgOut);
+    dy = dz;
+  } else if (db) {
     if (d.N == 0) dev.zero(db, d.K);
     else dev.bias_grad(dy, db, d.N, d.K, P);
   }
@@ -231,6 +260,8 @@ void conv2d_backward(const Dev& dev, const float* dy, const float* x, const floa
 struct CpuConv {
   static constexpr bool kCuda = false;
   static constexpr size_t kDefaultWorkspace = kConvWorkspaceCpu;
+  // No launches to save on the CPU: the bias fill, the GEMM and a ReLU pass, as unfused (bit for bit).
+  static constexpr bool kBiasReluEpilogue = false;
   bool tf32;
   void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR) const {
     im2col_cpu(x, col, n, d, sI, sR);
@@ -239,6 +270,12 @@ struct CpuConv {
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cpu(s, t, n, K, P); }
   void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cpu(y, b, N, K, P); }
   void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cpu(dy, db, N, K, P); }
+  void bias_relu(float*, const float*, int, int, int64_t) const {}  // unused (kBiasReluEpilogue)
+  void relu(float* y, int64_t n) const { relu_forward_cpu(y, y, n); }
+  void relu_bias_grad(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) const {
+    relu_bias_grad_cpu(dy, y, dz, db, N, K, P);
+  }
+  void relu_backward(const float* dy, const float* y, float* dz, int64_t n) const { relu_backward_cpu(dy, y, dz, n); }
   void zero(float* p, int64_t n) const { zero_cpu(p, n); }
   void gemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) const {
@@ -254,6 +291,7 @@ struct CpuConv {
 struct CudaConv {
   static constexpr bool kCuda = true;
   static constexpr size_t kDefaultWorkspace = kConvWorkspaceCuda;
+  static constexpr bool kBiasReluEpilogue = true;  // one launch adds the bias and applies the ReLU
   bool tf32;
   void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR) const {
     im2col_cuda(x, col, n, d, sI, sR);
@@ -262,6 +300,12 @@ struct CudaConv {
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cuda(s, t, n, K, P); }
   void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cuda(y, b, N, K, P); }
   void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cuda(dy, db, N, K, P); }
+  void bias_relu(float* y, const float* b, int N, int K, int64_t P) const { bias_relu_cuda(y, b, N, K, P); }
+  void relu(float* y, int64_t n) const { relu_forward_cuda(y, y, n); }
+  void relu_bias_grad(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) const {
+    relu_bias_grad_cuda(dy, y, dz, db, N, K, P);
+  }
+  void relu_backward(const float* dy, const float* y, float* dz, int64_t n) const { relu_backward_cuda(dy, y, dz, n); }
   void zero(float* p, int64_t n) const { zero_cuda(p, n); }
   void gemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) const {
@@ -277,28 +321,28 @@ struct CudaConv {
 }  // namespace
 
 void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                        size_t workspaceBytes, bool tf32) {
+                        size_t workspaceBytes, bool tf32, bool relu) {
   conv2d_check_dims("conv2d", d);
-  conv2d_forward(CpuConv{tf32}, x, w, b, y, d, workspaceBytes);
+  conv2d_forward(CpuConv{tf32}, x, w, b, y, d, workspaceBytes, relu);
 }
 
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, bool tf32) {
+                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes);
+  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY);
 }
 
 #ifdef AXN_WITH_CUDA
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                         size_t workspaceBytes, bool tf32) {
+                         size_t workspaceBytes, bool tf32, bool relu) {
   conv2d_check_dims("conv2d", d);
-  conv2d_forward(CudaConv{tf32}, x, w, b, y, d, workspaceBytes);
+  conv2d_forward(CudaConv{tf32}, x, w, b, y, d, workspaceBytes, relu);
 }
 
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, bool tf32) {
+                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes);
+  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY);
 }
 #endif
 

@@ -12,6 +12,7 @@
 #include "../cuda/context.h"
 #include "../cuda/launch.h"
 #include "conv2d.h"
+#include "relu.h"
 
 namespace axn::ops {
 
@@ -129,14 +130,38 @@ __global__ void fill_bias_kernel(float* __restrict__ y, const float* __restrict_
   }
 }
 
-// db[k] = Σ_{i, p} dy[i, k, p]: one block per channel, double accumulation, fixed order (deterministic).
-__global__ void bias_grad_kernel(const float* __restrict__ dy, float* __restrict__ db, int N, int K, int64_t P) {
+// y: (N, K, P) = max(y + b[k], 0), in place (b null: max(y, 0)) — the fused conv → ReLU epilogue.
+__global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict__ b, int N, int K, int64_t P) {
+  const int64_t rows = static_cast<int64_t>(N) * K;
+  for (int64_t r = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y; r < rows;
+       r += static_cast<int64_t>(gridDim.y) * blockDim.y) {
+    const float v = b ? __ldg(b + r % K) : 0.0f;
+    float* row = y + r * P;
+    for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P;
+         p += static_cast<int64_t>(gridDim.x) * blockDim.x)
+      row[p] = relu_fwd(b ? row[p] + v : row[p]);
+  }
+}
+
+// db[k] = Σ_{i, p} g[i, k, p]: one block per channel, double accumulation, fixed order (deterministic).
+// Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same
+// sum in the same order, so db is bit for bit the unfused path's.
+template <bool Relu>
+__global__ void bias_grad_kernel(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dz,
+                                 float* __restrict__ db, int N, int K, int64_t P) {
   __shared__ double warpSums[kThreads / 32];
   for (int k = blockIdx.x; k < K; k += gridDim.x) {
     double s = 0.0;
     for (int i = 0; i < N; i++) {
-      const float* row = dy + (static_cast<int64_t>(i) * K + k) * P;
-      for (int64_t p = threadIdx.x; p < P; p += blockDim.x) s += __ldg(row + p);
+      const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
+      for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
+        float g = __ldg(dy + off + p);
+        if constexpr (Relu) {
+          g = relu_bwd(g, __ldg(y + off + p));
+          dz[off + p] = g;
+        }
+        s += g;
+      }
     }
     for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
@@ -181,7 +206,22 @@ void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P) {
 
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P) {
   if (K <= 0) return;
-  AXN_LAUNCH("conv2dBackward.biasGrad", bias_grad_kernel, std::min(K, 65535), kThreads, 0, dy, db, N, K, P);
+  const float* none = nullptr;
+  float* noneOut = nullptr;
+  AXN_LAUNCH("conv2dBackward.biasGrad", bias_grad_kernel<false>, std::min(K, 65535), kThreads, 0, dy, none, noneOut,
+             db, N, K, P);
+}
+
+void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
+  if (N <= 0 || K <= 0 || P <= 0) return;
+  RowLaunch l(static_cast<int64_t>(N) * K, P);
+  AXN_LAUNCH("conv2d.biasRelu", bias_relu_kernel, l.grid, l.block, 0, y, b, N, K, P);
+}
+
+void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+  if (K <= 0) return;
+  AXN_LAUNCH("conv2dBackward.reluBiasGrad", bias_grad_kernel<true>, std::min(K, 65535), kThreads, 0, dy, y, dz, db,
+             N, K, P);
 }
 
 void zero_cuda(float* p, int64_t n) {

@@ -17,6 +17,13 @@
 //        then per group one GEMM dw_g (Kg×CgRS) (+)= dyᵀ_g (Kg × n·P) · col'_gᵀ (n·P × CgRS): the whole
 //        chunk is one GEMM with a long reduction dimension; chunks after the first accumulate (beta = 1).
 // The workspace holds col (forward) or col' + dyᵀ (backward; dcol reuses col''s memory).
+// Fused ReLU (relu = true; a Conv2d followed by a ReLU in a Sequential): y = max(conv(x) + b, 0). On CUDA
+// the GEMMs write y (beta = 0) and one kernel adds the bias and applies the ReLU in the pass that filled
+// the bias before (cuBLAS's epilogue computes acc + C in one rounding either way, so the values are the
+// unfused path's); on the CPU the bias fill, GEMM and an in-place ReLU pass run as before, in one task.
+// Its backward takes the fused forward's output (reluY): dy is the gradient at the ReLU's output, and
+// one pass writes dz = dy where y > 0 (else 0) into a scratch buffer while summing db from it — the
+// ReLU's backward and the bias gradient in one kernel — then the GEMMs run on dz.
 // The driver (chunking, GEMM calls, workspace) is shared by both devices and lives in conv2d.cc, where
 // it can use axn::Scratch; conv2d.cu holds only the kernels and their launchers.
 #pragma once
@@ -43,13 +50,14 @@ constexpr size_t kConvWorkspaceCpu = size_t(256) << 20;  // 256 MiB
 // Throws axn::Error when the dimensions are inconsistent (TypeScript validates first).
 void conv2d_check_dims(const char* op, const Conv2dDims& d);
 
-// x: (N, C, H, W), w: (K, C/G, kh, kw), b: (K) or null -> y: (N, K, Ho, Wo)
+// x: (N, C, H, W), w: (K, C/G, kh, kw), b: (K) or null -> y: (N, K, Ho, Wo); relu: y = max(y, 0) fused.
 void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                        size_t workspaceBytes, bool tf32);
+                        size_t workspaceBytes, bool tf32, bool relu);
 // dy: (N, K, Ho, Wo), x: (N, C, H, W), w: (K, C/G, kh, kw) -> dx: (N, C, H, W) or null (skipped),
-// dw: (K, C/G, kh, kw), db: (K) or null (skipped). dx, dw and db are overwritten.
+// dw: (K, C/G, kh, kw), db: (K) or null (skipped). dx, dw and db are overwritten. reluY: (N, K, Ho, Wo),
+// the fused (relu = true) forward's output, or null: with it, dy is the gradient at the ReLU's output.
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, bool tf32);
+                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY);
 
 // The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
 // at col[i·strideImage + r·strideRow + p]. Image-major: strideImage = C·kh·kw·P, strideRow = P;
@@ -65,18 +73,24 @@ void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P);
 void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P);
 // db[k] = Σ_{n, p} dy[n, k, p]
 void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P);
+// dz = relu_bwd(dy, y) (dy where y > 0, else 0), db[k] = Σ_{n, p} dz[n, k, p] (the same sum, in the same
+// order, as bias_grad of dz)
+void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P);
 void zero_cpu(float* p, int64_t n);
 
 #ifdef AXN_WITH_CUDA
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                         size_t workspaceBytes, bool tf32);
+                         size_t workspaceBytes, bool tf32, bool relu);
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, bool tf32);
+                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY);
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow);
 void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d);
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P);
 void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P);
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P);
+// y: (N, K, P) = max(y + b[k], 0) (b null: max(y, 0)), in place
+void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P);
+void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P);
 void zero_cuda(float* p, int64_t n);
 #endif
 

@@ -5,6 +5,8 @@
 #include <string>
 
 #include "../common.h"
+#include "../scratch.h"
+#include "relu.h"
 
 namespace axn::ops {
 
@@ -22,6 +24,20 @@ void column_sums_cpu(const float* dy, float* db, int N, int out) {
   }
 }
 
+void relu_column_sums_cpu(const float* dy, const float* y, float* dz, float* db, int N, int out) {
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * out > (1 << 16))
+  for (int j = 0; j < out; j++) {
+    double s = 0.0;
+    for (int n = 0; n < N; n++) {
+      const int64_t i = static_cast<int64_t>(n) * out + j;
+      const float g = relu_bwd(dy[i], y[i]);
+      dz[i] = g;
+      s += g;
+    }
+    db[j] = static_cast<float>(s);
+  }
+}
+
 namespace {
 
 void check(const char* op, int N, int in, int out) {
@@ -31,6 +47,8 @@ void check(const char* op, int N, int in, int out) {
 }
 
 struct CpuLinear {
+  static constexpr bool kCuda = false;
+  static constexpr bool kBiasReluEpilogue = false;  // bias fill, GEMM, ReLU pass: the unfused values
   bool tf32;
   void gemm(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
             float* C, int ldc) const {
@@ -38,10 +56,18 @@ struct CpuLinear {
   }
   void fill_rows(float* y, const float* b, int N, int out) const { fill_rows_cpu(y, b, N, out); }
   void column_sums(const float* dy, float* db, int N, int out) const { column_sums_cpu(dy, db, N, out); }
+  void bias_relu(float*, const float*, int, int) const {}  // unused (kBiasReluEpilogue)
+  void relu(float* y, int64_t n) const { relu_forward_cpu(y, y, n); }
+  void relu_column_sums(const float* dy, const float* y, float* dz, float* db, int N, int out) const {
+    relu_column_sums_cpu(dy, y, dz, db, N, out);
+  }
+  void relu_backward(const float* dy, const float* y, float* dz, int64_t n) const { relu_backward_cpu(dy, y, dz, n); }
 };
 
 #ifdef AXN_WITH_CUDA
 struct CudaLinear {
+  static constexpr bool kCuda = true;
+  static constexpr bool kBiasReluEpilogue = true;  // GEMM (beta = 0), then bias + ReLU in one launch
   bool tf32;
   void gemm(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
             float* C, int ldc) const {
@@ -49,22 +75,43 @@ struct CudaLinear {
   }
   void fill_rows(float* y, const float* b, int N, int out) const { fill_rows_cuda(y, b, N, out); }
   void column_sums(const float* dy, float* db, int N, int out) const { column_sums_cuda(dy, db, N, out); }
+  void bias_relu(float* y, const float* b, int N, int out) const { bias_relu_rows_cuda(y, b, N, out); }
+  void relu(float* y, int64_t n) const { relu_forward_cuda(y, y, n); }
+  void relu_column_sums(const float* dy, const float* y, float* dz, float* db, int N, int out) const {
+    relu_column_sums_cuda(dy, y, dz, db, N, out);
+  }
+  void relu_backward(const float* dy, const float* y, float* dz, int64_t n) const { relu_backward_cuda(dy, y, dz, n); }
 };
 #endif
 
 template <class Dev>
-void forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, int N, int in, int out) {
+void forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, int N, int in, int out,
+             bool relu) {
   check("linear", N, in, out);
   if (N == 0) return;
-  // With a bias, y starts as b in every row and the GEMM accumulates onto it (one pass over y).
-  if (b) dev.fill_rows(y, b, N, out);
-  dev.gemm(false, true, N, out, in, x, in, w, in, b ? 1.0f : 0.0f, y, out);  // y (+)= x · wᵀ
+  // With a bias, y starts as b in every row and the GEMM accumulates onto it (one pass over y) — unless
+  // a fused epilogue adds it with the ReLU after the GEMM.
+  const bool epilogue = relu && Dev::kBiasReluEpilogue;
+  const bool biasFirst = b && !epilogue;
+  if (biasFirst) dev.fill_rows(y, b, N, out);
+  dev.gemm(false, true, N, out, in, x, in, w, in, biasFirst ? 1.0f : 0.0f, y, out);  // y (+)= x · wᵀ
+  if (epilogue) dev.bias_relu(y, b, N, out);
+  else if (relu) dev.relu(y, static_cast<int64_t>(N) * out);
 }
 
 template <class Dev>
 void backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-              int in, int out) {
+              int in, int out, const float* reluY) {
   check("linearBackward", N, in, out);
+  // Fused ReLU: dz = dy where y > 0, formed in the bias gradient's pass; the GEMMs then run on dz.
+  Scratch dzBuf(Dev::kCuda, reluY && N > 0 ? static_cast<size_t>(N) * out * sizeof(float) : 0);
+  if (reluY && N > 0) {
+    float* dz = dzBuf.as<float>();
+    if (db) dev.relu_column_sums(dy, reluY, dz, db, N, out);
+    else dev.relu_backward(dy, reluY, dz, static_cast<int64_t>(N) * out);
+    db = nullptr;  // done
+    dy = dz;
+  }
   if (dx && N > 0) dev.gemm(false, false, N, in, out, dy, out, w, in, 0.0f, dx, in);  // dx = dy · w
   dev.gemm(true, false, out, in, N, dy, out, x, in, 0.0f, dw, in);  // dw = dyᵀ · x (N = 0: zeros)
   if (db) dev.column_sums(dy, db, N, out);
@@ -72,22 +119,23 @@ void backward(const Dev& dev, const float* dy, const float* x, const float* w, f
 
 }  // namespace
 
-void linear_forward_cpu(const float* x, const float* w, const float* b, float* y, int N, int in, int out, bool tf32) {
-  forward(CpuLinear{tf32}, x, w, b, y, N, in, out);
+void linear_forward_cpu(const float* x, const float* w, const float* b, float* y, int N, int in, int out, bool tf32,
+                        bool relu) {
+  forward(CpuLinear{tf32}, x, w, b, y, N, in, out, relu);
 }
 void linear_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                         int in, int out, bool tf32) {
-  backward(CpuLinear{tf32}, dy, x, w, dx, dw, db, N, in, out);
+                         int in, int out, bool tf32, const float* reluY) {
+  backward(CpuLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY);
 }
 
 #ifdef AXN_WITH_CUDA
 void linear_forward_cuda(const float* x, const float* w, const float* b, float* y, int N, int in, int out,
-                         bool tf32) {
-  forward(CudaLinear{tf32}, x, w, b, y, N, in, out);
+                         bool tf32, bool relu) {
+  forward(CudaLinear{tf32}, x, w, b, y, N, in, out, relu);
 }
 void linear_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                          int in, int out, bool tf32) {
-  backward(CudaLinear{tf32}, dy, x, w, dx, dw, db, N, in, out);
+                          int in, int out, bool tf32, const float* reluY) {
+  backward(CudaLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY);
 }
 #endif
 

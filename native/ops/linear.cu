@@ -4,6 +4,7 @@
 #include "../cuda/context.h"
 #include "../cuda/launch.h"
 #include "linear.h"
+#include "relu.h"
 
 namespace axn::ops {
 
@@ -17,16 +18,37 @@ __global__ void fill_rows_kernel(float* __restrict__ y, const float* __restrict_
   }
 }
 
-// db[j] = Σ_n dy[n, j]. A block is 32 columns × 8 row-strands: the 32 lanes of a warp read 32 adjacent
+// y: (N, out) = max(y + b, 0) in place (b null: max(y, 0)) — the fused linear → ReLU epilogue.
+__global__ void bias_relu_rows_kernel(float* __restrict__ y, const float* __restrict__ b, int N, int out) {
+  for (int n = blockIdx.y * blockDim.y + threadIdx.y; n < N; n += gridDim.y * blockDim.y) {
+    float* row = y + static_cast<int64_t>(n) * out;
+    for (int j = blockIdx.x * blockDim.x + threadIdx.x; j < out; j += gridDim.x * blockDim.x)
+      row[j] = relu_fwd(b ? row[j] + __ldg(b + j) : row[j]);
+  }
+}
+
+// db[j] = Σ_n g[n, j]. A block is 32 columns × 8 row-strands: the 32 lanes of a warp read 32 adjacent
 // floats of a row (coalesced); the 8 partial sums of a column are added in a fixed order (deterministic).
+// Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same sum
+// in the same order as the plain kernel over dz.
 constexpr int kColsPerBlock = 32, kStrands = 8;
-__global__ void column_sums_kernel(const float* __restrict__ dy, float* __restrict__ db, int N, int out) {
+template <bool Relu>
+__global__ void column_sums_kernel(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dz,
+                                   float* __restrict__ db, int N, int out) {
   __shared__ double part[kStrands][kColsPerBlock];
   for (int j0 = blockIdx.x * kColsPerBlock; j0 < out; j0 += gridDim.x * kColsPerBlock) {
     const int j = j0 + threadIdx.x;
     double s = 0.0;
     if (j < out)
-      for (int n = threadIdx.y; n < N; n += kStrands) s += __ldg(dy + static_cast<int64_t>(n) * out + j);
+      for (int n = threadIdx.y; n < N; n += kStrands) {
+        const int64_t i = static_cast<int64_t>(n) * out + j;
+        float g = __ldg(dy + i);
+        if constexpr (Relu) {
+          g = relu_bwd(g, __ldg(y + i));
+          dz[i] = g;
+        }
+        s += g;
+      }
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
     if (threadIdx.y == 0 && j < out) {
@@ -40,20 +62,43 @@ __global__ void column_sums_kernel(const float* __restrict__ dy, float* __restri
 
 }  // namespace
 
+// Threads along a row of `out` floats (a warp multiple, up to 256), the rest of the 256 on further rows.
+struct RowsLaunch {
+  dim3 grid, block;
+  RowsLaunch(int N, int out) {
+    const int bx = out >= 256 ? 256 : (out + 31) / 32 * 32;
+    const int by = 256 / bx;
+    block = dim3(bx, by);
+    grid = dim3(std::min((out + bx - 1) / bx, 64), std::min((N + by - 1) / by, 65535));
+  }
+};
+
 void fill_rows_cuda(float* y, const float* b, int N, int out) {
   if (N <= 0 || out <= 0) return;
-  const int bx = out >= 256 ? 256 : (out + 31) / 32 * 32;
-  const int by = 256 / bx;
-  dim3 block(bx, by);
-  dim3 grid(std::min((out + bx - 1) / bx, 64), std::min((N + by - 1) / by, 65535));
-  AXN_LAUNCH("linear.bias", fill_rows_kernel, grid, block, 0, y, b, N, out);
+  RowsLaunch l(N, out);
+  AXN_LAUNCH("linear.bias", fill_rows_kernel, l.grid, l.block, 0, y, b, N, out);
+}
+
+void bias_relu_rows_cuda(float* y, const float* b, int N, int out) {
+  if (N <= 0 || out <= 0) return;
+  RowsLaunch l(N, out);
+  AXN_LAUNCH("linear.biasRelu", bias_relu_rows_kernel, l.grid, l.block, 0, y, b, N, out);
 }
 
 void column_sums_cuda(const float* dy, float* db, int N, int out) {
   if (out <= 0) return;
   dim3 block(kColsPerBlock, kStrands);
   dim3 grid(std::min((out + kColsPerBlock - 1) / kColsPerBlock, 65535));
-  AXN_LAUNCH("linearBackward.biasGrad", column_sums_kernel, grid, block, 0, dy, db, N, out);
+  const float* none = nullptr;
+  float* noneOut = nullptr;
+  AXN_LAUNCH("linearBackward.biasGrad", column_sums_kernel<false>, grid, block, 0, dy, none, noneOut, db, N, out);
+}
+
+void relu_column_sums_cuda(const float* dy, const float* y, float* dz, float* db, int N, int out) {
+  if (out <= 0) return;
+  dim3 block(kColsPerBlock, kStrands);
+  dim3 grid(std::min((out + kColsPerBlock - 1) / kColsPerBlock, 65535));
+  AXN_LAUNCH("linearBackward.reluBiasGrad", column_sums_kernel<true>, grid, block, 0, dy, y, dz, db, N, out);
 }
 
 }  // namespace axn::ops

@@ -1,0 +1,389 @@
+/** Conv2d/Linear → ReLU fused into one op (lib/ops `relu: true` / `reluOutput`, Sequential's `fuseRelu`):
+ * the same values as the unfused ops — bit for bit on the CPU and the emulated device — checked against
+ * PyTorch's references and finite differences, with one kernel launch fewer in the forward and one in the
+ * backward on CUDA. Fresh random inputs each run (the seed is in the test names). */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Tensor, memoryStats, setPoison, synchronize } from '../../lib/tensor.js';
+import { conv2d, conv2dBackward, conv2dOutputShape, type Conv2dOptions } from '../../lib/ops/conv.js';
+import { linear, linearBackward } from '../../lib/ops/linear.js';
+import { relu, reluBackward } from '../../lib/ops/activation.js';
+import { createAlexNet } from '../../lib/models/alexnet.js';
+import { SGD } from '../../lib/optim/sgd.js';
+import { Sequential } from '../../lib/nn/sequential.js';
+import { fixtureCases, loadFixture, relError } from '../helpers/fixtures.js';
+import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
+import { cudaBatch, emulated, noCuda } from '../helpers/gpu.js';
+import { tolFor } from '../helpers/tolerance.js';
+
+const seed = (Date.now() ^ (process.pid << 8)) >>> 0;
+const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
+type Device = 'cpu' | 'cuda';
+
+function random(n: number, s: number, lo = -1, hi = 1): Float32Array {
+  const r = mulberry32(s);
+  return Float32Array.from({ length: n }, () => lo + (hi - lo) * r());
+}
+
+/** Index of the first element whose bits differ (NaN payloads included), or -1. */
+function firstBitDifference(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return 0;
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  for (let i = 0; i < ua.length; i++) if (ua[i] !== ub[i]) return i;
+  return -1;
+}
+
+function expectBitEqual(got: Float32Array | null, want: Float32Array | null, what: string): void {
+  if (want === null || got === null) {
+    expect(got, what).toBe(want);
+    return;
+  }
+  const i = firstBitDifference(got, want);
+  expect(i, `${what}: first difference at ${i} (${got[i]} vs ${want[i]})`).toBe(-1);
+}
+
+interface Grads {
+  y: Float32Array;
+  dx: Float32Array | null;
+  dw: Float32Array;
+  db: Float32Array | null;
+}
+
+const read = (t: Tensor | null) => (t ? (t.dataSync() as Float32Array).slice() : null);
+
+interface ConvProblem {
+  name: string;
+  x: number[];
+  w: number[];
+  bias: boolean;
+  opts: Conv2dOptions;
+}
+
+const CONV: ConvProblem[] = [
+  { name: 'non-square, stride (2, 1), padding (1, 2), batch 1', x: [1, 5, 7, 10], w: [3, 5, 3, 2], bias: true, opts: { stride: [2, 1], padding: [1, 2] } },
+  { name: 'groups 3, no bias', x: [2, 6, 9, 8], w: [9, 2, 3, 3], bias: false, opts: { stride: [1, 2], padding: 1, groups: 3 } },
+  { name: '1×1 (no im2col)', x: [3, 16, 9, 7], w: [8, 16, 1, 1], bias: true, opts: {} },
+  { name: 'stride 3, uncovered border', x: [2, 3, 11, 12], w: [4, 3, 4, 3], bias: true, opts: { stride: 3 } },
+  { name: 'paper conv2 (groups 2), batch 2', x: [2, 96, 27, 27], w: [256, 48, 5, 5], bias: true, opts: { padding: 2, groups: 2 } },
+];
+
+function convData(p: ConvProblem, s: number, nan = false) {
+  const bound = 1 / Math.sqrt(numel(p.w.slice(1)));
+  const x = random(numel(p.x), s);
+  if (nan) x[Math.floor(x.length / 3)] = NaN; // NaN propagates through the ReLU; its backward passes dy there
+  return {
+    x,
+    w: random(numel(p.w), s + 1, -bound, bound),
+    b: p.bias ? random(p.w[0], s + 2, -bound, bound) : null,
+    dy: random(numel(conv2dOutputShape(p.x, p.w, p.opts)), s + 3),
+  };
+}
+
+/** relu(conv2d(x)) and its gradients, fused (one op each way) or as the two ops. */
+function convRelu(p: ConvProblem, d: ReturnType<typeof convData>, device: Device, fused: boolean, opts: Conv2dOptions = {}): Grads {
+  const o = { ...p.opts, ...opts };
+  const x = Tensor.from(d.x, p.x, device);
+  const w = Tensor.from(d.w, p.w, device);
+  const b = d.b ? Tensor.from(d.b, [p.w[0]], device) : null;
+  const made: (Tensor | null)[] = [x, w, b];
+  try {
+    let y: Tensor;
+    let dz: Tensor;
+    const dy = Tensor.from(d.dy, conv2dOutputShape(p.x, p.w, p.opts), device);
+    made.push(dy);
+    if (fused) {
+      y = conv2d(x, w, b, { ...o, relu: true });
+      dz = dy;
+    } else {
+      const pre = conv2d(x, w, b, o);
+      made.push(pre);
+      y = relu(pre);
+      dz = reluBackward(dy, y);
+      made.push(dz);
+    }
+    made.push(y);
+    const g = conv2dBackward(dz, x, w, { ...o, needBiasGrad: !!b, ...(fused ? { reluOutput: y } : {}) });
+    made.push(g.dx, g.dw, g.db);
+    return { y: read(y)!, dx: read(g.dx), dw: read(g.dw)!, db: read(g.db) };
+  } finally {
+    made.forEach((t) => t?.dispose());
+  }
+}
+
+function linearData(N: number, inF: number, out: number, bias: boolean, s: number) {
+  const bound = 1 / Math.sqrt(inF);
+  return {
+    x: random(N * inF, s),
+    w: random(out * inF, s + 1, -bound, bound),
+    b: bias ? random(out, s + 2, -bound, bound) : null,
+    dy: random(N * out, s + 3),
+  };
+}
+
+function linearRelu(N: number, inF: number, out: number, d: ReturnType<typeof linearData>, device: Device, fused: boolean, precision: 'fp32' | 'tf32' = 'fp32'): Grads {
+  const x = Tensor.from(d.x, [N, inF], device);
+  const w = Tensor.from(d.w, [out, inF], device);
+  const b = d.b ? Tensor.from(d.b, [out], device) : null;
+  const dy = Tensor.from(d.dy, [N, out], device);
+  const made: (Tensor | null)[] = [x, w, b, dy];
+  try {
+    let y: Tensor;
+    let dz: Tensor = dy;
+    if (fused) y = linear(x, w, b, { precision, relu: true });
+    else {
+      const pre = linear(x, w, b, { precision });
+      made.push(pre);
+      y = relu(pre);
+      dz = reluBackward(dy, y);
+      made.push(dz);
+    }
+    made.push(y);
+    const g = linearBackward(dz, x, w, { precision, needBiasGrad: !!b, ...(fused ? { reluOutput: y } : {}) });
+    made.push(g.dx, g.dw, g.db);
+    return { y: read(y)!, dx: read(g.dx), dw: read(g.dw)!, db: read(g.db) };
+  } finally {
+    made.forEach((t) => t?.dispose());
+  }
+}
+
+const LINEAR: [string, number, number, number, boolean][] = [
+  ['fc7-like 4096 → 4096 at batch 3', 3, 4096, 4096, true],
+  ['odd 37 → 29, batch 5', 5, 37, 29, true],
+  ['no bias 11 → 7, batch 1', 1, 11, 7, false],
+];
+
+beforeAll(() => setPoison(true)); // outputs and scratch start as NaN: anything left unwritten shows up
+afterAll(() => setPoison(false));
+
+describe(`fused conv2d → ReLU on the CPU equals the two ops bit for bit (seed ${seed})`, () => {
+  it.each(CONV.map((p, i) => [p.name, p, i] as const))('%s', (_n, p, i) => {
+    for (const nan of [false, true]) {
+      const d = convData(p, seed + 10 * i, nan);
+      const a = convRelu(p, d, 'cpu', true);
+      const b = convRelu(p, d, 'cpu', false);
+      for (const k of ['y', 'dx', 'dw', 'db'] as const) expectBitEqual(a[k], b[k], `${p.name}${nan ? ' (NaN in x)' : ''}: ${k}`);
+    }
+  });
+
+  it('an empty batch: empty output, zero weight and bias gradients', () => {
+    const x = Tensor.zeros([0, 3, 5, 5]);
+    const w = Tensor.from(random(2 * 3 * 9, seed), [2, 3, 3, 3]);
+    const b = Tensor.from([0.5, -0.5], [2]);
+    const y = conv2d(x, w, b, { relu: true });
+    expect(y.shape).toEqual([0, 2, 3, 3]);
+    const g = conv2dBackward(Tensor.zeros([0, 2, 3, 3]), x, w, { reluOutput: y });
+    expect(Array.from(g.dw.dataSync())).toEqual(new Array(54).fill(0));
+    expect(Array.from(g.db!.dataSync())).toEqual([0, 0]);
+    [x, w, b, y, g.dx, g.dw, g.db].forEach((t) => t?.dispose());
+  });
+});
+
+describe(`fused conv2d → ReLU against PyTorch and finite differences (seed ${seed})`, () => {
+  it('matches relu(F.conv2d(...)) of the float64 fixtures', async () => {
+    const cases = await fixtureCases('conv2d');
+    expect(cases.length).toBeGreaterThan(0);
+    for (const name of cases) {
+      const fx = loadFixture('conv2d', name);
+      const p = fx.params;
+      const x = Tensor.from(fx.inputs.x.data as Float32Array, fx.inputs.x.shape);
+      const w = Tensor.from(fx.inputs.w.data as Float32Array, fx.inputs.w.shape);
+      const b = p.bias ? Tensor.from(fx.inputs.b.data as Float32Array, fx.inputs.b.shape) : null;
+      const y = conv2d(x, w, b, { stride: p.stride, padding: p.padding, groups: p.groups, precision: 'fp32', relu: true });
+      const got = y.dataSync() as Float32Array;
+      // The reference pre-activations (every element, or the fixture's sampled positions); PyTorch's ReLU
+      // is exact, so relu(reference) is the reference of the fused op.
+      const full = fx.tensors.get('y');
+      const idx = full ? null : (fx.tensors.get('y.idx')!.data as Int32Array);
+      const pre = full ? full.data : fx.tensors.get('y.val')!.data;
+      const at = (i: number) => got[idx ? idx[i] : i];
+      const want = Float64Array.from(pre as ArrayLike<number>, (v) => (v < 0 ? 0 : v));
+      const mine = Float64Array.from({ length: want.length }, (_, i) => at(i));
+      expect(relError(mine, want), `${name}: relative L2 error`).toBeLessThanOrEqual(1e-5);
+      const scale = Math.max(...Array.from(pre as ArrayLike<number>, Math.abs));
+      for (let i = 0; i < want.length; i++) {
+        // Clearly negative pre-activations give exactly 0; the rest agree to fp32 rounding.
+        if ((pre[i] as number) < -1e-5 * scale) expect(mine[i], `${name}[${i}]`).toBe(0);
+        else expect(Math.abs(mine[i] - want[i]), `${name}[${i}]`).toBeLessThanOrEqual(1e-5 * scale);
+      }
+      [x, w, b, y].forEach((t) => t?.dispose());
+    }
+  });
+
+  it('gradients of the fused op match central differences', () => {
+    const p: ConvProblem = { name: 'groups 2, stride (2, 1)', x: [2, 4, 6, 5], w: [6, 2, 3, 2], bias: true, opts: { stride: [2, 1], padding: [1, 2], groups: 2 } };
+    const eps = 1e-2;
+    // Keep every pre-activation well away from the ReLU's kink, where a central difference is meaningless:
+    // a perturbation of eps moves a pre-activation by at most eps · max|w| (or eps for the bias).
+    let d = convData(p, seed);
+    for (let s = seed + 1; ; s++) {
+      const pre = conv2d(Tensor.from(d.x, p.x), Tensor.from(d.w, p.w), Tensor.from(d.b!, [p.w[0]]), p.opts);
+      const v = pre.dataSync() as Float32Array;
+      pre.dispose();
+      if (v.every((t) => Math.abs(t) > 4 * eps)) break;
+      d = convData(p, s);
+      d.b = d.b!.map((t, i) => (i % 2 ? 0.6 : -0.6) + t); // biases push pre-activations off zero
+    }
+    const tensors = (arr: Float32Array[]) => ({ x: Tensor.from(arr[0], p.x), w: Tensor.from(arr[1], p.w), b: Tensor.from(arr[2], [p.w[0]]) });
+    gradcheck({
+      inputs: [d.x, d.w, d.b!],
+      names: ['x', 'w', 'b'],
+      samples: 30,
+      eps,
+      forward: (arr) => {
+        const t = tensors(arr);
+        const y = conv2d(t.x, t.w, t.b, { ...p.opts, relu: true });
+        const out = (y.dataSync() as Float32Array).slice();
+        [t.x, t.w, t.b, y].forEach((v) => v.dispose());
+        return out;
+      },
+      backward: (arr, r) => {
+        const t = tensors(arr);
+        const y = conv2d(t.x, t.w, t.b, { ...p.opts, relu: true });
+        const dy = Tensor.from(r, y.shape);
+        const g = conv2dBackward(dy, t.x, t.w, { ...p.opts, reluOutput: y });
+        const out = [read(g.dx)!, read(g.dw)!, read(g.db)!];
+        [t.x, t.w, t.b, y, dy, g.dx, g.dw, g.db].forEach((v) => v?.dispose());
+        return out;
+      },
+    });
+  });
+});
+
+describe(`fused linear → ReLU on the CPU equals the two ops bit for bit (seed ${seed})`, () => {
+  it.each(LINEAR.map(([name, N, i, o, b], k) => [name, N, i, o, b, k] as const))('%s', (_n, N, inF, out, bias, k) => {
+    const d = linearData(N, inF, out, bias, seed + 100 * k);
+    const a = linearRelu(N, inF, out, d, 'cpu', true);
+    const b = linearRelu(N, inF, out, d, 'cpu', false);
+    for (const key of ['y', 'dx', 'dw', 'db'] as const) expectBitEqual(a[key], b[key], `${key}`);
+  });
+});
+
+describe('fused ops reject bad input with clear errors', () => {
+  it('relu must be a boolean; reluOutput a tensor of dy\'s shape on its device', () => {
+    const x = Tensor.from(random(2 * 3 * 5 * 5, seed), [2, 3, 5, 5]);
+    const w = Tensor.from(random(4 * 3 * 9, seed + 1), [4, 3, 3, 3]);
+    const dy = Tensor.from(random(2 * 4 * 3 * 3, seed + 2), [2, 4, 3, 3]);
+    expect(() => conv2d(x, w, null, { relu: 1 as unknown as boolean })).toThrow('conv2d: relu must be a boolean, got 1');
+    expect(() => conv2dBackward(dy, x, w, { reluOutput: [1, 2] as unknown as Tensor })).toThrow('conv2dBackward: reluOutput must be a Tensor (the output of the forward with relu: true), got');
+    const wrong = Tensor.zeros([2, 4, 3, 4]);
+    expect(() => conv2dBackward(dy, x, w, { reluOutput: wrong })).toThrow(/conv2dBackward: expected reluOutput \(the shape of dy\) of shape \[2, 4, 3, 3\], got \[2, 4, 3, 4\]/);
+    const lx = Tensor.from(random(6, seed), [2, 3]);
+    const lw = Tensor.from(random(12, seed), [4, 3]);
+    const ldy = Tensor.zeros([2, 4]);
+    expect(() => linear(lx, lw, null, { relu: 'yes' as unknown as boolean })).toThrow('linear: relu must be a boolean, got');
+    expect(() => linearBackward(ldy, lx, lw, { reluOutput: Tensor.zeros([4, 2]) })).toThrow(/linearBackward: expected reluOutput \(the shape of dy\) of shape \[2, 4\], got \[4, 2\]/);
+    [x, w, dy, wrong, lx, lw, ldy].forEach((t) => t.dispose());
+  });
+});
+
+/** One training step's worth of the small arch, fused or not, from the same weights and batch. */
+async function smallSteps(device: Device, fuse: boolean, steps: number, n: number) {
+  const model = createAlexNet({ arch: 'small', numClasses: 10, device, seed: seed % 1000 });
+  (model.net as Sequential).setFuseRelu(fuse);
+  const opt = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9, weightDecay: 5e-4 });
+  const x = Tensor.from(random(n * 28 * 28, seed + 7), [n, 1, 28, 28], device);
+  const y = Int32Array.from({ length: n }, (_, i) => (i * 7 + seed) % 10);
+  const losses: number[] = [];
+  const c0 = device === 'cuda' ? memoryStats().native.cuda!.kernelLaunches : 0;
+  for (let i = 0; i < steps; i++) losses.push((await model.step(x, y, opt)).loss);
+  synchronize();
+  const launches = device === 'cuda' ? (memoryStats().native.cuda!.kernelLaunches - c0) / steps : 0;
+  const weights = model.parameters().map((p) => (p.value.dataSync() as Float32Array).slice());
+  x.dispose();
+  opt.dispose();
+  model.dispose();
+  return { losses, weights, launches };
+}
+
+describe(`Sequential fuses Conv2d/Linear → ReLU: training unchanged (seed ${seed})`, () => {
+  it('the small arch on the CPU: three SGD steps give bit-identical losses and weights fused and unfused', async () => {
+    const a = await smallSteps('cpu', true, 3, 8);
+    const b = await smallSteps('cpu', false, 3, 8);
+    expect(a.losses).toEqual(b.losses);
+    a.weights.forEach((w, i) => expectBitEqual(w, b.weights[i], `parameter ${i}`));
+  });
+
+  it('a Sequential built by hand fuses only Conv2d/Linear directly followed by a ReLU', async () => {
+    const { Conv2d, Linear, ReLU, Flatten, MaxPool2d } = await import('../../lib/nn/index.js');
+    const net = new Sequential([new Conv2d(1, 2, 3), new MaxPool2d(2), new ReLU(), new Flatten(), new Linear(2 * 3 * 3, 3), new ReLU(true)]);
+    const r = mulberry32(seed);
+    for (const p of net.parameters()) p.value.write(Float32Array.from({ length: p.value.size }, () => r() - 0.5));
+    const x = Tensor.from(random(2 * 64, seed), [2, 1, 8, 8]);
+    const outs: Float32Array[] = [];
+    const dxs: Float32Array[] = [];
+    for (const fuse of [true, false]) {
+      net.fuseRelu = fuse;
+      const y = net.forward(x);
+      outs.push(read(y)!);
+      const dx = net.backward(Tensor.from(random(6, seed + 1), [2, 3]));
+      dxs.push(read(dx)!);
+      [y, dx].forEach((t) => t?.dispose());
+    }
+    expectBitEqual(outs[0], outs[1], 'output');
+    expectBitEqual(dxs[0], dxs[1], 'dx');
+    x.dispose();
+    net.dispose();
+  });
+});
+
+describe.skipIf(noCuda)(`fused ops on CUDA (seed ${seed})`, () => {
+  // cuBLAS's epilogue adds C to the product with one rounding (acc + C), so bias-after equals bias-first;
+  // the emulated cuBLAS does exactly that. On a GPU the two paths may run different GEMM kernels.
+  const sameOnCuda = (got: Float32Array | null, want: Float32Array | null, what: string, tol: number) => {
+    if (emulated) expectBitEqual(got, want, what);
+    else expect(relError(got!, want!), what).toBeLessThanOrEqual(tol);
+  };
+
+  it.each(CONV.map((p, i) => [p.name, p, i] as const))('conv %s: as the CPU oracle, as the unfused CUDA ops, one launch fewer each way', (_n, p, i) => {
+    const q = { ...p, x: [cudaBatch(p.x[0], 1), ...p.x.slice(1)] };
+    const d = convData(q, seed + 10 * i);
+    const ref = convRelu(q, d, 'cpu', true);
+    const K = { y: numel(q.w.slice(1)), dx: q.w[0] / (q.opts.groups ?? 1) * q.w[2] * q.w[3], dw: numel(conv2dOutputShape(q.x, q.w, q.opts)) / q.w[0], db: 0 };
+    for (const precision of ['fp32', 'tf32'] as const) {
+      const l0 = memoryStats().native.cuda!.kernelLaunches;
+      const fused = convRelu(q, d, 'cuda', true, { precision });
+      const l1 = memoryStats().native.cuda!.kernelLaunches;
+      const plain = convRelu(q, d, 'cuda', false, { precision });
+      const l2 = memoryStats().native.cuda!.kernelLaunches;
+      // Unfused: a separate ReLU forward and backward (the bias fill and its gradient stay one each).
+      expect(l2 - l1 - (l1 - l0), `${q.name} ${precision}: launches saved`).toBe(2);
+      for (const k of ['y', 'dx', 'dw', 'db'] as const) {
+        if (!ref[k]) continue;
+        expect(relError(fused[k]!, ref[k]!), `${q.name} ${precision}: ${k} vs the CPU oracle`).toBeLessThanOrEqual(tolFor(precision, Math.max(K[k], 1)));
+        sameOnCuda(fused[k], plain[k], `${q.name} ${precision}: ${k} fused vs unfused`, tolFor(precision, Math.max(K[k], 1)));
+      }
+    }
+  });
+
+  it.each(LINEAR.map(([name, N, i, o, b], k) => [name, N, i, o, b, k] as const))('linear %s: as the CPU oracle, as the unfused CUDA ops, one launch fewer each way', (_n, N, inF, out, bias, k) => {
+    const d = linearData(N, inF, out, bias, seed + 100 * k);
+    const ref = linearRelu(N, inF, out, d, 'cpu', true);
+    const K = { y: inF, dx: out, dw: N, db: 0 };
+    for (const precision of ['fp32', 'tf32'] as const) {
+      const l0 = memoryStats().native.cuda!.kernelLaunches;
+      const fused = linearRelu(N, inF, out, d, 'cuda', true, precision);
+      const l1 = memoryStats().native.cuda!.kernelLaunches;
+      const plain = linearRelu(N, inF, out, d, 'cuda', false, precision);
+      const l2 = memoryStats().native.cuda!.kernelLaunches;
+      expect(l2 - l1 - (l1 - l0), `${precision}: launches saved`).toBe(2);
+      for (const key of ['y', 'dx', 'dw', 'db'] as const) {
+        if (!ref[key]) continue;
+        expect(relError(fused[key]!, ref[key]!), `${precision}: ${key} vs the CPU oracle`).toBeLessThanOrEqual(tolFor(precision, Math.max(K[key], 1)));
+        sameOnCuda(fused[key], plain[key], `${precision}: ${key} fused vs unfused`, tolFor(precision, Math.max(K[key], 1)));
+      }
+    }
+  });
+
+  it('the small arch: two launches fewer per Conv2d/Linear → ReLU pair and step (7 pairs), same training', async () => {
+    const a = await smallSteps('cuda', true, 2, 2);
+    const b = await smallSteps('cuda', false, 2, 2);
+    expect(b.launches - a.launches).toBe(14);
+    console.log(`small arch on CUDA: ${b.launches} → ${a.launches} kernel launches per training step with the ReLUs fused`);
+    if (emulated) {
+      expect(a.losses).toEqual(b.losses);
+      a.weights.forEach((w, i) => expectBitEqual(w, b.weights[i], `parameter ${i}`));
+    } else {
+      a.weights.forEach((w, i) => expect(relError(w, b.weights[i]), `parameter ${i}`).toBeLessThanOrEqual(1e-3));
+    }
+  });
+});
