@@ -88,7 +88,7 @@ function initBounds(shapes) {
  * the host; for the ops that change their inputs (SGD, the training step) it is called first, on the
  * fresh state.
  */
-export function buildTasks(pkg, geo, { device, batch, precisions }) {
+export function buildTasks(pkg, geo, { device, batch, precisions, fuseRelu = true }) {
   const { Tensor, ops, createAlexNet, SGD } = pkg;
   const N = batch;
   const C = geo.classes;
@@ -565,6 +565,7 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
             call: () => {
               if (!model) {
                 model = createAlexNet({ arch, groups, device: dev, precision, seed: 7, numClasses: C });
+                model.net.setFuseRelu(fuseRelu);
                 opt = new SGD(model.parameters(), { lr: t.lr, momentum: t.momentum, weightDecay: t.weightDecay });
               }
               return model.step(x, lab, opt);
@@ -572,6 +573,7 @@ export function buildTasks(pkg, geo, { device, batch, precisions }) {
             // One step of a model with the shared initial weights and dropout stream, from no momentum.
             outputs: async () => {
               const m = createAlexNet({ arch, groups, device: dev, precision, seed: 7, numClasses: C });
+              m.net.setFuseRelu(fuseRelu);
               // a large learning rate for the checked step: the update then stands well above p′'s rounding
               const o = new SGD(m.parameters(), { lr: t.checkLr, momentum: t.momentum, weightDecay: t.weightDecay });
               try {

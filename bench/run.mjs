@@ -38,6 +38,8 @@ const USAGE = `Usage: node bench/run.mjs [options]
                       with torch is found, and the CPU oracle on CUDA), pytorch, cpu (CUDA only), all,
                       none (time only; every row is then "unchecked")
   --python PATH       the Python with torch (default: $ALEXNET_PYTHON, python3, /usr/bin/python3)
+  --unfused           run the training steps' Conv2d/Linear → ReLU pairs as separate layers (an A/B
+                      against the default fused pairs: the same values, two launches more per pair)
   --list              print the row keys and exit
   -h, --help          this text
 Env: ALEXNET_CUDA_ADDON=/path/alexnet_cuda.node uses that addon build; ALEXNET_PYTHON the Python with torch.`;
@@ -62,6 +64,7 @@ function parseCli() {
         check: { type: 'string', default: 'auto' },
         python: { type: 'string' },
         list: { type: 'boolean', default: false },
+        unfused: { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -100,6 +103,7 @@ function parseCli() {
     filterSource: a.filter,
     json: a.json,
     list: a.list,
+    fuseRelu: !a.unfused,
     vsPytorch: a['vs-pytorch'],
     check: a.check,
     python: a.python,
@@ -377,7 +381,7 @@ async function main() {
   if (device === 'cuda' && !info.cuda && !cli.list) fail(`--device cuda: CUDA is not available: ${info.cudaReason}`);
   const batch = cli.batch ?? (device === 'cuda' ? 128 : 8);
   const precisions = device === 'cuda' ? ['fp32', 'tf32'] : ['fp32'];
-  let tasks = buildTasks(pkg, geo, { device, batch, precisions });
+  let tasks = buildTasks(pkg, geo, { device, batch, precisions, fuseRelu: cli.fuseRelu });
   if (cli.filter) tasks = tasks.filter((t) => cli.filter.test(t.key));
   if (cli.list) {
     for (const t of tasks) console.log(t.key);
@@ -464,6 +468,7 @@ async function main() {
     device,
     batch,
     precisions,
+    fuseRelu: cli.fuseRelu,
     gpu: device === 'cuda' ? gpu?.name ?? null : null,
     cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.cpus().length}`,
     backend: info,

@@ -30,6 +30,7 @@ export function summaryMarkdown(run, peer, extraNotes = []) {
   const ours = run;
   const out = [];
   const notes = [...(ours.meta.notes ?? []), ...extraNotes];
+  if (ours.meta.fuseRelu === false) notes.push('--unfused: the training steps ran their Conv2d/Linear → ReLU pairs as separate layers.');
   if (peer) {
     if (peer.meta.device !== ours.meta.device) notes.push(`PyTorch ran on ${peer.meta.device}, ours on ${ours.meta.device}: speed-ups are not comparable.`);
     if (peer.meta.batch !== ours.meta.batch) notes.push(`PyTorch ran batch ${peer.meta.batch}, ours batch ${ours.meta.batch}: speed-ups are not comparable.`);

@@ -29,7 +29,8 @@
 #   alexnet train --device cuda --arch paper on Fashion-MNIST, GPU_CHECK_TRAIN_MIN (default 4) minutes
 #   end-to-end training step (paper and torchvision archs, batch 128, fp32 and tf32), PyTorch's then
 #     ours, loss and every updated parameter checked against PyTorch's                               ~90 s
-#   → about 8 minutes.
+#   the same steps (paper g1, torchvision; tf32) with the ReLUs unfused, an A/B of the fusion      ~40 s
+#   → about 8–9 minutes.
 # Each call writes, whatever fails: $OUT/summary.md (the table: check, PASS/FAIL, figure), the benchmark
 # JSONs, and $OUT/gpu-check-logs.tar.gz (every log). boot.sh adds $OUT/gpu.log.
 #
@@ -37,7 +38,7 @@
 # with the stub cuBLAS (npm run check:cuda's path), the GPU steps run against the emulated device
 # (build-emu/, AXN_CUDA=EMU) at small sizes, compute-sanitizer steps report SKIP where the tool is missing,
 # and the PyTorch peer runs on the CPU — so that every step but the GPU itself has run before the minutes
-# start. Env: GPU_CHECK_SKIP="tests sanitizer bench train step" leaves parts out.
+# start. Env: GPU_CHECK_SKIP="tests sanitizer bench train step unfused" leaves parts out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 call=${1:-}
@@ -192,6 +193,16 @@ if [ "$call" = 2 ]; then
     tail -4 "$W/bench.log"
     row "training step (loss and updates checked)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s.*outputs: .*' "$W/bench.log" | tail -1 | sed 's/; other processes[^;]*//')"
     [ $have_torch_cuda = 1 ] || row "training step, PyTorch timings" SKIP "no torch with CUDA here"
+  fi
+  if [[ $skip != *" unfused "* ]]; then
+    # A/B: the same steps with the Conv2d/Linear → ReLU pairs run apart (two launches more per pair).
+    uargs=(--device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --unfused)
+    [ "$rehearse" = 1 ] && uargs+=(--batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.tf32$')
+    step "training step with the ReLUs unfused (A/B): node bench/run.mjs ${uargs[*]}"
+    node bench/run.mjs "${uargs[@]}" --json "$W/bench-cuda-unfused.json" > "$W/bench-unfused.log" 2>&1
+    rc=$?
+    tail -3 "$W/bench-unfused.log"
+    row "training step, ReLUs unfused (A/B)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-unfused.log" | tail -1)"
   fi
 fi
 

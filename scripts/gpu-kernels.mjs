@@ -91,6 +91,33 @@ for (const precision of ['fp32', 'tf32']) {
     await check(`linear + backward ${precision}`, [[yc, yg], [gc.dx, gg.dx], [gc.dw, gg.dw], [gc.db, gg.db]], precision === 'tf32' ? 5e-3 : 1e-5);
   });
 }
+// Conv2d/Linear → ReLU fused (Sequential's default): the bias + ReLU epilogue and the ReLU mask in the
+// bias gradient's pass. Both backwards take the CPU's output as the mask (a pre-activation within rounding
+// of 0 may land on either side).
+await run('conv2d + ReLU fused', async () => {
+  const xs = [2, 8, 9, 9], ws = [6, 4, 3, 3], o = { stride: 2, padding: 1, groups: 2, precision: 'fp32' };
+  const [xc, xg] = keep(...both(rand(numel(xs)), xs));
+  const [wc, wg] = keep(...both(rand(numel(ws)), ws));
+  const [bc, bg] = keep(...both(rand(6), [6]));
+  const yc = ops.conv2d(xc, wc, bc, { ...o, relu: true }), yg = ops.conv2d(xg, wg, bg, { ...o, relu: true });
+  const [, mg] = keep(...both(await yc.toFloat32Array(), yc.shape));
+  const [dc, dg] = keep(...both(rand(yc.size), yc.shape));
+  const gc = ops.conv2dBackward(dc, xc, wc, { ...o, reluOutput: yc }), gg = ops.conv2dBackward(dg, xg, wg, { ...o, reluOutput: mg });
+  keep(yc, yg, gc.dx, gg.dx, gc.dw, gg.dw, gc.db, gg.db);
+  await check('conv2d + ReLU fused, + backward', [[yc, yg], [gc.dx, gg.dx], [gc.dw, gg.dw], [gc.db, gg.db]], 1e-5);
+});
+await run('linear + ReLU fused', async () => {
+  const [xc, xg] = keep(...both(rand(3 * 20), [3, 20]));
+  const [wc, wg] = keep(...both(rand(7 * 20), [7, 20]));
+  const [bc, bg] = keep(...both(rand(7), [7]));
+  const o = { precision: 'fp32', relu: true };
+  const yc = ops.linear(xc, wc, bc, o), yg = ops.linear(xg, wg, bg, o);
+  const [, mg] = keep(...both(await yc.toFloat32Array(), yc.shape));
+  const [dc, dg] = keep(...both(rand(21), [3, 7]));
+  const gc = ops.linearBackward(dc, xc, wc, { precision: 'fp32', reluOutput: yc }), gg = ops.linearBackward(dg, xg, wg, { precision: 'fp32', reluOutput: mg });
+  keep(yc, yg, gc.dx, gg.dx, gc.dw, gg.dw, gc.db, gg.db);
+  await check('linear + ReLU fused, + backward', [[yc, yg], [gc.dx, gg.dx], [gc.dw, gg.dw], [gc.db, gg.db]], 1e-5);
+});
 await run('maxPool2d', async () => {
   const s = [2, 3, 11, 11], o = { kernelSize: 3, stride: 2 };
   const [xc, xg] = keep(...both(rand(numel(s)), s));
