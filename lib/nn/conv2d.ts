@@ -77,20 +77,23 @@ export class Conv2d extends Module {
     return y;
   }
 
-  /** The backward of forwardRelu: dy is the gradient at the ReLU's output; returns dx. */
-  backwardRelu(dy: Tensor, relu: ReLU): Tensor | null {
-    const dx = this.#backward(dy, relu);
-    relu.releaseSaved();
-    return dx;
+  /** The backward of forwardRelu: dy is the gradient at the ReLU's output; returns dx. With
+   * `consumeDy`, dy is overwritten (the caller has no further use for it: no scratch buffer is needed). */
+  backwardRelu(dy: Tensor, relu: ReLU, consumeDy = false): Tensor | null {
+    try {
+      return this.#backward(dy, relu, consumeDy);
+    } finally {
+      relu.releaseSaved();
+    }
   }
 
-  #backward(dy: Tensor, relu: ReLU | null): Tensor | null {
+  #backward(dy: Tensor, relu: ReLU | null, consumeDy = false): Tensor | null {
     if (!this.#x) throw new Error('Conv2d.backward: no saved input; call forward in training mode first');
     const { dx, dw, db } = conv2dBackward(dy, this.#x, this.weight.value, {
       ...this.#opts(),
       needInputGrad: this.needInputGrad,
       needBiasGrad: this.bias !== null,
-      ...(relu ? { reluOutput: relu.savedOutput() } : {}),
+      ...(relu ? { reluOutput: relu.savedOutput(), reluInPlace: consumeDy } : {}),
     });
     this.weight.setGrad(dw);
     if (this.bias && db) this.bias.setGrad(db);

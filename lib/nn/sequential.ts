@@ -1,4 +1,4 @@
-import type { Tensor } from '../tensor.js';
+import { Tensor } from '../tensor.js';
 import { Conv2d } from './conv2d.js';
 import { Linear } from './linear.js';
 import { Module, type Parameter } from './module.js';
@@ -8,11 +8,20 @@ import { ReLU } from './relu.js';
  * are dotted paths ("features.0.weight"), as in PyTorch's state_dict. Intermediate activations and
  * gradients are disposed as soon as the next layer has consumed them.
  *
- * A Conv2d or Linear followed by a ReLU runs as one fused op (`fuseRelu`, on by default): the bias and
- * the ReLU in one pass after the GEMMs, and in the backward the ReLU's mask in the bias gradient's pass —
- * on CUDA two kernel launches fewer per pair and step. The values are the unfused ones: bit for bit on the
- * CPU and on the emulated device (tested), and on a GPU as far as cuBLAS adds C in its epilogue with one
- * rounding (the bias is added after the GEMM instead of accumulated into it). */
+ * A Conv2d or Linear followed by a ReLU runs as one fused op (`fuseRelu`, on by default; exactly these
+ * classes, not subclasses, which may have their own forward): on CUDA the bias and the ReLU in one kernel
+ * after the GEMMs, and in the backward the ReLU's mask in the bias gradient's pass, written over the
+ * incoming gradient when this Sequential owns it — with a bias, two kernel launches fewer per pair and
+ * step, and no more memory. The values are the unfused ones bit for bit on the CPU and on the emulated
+ * device (tested); on a GPU they agree to GEMM rounding (cuBLAS may pick another kernel when the bias is
+ * added after the GEMM instead of accumulated into it, and a pre-activation within rounding of 0 may
+ * then take the other side of the ReLU). */
+/** A Conv2d or Linear (exactly, not a subclass) followed by a plain ReLU, both in the same mode. */
+function fusable(m: Module, after: Module): boolean {
+  const layer = Object.getPrototypeOf(m) === Conv2d.prototype || Object.getPrototypeOf(m) === Linear.prototype;
+  return layer && Object.getPrototypeOf(after) === ReLU.prototype && after.training === m.training;
+}
+
 export class Sequential extends Module {
   readonly children: [string, Module][];
   /** Run Conv2d/Linear → ReLU pairs as one fused op (see the class comment). */
@@ -53,7 +62,7 @@ export class Sequential extends Module {
     for (let i = 0; i < this.children.length; i++) {
       const m = this.children[i][1];
       const after = this.children[i + 1]?.[1];
-      const fuse = this.fuseRelu && after instanceof ReLU && (m instanceof Conv2d || m instanceof Linear) && after.training === m.training;
+      const fuse = this.fuseRelu && after !== undefined && fusable(m, after);
       let next: Tensor;
       try {
         next = fuse ? (m as Conv2d | Linear).forwardRelu(cur, after as ReLU) : m.forward(cur);
@@ -76,8 +85,11 @@ export class Sequential extends Module {
       const fused = i > 0 && this.#fusedAt.has(i - 1);
       let next: Tensor | null;
       try {
+        // The gradient is overwritten in place when this Sequential made it (not the caller's dy, nor a
+        // view of it).
+        const owned: boolean = cur !== dy && Tensor.storageOf(cur, 'Sequential.backward') !== Tensor.storageOf(dy, 'Sequential.backward');
         next = fused
-          ? (this.children[i - 1][1] as Conv2d | Linear).backwardRelu(cur, this.children[i][1] as ReLU)
+          ? (this.children[i - 1][1] as Conv2d | Linear).backwardRelu(cur, this.children[i][1] as ReLU, owned)
           : this.children[i][1].backward(cur);
       } catch (e) {
         if (cur !== dy) cur.dispose();

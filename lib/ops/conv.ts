@@ -4,7 +4,7 @@
  * Native: native/ops/conv2d.*, native/ops/gemm.*, native/bind/conv2d.cc. */
 import { describe } from '../errors.js';
 import { Tensor, parseShape } from '../tensor.js';
-import { expectShape, expectTensor, formatShape, intOption, nativeOps, pairOption, sameDevice, st, tf32, type Precision } from './util.js';
+import { expectShape, expectTensor, formatShape, intOption, nativeOps, pairOption, reluBackwardOptions, reluForwardOption, sameDevice, st, tf32, type Precision } from './util.js';
 
 export interface Conv2dOptions {
   /** Step between windows (sh, sw). Default 1. */
@@ -22,9 +22,10 @@ export interface Conv2dOptions {
 }
 
 export interface Conv2dForwardOptions extends Conv2dOptions {
-  /** Apply ReLU to the output in the same pass: y = max(conv2d(x, w) + b, 0), what `relu(conv2d(...))`
-   * gives, with one pass over y fewer (on CUDA one kernel launch fewer: the bias and the ReLU are one
-   * epilogue after the GEMMs). Its backward is `conv2dBackward` with `reluOutput: y`. Default false. */
+  /** Apply ReLU to the output: y = max(conv2d(x, w) + b, 0), what `relu(conv2d(...))` gives. On CUDA the
+   * bias and the ReLU are one kernel after the GEMMs (with a bias, one launch fewer than the two ops); on
+   * the CPU the same passes run in one task. Its backward is `conv2dBackward` with `reluOutput: y`.
+   * Default false. */
   relu?: boolean;
 }
 
@@ -36,6 +37,9 @@ export interface Conv2dBackwardOptions extends Conv2dOptions {
   /** The output y of a forward with `relu: true`: dy is then the gradient at the ReLU's output and the
    * gradients go through the ReLU too (dy masked where y ≤ 0, in the bias gradient's pass). */
   reluOutput?: Tensor;
+  /** With reluOutput: write the masked gradient over dy instead of a scratch buffer (dy is then the
+   * gradient at the convolution's output) — for a caller that has no further use for dy. Default false. */
+  reluInPlace?: boolean;
 }
 
 export interface Conv2dGrads {
@@ -103,16 +107,6 @@ function geometry(xShape: readonly number[], wShape: readonly number[], o: Recor
   return { N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, Ho, Wo };
 }
 
-/** `reluOutput`: the fused forward's output, of dy's shape and device. */
-export function reluOutputOption(v: unknown, op: string, dy: Tensor): Tensor | null {
-  if (v === undefined || v === null) return null;
-  if (!(v instanceof Tensor)) throw new TypeError(`${op}: reluOutput must be a Tensor (the output of the forward with relu: true), got ${describe(v)}`);
-  expectTensor(v, op, 'reluOutput');
-  expectShape(v, op, 'reluOutput (the shape of dy)', dy.shape);
-  sameDevice(op, { dy, reluOutput: v });
-  return v;
-}
-
 function workspaceOption(o: Record<string, unknown>, op: string): number {
   // 0 tells the native code to use its device's default cap.
   if (o.workspaceBytes === undefined) return 0;
@@ -153,7 +147,7 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null, opts?: Conv2dForw
   const dev = sameDevice(op, { x, w, b: bias });
   const useTf32 = tf32(o.precision, op);
   const ws = workspaceOption(o, op);
-  const fuseRelu = boolOption(o.relu, op, 'relu', false);
+  const fuseRelu = reluForwardOption(o, op, 'conv2dBackward');
   const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
   try {
     if (g.N > 0)
@@ -183,7 +177,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
   const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
   const useTf32 = tf32(o.precision, op);
   const ws = workspaceOption(o, op);
-  const reluY = reluOutputOption(o.reluOutput, op, dy);
+  const relu = reluBackwardOptions(o, op, 'conv2d', dy);
   const made: Tensor[] = [];
   try {
     const dx = needDx ? Tensor.empty(x.shape, dev) : null;
@@ -194,7 +188,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
     if (db) made.push(db);
     nativeOps().conv2d_backward(
       st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, ...geomArgs(g), ws, useTf32,
-      reluY ? st(reluY, op) : null,
+      relu.y ? st(relu.y, op) : null, relu.inPlace,
     );
     return { dx, dw, db };
   } catch (e) {

@@ -3,8 +3,7 @@
  * Native: native/ops/linear.*, native/ops/gemm.*, native/bind/{linear,gemm}.cc. */
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { reluOutputOption } from './conv.js';
-import { expectShape, expectTensor, formatShape, nativeOps, sameDevice, st, tf32, type Precision } from './util.js';
+import { expectShape, expectTensor, formatShape, nativeOps, reluBackwardOptions, reluForwardOption, sameDevice, st, tf32, type Precision } from './util.js';
 
 export interface LinearOptions {
   /** GEMM precision: 'fp32' (strict) or 'tf32' (CUDA tensor cores; the CPU computes in fp32).
@@ -13,9 +12,9 @@ export interface LinearOptions {
 }
 
 export interface LinearForwardOptions extends LinearOptions {
-  /** Apply ReLU to the output in the same pass: y = max(x · wᵀ + b, 0), what `relu(linear(...))` gives
-   * (on CUDA with one kernel launch fewer). Its backward is `linearBackward` with `reluOutput: y`.
-   * Default false. */
+  /** Apply ReLU to the output: y = max(x · wᵀ + b, 0), what `relu(linear(...))` gives (on CUDA the bias
+   * and the ReLU in one kernel after the GEMM: with a bias, one launch fewer than the two ops). Its
+   * backward is `linearBackward` with `reluOutput: y`. Default false. */
   relu?: boolean;
 }
 
@@ -27,6 +26,8 @@ export interface LinearBackwardOptions extends LinearOptions {
   /** The output y of a forward with `relu: true`: dy is then the gradient at the ReLU's output and the
    * gradients go through the ReLU too. */
   reluOutput?: Tensor;
+  /** With reluOutput: write the masked gradient over dy instead of a scratch buffer. Default false. */
+  reluInPlace?: boolean;
 }
 
 export interface LinearGrads {
@@ -86,7 +87,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearForw
   }
   const dev = sameDevice(op, { x, w, b });
   const useTf32 = tf32(o.precision, op);
-  const fuseRelu = boolOption(o.relu, op, 'relu', false);
+  const fuseRelu = reluForwardOption(o, op, 'linearBackward');
   const y = Tensor.empty([N, out], dev);
   try {
     if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, useTf32, fuseRelu);
@@ -104,7 +105,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearForw
  */
 export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBackwardOptions): LinearGrads {
   const op = 'linearBackward';
-  const o = options(opts, op, '{ precision?, needInputGrad?, needBiasGrad?, reluOutput? }');
+  const o = options(opts, op, '{ precision?, needInputGrad?, needBiasGrad?, reluOutput?, reluInPlace? }');
   expectTensor(dy, op, 'dy');
   const [N, inF, out] = linearDims(x, w, op);
   expectShape(dy, op, 'dy', [N, out]);
@@ -112,7 +113,7 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
   const needDx = boolOption(o.needInputGrad, op, 'needInputGrad', true);
   const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
   const useTf32 = tf32(o.precision, op);
-  const reluY = reluOutputOption(o.reluOutput, op, dy);
+  const relu = reluBackwardOptions(o, op, 'linear', dy);
   const made: Tensor[] = [];
   try {
     const dx = needDx ? Tensor.empty([N, inF], dev) : null;
@@ -121,7 +122,7 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
     made.push(dw);
     const db = needDb ? Tensor.empty([out], dev) : null;
     if (db) made.push(db);
-    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, useTf32, reluY ? st(reluY, op) : null);
+    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, useTf32, relu.y ? st(relu.y, op) : null, relu.inPlace);
     return { dx, dw, db };
   } catch (e) {
     made.forEach((t) => t.dispose());

@@ -108,3 +108,35 @@ export function st(t: Tensor, op: string): NativeStorage {
 }
 
 export { fmt as formatShape };
+
+/** The fused-ReLU options (conv2d, linear): `relu` belongs to the forward, `reluOutput` / `reluInPlace` to
+ * the backward, and a misplaced one would otherwise be ignored — a silently wrong gradient — so it is an
+ * error. Returns the forward's `relu` flag. */
+export function reluForwardOption(o: Record<string, unknown>, op: string, backwardOp: string): boolean {
+  for (const k of ['reluOutput', 'reluInPlace'])
+    if (o[k] !== undefined) throw new TypeError(`${op}: ${k} is an option of ${backwardOp}; the forward takes relu: true`);
+  const v = o.relu;
+  if (v === undefined) return false;
+  if (typeof v !== 'boolean') throw new TypeError(`${op}: relu must be a boolean, got ${describe(v)}`);
+  return v;
+}
+
+/** The backward's fused-ReLU options: `reluOutput`, the output y of the forward with `relu: true` (dy's
+ * shape and device), and `reluInPlace` (dy is overwritten with the gradient before the ReLU). */
+export function reluBackwardOptions(o: Record<string, unknown>, op: string, forwardOp: string, dy: Tensor): { y: Tensor | null; inPlace: boolean } {
+  if (o.relu !== undefined) throw new TypeError(`${op}: relu is an option of ${forwardOp}; the backward of a fused forward takes reluOutput: y (its output)`);
+  const v = o.reluOutput;
+  const inPlace = o.reluInPlace;
+  if (inPlace !== undefined && typeof inPlace !== 'boolean') throw new TypeError(`${op}: reluInPlace must be a boolean, got ${describe(inPlace)}`);
+  if (v === undefined || v === null) {
+    if (inPlace) throw new TypeError(`${op}: reluInPlace needs reluOutput (the output of ${forwardOp} with relu: true)`);
+    return { y: null, inPlace: false };
+  }
+  if (!(v instanceof Tensor)) throw new TypeError(`${op}: reluOutput must be a Tensor (the output of ${forwardOp} with relu: true), got ${describe(v)}`);
+  expectTensor(v, op, 'reluOutput');
+  expectShape(v, op, 'reluOutput (the shape of dy)', dy.shape);
+  sameDevice(op, { dy, reluOutput: v });
+  if (inPlace && Tensor.storageOf(v, op) === Tensor.storageOf(dy, op))
+    throw new RangeError(`${op}: reluInPlace overwrites dy, and reluOutput shares its memory: pass a copy of one`);
+  return { y: v, inPlace: inPlace === true };
+}

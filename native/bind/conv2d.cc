@@ -2,9 +2,10 @@
 //   ops.conv2d_forward(x, w, b | null, y, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, tf32,
 //                      relu)
 //   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
-//                       workspaceBytes, tf32, reluY | null)
+//                       workspaceBytes, tf32, reluY | null, reluInPlace)
 // workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU). relu fuses a ReLU
-// into the forward; reluY is that fused forward's output, for the backward through both.
+// into the forward; reluY is that fused forward's output, for the backward through both; reluInPlace
+// writes the gradient at the convolution's output over dy (then held as written, not read-only).
 #include <string>
 
 #include "bind/util.h"
@@ -73,7 +74,8 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const size_t ws = workspace(info, 18, op);
   const bool tf32 = flag(info, 19);
   const Sizes n(d);
-  const float* dy = ptr<const float>(info, 0, op, "dy", n.y);
+  const bool inPlace = !absent(info, 20) && flag(info, 21);
+  const float* dy = inPlace ? ptr<float>(info, 0, op, "dy", n.y) : ptr<const float>(info, 0, op, "dy", n.y);
   const float* x = ptr<const float>(info, 1, op, "x", n.x);
   const float* w = ptr<const float>(info, 2, op, "w", n.w);
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", n.x);
@@ -84,8 +86,8 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
       onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
                   db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr});
-  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32, reluY),
-               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32, reluY));
+  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace),
+               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace));
   return info.Env().Undefined();
 }
 

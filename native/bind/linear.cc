@@ -1,7 +1,8 @@
 // N-API bindings of linear (lib/ops/linear.ts validates first and allocates the outputs):
 //   ops.linear_forward(x, w, b | null, y, N, in, out, tf32, relu)
-//   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, tf32, reluY | null)
-// relu fuses a ReLU into the forward; reluY is that fused forward's output, for the backward through both.
+//   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, tf32, reluY | null, reluInPlace)
+// relu fuses a ReLU into the forward; reluY is that fused forward's output, for the backward through both;
+// reluInPlace writes the gradient at the layer's output over dy (then held as written, not read-only).
 #include <string>
 
 #include "bind/util.h"
@@ -42,7 +43,9 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
   const bool tf32 = flag(info, 9);
   sizes(op, N, in, out);
-  const float* dy = ptr<const float>(info, 0, op, "dy", static_cast<size_t>(N) * out);
+  const bool inPlace = !absent(info, 10) && flag(info, 11);
+  const float* dy = inPlace ? ptr<float>(info, 0, op, "dy", static_cast<size_t>(N) * out)
+                            : ptr<const float>(info, 0, op, "dy", static_cast<size_t>(N) * out);
   const float* x = ptr<const float>(info, 1, op, "x", static_cast<size_t>(N) * in);
   const float* w = ptr<const float>(info, 2, op, "w", static_cast<size_t>(out) * in);
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", static_cast<size_t>(N) * in);
@@ -54,8 +57,8 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
       onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
                   db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 10, op, "reluY") : nullptr});
-  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, tf32, reluY),
-               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, tf32, reluY));
+  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, tf32, reluY, inPlace),
+               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, tf32, reluY, inPlace));
   return info.Env().Undefined();
 }
 

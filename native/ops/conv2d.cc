@@ -206,15 +206,17 @@ void conv2d_forward(const Dev& dev, const float* x, const float* w, const float*
 
 template <class Dev>
 void conv2d_backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                     const Conv2dDims& d, size_t workspaceBytes, const float* reluY) {
+                     const Conv2dDims& d, size_t workspaceBytes, const float* reluY, bool reluInPlace) {
   const int G = d.groups, Kg = d.K / G, Cg = d.C / G;
   const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
   const int64_t CRS = static_cast<int64_t>(d.C) * d.kh * d.kw, CgRS = static_cast<int64_t>(Cg) * d.kh * d.kw;
   const int64_t imgIn = static_cast<int64_t>(d.C) * d.H * d.W, imgOut = static_cast<int64_t>(d.K) * P;
-  // Fused ReLU: the gradient at the conv's output, dz = dy where y > 0, in one pass with the bias gradient.
-  Scratch dzBuf(Dev::kCuda, reluY && d.N > 0 ? static_cast<size_t>(d.N) * imgOut * sizeof(float) : 0);
+  // Fused ReLU: the gradient at the conv's output, dz = dy where y > 0, in one pass with the bias gradient
+  // (over dy itself when the caller gave it up: the binding then holds dy as written).
+  const bool scratchDz = reluY && d.N > 0 && !reluInPlace;
+  Scratch dzBuf(Dev::kCuda, scratchDz ? static_cast<size_t>(d.N) * imgOut * sizeof(float) : 0);
   if (reluY && d.N > 0) {
-    float* dz = dzBuf.as<float>();
+    float* dz = scratchDz ? dzBuf.as<float>() : const_cast<float*>(dy);
     if (db) dev.relu_bias_grad(dy, reluY, dz, db, d.N, d.K, P);
     else dev.relu_backward(dy, reluY, dz, d.N * imgOut);
     dy = dz;
@@ -327,9 +329,10 @@ void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y
 }
 
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY) {
+                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                         bool reluInPlace) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY);
+  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
 }
 
 #ifdef AXN_WITH_CUDA
@@ -340,9 +343,10 @@ void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* 
 }
 
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY) {
+                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                          bool reluInPlace) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY);
+  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
 }
 #endif
 

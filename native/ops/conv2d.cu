@@ -145,20 +145,23 @@ __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict_
 
 // db[k] = Σ_{i, p} g[i, k, p]: one block per channel, double accumulation, fixed order (deterministic).
 // Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same
-// sum in the same order, so db is bit for bit the unfused path's.
+// sum in the same order, so db is bit for bit the unfused path's. dz may alias dy (each element is read,
+// then written, by one thread; no read-only-cache load of dy then).
 template <bool Relu>
-__global__ void bias_grad_kernel(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dz,
-                                 float* __restrict__ db, int N, int K, int64_t P) {
+__global__ void bias_grad_kernel(const float* dy, const float* __restrict__ y, float* dz, float* __restrict__ db,
+                                 int N, int K, int64_t P) {
   __shared__ double warpSums[kThreads / 32];
   for (int k = blockIdx.x; k < K; k += gridDim.x) {
     double s = 0.0;
     for (int i = 0; i < N; i++) {
       const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
       for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
-        float g = __ldg(dy + off + p);
+        float g;
         if constexpr (Relu) {
-          g = relu_bwd(g, __ldg(y + off + p));
+          g = relu_bwd(dy[off + p], __ldg(y + off + p));
           dz[off + p] = g;
+        } else {
+          g = __ldg(dy + off + p);
         }
         s += g;
       }

@@ -18,12 +18,17 @@
 //        chunk is one GEMM with a long reduction dimension; chunks after the first accumulate (beta = 1).
 // The workspace holds col (forward) or col' + dyᵀ (backward; dcol reuses col''s memory).
 // Fused ReLU (relu = true; a Conv2d followed by a ReLU in a Sequential): y = max(conv(x) + b, 0). On CUDA
-// the GEMMs write y (beta = 0) and one kernel adds the bias and applies the ReLU in the pass that filled
-// the bias before (cuBLAS's epilogue computes acc + C in one rounding either way, so the values are the
-// unfused path's); on the CPU the bias fill, GEMM and an in-place ReLU pass run as before, in one task.
+// the GEMMs write y (beta = 0) and one kernel adds the bias and applies the ReLU, in the launch that filled
+// in the bias before the GEMMs (with a bias: one launch fewer). The emulated cuBLAS, like cuBLAS's
+// epilogue, computes alpha·acc + beta·C with one rounding, so there the values are the unfused path's bit
+// for bit; a GPU's cuBLAS may choose another kernel for beta = 0 than for beta = 1, so there they agree to
+// GEMM rounding (and the ReLU mask may differ where a pre-activation is within rounding of 0). On the CPU
+// the bias fill, GEMM and an in-place ReLU pass run as unfused, in one task: the same bits.
 // Its backward takes the fused forward's output (reluY): dy is the gradient at the ReLU's output, and
-// one pass writes dz = dy where y > 0 (else 0) into a scratch buffer while summing db from it — the
-// ReLU's backward and the bias gradient in one kernel — then the GEMMs run on dz.
+// one pass writes dz = dy where y > 0 (else 0) while summing db from it — the ReLU's backward and the bias
+// gradient in one kernel — then the GEMMs run on dz. dz goes into scratch memory, or over dy itself when
+// the caller gives dy up (reluInPlace: Sequential does, for the gradients it owns), which keeps the peak
+// memory of the unfused path (there dy is freed before the convolution's backward).
 // The driver (chunking, GEMM calls, workspace) is shared by both devices and lives in conv2d.cc, where
 // it can use axn::Scratch; conv2d.cu holds only the kernels and their launchers.
 #pragma once
@@ -55,9 +60,11 @@ void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y
                         size_t workspaceBytes, bool tf32, bool relu);
 // dy: (N, K, Ho, Wo), x: (N, C, H, W), w: (K, C/G, kh, kw) -> dx: (N, C, H, W) or null (skipped),
 // dw: (K, C/G, kh, kw), db: (K) or null (skipped). dx, dw and db are overwritten. reluY: (N, K, Ho, Wo),
-// the fused (relu = true) forward's output, or null: with it, dy is the gradient at the ReLU's output.
+// the fused (relu = true) forward's output, or null: with it, dy is the gradient at the ReLU's output;
+// reluInPlace: dy is overwritten with the gradient at the convolution's output (dy must be writable).
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY);
+                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                         bool reluInPlace);
 
 // The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
 // at col[i·strideImage + r·strideRow + p]. Image-major: strideImage = C·kh·kw·P, strideRow = P;
@@ -74,7 +81,7 @@ void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P);
 // db[k] = Σ_{n, p} dy[n, k, p]
 void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P);
 // dz = relu_bwd(dy, y) (dy where y > 0, else 0), db[k] = Σ_{n, p} dz[n, k, p] (the same sum, in the same
-// order, as bias_grad of dz)
+// order, as bias_grad of dz). dz may alias dy.
 void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P);
 void zero_cpu(float* p, int64_t n);
 
@@ -82,7 +89,8 @@ void zero_cpu(float* p, int64_t n);
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
                          size_t workspaceBytes, bool tf32, bool relu);
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY);
+                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                          bool reluInPlace);
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow);
 void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d);
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P);

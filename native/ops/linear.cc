@@ -101,12 +101,13 @@ void forward(const Dev& dev, const float* x, const float* w, const float* b, flo
 
 template <class Dev>
 void backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-              int in, int out, const float* reluY) {
+              int in, int out, const float* reluY, bool reluInPlace) {
   check("linearBackward", N, in, out);
   // Fused ReLU: dz = dy where y > 0, formed in the bias gradient's pass; the GEMMs then run on dz.
-  Scratch dzBuf(Dev::kCuda, reluY && N > 0 ? static_cast<size_t>(N) * out * sizeof(float) : 0);
+  const bool scratchDz = reluY && N > 0 && !reluInPlace;
+  Scratch dzBuf(Dev::kCuda, scratchDz ? static_cast<size_t>(N) * out * sizeof(float) : 0);
   if (reluY && N > 0) {
-    float* dz = dzBuf.as<float>();
+    float* dz = scratchDz ? dzBuf.as<float>() : const_cast<float*>(dy);  // in place: the binding holds dy as written
     if (db) dev.relu_column_sums(dy, reluY, dz, db, N, out);
     else dev.relu_backward(dy, reluY, dz, static_cast<int64_t>(N) * out);
     db = nullptr;  // done
@@ -124,8 +125,8 @@ void linear_forward_cpu(const float* x, const float* w, const float* b, float* y
   forward(CpuLinear{tf32}, x, w, b, y, N, in, out, relu);
 }
 void linear_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                         int in, int out, bool tf32, const float* reluY) {
-  backward(CpuLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY);
+                         int in, int out, bool tf32, const float* reluY, bool reluInPlace) {
+  backward(CpuLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
 }
 
 #ifdef AXN_WITH_CUDA
@@ -134,8 +135,8 @@ void linear_forward_cuda(const float* x, const float* w, const float* b, float* 
   forward(CudaLinear{tf32}, x, w, b, y, N, in, out, relu);
 }
 void linear_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                          int in, int out, bool tf32, const float* reluY) {
-  backward(CudaLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY);
+                          int in, int out, bool tf32, const float* reluY, bool reluInPlace) {
+  backward(CudaLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
 }
 #endif
 

@@ -30,11 +30,11 @@ __global__ void bias_relu_rows_kernel(float* __restrict__ y, const float* __rest
 // db[j] = Σ_n g[n, j]. A block is 32 columns × 8 row-strands: the 32 lanes of a warp read 32 adjacent
 // floats of a row (coalesced); the 8 partial sums of a column are added in a fixed order (deterministic).
 // Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same sum
-// in the same order as the plain kernel over dz.
+// in the same order as the plain kernel over dz. dz may alias dy (no read-only-cache load of dy then).
 constexpr int kColsPerBlock = 32, kStrands = 8;
 template <bool Relu>
-__global__ void column_sums_kernel(const float* __restrict__ dy, const float* __restrict__ y, float* __restrict__ dz,
-                                   float* __restrict__ db, int N, int out) {
+__global__ void column_sums_kernel(const float* dy, const float* __restrict__ y, float* dz, float* __restrict__ db,
+                                   int N, int out) {
   __shared__ double part[kStrands][kColsPerBlock];
   for (int j0 = blockIdx.x * kColsPerBlock; j0 < out; j0 += gridDim.x * kColsPerBlock) {
     const int j = j0 + threadIdx.x;
@@ -42,10 +42,12 @@ __global__ void column_sums_kernel(const float* __restrict__ dy, const float* __
     if (j < out)
       for (int n = threadIdx.y; n < N; n += kStrands) {
         const int64_t i = static_cast<int64_t>(n) * out + j;
-        float g = __ldg(dy + i);
+        float g;
         if constexpr (Relu) {
-          g = relu_bwd(g, __ldg(y + i));
+          g = relu_bwd(dy[i], __ldg(y + i));
           dz[i] = g;
+        } else {
+          g = __ldg(dy + i);
         }
         s += g;
       }
@@ -62,6 +64,7 @@ __global__ void column_sums_kernel(const float* __restrict__ dy, const float* __
 
 }  // namespace
 
+namespace {
 // Threads along a row of `out` floats (a warp multiple, up to 256), the rest of the 256 on further rows.
 struct RowsLaunch {
   dim3 grid, block;
@@ -72,6 +75,7 @@ struct RowsLaunch {
     grid = dim3(std::min((out + bx - 1) / bx, 64), std::min((N + by - 1) / by, 65535));
   }
 };
+}  // namespace
 
 void fill_rows_cuda(float* y, const float* b, int N, int out) {
   if (N <= 0 || out <= 0) return;
