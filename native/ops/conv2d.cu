@@ -130,6 +130,8 @@ __global__ void fill_bias_kernel(float* __restrict__ y, const float* __restrict_
   }
 }
 
+constexpr int kBiasGradThreads = 1024;
+
 // y: (N, K, P) = max(y + b[k], 0), in place (b null: max(y, 0)) — the fused conv → ReLU epilogue.
 __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict__ b, int N, int K, int64_t P) {
   const int64_t rows = static_cast<int64_t>(N) * K;
@@ -143,14 +145,17 @@ __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict_
   }
 }
 
-// db[k] = Σ_{i, p} g[i, k, p]: one block per channel, double accumulation, fixed order (deterministic).
+// db[k] = Σ_{i, p} g[i, k, p]: one block of kBiasGradThreads per channel, double accumulation, fixed order
+// (deterministic). The block is large (1024 threads) because AlexNet's first convolutions have few channels
+// (64 or 96 blocks on the H200's 132 SMs) over many pixels (N·3,025): every SM that has a channel then keeps
+// 32 warps of loads in flight.
 // Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same
 // sum in the same order, so db is bit for bit the unfused path's. dz may alias dy (each element is read,
 // then written, by one thread; no read-only-cache load of dy then).
 template <bool Relu>
-__global__ void bias_grad_kernel(const float* dy, const float* __restrict__ y, float* dz, float* __restrict__ db,
+__global__ void __launch_bounds__(kBiasGradThreads) bias_grad_kernel(const float* dy, const float* __restrict__ y, float* dz, float* __restrict__ db,
                                  int N, int K, int64_t P) {
-  __shared__ double warpSums[kThreads / 32];
+  __shared__ double warpSums[kBiasGradThreads / 32];
   for (int k = blockIdx.x; k < K; k += gridDim.x) {
     double s = 0.0;
     for (int i = 0; i < N; i++) {
@@ -211,7 +216,7 @@ void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P) {
   if (K <= 0) return;
   const float* none = nullptr;
   float* noneOut = nullptr;
-  AXN_LAUNCH("conv2dBackward.biasGrad", bias_grad_kernel<false>, std::min(K, 65535), kThreads, 0, dy, none, noneOut,
+  AXN_LAUNCH("conv2dBackward.biasGrad", bias_grad_kernel<false>, std::min(K, 65535), kBiasGradThreads, 0, dy, none, noneOut,
              db, N, K, P);
 }
 
@@ -223,7 +228,7 @@ void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
 
 void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
   if (K <= 0) return;
-  AXN_LAUNCH("conv2dBackward.reluBiasGrad", bias_grad_kernel<true>, std::min(K, 65535), kThreads, 0, dy, y, dz, db,
+  AXN_LAUNCH("conv2dBackward.reluBiasGrad", bias_grad_kernel<true>, std::min(K, 65535), kBiasGradThreads, 0, dy, y, dz, db,
              N, K, P);
 }
 
