@@ -57,10 +57,7 @@ export class Conv2d extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, this.#opts());
-    release(this.#x);
-    this.#x = this.training ? keep(x) : null;
-    return y;
+    return this.#forward(x, null);
   }
 
   backward(dy: Tensor): Tensor | null {
@@ -70,10 +67,14 @@ export class Conv2d extends Module {
   /** This convolution and the ReLU after it as one op (Sequential does this): y = max(conv(x) + b, 0),
    * kept by `relu` for the backward. */
   forwardRelu(x: Tensor, relu: ReLU): Tensor {
-    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, { ...this.#opts(), relu: true });
+    return this.#forward(x, relu);
+  }
+
+  #forward(x: Tensor, relu: ReLU | null): Tensor {
+    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, { ...this.#opts(), relu: relu !== null });
     release(this.#x);
     this.#x = this.training ? keep(x) : null;
-    relu.saveFusedOutput(y);
+    relu?.saveFusedOutput(y);
     return y;
   }
 

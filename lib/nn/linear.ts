@@ -29,10 +29,7 @@ export class Linear extends Module {
   }
 
   forward(x: Tensor): Tensor {
-    const y = linear(x, this.weight.value, this.bias?.value ?? null, { precision: this.precision });
-    release(this.#x);
-    this.#x = this.training ? keep(x) : null;
-    return y;
+    return this.#forward(x, null);
   }
 
   backward(dy: Tensor): Tensor | null {
@@ -42,10 +39,14 @@ export class Linear extends Module {
   /** This layer and the ReLU after it as one op (Sequential does this): y = max(x·Wᵀ + b, 0), kept by
    * `relu` for the backward. */
   forwardRelu(x: Tensor, relu: ReLU): Tensor {
-    const y = linear(x, this.weight.value, this.bias?.value ?? null, { precision: this.precision, relu: true });
+    return this.#forward(x, relu);
+  }
+
+  #forward(x: Tensor, relu: ReLU | null): Tensor {
+    const y = linear(x, this.weight.value, this.bias?.value ?? null, { precision: this.precision, relu: relu !== null });
     release(this.#x);
     this.#x = this.training ? keep(x) : null;
-    relu.saveFusedOutput(y);
+    relu?.saveFusedOutput(y);
     return y;
   }
 
