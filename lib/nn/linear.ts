@@ -28,21 +28,9 @@ export class Linear extends Module {
     return this.bias ? [['weight', this.weight], ['bias', this.bias]] : [['weight', this.weight]];
   }
 
-  forward(x: Tensor): Tensor {
-    return this.#forward(x, null);
-  }
-
-  backward(dy: Tensor): Tensor | null {
-    return this.#backward(dy, null);
-  }
-
-  /** This layer and the ReLU after it as one op (Sequential does this): y = max(x·Wᵀ + b, 0), kept by
-   * `relu` for the backward. */
-  forwardRelu(x: Tensor, relu: ReLU): Tensor {
-    return this.#forward(x, relu);
-  }
-
-  #forward(x: Tensor, relu: ReLU | null): Tensor {
+  /** y for x; with `relu` (the ReLU after this layer: Sequential fuses the pair), y = max(·, 0) in the
+   * same op, kept by `relu` for the backward as its own forward would. */
+  forward(x: Tensor, relu: ReLU | null = null): Tensor {
     const y = linear(x, this.weight.value, this.bias?.value ?? null, { precision: this.precision, relu: relu !== null });
     release(this.#x);
     this.#x = this.training ? keep(x) : null;
@@ -50,28 +38,25 @@ export class Linear extends Module {
     return y;
   }
 
-  /** The backward of forwardRelu: dy is the gradient at the ReLU's output; returns dx. With
-   * `consumeDy`, dy is overwritten (the caller has no further use for it: no scratch buffer is needed). */
-  backwardRelu(dy: Tensor, relu: ReLU, consumeDy = false): Tensor | null {
+  /** dx for dy (and the parameters' gradients). With `relu` (a fused forward), dy is the gradient at the
+   * ReLU's output and the backward goes through both; `consumeDy` lets it overwrite dy (the caller has no
+   * further use for it: no scratch buffer is needed). */
+  backward(dy: Tensor, relu: ReLU | null = null, consumeDy = false): Tensor | null {
     try {
-      return this.#backward(dy, relu, consumeDy);
+      if (!this.#x) throw new Error('Linear.backward: no saved input; call forward in training mode first');
+      const { dx, dw, db } = linearBackward(dy, this.#x, this.weight.value, {
+        precision: this.precision,
+        needInputGrad: this.needInputGrad,
+        needBiasGrad: this.bias !== null,
+        ...(relu ? { reluOutput: relu.savedOutput(), reluInPlace: consumeDy } : {}),
+      });
+      this.weight.setGrad(dw);
+      if (this.bias && db) this.bias.setGrad(db);
+      this.releaseSaved();
+      return dx;
     } finally {
-      relu.releaseSaved();
+      relu?.releaseSaved();
     }
-  }
-
-  #backward(dy: Tensor, relu: ReLU | null, consumeDy = false): Tensor | null {
-    if (!this.#x) throw new Error('Linear.backward: no saved input; call forward in training mode first');
-    const { dx, dw, db } = linearBackward(dy, this.#x, this.weight.value, {
-      precision: this.precision,
-      needInputGrad: this.needInputGrad,
-      needBiasGrad: this.bias !== null,
-      ...(relu ? { reluOutput: relu.savedOutput(), reluInPlace: consumeDy } : {}),
-    });
-    this.weight.setGrad(dw);
-    if (this.bias && db) this.bias.setGrad(db);
-    this.releaseSaved();
-    return dx;
   }
 
   override releaseSaved(): void {

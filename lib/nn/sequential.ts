@@ -4,6 +4,12 @@ import { Linear } from './linear.js';
 import { Module, type Parameter } from './module.js';
 import { ReLU } from './relu.js';
 
+/** A Conv2d or Linear (exactly, not a subclass) followed by a plain ReLU, both in the same mode. */
+function fusable(m: Module, after: Module): boolean {
+  const layer = Object.getPrototypeOf(m) === Conv2d.prototype || Object.getPrototypeOf(m) === Linear.prototype;
+  return layer && Object.getPrototypeOf(after) === ReLU.prototype && after.training === m.training;
+}
+
 /** Runs children in order. Children are named ("0", "1", … by default, or given), and parameter names
  * are dotted paths ("features.0.weight"), as in PyTorch's state_dict. Intermediate activations and
  * gradients are disposed as soon as the next layer has consumed them.
@@ -16,12 +22,6 @@ import { ReLU } from './relu.js';
  * device (tested); on a GPU they agree to GEMM rounding (cuBLAS may pick another kernel when the bias is
  * added after the GEMM instead of accumulated into it, and a pre-activation within rounding of 0 may
  * then take the other side of the ReLU). */
-/** A Conv2d or Linear (exactly, not a subclass) followed by a plain ReLU, both in the same mode. */
-function fusable(m: Module, after: Module): boolean {
-  const layer = Object.getPrototypeOf(m) === Conv2d.prototype || Object.getPrototypeOf(m) === Linear.prototype;
-  return layer && Object.getPrototypeOf(after) === ReLU.prototype && after.training === m.training;
-}
-
 export class Sequential extends Module {
   readonly children: [string, Module][];
   /** Run Conv2d/Linear → ReLU pairs as one fused op (see the class comment). */
@@ -65,7 +65,7 @@ export class Sequential extends Module {
       const fuse = this.fuseRelu && after !== undefined && fusable(m, after);
       let next: Tensor;
       try {
-        next = fuse ? (m as Conv2d | Linear).forwardRelu(cur, after as ReLU) : m.forward(cur);
+        next = fuse ? (m as Conv2d | Linear).forward(cur, after as ReLU) : m.forward(cur);
       } catch (e) {
         if (cur !== x) cur.dispose();
         throw e;
@@ -85,11 +85,8 @@ export class Sequential extends Module {
       const fused = i > 0 && this.#fusedAt.has(i - 1);
       let next: Tensor | null;
       try {
-        // The gradient is overwritten in place when this Sequential made it (not the caller's dy, nor a
-        // view of it).
-        const owned: boolean = cur !== dy && Tensor.storageOf(cur, 'Sequential.backward') !== Tensor.storageOf(dy, 'Sequential.backward');
         next = fused
-          ? (this.children[i - 1][1] as Conv2d | Linear).backwardRelu(cur, this.children[i][1] as ReLU, owned)
+          ? (this.children[i - 1][1] as Conv2d | Linear).backward(cur, this.children[i][1] as ReLU, this.#owns(cur, dy))
           : this.children[i][1].backward(cur);
       } catch (e) {
         if (cur !== dy) cur.dispose();
@@ -100,6 +97,12 @@ export class Sequential extends Module {
       cur = next;
     }
     return cur;
+  }
+
+  /** Whether `g` is a gradient this Sequential made (not the caller's dy, nor a view of it): a fused
+   * backward may then overwrite it. */
+  #owns(g: Tensor, dy: Tensor): boolean {
+    return g !== dy && Tensor.storageOf(g, 'Sequential.backward') !== Tensor.storageOf(dy, 'Sequential.backward');
   }
 
   override namedParameters(): [string, Parameter][] {

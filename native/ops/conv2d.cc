@@ -123,32 +123,36 @@ void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P) {
     }
 }
 
-void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P) {
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
-  for (int k = 0; k < K; k++) {
-    double s = 0.0;
-    for (int i = 0; i < N; i++) {
-      const float* row = dy + (static_cast<int64_t>(i) * K + k) * P;
-      for (int64_t p = 0; p < P; p++) s += row[p];
-    }
-    db[k] = static_cast<float>(s);
-  }
-}
-
-void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+namespace {
+// db[k] = Σ_{n, p} g[n, k, p] in double, in a fixed order. Plain: g = dy. Relu: g = relu_bwd(dy, y), also
+// written to dz (which may alias dy) — the same sum as the plain loop over dz, so the same bits.
+template <bool Relu>
+void bias_grad_loop(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
   for (int k = 0; k < K; k++) {
     double s = 0.0;
     for (int i = 0; i < N; i++) {
       const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
       for (int64_t p = 0; p < P; p++) {
-        const float g = relu_bwd(dy[off + p], y[off + p]);
-        dz[off + p] = g;
+        float g = dy[off + p];
+        if constexpr (Relu) {
+          g = relu_bwd(g, y[off + p]);
+          dz[off + p] = g;
+        }
         s += g;
       }
     }
     db[k] = static_cast<float>(s);
   }
+}
+}  // namespace
+
+void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P) {
+  bias_grad_loop<false>(dy, nullptr, nullptr, db, N, K, P);
+}
+
+void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+  bias_grad_loop<true>(dy, y, dz, db, N, K, P);
 }
 
 void zero_cpu(float* p, int64_t n) {

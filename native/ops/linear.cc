@@ -15,27 +15,32 @@ void fill_rows_cpu(float* y, const float* b, int N, int out) {
   for (int n = 0; n < N; n++) std::copy(b, b + out, y + static_cast<int64_t>(n) * out);
 }
 
-void column_sums_cpu(const float* dy, float* db, int N, int out) {
-#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * out > (1 << 16))
-  for (int j = 0; j < out; j++) {
-    double s = 0.0;
-    for (int n = 0; n < N; n++) s += dy[static_cast<int64_t>(n) * out + j];
-    db[j] = static_cast<float>(s);
-  }
-}
-
-void relu_column_sums_cpu(const float* dy, const float* y, float* dz, float* db, int N, int out) {
+namespace {
+// db[j] = Σ_n g[n, j] in double, in a fixed order. Plain: g = dy. Relu: g = relu_bwd(dy, y), also written
+// to dz (which may alias dy) — the same sum as the plain loop over dz.
+template <bool Relu>
+void column_sums_loop(const float* dy, const float* y, float* dz, float* db, int N, int out) {
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * out > (1 << 16))
   for (int j = 0; j < out; j++) {
     double s = 0.0;
     for (int n = 0; n < N; n++) {
       const int64_t i = static_cast<int64_t>(n) * out + j;
-      const float g = relu_bwd(dy[i], y[i]);
-      dz[i] = g;
+      float g = dy[i];
+      if constexpr (Relu) {
+        g = relu_bwd(g, y[i]);
+        dz[i] = g;
+      }
       s += g;
     }
     db[j] = static_cast<float>(s);
   }
+}
+}  // namespace
+
+void column_sums_cpu(const float* dy, float* db, int N, int out) { column_sums_loop<false>(dy, nullptr, nullptr, db, N, out); }
+
+void relu_column_sums_cpu(const float* dy, const float* y, float* dz, float* db, int N, int out) {
+  column_sums_loop<true>(dy, y, dz, db, N, out);
 }
 
 namespace {
@@ -110,12 +115,12 @@ void backward(const Dev& dev, const float* dy, const float* x, const float* w, f
     float* dz = scratchDz ? dzBuf.as<float>() : const_cast<float*>(dy);  // in place: the binding holds dy as written
     if (db) dev.relu_column_sums(dy, reluY, dz, db, N, out);
     else dev.relu_backward(dy, reluY, dz, static_cast<int64_t>(N) * out);
-    db = nullptr;  // done
     dy = dz;
+  } else if (db) {
+    dev.column_sums(dy, db, N, out);  // db = Σ_n dy (N = 0: zeros)
   }
   if (dx && N > 0) dev.gemm(false, false, N, in, out, dy, out, w, in, 0.0f, dx, in);  // dx = dy · w
   dev.gemm(true, false, out, in, N, dy, out, x, in, 0.0f, dw, in);  // dw = dyᵀ · x (N = 0: zeros)
-  if (db) dev.column_sums(dy, db, N, out);
 }
 
 }  // namespace

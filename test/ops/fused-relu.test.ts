@@ -79,39 +79,57 @@ function convData(p: ConvProblem, s: number, nan = false) {
   };
 }
 
-/** relu(conv2d(x)) and its gradients, fused (one op each way) or as the two ops. With `mask`, the fused
- * backward takes those values as the forward's output (a device comparison then sees one ReLU mask: a
- * pre-activation within rounding of 0 may switch sides between devices and precisions). */
-function convRelu(p: ConvProblem, d: ReturnType<typeof convData>, device: Device, fused: boolean, opts: Conv2dOptions = {}, mask?: Float32Array): Grads {
-  const o = { ...p.opts, ...opts };
-  const x = Tensor.from(d.x, p.x, device);
-  const w = Tensor.from(d.w, p.w, device);
-  const b = d.b ? Tensor.from(d.b, [p.w[0]], device) : null;
+/** A layer op followed by a ReLU, forward and backward, on `device`: fused (the op with `relu: true`, its
+ * backward with `reluOutput`) or as the two ops (relu, reluBackward). With `mask`, the fused backward takes
+ * those values as the forward's output (a device comparison then sees one ReLU mask: a pre-activation
+ * within rounding of 0 may switch sides between devices and precisions). Every tensor is disposed. */
+function pairRelu(
+  device: Device,
+  fused: boolean,
+  inputs: { x: [Float32Array, number[]]; w: [Float32Array, number[]]; b: Float32Array | null; dy: Float32Array },
+  forward: (x: Tensor, w: Tensor, b: Tensor | null, relu: boolean) => Tensor,
+  backward: (dz: Tensor, x: Tensor, w: Tensor, o: { needBiasGrad: boolean; reluOutput?: Tensor }) => { dx: Tensor | null; dw: Tensor; db: Tensor | null },
+  mask?: Float32Array,
+): Grads {
+  const x = Tensor.from(inputs.x[0], inputs.x[1], device);
+  const w = Tensor.from(inputs.w[0], inputs.w[1], device);
+  const b = inputs.b ? Tensor.from(inputs.b, [inputs.w[1][0]], device) : null;
   const made: (Tensor | null)[] = [x, w, b];
   try {
     let y: Tensor;
     let dz: Tensor;
-    const dy = Tensor.from(d.dy, conv2dOutputShape(p.x, p.w, p.opts), device);
-    made.push(dy);
     if (fused) {
-      y = conv2d(x, w, b, { ...o, relu: true });
-      dz = dy;
+      y = forward(x, w, b, true);
+      dz = Tensor.from(inputs.dy, y.shape, device);
+      made.push(y, dz);
     } else {
-      const pre = conv2d(x, w, b, o);
-      made.push(pre);
+      const pre = forward(x, w, b, false);
       y = relu(pre);
+      const dy = Tensor.from(inputs.dy, y.shape, device);
       dz = reluBackward(dy, y);
-      made.push(dz);
+      made.push(pre, y, dy, dz);
     }
-    made.push(y);
     const yMask = mask ? Tensor.from(mask, y.shape, device) : y;
     if (yMask !== y) made.push(yMask);
-    const g = conv2dBackward(dz, x, w, { ...o, needBiasGrad: !!b, ...(fused ? { reluOutput: yMask } : {}) });
+    const g = backward(dz, x, w, { needBiasGrad: !!b, ...(fused ? { reluOutput: yMask } : {}) });
     made.push(g.dx, g.dw, g.db);
     return { y: read(y)!, dx: read(g.dx), dw: read(g.dw)!, db: read(g.db) };
   } finally {
     made.forEach((t) => t?.dispose());
   }
+}
+
+/** relu(conv2d(x)) and its gradients (pairRelu). */
+function convRelu(p: ConvProblem, d: ReturnType<typeof convData>, device: Device, fused: boolean, opts: Conv2dOptions = {}, mask?: Float32Array): Grads {
+  const o = { ...p.opts, ...opts };
+  return pairRelu(
+    device,
+    fused,
+    { x: [d.x, p.x], w: [d.w, p.w], b: d.b, dy: d.dy },
+    (x, w, b, r) => conv2d(x, w, b, { ...o, relu: r }),
+    (dz, x, w, bo) => conv2dBackward(dz, x, w, { ...o, ...bo }),
+    mask,
+  );
 }
 
 function linearData(N: number, inF: number, out: number, bias: boolean, s: number) {
@@ -124,32 +142,16 @@ function linearData(N: number, inF: number, out: number, bias: boolean, s: numbe
   };
 }
 
+/** relu(linear(x)) and its gradients (pairRelu). */
 function linearRelu(N: number, inF: number, out: number, d: ReturnType<typeof linearData>, device: Device, fused: boolean, precision: 'fp32' | 'tf32' = 'fp32', mask?: Float32Array): Grads {
-  const x = Tensor.from(d.x, [N, inF], device);
-  const w = Tensor.from(d.w, [out, inF], device);
-  const b = d.b ? Tensor.from(d.b, [out], device) : null;
-  const dy = Tensor.from(d.dy, [N, out], device);
-  const made: (Tensor | null)[] = [x, w, b, dy];
-  try {
-    let y: Tensor;
-    let dz: Tensor = dy;
-    if (fused) y = linear(x, w, b, { precision, relu: true });
-    else {
-      const pre = linear(x, w, b, { precision });
-      made.push(pre);
-      y = relu(pre);
-      dz = reluBackward(dy, y);
-      made.push(dz);
-    }
-    made.push(y);
-    const yMask = mask ? Tensor.from(mask, y.shape, device) : y;
-    if (yMask !== y) made.push(yMask);
-    const g = linearBackward(dz, x, w, { precision, needBiasGrad: !!b, ...(fused ? { reluOutput: yMask } : {}) });
-    made.push(g.dx, g.dw, g.db);
-    return { y: read(y)!, dx: read(g.dx), dw: read(g.dw)!, db: read(g.db) };
-  } finally {
-    made.forEach((t) => t?.dispose());
-  }
+  return pairRelu(
+    device,
+    fused,
+    { x: [d.x, [N, inF]], w: [d.w, [out, inF]], b: d.b, dy: d.dy },
+    (x, w, b, r) => linear(x, w, b, { precision, relu: r }),
+    (dz, x, w, bo) => linearBackward(dz, x, w, { precision, ...bo }),
+    mask,
+  );
 }
 
 const LINEAR: [string, number, number, number, boolean][] = [
@@ -270,7 +272,7 @@ describe(`fused conv2d → ReLU against PyTorch and finite differences (seed ${s
       const clear = v.every((t) => Math.abs(t) > 4 * eps);
       [x, w, b, pre].forEach((t) => t.dispose());
       if (clear) break;
-      // about 20 draws on average (measured over 30 seeds: 2–109)
+      // a few dozen draws at most (measured over 30 fresh seeds: 2–82, median 15)
       if (s - seed > 10000) expect.fail('no input with every pre-activation away from 0 in 10,000 draws');
       d = convData(p, s);
       d.b = d.b!.map((t, i) => (i % 2 ? 0.6 : -0.6) + t); // biases push pre-activations off zero
