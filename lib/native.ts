@@ -139,6 +139,8 @@ export interface NativeLoader {
   decode(slot: number, jobs: Int32Array, H: number, W: number, C: number): Promise<void>;
   upload(slot: number, bytes: number, dst: NativeStorage): void;
   stats(): NativeLoaderStats;
+  recordBytes(i: number): Buffer;
+  decodeRecord(i: number): Buffer;
   close(): void;
 }
 

@@ -86,6 +86,7 @@ export class PackedDataset implements BatchSource {
   private readonly labels: Int32Array;
   private readonly widths: Int32Array;
   private readonly heights: Int32Array;
+  private readonly formats: Uint8Array;
   private readonly o: {
     size: number; mean: number[]; std: number[]; flip: boolean; pcaStd: number; prefetchBytes: number; rank: number; world: number;
   };
@@ -103,6 +104,7 @@ export class PackedDataset implements BatchSource {
     this.labels = info.labels;
     this.widths = info.widths;
     this.heights = info.heights;
+    this.formats = info.formats;
     this.device = opts.device;
     this.train = opts.train;
     this.tenCrop = opts.tenCrop;
@@ -191,6 +193,21 @@ export class PackedDataset implements BatchSource {
   get names(): readonly string[] {
     if (!this.namesCache) this.namesCache = this.loader.names().split('\n').slice(0, this.records).map((l) => JSON.parse(l) as string);
     return this.namesCache;
+  }
+
+  /** Record i as stored (its checksum checked): the bytes, label and size. */
+  record(i: number): { bytes: Buffer; label: number; width: number; height: number; format: 'jpeg' | 'raw' } {
+    const bytes = this.loader.recordBytes(i);
+    return { bytes, label: this.labels[i], width: this.widths[i], height: this.heights[i], format: this.formatOf(i) };
+  }
+
+  /** Record i decoded whole: HWC uint8 pixels, height × width × channels (one image, on the calling thread). */
+  decodeRecord(i: number): { data: Buffer; width: number; height: number; channels: number } {
+    return { data: this.loader.decodeRecord(i), width: this.widths[i], height: this.heights[i], channels: this.settings.channels };
+  }
+
+  private formatOf(i: number): 'jpeg' | 'raw' {
+    return this.formats[i] === 0 ? 'jpeg' : 'raw';
   }
 
   /** Decode-thread counters: images, seconds decoding, seconds waiting for staging buffers. */

@@ -76,8 +76,13 @@ int decodeC(jpeg_decompress_struct* cinfo, ErrorMgr* err, const uint8_t* src, si
   cinfo->out_color_space = channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
   cinfo->dct_method = JDCT_ISLOW;  // libjpeg's default, as PIL's and libvips's decodes
   jpeg_start_decompress(cinfo);
-  JDIMENSION xoff = static_cast<JDIMENSION>(left), cw = static_cast<JDIMENSION>(w);
-  if (cw < cinfo->output_width) jpeg_crop_scanline(cinfo, &xoff, &cw);  // widens to iMCU boundaries
+  // The decoded columns: the window and one column more on each side where the image has one, widened by
+  // jpeg_crop_scanline to iMCU boundaries. Fancy (triangle) chroma upsampling treats the region's edge as
+  // the image's edge, so a window column on the region's edge would differ from a whole-image decode; with
+  // the margin every window column has its real neighbours, and the window equals the whole image cropped.
+  const int x0 = left > 0 ? left - 1 : 0, x1 = left + w < expectW ? left + w + 1 : expectW;
+  JDIMENSION xoff = static_cast<JDIMENSION>(x0), cw = static_cast<JDIMENSION>(x1 - x0);
+  if (cw < cinfo->output_width) jpeg_crop_scanline(cinfo, &xoff, &cw);
   if (static_cast<size_t>(cinfo->output_width) * cinfo->output_components > rowBytes) return 3;
   if (top > 0 && jpeg_skip_scanlines(cinfo, static_cast<JDIMENSION>(top)) != static_cast<JDIMENSION>(top)) return 4;
   const size_t skipBytes = static_cast<size_t>(left - static_cast<int>(xoff)) * channels;

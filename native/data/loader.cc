@@ -124,6 +124,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
                        {InstanceMethod<&Loader::Info>("info"), InstanceMethod<&Loader::Names>("names"),
                         InstanceMethod<&Loader::SetStaging>("setStaging"), InstanceMethod<&Loader::Decode>("decode"),
                         InstanceMethod<&Loader::Upload>("upload"), InstanceMethod<&Loader::Stats>("stats"),
+                        InstanceMethod<&Loader::RecordBytes>("recordBytes"), InstanceMethod<&Loader::DecodeRecord>("decodeRecord"),
                         InstanceMethod<&Loader::Close>("close")});
   }
 
@@ -212,6 +213,44 @@ class Loader : public Napi::ObjectWrap<Loader> {
     o.Set("jpegVersion", jpegVersion());
     o.Set("threads", pool_->size());
     return o;
+  }
+
+  size_t recordArg(const Napi::CallbackInfo& info, const char* op) {
+    checkOpen(op);
+    const double v = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(v >= 0) || v != static_cast<double>(static_cast<size_t>(v)) || static_cast<size_t>(v) >= store_->size())
+      throw Napi::RangeError::New(info.Env(), std::string("Loader.") + op + ": expected a record index from 0 to " + std::to_string(store_->size() - 1));
+    return static_cast<size_t>(v);
+  }
+
+  // recordBytes(i) → Buffer: a copy of record i's bytes (its checksum checked).
+  Napi::Value RecordBytes(const Napi::CallbackInfo& info) {
+    const size_t i = recordArg(info, "recordBytes");
+    try {
+      const uint8_t* p = store_->checkedBytes(i);
+      return Napi::Buffer<uint8_t>::Copy(info.Env(), p, store_->record(i).bytes);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+  // decodeRecord(i) → Buffer: record i decoded whole, HWC uint8 (on the calling thread: one image, for
+  // inspection and tests; batches go through decode()).
+  Napi::Value DecodeRecord(const Napi::CallbackInfo& info) {
+    const size_t i = recordArg(info, "decodeRecord");
+    const Record& r = store_->record(i);
+    std::vector<uint8_t> scratch;
+    try {
+      const uint8_t* p = store_->checkedBytes(i);
+      auto out = Napi::Buffer<uint8_t>::New(info.Env(), static_cast<size_t>(r.width) * r.height * r.channels);
+      if (r.format == Format::Jpeg)
+        decodeJpegWindow(p, r.bytes, r.width, r.height, r.channels, 0, 0, r.height, r.width, out.Data(), static_cast<size_t>(r.width) * r.channels, scratch);
+      else
+        std::memcpy(out.Data(), p, out.Length());
+      return out;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), "packed data set " + store_->path() + ": record " + std::to_string(i) + ": " + e.what());
+    }
   }
 
   Napi::Value Names(const Napi::CallbackInfo& info) {
