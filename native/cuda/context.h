@@ -14,10 +14,12 @@
 //   streamWait(stream(), copyStream());   // 2. the compute stream waits for the side stream: the block's
 //                                         //    readers, its free and its reuse (all in compute-stream
 //                                         //    order) come after the side stream's use.
-// Wait 2 goes in before anything on the compute stream touches the block, and the block is freed
-// (deviceFree) only after it. Neither wait blocks the host. That is the rule the data loader follows;
-// the emulated device checks it (test/streams.test.ts): without either wait the stale or overwritten
-// data shows under some stream interleavings.
+// Wait 1 goes in after the block is allocated (on the emulated device with AddressSanitizer, deviceAlloc
+// unpoisons the block in compute-stream order, and the upload must come after); wait 2 before anything on
+// the compute stream touches the block, and the block is freed (deviceFree) only after it. Neither wait
+// blocks the host; the pinned source is the uploader's to keep until the copy is done (an event of its
+// own). That is the rule the data loader follows; the emulated device checks it (test/streams.test.ts):
+// without either wait the stale or overwritten data shows under some stream interleavings.
 #pragma once
 #include <cuda_runtime_api.h>
 
