@@ -85,6 +85,8 @@ export interface NativeMemoryStats {
     pinnedCachedBytes: number;
     /** Host waits for the device: stream/event synchronisations and blocking copies. */
     hostSyncs: number;
+    /** Cross-stream waits enqueued (an event recorded on one stream, waited on by another): 0 on one stream. */
+    streamWaits: number;
   };
 }
 
