@@ -143,6 +143,7 @@ export interface NativeLoader {
   stats(): NativeLoaderStats;
   recordBytes(i: number): Buffer;
   decodeRecord(i: number): Buffer;
+  decodeAll(passes: number): { images: number; seconds: number; cpuSeconds: number };
   close(): void;
 }
 

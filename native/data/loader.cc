@@ -125,6 +125,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
                         InstanceMethod<&Loader::SetStaging>("setStaging"), InstanceMethod<&Loader::Decode>("decode"),
                         InstanceMethod<&Loader::Upload>("upload"), InstanceMethod<&Loader::Stats>("stats"),
                         InstanceMethod<&Loader::RecordBytes>("recordBytes"), InstanceMethod<&Loader::DecodeRecord>("decodeRecord"),
+                        InstanceMethod<&Loader::DecodeAll>("decodeAll"),
                         InstanceMethod<&Loader::Close>("close")});
   }
 
@@ -251,6 +252,38 @@ class Loader : public Napi::ObjectWrap<Loader> {
     } catch (const std::exception& e) {
       throw Napi::Error::New(info.Env(), "packed data set " + store_->path() + ": record " + std::to_string(i) + ": " + e.what());
     }
+  }
+
+  // decodeAll(passes) → { images, seconds, cpuSeconds }: every record decoded whole, `passes` times, on the
+  // calling thread into one reused buffer — the benchmark's ceiling (bench/data.mjs): libjpeg-turbo and the
+  // checksums alone, no threads, no copies. Blocks the calling thread; not for use in a server.
+  Napi::Value DecodeAll(const Napi::CallbackInfo& info) {
+    checkOpen("decodeAll");
+    const int passes = bind::i32(info, 0, "Loader.decodeAll", "passes");
+    std::vector<uint8_t> out, scratch;
+    const auto t0 = Clock::now();
+    const uint64_t c0 = threadCpuNs();
+    size_t images = 0;
+    try {
+      for (int p = 0; p < passes; p++)
+        for (size_t i = 0; i < store_->size(); i++, images++) {
+          const Record& r = store_->record(i);
+          const size_t need = static_cast<size_t>(r.width) * r.height * r.channels;
+          if (out.size() < need) out.resize(need);
+          const uint8_t* src = store_->checkedBytes(i);
+          if (r.format == Format::Jpeg)
+            decodeJpegWindow(src, r.bytes, r.width, r.height, r.channels, 0, 0, r.height, r.width, out.data(), static_cast<size_t>(r.width) * r.channels, scratch);
+          else
+            std::memcpy(out.data(), src, need);
+        }
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("images", static_cast<double>(images));
+    o.Set("seconds", std::chrono::duration<double>(Clock::now() - t0).count());
+    o.Set("cpuSeconds", static_cast<double>(threadCpuNs() - c0) * 1e-9);
+    return o;
   }
 
   Napi::Value Names(const Napi::CallbackInfo& info) {
@@ -432,8 +465,15 @@ class Loader : public Napi::ObjectWrap<Loader> {
     if (bytes == 0) return env.Undefined();
 #ifdef AXN_WITH_CUDA
     if (cuda_) {
-      AXN_CUDA_CHECK(cudaMemcpyAsync(dst, st.p, bytes, cudaMemcpyHostToDevice, cuda::stream()), op);
-      AXN_CUDA_CHECK(cudaEventRecord(st.event, cuda::stream()), op);
+      // dst is a caching-allocator block owned by the compute stream: the copy stream first waits for the
+      // compute stream (the block may hold a recycled tensor that queued kernels still use), and the
+      // compute stream then waits for the copy (the augmentation kernel, and the block's later free and
+      // reuse in compute-stream order, come after it). See native/cuda/context.h.
+      cudaStream_t cs = cuda::copyStream();
+      cuda::streamWait(cs, cuda::stream());
+      AXN_CUDA_CHECK(cudaMemcpyAsync(dst, st.p, bytes, cudaMemcpyHostToDevice, cs), op);
+      AXN_CUDA_CHECK(cudaEventRecord(st.event, cs), op);  // the staging buffer is free again after it
+      cuda::streamWait(cuda::stream(), cs);
       st.copied = true;
       return env.Undefined();
     }

@@ -14,8 +14,8 @@ import { pack } from '../../lib/data/pack.js';
 import { PackedDataset } from '../../lib/data/packed.js';
 import { loadNative } from '../../lib/native.js';
 import { sharpDecode } from '../../lib/sharp.js';
-import { memoryStats } from '../../lib/tensor.js';
-import { noCuda } from '../helpers/gpu.js';
+import { memoryStats, setPoison } from '../../lib/tensor.js';
+import { emulated, noCuda } from '../helpers/gpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const require = createRequire(import.meta.url);
@@ -417,6 +417,48 @@ describe.skipIf(noCuda || !skimage)('PackedDataset on CUDA', () => {
       expect(after.tensors.cuda).toBe(before.tensors.cuda);
       expect(after.native.cuda!.inUseBytes).toBe(before.native.cuda!.inUseBytes);
     } finally {
+      await cpu.close();
+      await gpu.close();
+    }
+  });
+});
+
+type OrderName = 'forward' | 'reverse' | 'shuffle';
+interface Emulator {
+  setOrder(order: OrderName, seed?: number): void;
+  order(): { order: string; seed: number };
+  setDropStreamWaits(drop: boolean): void;
+}
+
+describe.skipIf(!emulated || !skimage)('PackedDataset on the emulated device: the upload is ordered by its two stream waits', () => {
+  it('with the waits the inputs are right under every stream order; with them dropped, wrong under some', async () => {
+    const emu = (loadNative() as unknown as { emulator: Emulator }).emulator;
+    const initial = emu.order();
+    const src = await photoFolder('streams', 1, 2);
+    const file = path.join(tmp, 'streams.axpk');
+    await pack(src, file, { workers: 2 });
+    const cpu = await PackedDataset.open(file, { size: 64, device: 'cpu' });
+    const gpu = await PackedDataset.open(file, { size: 64, device: 'cuda' });
+    setPoison(true); // a kernel that reads the upload's block before the copy lands reads NaN bytes
+    try {
+      const want = (await epoch(cpu, { batchSize: 2 })).xs[0];
+      const orders: [OrderName, number][] = [['forward', 0], ['reverse', 0], ...[1, 2, 3, 4, 5, 6].map((k) => ['shuffle', k] as [OrderName, number])];
+      let wrong = 0;
+      for (const drop of [false, true]) {
+        emu.setDropStreamWaits(drop);
+        for (const [order, seed] of orders) {
+          emu.setOrder(order, seed);
+          const got = (await epoch(gpu, { batchSize: 2 })).xs[0];
+          const same = got.every((v, i) => Object.is(v, want[i]));
+          if (!drop) expect(same, `with the waits, order ${order}/${seed}`).toBe(true);
+          else if (!same) wrong++;
+        }
+      }
+      expect(wrong, 'orders under which the dropped waits showed').toBeGreaterThan(0);
+    } finally {
+      setPoison(false);
+      emu.setDropStreamWaits(false);
+      emu.setOrder(initial.order as OrderName, initial.seed);
       await cpu.close();
       await gpu.close();
     }
