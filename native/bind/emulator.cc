@@ -54,7 +54,14 @@ Napi::Value Counters(const Napi::CallbackInfo& info) {
 
 // The planted defect: cuda::streamWait enqueues nothing while set (a test proves it then fails).
 Napi::Value SetDropStreamWaits(const Napi::CallbackInfo& info) {
-  cuda::setDropStreamWaits(info.Length() > 0 && info[0].ToBoolean().Value());
+  // true / false, or 'intoCompute' / 'intoSide' (only the waits whose waiter is that stream)
+  int which = info.Length() > 0 && info[0].ToBoolean().Value() ? cuda::kDropAll : cuda::kDropNone;
+  if (info.Length() > 0 && info[0].IsString()) {
+    const std::string w = info[0].As<Napi::String>().Utf8Value();
+    which = w == "intoCompute" ? cuda::kDropIntoCompute : w == "intoSide" ? cuda::kDropIntoSide : w == "all" ? cuda::kDropAll : -1;
+    if (which < 0) throw Napi::TypeError::New(info.Env(), "emulator.setDropStreamWaits: expected a boolean, 'all', 'intoCompute' or 'intoSide'");
+  }
+  cuda::setDropStreamWaits(which);
   return info.Env().Undefined();
 }
 

@@ -38,7 +38,7 @@ struct Context {
   std::unordered_map<void*, size_t> pinnedSize;   // every pinned staging block -> its size
   std::vector<cudaEvent_t> freeEvents;  // idle events (reads and streamWait), cudaEventDisableTiming
   AllocatorStats stats;
-  bool dropStreamWaits = false;  // tests only (setDropStreamWaits, emulated device)
+  int dropStreamWaits = 0;  // tests only (setDropStreamWaits, emulated device): a DropWaits mask
 };
 
 Context& ctx() {
@@ -166,7 +166,7 @@ void streamWait(cudaStream_t waiter, cudaStream_t signaller) {
   cudaEvent_t ev = nullptr;
   {
     std::lock_guard<std::mutex> lock(c.mu);
-    if (c.dropStreamWaits) return;
+    if (c.dropStreamWaits & (waiter == c.stream ? kDropIntoCompute : kDropIntoSide)) return;
     c.stats.streamWaits++;
     if (!c.freeEvents.empty()) {
       ev = c.freeEvents.back();
@@ -191,10 +191,10 @@ void streamWait(cudaStream_t waiter, cudaStream_t signaller) {
 }
 
 #ifdef AXN_CUDA_EMU
-void setDropStreamWaits(bool drop) {
+void setDropStreamWaits(int which) {
   Context& c = ctx();
   std::lock_guard<std::mutex> lock(c.mu);
-  c.dropStreamWaits = drop;
+  c.dropStreamWaits = which;
 }
 #endif
 

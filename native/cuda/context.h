@@ -73,8 +73,10 @@ cudaStream_t copyStream();
 // (an event from a pool, recorded on `signaller`, waited on by `waiter`; the host does not wait).
 void streamWait(cudaStream_t waiter, cudaStream_t signaller);
 #ifdef AXN_CUDA_EMU
-// Tests only: make streamWait a no-op, to prove that a test catches a missing wait.
-void setDropStreamWaits(bool drop);
+// Tests only: make streamWait a no-op, to prove that a test catches a missing wait: the waits into the
+// compute stream (rule's wait 2), into another stream (wait 1), or both.
+enum DropWaits { kDropNone = 0, kDropIntoSide = 1, kDropIntoCompute = 2, kDropAll = 3 };
+void setDropStreamWaits(int which);
 #endif
 // GEMM precision for later cuBLAS calls: strict fp32 or TF32 tensor cores.
 void setTf32(bool on);

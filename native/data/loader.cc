@@ -49,10 +49,11 @@ class Pool {
     }
     cv_.notify_one();
   }
-  // Runs what is queued, then joins the threads.
-  void stop() {
+  // Runs what is queued (or, with `drop`, only what is running), then joins the threads.
+  void stop(bool drop = false) {
     {
       std::lock_guard<std::mutex> lk(mu_);
+      if (drop) q_.clear();
       if (stopping_) return;
       stopping_ = true;
     }
@@ -148,15 +149,30 @@ class Loader : public Napi::ObjectWrap<Loader> {
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet-loader", 0, 1);
     tsfn_.Unref(env);
     pool_ = std::make_unique<Pool>(threads);
+    // When the environment goes (process exit, a worker thread ending) with the loader still open, stop
+    // the threads and release the thread-safe function before Node finalises it: this hook, added after
+    // the function was made, runs before Node's own cleanup of it.
+    env_ = env;
+    napi_add_env_cleanup_hook(env, &Loader::onEnvCleanup, this);
   }
 
-  ~Loader() override { shutdown(); }
+  ~Loader() override {
+    if (!envGone_) napi_remove_env_cleanup_hook(env_, &Loader::onEnvCleanup, this);
+    shutdown(false);
+  }
 
  private:
-  void shutdown() {
+  static void onEnvCleanup(void* self) {
+    Loader* l = static_cast<Loader*>(self);
+    l->envGone_ = true;
+    l->shutdown(true);
+  }
+
+  // `teardown`: the environment is going; queued images are dropped (nobody waits for their batches).
+  void shutdown(bool teardown) {
     if (closed_) return;
     closed_ = true;
-    if (pool_) pool_->stop();  // finishes the queued images (their batches settle through the TSFN)
+    if (pool_) pool_->stop(teardown);  // else finishes the queued images: their batches settle
     freeStaging();
     tsfn_.Release();
   }
@@ -504,7 +520,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
   // close(): finishes the batches being decoded (their promises settle), then frees the threads, the
   // staging buffers and the mapping. Idempotent.
   Napi::Value Close(const Napi::CallbackInfo& info) {
-    shutdown();
+    shutdown(false);
     return info.Env().Undefined();
   }
 
@@ -516,6 +532,8 @@ class Loader : public Napi::ObjectWrap<Loader> {
   int inFlight_ = 0;  // JS thread only
   bool cuda_ = false;
   bool closed_ = false;
+  bool envGone_ = false;
+  napi_env env_ = nullptr;
 };
 
 // crc32c(view: TypedArray | Buffer, crc = 0) → number: for the pack writer (lib/data/pack.ts).

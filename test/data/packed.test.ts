@@ -1,7 +1,7 @@
 // Packed data sets end to end: `pack` (round trip, skipped files, crash and resume), the store's checks
 // (damaged files name the record), the native decoder against sharp, the loader against ImageFolder (same
 // crops, same numbers), epochs and ranks, and the CUDA path against the CPU one.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
@@ -14,7 +14,7 @@ import { pack } from '../../lib/data/pack.js';
 import { PackedDataset } from '../../lib/data/packed.js';
 import { loadNative } from '../../lib/native.js';
 import { sharpDecode } from '../../lib/sharp.js';
-import { memoryStats, setPoison } from '../../lib/tensor.js';
+import { memoryStats } from '../../lib/tensor.js';
 import { emulated, noCuda } from '../helpers/gpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -423,45 +423,55 @@ describe.skipIf(noCuda || !skimage)('PackedDataset on CUDA', () => {
   });
 });
 
-type OrderName = 'forward' | 'reverse' | 'shuffle';
-interface Emulator {
-  setOrder(order: OrderName, seed?: number): void;
-  order(): { order: string; seed: number };
-  setDropStreamWaits(drop: boolean): void;
-}
-
 describe.skipIf(!emulated || !skimage)('PackedDataset on the emulated device: the upload is ordered by its two stream waits', () => {
-  it('with the waits the inputs are right under every stream order; with them dropped, wrong under some', async () => {
-    const emu = (loadNative() as unknown as { emulator: Emulator }).emulator;
-    const initial = emu.order();
-    const src = await photoFolder('streams', 1, 2);
-    const file = path.join(tmp, 'streams.axpk');
-    await pack(src, file, { workers: 2 });
-    const cpu = await PackedDataset.open(file, { size: 64, device: 'cpu' });
-    const gpu = await PackedDataset.open(file, { size: 64, device: 'cuda' });
-    setPoison(true); // a kernel that reads the upload's block before the copy lands reads NaN bytes
-    try {
-      const want = (await epoch(cpu, { batchSize: 2 })).xs[0];
-      const orders: [OrderName, number][] = [['forward', 0], ['reverse', 0], ...[1, 2, 3, 4, 5, 6].map((k) => ['shuffle', k] as [OrderName, number])];
-      let wrong = 0;
-      for (const drop of [false, true]) {
-        emu.setDropStreamWaits(drop);
-        for (const [order, seed] of orders) {
-          emu.setOrder(order, seed);
-          const got = (await epoch(gpu, { batchSize: 2 })).xs[0];
-          const same = got.every((v, i) => Object.is(v, want[i]));
-          if (!drop) expect(same, `with the waits, order ${order}/${seed}`).toBe(true);
-          else if (!same) wrong++;
-        }
-      }
-      expect(wrong, 'orders under which the dropped waits showed').toBeGreaterThan(0);
-    } finally {
-      setPoison(false);
-      emu.setDropStreamWaits(false);
-      emu.setOrder(initial.order as OrderName, initial.seed);
-      await cpu.close();
-      await gpu.close();
-    }
+  // Each run is a child process (the same emulated addon, environment and sanitizers as this one): with a
+  // wait dropped, the device may run the upload after the kernel that reads it (the kernel then reads the
+  // poison) or after the block's free (AddressSanitizer then aborts the process on a use-after-poison).
+  // Either way the missing wait is caught; with the waits, every order gives the CPU's numbers.
+  const run = (drop: string) =>
+    spawnSync(
+      process.execPath,
+      [
+        '--input-type=module',
+        '-e',
+        `import { data, setPoison } from ${JSON.stringify(path.join(root, 'dist', 'index.js'))};
+         import { loadNative } from ${JSON.stringify(path.join(root, 'dist', 'native.js'))};
+         const emu = loadNative().emulator;
+         const file = process.argv[1];
+         const epoch = async (ds) => { const xs = []; for await (const b of ds.batches({ batchSize: 2 })) { xs.push(await b.input.toFloat32Array()); b.input.dispose(); } return xs[0]; };
+         const cpu = await data.PackedDataset.open(file, { size: 64, device: 'cpu' });
+         const gpu = await data.PackedDataset.open(file, { size: 64, device: 'cuda' });
+         setPoison(true);
+         const want = await epoch(cpu);
+         emu.setDropStreamWaits(process.argv[2] === 'none' ? false : process.argv[2]);
+         const wrong = [];
+         for (const [order, seed] of [['forward', 0], ['reverse', 0], ['shuffle', 1], ['shuffle', 2], ['shuffle', 3], ['shuffle', 4]]) {
+           emu.setOrder(order, seed);
+           const got = await epoch(gpu);
+           if (!got.every((v, i) => Object.is(v, want[i]))) wrong.push(order + '/' + seed);
+         }
+         console.log(JSON.stringify({ wrong }));`,
+        file,
+        drop,
+      ],
+      { encoding: 'utf8', timeout: 600_000 },
+    );
+  let file: string;
+  beforeAll(async () => {
+    file = path.join(tmp, 'streams.axpk');
+    await pack(await photoFolder('streams', 1, 2), file, { workers: 2 });
+  });
+
+  it('with both waits, the inputs are right under every stream order', () => {
+    const r = run('none');
+    expect(r.status, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout.trim().split('\n').pop()!)).toEqual({ wrong: [] });
+  });
+
+  it.each(['intoCompute', 'intoSide'])('with the waits %s dropped, some order goes wrong (or AddressSanitizer stops it)', (drop) => {
+    const r = run(drop);
+    if (r.status === 0) expect(JSON.parse(r.stdout.trim().split('\n').pop()!).wrong.length, 'orders that went wrong').toBeGreaterThan(0);
+    else expect(r.stderr).toMatch(/AddressSanitizer: use-after-poison/);
   });
 });
 
