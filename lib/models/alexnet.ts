@@ -1,7 +1,7 @@
 /** AlexNet: the 2012 paper's network, torchvision's variant, and a small one for 28–64 px inputs.
  * Parameter names follow torchvision's state_dict (features.N.*, classifier.N.*) for every arch, so
  * PyTorch weights load into 'torchvision' and the other archs have equally predictable names. */
-import { describe } from '../errors.js';
+import { DisposedError, describe } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { readWeights } from '../io/weights.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, Parameter, RandomStream, ReLU, Sequential } from '../nn/index.js';
@@ -301,6 +301,21 @@ export class AlexNet {
       throw new RangeError(`AlexNet.${op}: the paper arch takes ${c.inChannels}×227×227 images, got [${x.shape.join(', ')}] (resize them, e.g. ops.resizeBilinear(x, [227, 227]))`);
   }
 
+  /** The optimizer must be live and update this model's parameters (all or some of them, e.g. the
+   * classifier's only): one built for another model would find no gradients here and update nothing. */
+  #checkOptimizer(opt: SGD, op: string): void {
+    if (opt === null || typeof opt !== 'object' || !Array.isArray(opt.params))
+      throw new TypeError(`AlexNet.${op}: expected an optimizer (new SGD(model.parameters(), …)), got ${describe(opt)}`);
+    if (opt.disposed) throw new DisposedError(`AlexNet.${op}: the optimizer (SGD)`);
+    const mine = new Set(this.parameters());
+    const i = opt.params.findIndex((p) => !mine.has(p));
+    if (i >= 0)
+      throw new Error(
+        `AlexNet.${op}: the optimizer was built for other parameters than this model's: its parameter ${i} ([${opt.params[i].value.shape.join(', ')}]) ` +
+          `is not one of the model's (build it with new SGD(model.parameters(), …))`,
+      );
+  }
+
   /** Logits [N, numClasses] for x [N, C, H, W]; the caller owns the result. An input on the other
    * device is copied over. Uses the current mode (train() / eval()). */
   forward(x: Tensor): Tensor {
@@ -347,6 +362,7 @@ export class AlexNet {
     let stepNo: number;
     try {
       this.#checkInput(x, 'trainStep');
+      this.#checkOptimizer(opt, 'trainStep');
       this.train(true);
       const n = x.shape[0];
       const lab = this.#labels(labels, n, 'trainStep');
