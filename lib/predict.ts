@@ -1,4 +1,5 @@
 /** Prediction on image files and the paper's 10-crop evaluation. */
+import { checkRegularFile } from './io/files.js';
 import { loadSharp } from './sharp.js';
 import { tenCrop } from './data/augment.js';
 import type { BatchSource } from './data/types.js';
@@ -33,6 +34,7 @@ export async function loadImagesForPrediction(
   const sharp = await loadSharp();
   for (const f of files) {
     try {
+      await checkRegularFile(f); // a FIFO would block the decoder forever; devices and sockets are no images
       let img = sharp(f, { failOn: 'warning' }).rotate();
       img = c === 1 ? img.grayscale() : img.removeAlpha().toColourspace('srgb');
       const { data, info } = await img.resize({ width: resize, height: resize, fit: 'outside' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });

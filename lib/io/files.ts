@@ -23,9 +23,15 @@ export function fileKind(s: StatLike): FileKind {
 
 /** Resolves when `file` (symlinks followed) is a regular file; otherwise rejects, without opening it, with
  * an Error that says what it is instead ("expected a regular file, got a FIFO (named pipe)…"). A missing
- * or unreadable path rejects with the system's message. */
+ * path says "the file does not exist"; an unreadable one rejects with the system's message. */
 export async function checkRegularFile(file: string): Promise<void> {
-  const s = await stat(file);
+  let s;
+  try {
+    s = await stat(file);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ENOENT') throw new Error('the file does not exist', { cause: e });
+    throw e;
+  }
   if (s.isFile()) return;
   const kind = fileKind(s);
   throw new Error(`expected a regular file, got a ${kind}${kind.startsWith('FIFO') ? ' (not opened: reading it would block until something writes to it)' : ''}`);
