@@ -4,7 +4,7 @@
  * CPU (or the paper arch on upscaled images on a GPU), reporting test accuracy. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readCheckpointMeta } from './checkpoint.js';
@@ -14,6 +14,8 @@ import { IMAGENET_MEAN, IMAGENET_STD } from './data/augment.js';
 import { IMAGENET_CLASSES, IMAGENET_PREPROCESS } from './data/imagenet-classes.js';
 import { resizeBilinear } from './ops/resize.js';
 import { ImageFolder } from './data/image-folder.js';
+import { proveWritableFolder } from './io/files.js';
+import { holdUntilExit, lockFolder } from './io/lock.js';
 import { evaluate } from './eval.js';
 import { evaluateTenCrop, loadImagesForPrediction, type InputSpec } from './predict.js';
 import { createAlexNet, type AlexNet, type Arch } from './models/alexnet.js';
@@ -164,6 +166,10 @@ program
   .option('--resume', 'resume from <out>/checkpoint.safetensors when it exists')
   .option('--no-progress', 'no progress bar (one line per epoch)')
   .action(async (o) => {
+    // Where the results go, first: proven writable and locked against a second run there before anything
+    // is loaded or trained (released when the process ends, by an error or a signal too).
+    proveWritableFolder(o.out, '--out');
+    const unlock = holdUntilExit(lockFolder(o.out, '--out', (m) => console.error(`warning: ${m}`)));
     const device = pickDevice(o.device);
     // The paper arch where a GPU runs it; the small one on the CPU and on the emulated device (a test build).
     const arch: Arch = o.arch ?? (device === 'cuda' && !backendInfo().emulated ? 'paper' : 'small');
@@ -181,7 +187,6 @@ program
     // TF32 tensor cores by default on CUDA (strict fp32: --precision fp32); the CPU computes in fp32.
     const precision: Precision = (o.precision as Precision | undefined) ?? (device === 'cuda' ? 'tf32' : 'fp32');
     setDefaultPrecision(precision);
-    mkdirSync(o.out, { recursive: true });
     const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels });
     const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
     if (o.weights) {
@@ -274,6 +279,7 @@ program
     model.dispose();
     await data.train.close?.();
     await data.test.close?.();
+    unlock();
   });
 
 program

@@ -5,6 +5,8 @@ export { DisposedError } from './errors.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors.js';
 export { readPth, parsePth, type PthTensor } from './io/pth.js';
 export { readWeights, type WeightsFormat } from './io/weights.js';
+export { lockFolder, holdUntilExit, LOCK_FILE, type FolderLock } from './io/lock.js';
+export { proveWritableFolder, checkRegularFile } from './io/files.js';
 export * as ops from './ops/index.js';
 export { setDefaultPrecision, getDefaultPrecision, type Precision } from './ops/util.js';
 export * as nn from './nn/index.js';
