@@ -3,7 +3,7 @@
     {
       "target_name": "alexnet_cuda",
       "sources": [
-        "<!@(node -p \"['native','native/ops','native/bind'].filter(d => require('fs').existsSync(d)).flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc')).map(f => d + '/' + f)).join(' ')\")"
+        "<!@(node -p \"['native','native/ops','native/bind','native/data'].filter(d => require('fs').existsSync(d)).flatMap(d => require('fs').readdirSync(d).filter(f => f.endsWith('.cc')).map(f => d + '/' + f)).join(' ')\")"
       ],
       "include_dirs": [
         "<!(node -p \"require('node-addon-api').include_dir\")",
@@ -14,6 +14,7 @@
         "NODE_ADDON_API_CPP_EXCEPTIONS",
         "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
         "AXN_BUILD_SYSTEM=\"node-gyp\"",
+        "AXN_JPEG_REASON=\"built with node-gyp, which builds without libjpeg-turbo; install cmake and libjpeg62-turbo-dev, then npm rebuild\"",
         "AXN_CUDA_REASON=\"built with node-gyp, which builds the CPU-only addon; install cmake and the CUDA toolkit, then npm rebuild, for the CUDA backend\""
       ],
       "cflags!": ["-fno-exceptions"],

@@ -4,7 +4,8 @@
  * CPU (or the paper arch on upscaled images on a GPU), reporting test accuracy. */
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readSync, statSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { readCheckpointMeta } from './checkpoint.js';
@@ -14,6 +15,8 @@ import { IMAGENET_MEAN, IMAGENET_STD } from './data/augment.js';
 import { IMAGENET_CLASSES, IMAGENET_PREPROCESS } from './data/imagenet-classes.js';
 import { resizeBilinear } from './ops/resize.js';
 import { ImageFolder } from './data/image-folder.js';
+import { pack, type PackOptions } from './data/pack.js';
+import { PackedDataset } from './data/packed.js';
 import { proveWritableFolder } from './io/files.js';
 import { holdUntilExit, lockFolder } from './io/lock.js';
 import { evaluate } from './eval.js';
@@ -92,7 +95,28 @@ interface DataChoice {
 }
 
 /** Fashion-MNIST (default) or an image folder (with train/ and test|val/ inside, or one folder split 90/10). */
-async function openData(data: string, arch: Arch, opts: { limit?: number; testLimit?: number; workers?: number; side: number; channels: number }): Promise<DataChoice> {
+/** A packed data set given to --data: a .axpk file (`single`), or a folder holding train.axpk and
+ * test.axpk / val.axpk (what `alexnet pack` writes for a folder with train/ and test/). */
+function packedSplits(p: string): { single?: string; train?: string; test?: string } | null {
+  if (!existsSync(p)) return null;
+  if (statSync(p).isFile()) return isPackedFile(p) ? { single: p } : null;
+  const train = path.join(p, 'train.axpk');
+  const test = ['test', 'val', 'valid'].map((d) => path.join(p, `${d}.axpk`)).find((f) => existsSync(f));
+  return existsSync(train) || test ? { train: existsSync(train) ? train : undefined, test } : null;
+}
+
+/** A file that starts with the packed data set's magic (native/data/store.h). */
+function isPackedFile(p: string): boolean {
+  const fd = openSync(p, 'r');
+  try {
+    const b = Buffer.alloc(8);
+    return readSync(fd, b, 0, 8, 0) === 8 && b.toString('latin1') === 'AXPACK\r\n';
+  } finally {
+    closeSync(fd);
+  }
+}
+
+async function openData(data: string, arch: Arch, opts: { limit?: number; testLimit?: number; workers?: number; side: number; channels: number; device: Device }): Promise<DataChoice> {
   if (data === 'fashion-mnist') {
     // 28×28 batches cross to the device; larger inputs (the paper's 227) are made there by bilinear upscaling.
     const common = { size: 28, channels: opts.channels as 1 | 3 };
@@ -110,6 +134,25 @@ async function openData(data: string, arch: Arch, opts: { limit?: number; testLi
     };
   }
   const root = path.resolve(data);
+  const packed = packedSplits(root);
+  if (packed) {
+    if (!packed.train || !packed.test)
+      throw new Error(`--data ${data}: a packed folder for training needs train.axpk and test.axpk (or val.axpk) inside (alexnet pack <folder with train/ and test/> ${data})`);
+    const common = { size: opts.side, device: opts.device, threads: opts.workers };
+    const tr = await PackedDataset.open(packed.train, { ...common, train: true, limit: opts.limit });
+    const te = await PackedDataset.open(packed.test, { ...common, train: false, limit: opts.testLimit });
+    if (tr.settings.channels !== opts.channels) throw new Error(`--data ${data}: the store holds ${tr.settings.channels}-channel images, the ${arch} arch takes ${opts.channels}`);
+    if (tr.classes.length < 2) throw new Error(`--data ${data}: ${packed.train} has ${tr.classes.length} class: a classifier needs at least 2`);
+    if (te.classes.length !== tr.classes.length || te.classes.some((c, i) => c !== tr.classes[i]))
+      throw new Error(`--data ${data}: the test classes (${te.classes.join(', ')}) are not the training classes (${tr.classes.join(', ')})`);
+    return {
+      train: tr,
+      test: te,
+      classes: tr.classes,
+      describe: `packed data set ${root} (${tr.size} train / ${te.size} test; JPEGs decoded by ${opts.workers ?? os.availableParallelism()} native threads, augmented on the ${opts.device === 'cuda' ? 'GPU' : 'CPU'})`,
+      input: { side: opts.side, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] },
+    };
+  }
   const { existsSync } = await import('node:fs');
   const trainDir = path.join(root, 'train');
   const testDir = ['test', 'val', 'valid'].map((d) => path.join(root, d)).find((d) => existsSync(d));
@@ -139,7 +182,7 @@ const program = new Command()
 program
   .command('train')
   .description('train AlexNet; with no options: Fashion-MNIST, the small arch on the CPU / the paper arch on a GPU')
-  .option('--data <source>', '"fashion-mnist" or an image folder with train/ and test/ subfolders', 'fashion-mnist')
+  .option('--data <source>', '"fashion-mnist", an image folder with train/ and test/ subfolders, or a packed folder (alexnet pack) with train.axpk and test.axpk', 'fashion-mnist')
   .addOption(new Option('--arch <arch>', 'network').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'where to train').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .addOption(new Option('--precision <p>', 'GEMM precision on CUDA (default tf32: tensor cores)').choices(['fp32', 'tf32']))
@@ -158,7 +201,7 @@ program
   }, 1)
   .option('--limit <n>', 'use only the first n training images', int('--limit'))
   .option('--test-limit <n>', 'evaluate on only the first n test images (class-balanced)', int('--test-limit'))
-  .option('--workers <n>', 'image decoding workers (image folders)', int('--workers'))
+  .option('--workers <n>', 'image decoding workers (image folders) or decode threads (packed data sets; default one per core)', int('--workers'))
   .option('--time-limit <minutes>', 'start no epoch that would end past this many minutes (default 14 for the default CPU job)', num('--time-limit'))
   .option('--out <dir>', 'where to write weights, checkpoint, history and PNGs', 'alexnet-run')
   .option('--weights <file>', 'start from these weights (fine-tuning; .safetensors or a torch.save\'d .pth, e.g. torchvision\'s ImageNet AlexNet): every layer is loaded, the last one only when it has as many classes as the data (else it is replaced by a fresh one for the data\'s classes)')
@@ -187,7 +230,7 @@ program
     // TF32 tensor cores by default on CUDA (strict fp32: --precision fp32); the CPU computes in fp32.
     const precision: Precision = (o.precision as Precision | undefined) ?? (device === 'cuda' ? 'tf32' : 'fp32');
     setDefaultPrecision(precision);
-    const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels });
+    const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels, device });
     const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
     if (o.weights) {
       try {
@@ -286,7 +329,7 @@ program
   .command('eval')
   .description('evaluate weights: top-1 and top-5, centre crop or the paper\'s 10-crop')
   .requiredOption('--weights <file>', 'weights: a .safetensors file written by `alexnet train` or saveWeights, or a torch.save\'d state_dict (.pth)')
-  .option('--data <source>', '"fashion-mnist", or an image folder: its test/ (or val/) when it has train/ and test/ as for `train`, else the folder itself (one subfolder per class)', 'fashion-mnist')
+  .option('--data <source>', '"fashion-mnist", or an image folder: its test/ (or val/) when it has train/ and test/ as for `train`, else the folder itself (one subfolder per class); or a packed data set (.axpk, or a packed folder: its test.axpk)', 'fashion-mnist')
   .addOption(new Option('--arch <arch>', 'network (default: from the weights file)').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .option('--ten-crop', 'average the predictions of the paper\'s 10 crops (image folders)')
@@ -301,7 +344,13 @@ program
     let source: BatchSource;
     let inputTransform: ((x: Tensor) => Tensor) | undefined;
     const onSkip = (s: { path: string; reason: string }) => console.error(`skipped ${s.path}: ${s.reason}`);
-    if (o.data === 'fashion-mnist') {
+    const packed = o.data === 'fashion-mnist' ? null : packedSplits(path.resolve(o.data));
+    if (packed) {
+      const file = packed.single ?? packed.test;
+      if (!file) throw new Error(`--data ${o.data}: the packed folder has no test.axpk (or val.axpk) to evaluate`);
+      if (!packed.single) console.error(`evaluating ${file} (the test split of ${path.resolve(o.data)})`);
+      source = await PackedDataset.open(file, { size: side, tenCrop: o.tenCrop === true, device, mean: input.mean, std: input.std });
+    } else if (o.data === 'fashion-mnist') {
       if (o.tenCrop) throw new Error('--ten-crop needs an image folder (Fashion-MNIST images are 28×28)');
       source = loadFashionMnist({ split: 'test', size: 28, channels: c.inChannels as 1 | 3 });
       if (side !== 28) inputTransform = (x) => resizeBilinear(x, [side, side]);
@@ -333,7 +382,9 @@ program
 program
   .command('predict')
   .description('classify image files')
-  .argument('<images...>', 'JPEG/PNG files')
+  .argument('[images...]', 'JPEG/PNG files')
+  .option('--data <store>', 'classify the images of a packed data set (.axpk) instead of files')
+  .option('--limit <n>', 'with --data: only the first n images', int('--limit'))
   .requiredOption('--weights <file>', 'weights: a .safetensors file written by `alexnet train`, or a torch.save\'d state_dict (.pth, torchvision names)')
   .addOption(new Option('--arch <arch>', 'network (default: from the weights file; torchvision for a .pth)').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
@@ -348,6 +399,13 @@ program
       if (model.config.inChannels !== 3) throw new Error(`--preprocess imagenet is for colour models; these weights take ${model.config.inChannels} channel(s)`);
       input = { side: IMAGENET_PREPROCESS.crop, mean: [...IMAGENET_PREPROCESS.mean], std: [...IMAGENET_PREPROCESS.std] };
     }
+    if (o.data) {
+      if (images.length) throw new Error('predict: give image files or --data <store>, not both');
+      await predictPacked(model, classes, input, o.data, device, o.top, o.limit);
+      model.dispose();
+      return;
+    }
+    if (!images.length) throw new Error('predict: give image files to classify, or --data <store>');
     const { tensor, files, failed } = await loadImagesForPrediction(images, model.config, input);
     for (const f of failed) console.error(`${f.path}: could not read it (${f.reason})`);
     if (tensor) {
@@ -361,6 +419,71 @@ program
     }
     model.dispose();
     if (failed.length) process.exitCode = 1;
+  });
+
+program
+  .command('pack')
+  .description('decode every image of a folder once, resize it (short side 256) and write a packed data set that the native loader reads at thousands of images per second per core')
+  .argument('<src>', 'an image folder (one subfolder per class), or a folder with train/ and test/ (or val/) inside: then each is packed')
+  .argument('<out>', 'the packed data set (a .axpk file); for a folder with train/ and test/, a folder that gets train.axpk and test.axpk')
+  .option('--resize <n>', 'short side after resizing', int('--resize'), 256)
+  .option('--square', "store the paper's resize×resize centre square instead of keeping the aspect ratio")
+  .addOption(new Option('--format <f>', 'record format: jpeg (decoded when read) or raw (uint8, ~9× larger, nothing to decode)').choices(['jpeg', 'raw']).default('jpeg'))
+  .option('--quality <q>', 'JPEG quality, 1–100', int('--quality'), 90)
+  .addOption(new Option('--channels <c>', '3 (sRGB) or 1 (grey)').choices(['1', '3']).default('3'))
+  .option('--workers <n>', 'decode processes (default: one per core)', int('--workers'))
+  .option('--limit <n>', 'pack only n images of each split, round-robin over the classes', int('--limit'))
+  .option('--restart', 'start over instead of continuing an interrupted pack of the same files')
+  .option('--overwrite', 'replace an existing output')
+  .option('--no-progress', 'no progress bar (a line every 10 s instead)')
+  .action(async (src: string, out: string, o) => {
+    const root = path.resolve(src);
+    if (!existsSync(root) || !statSync(root).isDirectory()) throw new Error(`pack: ${root} is not a folder`);
+    const splits = existsSync(path.join(root, 'train'))
+      ? [['train', path.join(root, 'train')], ...(['test', 'val', 'valid'].map((d) => [d, path.join(root, d)]).filter(([, d]) => existsSync(d)).slice(0, 1))]
+      : [[null, root]];
+    if (splits.length > 1 || splits[0][0] !== null) mkdirSync(out, { recursive: true });
+    for (const [split, dir] of splits as [string | null, string][]) {
+      const file = split === null ? out : path.join(out, `${split}.axpk`);
+      const bar = o.progress && process.stderr.isTTY
+        ? new cliProgress.SingleBar({ format: `pack${split ? ` ${split}` : ''} |{bar}| {value}/{total} | {rate} img/s | {skipped} skipped | eta {eta_formatted}`, hideCursor: true, etaBuffer: 200 }, cliProgress.Presets.shades_classic)
+        : null;
+      let started = false;
+      let lastLine = performance.now();
+      const opts: PackOptions = {
+        resize: o.resize,
+        mode: o.square ? 'square' : 'short',
+        format: o.format,
+        quality: o.quality,
+        channels: Number(o.channels) as 1 | 3,
+        workers: o.workers,
+        limit: o.limit,
+        resume: !o.restart,
+        overwrite: o.overwrite === true,
+        onSkip: (s) => {
+          if (bar) bar.stop();
+          console.error(`skipped ${s.path}: ${s.reason}`);
+          if (bar && started) bar.start(bar.getTotal(), bar.getProgress() * bar.getTotal());
+        },
+        onProgress: (p) => {
+          if (bar) {
+            if (!started) bar.start(p.total, p.done, { rate: '-', skipped: 0 });
+            started = true;
+            bar.update(p.done, { rate: p.rate.toFixed(0), skipped: p.skipped });
+          } else if (performance.now() - lastLine > 10_000 || p.done === p.total) {
+            lastLine = performance.now();
+            console.error(`pack${split ? ` ${split}` : ''}: ${p.done}/${p.total} images, ${p.rate.toFixed(0)} img/s, ${p.skipped} skipped${Number.isFinite(p.etaSeconds) && p.done < p.total ? `, eta ${Math.ceil(p.etaSeconds)} s` : ''}`);
+          }
+        },
+      };
+      const r = await pack(dir, file, opts);
+      bar?.stop();
+      console.log(
+        `wrote ${r.path}: ${r.count} images in ${r.classes.length} classes, ${(r.bytes / 2 ** 20).toFixed(1)} MiB, ${r.settings.format}` +
+          `${r.settings.format === 'jpeg' ? ` q${r.settings.quality}` : ''}, ${r.settings.mode === 'square' ? `${r.settings.resize}×${r.settings.resize} centre squares` : `short side ${r.settings.resize}`}; ` +
+          `${r.skipped.length} skipped; ${r.rate.toFixed(0)} images/s${r.resumedFrom ? ` (resumed after ${r.resumedFrom})` : ''}`,
+      );
+    }
   });
 
 program
@@ -383,6 +506,33 @@ program
       console.log(`CUDA: not available: ${info.cudaReason}`);
     }
   });
+
+/** `predict --data store.axpk`: every image of a packed data set (its centred crop), printed as
+ * `<source path>: <class> <p>%, …`, batch by batch. */
+async function predictPacked(model: AlexNet, classes: readonly string[] | undefined, input: InputSpec, file: string, device: Device, top: number, limit?: number): Promise<void> {
+  const ds = await PackedDataset.open(path.resolve(file), { size: input.side, device, mean: input.mean, std: input.std, limit });
+  try {
+    const names = ds.names;
+    const k = model.config.numClasses;
+    let at = 0;
+    const order = ds.epochRecords({ shuffle: false, seed: 0, epoch: 0 });
+    for await (const b of ds.batches({ batchSize: 64 })) {
+      let probs: Float32Array;
+      try {
+        probs = await model.predict(b.input!);
+      } finally {
+        b.input!.dispose();
+      }
+      for (let i = 0; i < b.n; i++) {
+        const row = Array.from(probs.subarray(i * k, (i + 1) * k)).map((p, j) => [p, j] as const).sort((x, y) => y[0] - x[0]).slice(0, top);
+        console.log(`${names[order[at + i]]}: ${row.map(([p, j]) => `${classes?.[j] ?? j} ${(p * 100).toFixed(1)}%`).join(', ')}`);
+      }
+      at += b.n;
+    }
+  } finally {
+    await ds.close();
+  }
+}
 
 const WNID = /^n\d{8}$/;
 

@@ -1,4 +1,5 @@
 /** Evaluation: top-1 / top-5 accuracy and mean loss over a BatchSource, counted on the device. */
+import { batchInput } from './data/batching.js';
 import type { BatchSource } from './data/types.js';
 import type { AlexNet } from './models/alexnet.js';
 import { softmaxCrossEntropy, topkCorrect } from './ops/loss.js';
@@ -37,7 +38,11 @@ export async function evaluate(
     for await (const batch of source.batches({ batchSize: opts.batchSize ?? 100, shuffle: false, dropLast: false })) {
       const temps: Tensor[] = [];
       try {
-        const raw = Tensor.from(batch.x, batch.shape, model.device);
+        const raw = batchInput(batch, model.device, 'evaluate');
+        if (batch.crops && batch.crops > 1) {
+          raw.dispose();
+          throw new TypeError('evaluate: the source yields several crops of each image; use evaluateTenCrop (eval --ten-crop)');
+        }
         temps.push(raw);
         const x = opts.inputTransform ? opts.inputTransform(raw) : raw;
         temps.push(x);

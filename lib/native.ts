@@ -85,6 +85,8 @@ export interface NativeMemoryStats {
     pinnedCachedBytes: number;
     /** Host waits for the device: stream/event synchronisations and blocking copies. */
     hostSyncs: number;
+    /** Cross-stream waits enqueued (an event recorded on one stream, waited on by another): 0 on one stream. */
+    streamWaits: number;
   };
 }
 
@@ -98,6 +100,60 @@ export interface NativeAddon {
   setPoison(on: boolean): void;
   // Op bindings: raw pointers and sizes, validated in lib/ops before the call.
   ops: Record<string, (...args: any[]) => any>;
+  /** The data loader's native half (native/data/): packed data sets, JPEG decoding threads. */
+  data: NativeData;
+}
+
+export interface NativeLoaderInfo {
+  count: number;
+  labels: Int32Array;
+  widths: Int32Array;
+  heights: Int32Array;
+  channels: Uint8Array;
+  formats: Uint8Array;
+  fileBytes: number;
+  meta: string;
+  crc32c: string;
+  jpeg: boolean;
+  jpegReason: string;
+  jpegVersion: string;
+  threads: number;
+}
+
+export interface NativeLoaderStats {
+  images: number;
+  batches: number;
+  failed: number;
+  bytesIn: number;
+  /** Wall time the decode threads spent on images (summed over threads). */
+  decodeSeconds: number;
+  /** CPU time they spent (thread CPU clocks): images / decodeCpuSeconds is the rate per core. */
+  decodeCpuSeconds: number;
+  stagingWaitSeconds: number;
+  inFlight: number;
+}
+
+/** native/data/loader.cc */
+export interface NativeLoader {
+  info(): NativeLoaderInfo;
+  names(): string;
+  setStaging(count: number, bytes: number): void;
+  decode(slot: number, jobs: Int32Array, H: number, W: number, C: number): Promise<void>;
+  upload(slot: number, bytes: number, dst: NativeStorage): void;
+  stats(): NativeLoaderStats;
+  recordBytes(i: number): Buffer;
+  decodeRecord(i: number): Buffer;
+  decodeAll(passes: number): { images: number; seconds: number; cpuSeconds: number };
+  close(): void;
+}
+
+export interface NativeData {
+  Loader: new (path: string, threads: number, cuda: boolean) => NativeLoader;
+  crc32c(data: ArrayBufferView, crc?: number): number;
+  crc32cImpl: string;
+  jpeg: boolean;
+  jpegReason: string;
+  jpegVersion: string;
 }
 
 /** The package root: the nearest folder above this file whose package.json is alexnet-cuda's. */

@@ -1,6 +1,6 @@
 /** Prediction on image files and the paper's 10-crop evaluation. */
 import { checkRegularFile } from './io/files.js';
-import { loadSharp } from './sharp.js';
+import { loadSharp, sharpDecode } from './sharp.js';
 import { tenCrop } from './data/augment.js';
 import type { BatchSource } from './data/types.js';
 import type { EvalResult } from './eval.js';
@@ -35,12 +35,10 @@ export async function loadImagesForPrediction(
   for (const f of files) {
     try {
       await checkRegularFile(f); // a FIFO would block the decoder forever; devices and sockets are no images
-      let img = sharp(f, { failOn: 'warning' }).rotate();
-      img = c === 1 ? img.grayscale() : img.removeAlpha().toColourspace('srgb');
-      const { data, info } = await img.resize({ width: resize, height: resize, fit: 'outside' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-      const H = info.height;
-      const W = info.width;
-      if (info.channels !== c || H < side || W < side) throw new Error(`decoded and resized to ${W}×${H}×${info.channels}, expected at least ${side}×${side}×${c}`);
+      // the package's one decoding path (lib/data/sharp-decode.cjs): size bounded before decoding, alpha
+      // dropped without premultiplying, as ImageFolder and pack decode
+      const { data, width: W, height: H, channels } = await sharpDecode.decodeResized(sharp, f, { channels: c as 1 | 3, resize, failOn: 'warning' });
+      if (channels !== c || H < side || W < side) throw new Error(`decoded and resized to ${W}×${H}×${channels}, expected at least ${side}×${side}×${c}`);
       const top = Math.floor((H - side) / 2);
       const left = Math.floor((W - side) / 2);
       const out = new Float32Array(c * side * side);
@@ -82,12 +80,43 @@ export async function evaluateTenCrop(
   const batchSize = opts.batchSize ?? 32;
   const perChunk = Math.max(1, Math.floor(batchSize / 10)); // images whose 10 crops make one forward
   const crop = c * side * side;
-  for await (const batch of source.batches({ batchSize, shuffle: false })) {
+  /** Scores images i0 … i0 + m − 1 of `labels` from their 10 crops' probabilities. */
+  const score = (probs: Float32Array, labels: Int32Array, i0: number, m: number) => {
+    for (let i = 0; i < m; i++) {
+      const avg = new Float64Array(k);
+      for (let j = 0; j < 10; j++) for (let q = 0; q < k; q++) avg[q] += probs[(i * 10 + j) * k + q] / 10;
+      const label = opts.labelMap ? opts.labelMap[labels[i0 + i]] : labels[i0 + i];
+      if (!(label >= 0 && label < k)) throw new RangeError(`evaluateTenCrop: label ${label} is outside [0, ${k}) (the data has ${source.classes.length} classes, the model ${k})`);
+      const above = avg.reduce((a, v) => a + (v > avg[label] ? 1 : 0), 0);
+      if (above < 1) c1++;
+      if (above < k5) c5++;
+    }
+    n += m;
+    opts.onProgress?.(n, source.size);
+  };
+  // A source that makes the ten crops itself (PackedDataset with tenCrop): batches of perChunk images.
+  const makesCrops = (source as { tenCrop?: boolean }).tenCrop === true;
+  for await (const batch of source.batches({ batchSize: makesCrops ? perChunk : batchSize, shuffle: false })) {
+    if (batch.input) {
+      if (batch.crops !== 10) {
+        batch.input.dispose();
+        throw new TypeError(`evaluateTenCrop: the source's batches are not ten crops of each image (open a packed data set with tenCrop: true)`);
+      }
+      let probs: Float32Array;
+      try {
+        probs = await model.predict(batch.input);
+      } finally {
+        batch.input.dispose();
+      }
+      score(probs, batch.labels, 0, batch.n);
+      continue;
+    }
+    const x0 = batch.x!;
     const per = c * h * w;
     for (let i0 = 0; i0 < batch.n; i0 += perChunk) {
       const m = Math.min(perChunk, batch.n - i0);
       const crops = new Float32Array(m * 10 * crop);
-      for (let i = 0; i < m; i++) crops.set(tenCrop(batch.x.subarray((i0 + i) * per, (i0 + i + 1) * per), [c, h, w], side), i * 10 * crop);
+      for (let i = 0; i < m; i++) crops.set(tenCrop(x0.subarray((i0 + i) * per, (i0 + i + 1) * per), [c, h, w], side), i * 10 * crop);
       const x = Tensor.from(crops, [m * 10, c, side, side], model.device);
       let probs: Float32Array;
       try {
@@ -95,17 +124,7 @@ export async function evaluateTenCrop(
       } finally {
         x.dispose();
       }
-      for (let i = 0; i < m; i++) {
-        const avg = new Float64Array(k);
-        for (let j = 0; j < 10; j++) for (let q = 0; q < k; q++) avg[q] += probs[(i * 10 + j) * k + q] / 10;
-        const label = opts.labelMap ? opts.labelMap[batch.labels[i0 + i]] : batch.labels[i0 + i];
-        if (!(label >= 0 && label < k)) throw new RangeError(`evaluateTenCrop: label ${label} is outside [0, ${k}) (the data has ${source.classes.length} classes, the model ${k})`);
-        const above = avg.reduce((a, v) => a + (v > avg[label] ? 1 : 0), 0);
-        if (above < 1) c1++;
-        if (above < k5) c5++;
-      }
-      n += m;
-      opts.onProgress?.(n, source.size);
+      score(probs, batch.labels, i0, m);
     }
   }
   return { n, top1: n ? c1 / n : NaN, top5: n ? c5 / n : NaN, loss: NaN };

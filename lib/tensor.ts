@@ -1,12 +1,19 @@
-/** Tensor: a float32 or int32 array with a shape, in host (`'cpu'`) or GPU (`'cuda'`) memory.
+/** Tensor: a float32, int32 or uint8 array with a shape, in host (`'cpu'`) or GPU (`'cuda'`) memory.
  * One native Storage owns the bytes; `reshape` views share it (reference-counted). `dispose()` frees it
  * at once; a FinalizationRegistry is only a safety net (GC does not see GPU memory pressure). */
 import { DisposedError, describe } from './errors.js';
 import { loadNative, type NativeStorage, type NativeMemoryStats } from './native.js';
 
-export type DType = 'float32' | 'int32';
+/** Element types: float32 (activations, weights), int32 (labels, indices), uint8 (decoded pixels, as the
+ * data loader hands them to the device: 4× fewer bytes than float32). */
+export type DType = 'float32' | 'int32' | 'uint8';
 export type Device = 'cpu' | 'cuda';
-export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : Float32Array;
+export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : D extends 'uint8' ? Uint8Array : Float32Array;
+type AnyTyped = Float32Array | Int32Array | Uint8Array;
+
+/** Bytes of one element of each dtype. */
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = Object.freeze({ float32: 4, int32: 4, uint8: 1 });
+const ARRAY_OF: Record<DType, { new (n: number): AnyTyped; name: string }> = { float32: Float32Array, int32: Int32Array, uint8: Uint8Array };
 
 if (typeof (Symbol as { dispose?: symbol }).dispose !== 'symbol') {
   Object.defineProperty(Symbol, 'dispose', { value: Symbol.for('Symbol.dispose') });
@@ -25,8 +32,8 @@ export function parseDevice(device: unknown, where = 'device'): Device {
 }
 
 export function parseDType(dtype: unknown, where = 'dtype'): DType {
-  if (dtype === 'float32' || dtype === 'int32') return dtype;
-  throw new TypeError(`${where}: expected "float32" or "int32", got ${describe(dtype)}`);
+  if (dtype === 'float32' || dtype === 'int32' || dtype === 'uint8') return dtype;
+  throw new TypeError(`${where}: expected "float32", "int32" or "uint8", got ${describe(dtype)}`);
 }
 
 /** Checks a shape: an array of non-negative integers. Returns a frozen copy. */
@@ -118,7 +125,7 @@ export class Tensor {
     const dev = parseDevice(device, 'Tensor.empty: device');
     const dt = parseDType(dtype, 'Tensor.empty: dtype');
     if (dev === 'cuda') requireCuda('Tensor.empty');
-    const bytes = numel(s) * 4;
+    const bytes = numel(s) * DTYPE_BYTES[dt];
     const Storage = loadNative().Storage;
     const t = new Tensor(new StorageRef(new Storage(DEVICE_ID[dev], bytes), dev, bytes), s, dt);
     Tensor.#sinks.at(-1)?.push(t);
@@ -147,11 +154,11 @@ export class Tensor {
 
   /**
    * A tensor holding a copy of `data`. The dtype follows the data (Float32Array → float32, Int32Array →
-   * int32) unless given; plain number arrays are float32 by default. `data.length` must equal the
-   * product of `shape`.
+   * int32, Uint8Array → uint8) unless given; plain number arrays are float32 by default. `data.length`
+   * must equal the product of `shape`.
    */
   static from(
-    data: Float32Array | Int32Array | ArrayLike<number>,
+    data: Float32Array | Int32Array | Uint8Array | ArrayLike<number>,
     shape: readonly number[],
     device: Device | string = 'cpu',
     dtype?: DType,
@@ -160,24 +167,36 @@ export class Tensor {
     const dev = parseDevice(device, 'Tensor.from: device');
     let dt: DType;
     if (dtype !== undefined) dt = parseDType(dtype, 'Tensor.from: dtype');
-    else dt = data instanceof Int32Array ? 'int32' : 'float32';
+    else dt = data instanceof Int32Array ? 'int32' : data instanceof Uint8Array ? 'uint8' : 'float32';
     if (data === null || typeof data !== 'object' || typeof (data as ArrayLike<number>).length !== 'number')
-      throw new TypeError(`Tensor.from: expected data as a Float32Array, Int32Array or array of numbers, got ${describe(data)}`);
-    if (ArrayBuffer.isView(data) && !(data instanceof Float32Array || data instanceof Int32Array))
-      throw new TypeError(`Tensor.from: expected a Float32Array or Int32Array, got ${describe(data)} (convert it first)`);
+      throw new TypeError(`Tensor.from: expected data as a Float32Array, Int32Array, Uint8Array or array of numbers, got ${describe(data)}`);
+    if (ArrayBuffer.isView(data) && !(data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint8Array))
+      throw new TypeError(`Tensor.from: expected a Float32Array, Int32Array or Uint8Array, got ${describe(data)} (convert it first)`);
     const n = numel(s);
     if (data.length !== n)
       throw new RangeError(`Tensor.from: shape [${s.join(', ')}] needs ${n} elements, got ${data.length}`);
-    let typed: Float32Array | Int32Array;
-    if (dt === 'float32') {
-      if (data instanceof Int32Array) throw new TypeError('Tensor.from: got an Int32Array for dtype "float32"; pass a Float32Array or dtype "int32"');
+    let typed: AnyTyped;
+    if (dt === 'uint8') {
+      if (ArrayBuffer.isView(data) && !(data instanceof Uint8Array))
+        throw new TypeError(`Tensor.from: got a ${data.constructor.name} for dtype "uint8"; pass a Uint8Array`);
+      if (!(data instanceof Uint8Array)) {
+        for (let i = 0; i < data.length; i++) {
+          const v = data[i];
+          if (!Number.isInteger(v) || v < 0 || v > 255) throw new TypeError(`Tensor.from: dtype "uint8" needs integers from 0 to 255, got ${describe(v)} at index ${i}`);
+        }
+      }
+      typed = data instanceof Uint8Array ? data : Uint8Array.from(data as ArrayLike<number>);
+    } else if (dt === 'float32') {
+      if (data instanceof Int32Array || data instanceof Uint8Array)
+        throw new TypeError(`Tensor.from: got a ${data.constructor.name} for dtype "float32"; pass a Float32Array or dtype "${data instanceof Int32Array ? 'int32' : 'uint8'}"`);
       if (!(data instanceof Float32Array)) {
         for (let i = 0; i < data.length; i++)
           if (typeof data[i] !== 'number') throw new TypeError(`Tensor.from: dtype "float32" needs numbers, got ${describe(data[i])} at index ${i}`);
       }
       typed = data instanceof Float32Array ? data : Float32Array.from(data as ArrayLike<number>);
     } else {
-      if (data instanceof Float32Array) throw new TypeError('Tensor.from: got a Float32Array for dtype "int32"; pass an Int32Array or dtype "float32"');
+      if (data instanceof Float32Array || data instanceof Uint8Array)
+        throw new TypeError(`Tensor.from: got a ${data.constructor.name} for dtype "int32"; pass an Int32Array or dtype "${data instanceof Float32Array ? 'float32' : 'uint8'}"`);
       if (!(data instanceof Int32Array)) {
         for (let i = 0; i < data.length; i++) {
           const v = data[i];
@@ -189,7 +208,7 @@ export class Tensor {
     }
     // A view of a SharedArrayBuffer (another thread may write it meanwhile) is copied first.
     if (typeof SharedArrayBuffer !== 'undefined' && typed.buffer instanceof SharedArrayBuffer)
-      typed = typed instanceof Float32Array ? Float32Array.from(typed) : Int32Array.from(typed);
+      typed = typed.slice();
     const t = Tensor.empty(s, dev, dt);
     try {
       t.#storage('Tensor.from').write(typed);
@@ -208,7 +227,7 @@ export class Tensor {
 
   /** Bytes of this tensor's data. */
   get bytes(): number {
-    return this.size * 4;
+    return this.size * DTYPE_BYTES[this.dtype];
   }
 
   /** @internal The native storage, for op bindings. Throws DisposedError after dispose(). */
@@ -239,7 +258,7 @@ export class Tensor {
 
   // ---- reading back --------------------------------------------------------------------------------
 
-  /** A copy of the data as a Float32Array (int32 tensors are converted). Waits for the device — the GPU,
+  /** A copy of the data as a Float32Array (int32 and uint8 tensors are converted). Waits for the device — the GPU,
    * or the CPU stream's worker for a CPU tensor — without blocking the event loop. Rejects with the error
    * of an earlier op whose kernel failed (reported at the next synchronisation). */
   async toFloat32Array(): Promise<Float32Array> {
@@ -249,9 +268,18 @@ export class Tensor {
       await st.read(out);
       return out;
     }
-    const raw = new Int32Array(this.size);
+    const raw = new ARRAY_OF[this.dtype](this.size);
     await st.read(raw);
     return Float32Array.from(raw);
+  }
+
+  /** A copy of a uint8 tensor's data. */
+  async toUint8Array(): Promise<Uint8Array> {
+    const st = this.#storage('Tensor.toUint8Array');
+    if (this.dtype !== 'uint8') throw new TypeError(`Tensor.toUint8Array: tensor is ${this.dtype}; use toFloat32Array()`);
+    const out = new Uint8Array(this.size);
+    await st.read(out);
+    return out;
   }
 
   /** A copy of an int32 tensor's data. */
@@ -265,16 +293,16 @@ export class Tensor {
 
   /** A copy of the data in the tensor's own dtype, synchronously: blocks the JS thread until the ops that
    * write this tensor have run (GPU or CPU stream). Prefer `await data()` in long-running programs. */
-  dataSync(): Float32Array | Int32Array {
+  dataSync(): AnyTyped {
     const st = this.#storage('Tensor.dataSync');
-    const out = this.dtype === 'int32' ? new Int32Array(this.size) : new Float32Array(this.size);
+    const out = new ARRAY_OF[this.dtype](this.size);
     st.readSync(out);
     return out;
   }
 
   /** The data in the tensor's own dtype. */
-  async data(): Promise<Float32Array | Int32Array> {
-    return this.dtype === 'int32' ? this.toInt32Array() : this.toFloat32Array();
+  async data(): Promise<AnyTyped> {
+    return this.dtype === 'int32' ? this.toInt32Array() : this.dtype === 'uint8' ? this.toUint8Array() : this.toFloat32Array();
   }
 
   // ---- copies and views ----------------------------------------------------------------------------
@@ -323,8 +351,8 @@ export class Tensor {
   }
 
   /** Overwrites the data from a host array of the same length. */
-  write(data: Float32Array | Int32Array): this {
-    const want = this.dtype === 'int32' ? Int32Array : Float32Array;
+  write(data: AnyTyped): this {
+    const want = ARRAY_OF[this.dtype];
     if (!(data instanceof want) || data.length !== this.size)
       throw new TypeError(`Tensor.write: expected ${want.name}(${this.size}), got ${describe(data)}`);
     const src = typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer ? data.slice() : data;

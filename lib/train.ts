@@ -5,6 +5,7 @@ import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { fileKind, proveWritableFolder } from './io/files.js';
 import { loadCheckpoint, saveCheckpoint, readCheckpointMeta, type TrainingSettings } from './checkpoint.js';
+import { batchInput } from './data/batching.js';
 import type { BatchSource } from './data/types.js';
 import { evaluate, type EvalResult } from './eval.js';
 import type { AlexNet, StepResult } from './models/alexnet.js';
@@ -176,7 +177,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       try {
         for await (const batch of o.train.batches({ batchSize: o.batchSize, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b })) {
           if (b >= batches) break;
-          const raw = Tensor.from(batch.x, batch.shape, model.device);
+          const raw = batchInput(batch, model.device, 'train');
           let x = raw;
           let result: Promise<StepResult>;
           try {

@@ -2,6 +2,7 @@
 #include <napi.h>
 
 #include "cpu_stream.h"
+#include "data/loader.h"
 #include "ops_binding.h"
 #include "runtime.h"
 #include "storage.h"
@@ -18,6 +19,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("cudaEmptyCache", Napi::Function::New(env, axn::CudaEmptyCache, "cudaEmptyCache"));
   exports.Set("setPoison", Napi::Function::New(env, axn::SetPoison, "setPoison"));
   exports.Set("ops", axn::OpsExports(env));
+  exports.Set("data", axn::data::DataExports(env));
 #ifdef AXN_CUDA_EMU
   exports.Set("emulator", axn::EmulatorExports(env));
 #endif

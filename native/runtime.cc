@@ -133,6 +133,7 @@ Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info) {
   c.Set("pinnedFrees", static_cast<double>(s.pinnedFrees));
   c.Set("pinnedCachedBytes", static_cast<double>(s.pinnedCachedBytes));
   c.Set("hostSyncs", static_cast<double>(s.hostSyncs));
+  c.Set("streamWaits", static_cast<double>(s.streamWaits));
   o.Set("cuda", c);
 #endif
   return o;

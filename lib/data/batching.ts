@@ -1,7 +1,8 @@
 /** Shared batching rules for every BatchSource: option validation and the (seed, epoch) → order function. */
 import { describe } from '../errors.js';
 import { Rng, permutation } from './rng.js';
-import type { BatchOptions } from './types.js';
+import { Tensor, type Device } from '../tensor.js';
+import type { Batch, BatchOptions } from './types.js';
 
 /** BatchOptions with defaults filled in and values checked. */
 export interface ResolvedBatchOptions {
@@ -68,4 +69,17 @@ export function epochOrder(n: number, o: Pick<ResolvedBatchOptions, 'shuffle' | 
 export function checkStartBatch(startBatch: number, count: number, where: string): void {
   if (startBatch > count)
     throw new RangeError(`${where}: startBatch ${startBatch} is past the end of the epoch, which has ${count} batches`);
+}
+
+/** The model input of a batch on `device`, owned by the caller: the batch's own `input` tensor (moved
+ * when it was made on another device), or a new tensor of its host pixels `x`. */
+export function batchInput(batch: Batch, device: Device, where: string): Tensor {
+  if (batch.input) {
+    if (batch.input.device === device) return batch.input;
+    const moved = batch.input.to(device);
+    batch.input.dispose();
+    return moved;
+  }
+  if (!batch.x) throw new TypeError(`${where}: a batch holds neither x (host pixels) nor input (a tensor)`);
+  return Tensor.from(batch.x, batch.shape, device);
 }

@@ -6,8 +6,9 @@
  *
  * What a worker does with one image (the main thread draws the random numbers, so results do not
  * depend on which worker ran or when):
- *   sharp(path, { failOn }).rotate()  (EXIF orientation)
- *     → sRGB without alpha (or greyscale, for channels = 1)
+ *   decodeResized (lib/data/sharp-decode.cjs, the package's one decoding path: size read from the header
+ *   and bounded before anything is decoded, EXIF orientation, alpha dropped without premultiplying)
+ *     → sRGB (or greyscale, for channels = 1)
  *     → resize so that the short side is `resize` (fit 'outside', sharp's default Lanczos-3 kernel)
  *     → raw 8-bit HWC
  *   train: a size×size window inside the central resize×resize square (the paper's crop), at
@@ -17,6 +18,7 @@
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { describe } from '../errors.js';
+import { SHARP_DECODE_PATH } from '../sharp.js';
 
 export interface DecodeConfig {
   size: number;
@@ -44,18 +46,12 @@ const WORKER_SOURCE = String.raw`'use strict';
 const { parentPort, workerData } = require('node:worker_threads');
 const cfg = workerData.config;
 const sharp = require(workerData.sharpPath);
+const { decodeResized } = require(workerData.decodePath);
 // sharp.concurrency() and sharp.cache() are process-wide libvips settings: left as the user has them.
 const C = cfg.channels, S = cfg.size, R = cfg.resize, plane = S * S;
 const offset = (u, range) => Math.min(range - 1, Math.floor(u * range));
 async function decode(t) {
-  let p = sharp(t.path, { failOn: cfg.failOn }).rotate().removeAlpha();
-  p = C === 3 ? p.toColourspace('srgb') : p.greyscale();
-  const { data, info } = await p
-    .resize({ width: R, height: R, fit: 'outside' })
-    .raw({ depth: 'uchar' })
-    .toBuffer({ resolveWithObject: true });
-  const H = info.height, W = info.width;
-  if (info.channels !== C) throw new Error('decoded to ' + info.channels + ' channels, expected ' + C);
+  const { data, width: W, height: H } = await decodeResized(sharp, t.path, { channels: C, resize: R, failOn: cfg.failOn });
   if (H < S || W < S) throw new Error('resized to ' + W + 'x' + H + ', smaller than the ' + S + 'x' + S + ' crop');
   let top, left;
   if (cfg.train) {
@@ -131,7 +127,7 @@ export class DecodePool {
     if (!Number.isInteger(workers) || workers < 1) throw new TypeError(`DecodePool: expected workers ≥ 1, got ${describe(workers)}`);
     const path = loadSharp();
     for (let i = 0; i < workers; i++) {
-      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sharpPath: path, config }, name: `alexnet-decode-${i}` });
+      const worker = new Worker(WORKER_SOURCE, { eval: true, workerData: { sharpPath: path, decodePath: SHARP_DECODE_PATH, config }, name: `alexnet-decode-${i}` });
       const slot: Slot = { worker, outstanding: 0 };
       worker.unref();
       worker.on('message', (m: { id: number; ok: boolean; data?: Float32Array; reason?: string }) => {

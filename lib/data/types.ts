@@ -1,13 +1,20 @@
 /** The interface between data sets and the trainer: a source of labelled float32 batches in NCHW layout. */
+import type { Tensor } from '../tensor.js';
 
-/** One batch: `x` holds `n` images in NCHW order (`x.length === n * C * H * W`), `labels[i]` is the class
- * index of image `i` (an index into the source's `classes`). */
+/** One batch of `n` images: either `x`, the images in NCHW order on the host (`x.length === n * C * H * W`;
+ * Fashion-MNIST, ImageFolder), or `input`, the model's input already made on the device (PackedDataset; the
+ * consumer owns it and disposes it). `labels[i]` is the class index of image `i` (an index into the
+ * source's `classes`). */
 export interface Batch {
-  x: Float32Array;
+  x?: Float32Array;
+  input?: Tensor;
   labels: Int32Array;
   n: number;
-  /** [n, C, H, W] */
+  /** [n, C, H, W] of one view of each image. */
   shape: [number, number, number, number];
+  /** Views of each image in `input` (ten-crop evaluation: 10, image-major: input is [n · crops, C, H, W]);
+   * absent: 1. */
+  crops?: number;
 }
 
 /** Options of {@link BatchSource.batches}. */

@@ -9,3 +9,4 @@ export * from './loss.js';
 export * from './optim.js';
 export * from './elementwise.js';
 export * from './resize.js';
+export * from './augment.js';

@@ -1,5 +1,6 @@
-// The `emulator` export of the emulated-device build (AXN_CUDA=EMU) only: thread order, counters and the
-// execution-model probes of native/cuda/selftest.cu, for test/emulator.test.ts.
+// The `emulator` export of the emulated-device build (AXN_CUDA=EMU) only: thread order, counters, the
+// execution-model probes of native/cuda/selftest.cu and the planted missing stream wait, for
+// test/emulator.test.ts and test/streams.test.ts.
 #if defined(AXN_CUDA_EMU)
 #include <napi.h>
 
@@ -7,6 +8,7 @@
 #include <vector>
 
 #include "../common.h"
+#include "../cuda/context.h"
 #include "../cuda/emu/runtime.h"
 #include "../cuda/selftest.h"
 #include "../runtime.h"
@@ -43,9 +45,17 @@ Napi::Value Counters(const Napi::CallbackInfo& info) {
   o.Set("pinnedFrees", static_cast<double>(c.pinnedFrees));
   o.Set("hostSyncs", static_cast<double>(c.hostSyncs));
   o.Set("copies", static_cast<double>(c.copies));
+  o.Set("eventWaits", static_cast<double>(c.eventWaits));
+  o.Set("streamChoices", static_cast<double>(c.streamChoices));
   o.Set("deviceBytes", static_cast<double>(c.deviceBytes));
   o.Set("pinnedBytes", static_cast<double>(c.pinnedBytes));
   return o;
+}
+
+// The planted defect: cuda::streamWait enqueues nothing while set (a test proves it then fails).
+Napi::Value SetDropStreamWaits(const Napi::CallbackInfo& info) {
+  cuda::setDropStreamWaits(info.Length() > 0 && info[0].ToBoolean().Value());
+  return info.Env().Undefined();
 }
 
 Napi::Value SelfTest(const Napi::CallbackInfo& info) {
@@ -73,6 +83,7 @@ Napi::Object EmulatorExports(Napi::Env env) {
   o.Set("order", Napi::Function::New(env, GetOrder, "order"));
   o.Set("counters", Napi::Function::New(env, Counters, "counters"));
   o.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
+  o.Set("setDropStreamWaits", Napi::Function::New(env, SetDropStreamWaits, "setDropStreamWaits"));
   return o;
 }
 

@@ -29,14 +29,16 @@ struct Context {
   std::mutex mu;  // guards the allocator maps and pools (reads finish on worker threads)
   bool initialised = false;
   cudaStream_t stream = nullptr;
+  cudaStream_t copyStream = nullptr;  // created on first use (copyStream()), under the mutex
   cublasHandle_t cublas = nullptr;
   bool tf32 = false;
   std::unordered_map<void*, size_t> live;         // ptr -> rounded size
   std::multimap<size_t, void*> freeBlocks;        // rounded size -> cached block
   std::multimap<size_t, void*> freePinned;        // power-of-two size -> pinned staging block
   std::unordered_map<void*, size_t> pinnedSize;   // every pinned staging block -> its size
-  std::vector<cudaEvent_t> freeEvents;
+  std::vector<cudaEvent_t> freeEvents;  // idle events (reads and streamWait), cudaEventDisableTiming
   AllocatorStats stats;
+  bool dropStreamWaits = false;  // tests only (setDropStreamWaits, emulated device)
 };
 
 Context& ctx() {
@@ -147,6 +149,54 @@ cublasHandle_t cublas() {
   ensureInit();
   return ctx().cublas;
 }
+
+cudaStream_t copyStream() {
+  ensureInit();
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  // Non-blocking, like the compute stream: nothing on the legacy default stream may order it implicitly.
+  if (!c.copyStream) AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.copyStream, cudaStreamNonBlocking), "cuda.copyStream");
+  return c.copyStream;
+}
+
+void streamWait(cudaStream_t waiter, cudaStream_t signaller) {
+  if (waiter == signaller) return;  // one stream is in order already
+  ensureInit();
+  Context& c = ctx();
+  cudaEvent_t ev = nullptr;
+  {
+    std::lock_guard<std::mutex> lock(c.mu);
+    if (c.dropStreamWaits) return;
+    c.stats.streamWaits++;
+    if (!c.freeEvents.empty()) {
+      ev = c.freeEvents.back();
+      c.freeEvents.pop_back();
+    }
+  }
+  try {
+    if (!ev) AXN_CUDA_CHECK(cudaEventCreateWithFlags(&ev, cudaEventDisableTiming), "cuda.streamWait");
+    AXN_CUDA_CHECK(cudaEventRecord(ev, signaller), "cuda.streamWait");
+    AXN_CUDA_CHECK(cudaStreamWaitEvent(waiter, ev, 0), "cuda.streamWait");
+  } catch (...) {
+    if (ev) {
+      std::lock_guard<std::mutex> lock(c.mu);
+      c.freeEvents.push_back(ev);
+    }
+    throw;
+  }
+  // cudaStreamWaitEvent captured this record: recording the event again (the next streamWait or read
+  // that takes it from the pool) does not change what `waiter` waits for. So it is free at once.
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.freeEvents.push_back(ev);
+}
+
+#ifdef AXN_CUDA_EMU
+void setDropStreamWaits(bool drop) {
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.dropStreamWaits = drop;
+}
+#endif
 
 void setTf32(bool on) {
   ensureInit();
@@ -343,11 +393,16 @@ void releaseRead(PendingRead& r) {
 
 void synchronize() {
   if (!ctx().initialised) return;
+  cudaStream_t copy = nullptr;
   {
     std::lock_guard<std::mutex> lock(ctx().mu);
     ctx().stats.hostSyncs++;
+    copy = ctx().copyStream;
   }
   AXN_CUDA_CHECK(cudaStreamSynchronize(ctx().stream), "cuda.synchronize");
+  // Uploads not yet consumed (a prefetched batch) are waited for too: after synchronize() nothing the
+  // addon enqueued is still running.
+  if (copy) AXN_CUDA_CHECK(cudaStreamSynchronize(copy), "cuda.synchronize");
 }
 
 }  // namespace axn::cuda

@@ -1,7 +1,25 @@
-// The CUDA context of the addon: one device (0), one stream, one cuBLAS handle, and a caching device
-// allocator. Everything runs on that one stream, so a freed block can be handed out again at once:
-// any later use of it is ordered after every earlier use (PyTorch's caching allocator, one stream).
-// Included by host C++ (.cc) and CUDA (.cu) files alike; only compiled when AXN_WITH_CUDA is set.
+// The CUDA context of the addon: one device (0), the compute stream, a copy stream for uploads, one
+// cuBLAS handle, and a caching device allocator. Included by host C++ (.cc) and CUDA (.cu) files alike;
+// only compiled when AXN_WITH_CUDA is set.
+//
+// Two streams, one allocator. The allocator stays single-stream: the compute stream (stream()) owns
+// every block, and a freed block is handed out again at once, because any later use of it on the
+// compute stream is ordered after every earlier use (PyTorch's caching allocator, one stream). A block
+// that another stream (copyStream()) writes or reads is bracketed, so that its use stays inside the
+// compute stream's order:
+//   streamWait(copyStream(), stream());   // 1. the side stream waits for the compute stream: the block
+//                                         //    may be a recycled one, still read or written by compute
+//                                         //    work enqueued before it was freed and handed out again;
+//   cudaMemcpyAsync(block, pinned, n, cudaMemcpyHostToDevice, copyStream());
+//   streamWait(stream(), copyStream());   // 2. the compute stream waits for the side stream: the block's
+//                                         //    readers, its free and its reuse (all in compute-stream
+//                                         //    order) come after the side stream's use.
+// Wait 1 goes in after the block is allocated (on the emulated device with AddressSanitizer, deviceAlloc
+// unpoisons the block in compute-stream order, and the upload must come after); wait 2 before anything on
+// the compute stream touches the block, and the block is freed (deviceFree) only after it. Neither wait
+// blocks the host; the pinned source is the uploader's to keep until the copy is done (an event of its
+// own). That is the rule the data loader follows; the emulated device checks it (test/streams.test.ts):
+// without either wait the stale or overwritten data shows under some stream interleavings.
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -39,6 +57,7 @@ struct AllocatorStats {
   size_t pinnedFrees = 0;    // cudaFreeHost (emptyCache)
   size_t pinnedCachedBytes = 0;
   size_t hostSyncs = 0;      // host waits: stream and event synchronisations, blocking copies
+  size_t streamWaits = 0;    // cross-stream waits enqueued (streamWait): none on one stream
 };
 
 // Number of CUDA devices; 0 (and *reason set) when there is no driver or device.
@@ -48,6 +67,15 @@ DeviceInfo deviceInfo(int device);
 // The stream and cuBLAS handle (created on first use).
 cudaStream_t stream();
 cublasHandle_t cublas();
+// A second non-blocking stream for host-to-device uploads (created on first use, like stream()).
+cudaStream_t copyStream();
+// Orders everything enqueued later on `waiter` after everything enqueued so far on `signaller`
+// (an event from a pool, recorded on `signaller`, waited on by `waiter`; the host does not wait).
+void streamWait(cudaStream_t waiter, cudaStream_t signaller);
+#ifdef AXN_CUDA_EMU
+// Tests only: make streamWait a no-op, to prove that a test catches a missing wait.
+void setDropStreamWaits(bool drop);
+#endif
 // GEMM precision for later cuBLAS calls: strict fp32 or TF32 tensor cores.
 void setTf32(bool on);
 
@@ -85,6 +113,7 @@ PendingRead beginRead(const void* src, size_t bytes);
 void finishRead(PendingRead& r, void* dst);
 void releaseRead(PendingRead& r);
 
+// Waits for the compute stream, and for the copy stream where it was created.
 void synchronize();
 
 }  // namespace axn::cuda

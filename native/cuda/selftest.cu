@@ -75,6 +75,10 @@ __global__ void fill_kernel(float* p, int n, float v) {
   for (int i = threadIdx.x + blockIdx.x * blockDim.x; i < n; i += blockDim.x * gridDim.x) p[i] = v;
 }
 
+__global__ void copy_kernel(const float* src, float* dst, int n) {
+  for (int i = threadIdx.x + blockIdx.x * blockDim.x; i < n; i += blockDim.x * gridDim.x) dst[i] = src[i];
+}
+
 // Planted: writes one element past the end of p (n elements).
 __global__ void out_of_bounds_kernel(float* p, int n) {
   if (threadIdx.x == 0) p[n] = 1.0f;
@@ -124,6 +128,28 @@ Result fromFloats(const std::vector<float>& v) {
   Result r;
   r.values.assign(v.begin(), v.end());
   return r;
+}
+
+// A launch on a stream of the probe's choosing (AXN_LAUNCH launches on the compute stream).
+template <class... P, class... A>
+void launchOnStream(cudaStream_t s, const char* op, const char* name, void (*kernel)(P...), unsigned grid,
+                    unsigned block, A&&... args) {
+  ::axn::emu::launch(name, kernel, dim3(grid), dim3(block), 0, s, std::forward<A>(args)...);
+  AXN_CUDA_LAUNCH_CHECK(op);
+}
+#define launchOn(s, op, kernel, grid, block, ...) launchOnStream((s), (op), #kernel, (kernel), (grid), (block), __VA_ARGS__)
+
+// A device float set to `v` with nothing left pending on the device, so that the stream choices a probe
+// makes after it are its own (the same on every run for one order and seed).
+void setAndSettle(float* d, float v) {
+  copyHostToDevice(d, &v, sizeof v);
+  synchronize();
+}
+
+float readBack(const float* d) {
+  float v = 0;
+  copyDeviceToHost(&v, d, sizeof v);
+  return v;
 }
 
 using Probe = std::function<Result(const std::vector<double>&)>;
@@ -298,6 +324,220 @@ const std::map<std::string, Probe>& probes() {
            synchronize();
          } catch (const Error& e) {
            r.error = e.what();
+         }
+         return r;
+       }},
+      // [case, wait = 1] -> [what the reader saw (-1: stale, 7: the write), the case's check]: one stream
+      // writes a buffer that the other reads, with cuda::streamWait between them (wait = 1) or not.
+      //  0: a kernel on the compute stream writes, a copy on the copy stream reads;
+      //  1: the copy stream uploads, a kernel on the compute stream reads;
+      //  2: the allocator's rule: a compute kernel reads x (-1) into y; x is freed and handed out again
+      //     as z (check: 1 when it is the same block); the copy stream uploads 7 into z. y must stay -1:
+      //     without wait 1 the upload can overwrite the block before the earlier reader ran.
+      {"crossStream",
+       [](const std::vector<double>& a) {
+         const int which = (int)arg(a, 0, 0);
+         const bool wait = arg(a, 1, 1) != 0;
+         const char* op = "selftest.crossStream";
+         cudaStream_t compute = stream(), copy = copyStream();
+         Scratch x(true, sizeof(float)), y(true, sizeof(float));
+         float* pinned = nullptr;
+         AXN_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&pinned), sizeof(float)), op);
+         *pinned = 7.0f;
+         setAndSettle(y.as<float>(), -1.0f);
+         setAndSettle(x.as<float>(), -1.0f);
+         Result r;
+         if (which == 0) {
+           AXN_LAUNCH(op, fill_kernel, 1, 1, 0, x.as<float>(), 1, 7.0f);
+           if (wait) streamWait(copy, compute);
+           *pinned = 0.0f;
+           AXN_CUDA_CHECK(cudaMemcpyAsync(pinned, x.as<float>(), sizeof(float), cudaMemcpyDeviceToHost, copy), op);
+           AXN_CUDA_CHECK(cudaStreamSynchronize(copy), op);
+           r.values = {*pinned, 1};
+         } else if (which == 1) {
+           if (wait) streamWait(copy, compute);
+           AXN_CUDA_CHECK(cudaMemcpyAsync(x.as<float>(), pinned, sizeof(float), cudaMemcpyHostToDevice, copy), op);
+           if (wait) streamWait(compute, copy);
+           AXN_LAUNCH(op, copy_kernel, 1, 1, 0, x.as<float>(), y.as<float>(), 1);
+           r.values = {readBack(y.as<float>()), 1};
+         } else {
+           emptyCache();  // so the block freed below is the only one the next allocation can get
+           float* xb = static_cast<float*>(deviceAlloc(sizeof(float)));
+           setAndSettle(xb, -1.0f);
+           AXN_LAUNCH(op, copy_kernel, 1, 1, 0, xb, y.as<float>(), 1);
+           deviceFree(xb);
+           float* z = static_cast<float*>(deviceAlloc(sizeof(float)));
+           if (wait) streamWait(copy, compute);
+           AXN_CUDA_CHECK(cudaMemcpyAsync(z, pinned, sizeof(float), cudaMemcpyHostToDevice, copy), op);
+           if (wait) streamWait(compute, copy);
+           r.values = {readBack(y.as<float>()), z == xb ? 1.0 : 0.0};
+           synchronize();
+           deviceFree(z);
+         }
+         synchronize();
+         AXN_CUDA_CHECK(cudaFreeHost(pinned), op);
+         return r;
+       }},
+      // [blocking, direction] -> [what the reader saw (-1: stale, 7: the write)]: the legacy default
+      // stream against a created stream, blocking (cudaStreamDefault) or not (cudaStreamNonBlocking).
+      //  0: a kernel on the stream writes, a blocking cudaMemcpy (legacy stream) reads;
+      //  1: a cudaMemcpyAsync on the legacy stream writes, a kernel on the stream reads.
+      {"legacyStream",
+       [](const std::vector<double>& a) {
+         const bool blocking = arg(a, 0, 1) != 0;
+         const int direction = (int)arg(a, 1, 0);
+         const char* op = "selftest.legacyStream";
+         Scratch x(true, sizeof(float)), y(true, sizeof(float));
+         setAndSettle(y.as<float>(), -1.0f);
+         setAndSettle(x.as<float>(), -1.0f);
+         cudaStream_t s = nullptr;
+         AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&s, blocking ? cudaStreamDefault : cudaStreamNonBlocking), op);
+         float seen = 0.0f;
+         const float seven = 7.0f;
+         if (direction == 0) {
+           launchOn(s, op, fill_kernel, 1, 1, x.as<float>(), 1, 7.0f);
+           AXN_CUDA_CHECK(cudaMemcpy(&seen, x.as<float>(), sizeof(float), cudaMemcpyDeviceToHost), op);
+         } else {
+           AXN_CUDA_CHECK(cudaMemcpyAsync(x.as<float>(), &seven, sizeof(float), cudaMemcpyHostToDevice, nullptr), op);
+           launchOn(s, op, copy_kernel, 1, 1, x.as<float>(), y.as<float>(), 1);
+           AXN_CUDA_CHECK(cudaMemcpyAsync(&seen, y.as<float>(), sizeof(float), cudaMemcpyDeviceToHost, s), op);
+         }
+         AXN_CUDA_CHECK(cudaDeviceSynchronize(), op);
+         AXN_CUDA_CHECK(cudaStreamDestroy(s), op);
+         Result r;
+         r.values = {seen};
+         return r;
+       }},
+      // [] -> the CUDA codes of a sequence of queries and waits on two non-blocking streams A and B and a
+      // blocking one C (see streams.test.ts for what each must be)
+      {"streamQueries",
+       [](const std::vector<double>&) {
+         const char* op = "selftest.streamQueries";
+         Scratch x(true, sizeof(float) * 4);
+         setAndSettle(x.as<float>(), 0.0f);
+         cudaStream_t A = nullptr, B = nullptr, C = nullptr;
+         AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&A, cudaStreamNonBlocking), op);
+         AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&B, cudaStreamNonBlocking), op);
+         AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&C, cudaStreamDefault), op);
+         cudaEvent_t t0 = nullptr, t1 = nullptr, never = nullptr, eB = nullptr, eL = nullptr;
+         for (cudaEvent_t* e : {&t0, &t1, &never, &eB, &eL}) AXN_CUDA_CHECK(cudaEventCreate(e), op);
+         float* p = x.as<float>();
+         float ms = -1.0f;
+         std::vector<double> v;
+         auto code = [&v](cudaError_t e) { v.push_back((double)e); };
+         // A: t0, a kernel, t1; then B: a kernel, eB.
+         AXN_CUDA_CHECK(cudaEventRecord(t0, A), op);
+         launchOn(A, op, fill_kernel, 1, 1, p, 1, 1.0f);
+         AXN_CUDA_CHECK(cudaEventRecord(t1, A), op);
+         launchOn(B, op, fill_kernel, 1, 1, p + 1, 1, 2.0f);
+         AXN_CUDA_CHECK(cudaEventRecord(eB, B), op);
+         code(cudaStreamQuery(A));                   //  0: not ready (nothing waited for it yet)
+         code(cudaEventQuery(t1));                   //  1: not ready
+         code(cudaEventQuery(never));                //  2: success (never recorded)
+         code(cudaEventElapsedTime(&ms, t0, t1));    //  3: not ready
+         code(cudaStreamSynchronize(A));             //  4: success
+         code(cudaStreamQuery(A));                   //  5: success
+         code(cudaStreamQuery(B));                   //  6: not ready: the wait for A did not run B's work
+         code(cudaEventQuery(t1));                   //  7: success
+         code(cudaEventElapsedTime(&ms, t0, t1));    //  8: success
+         v.push_back(ms >= 0.0f ? 1 : 0);            //  9: 1
+         code(cudaEventQuery(eB));                   // 10: not ready
+         code(cudaEventSynchronize(eB));             // 11: success
+         code(cudaStreamQuery(B));                   // 12: success
+         // Ordering demands it: B's kernel and record eX, A waits for eX, then B's later kernel.
+         cudaEvent_t eX = eB;
+         launchOn(B, op, fill_kernel, 1, 1, p + 1, 1, 3.0f);
+         AXN_CUDA_CHECK(cudaEventRecord(eX, B), op);
+         AXN_CUDA_CHECK(cudaStreamWaitEvent(A, eX, 0), op);
+         launchOn(A, op, fill_kernel, 1, 1, p, 1, 4.0f);
+         launchOn(B, op, fill_kernel, 1, 1, p + 1, 1, 5.0f);
+         code(cudaStreamSynchronize(A));             // 13: success
+         code(cudaEventQuery(eX));                   // 14: success: A's wait needed B's work up to eX
+         code(cudaStreamQuery(B));                   // 15: not ready: B's later kernel did not run
+         AXN_CUDA_CHECK(cudaDeviceSynchronize(), op);
+         // The legacy stream: an event recorded on it follows the blocking stream C's earlier work (under
+         // the reverse order, without that dependency, the record would run first). A's later kernel is
+         // not waited for.
+         launchOn(C, op, fill_kernel, 1, 1, p + 2, 1, 6.0f);
+         AXN_CUDA_CHECK(cudaEventRecord(eL, nullptr), op);
+         launchOn(A, op, fill_kernel, 1, 1, p, 1, 7.0f);
+         code(cudaEventSynchronize(eL));             // 16: success
+         code(cudaStreamQuery(C));                   // 17: success
+         code(cudaStreamQuery(A));                   // 18: not ready
+         code(cudaDeviceSynchronize());              // 19: success
+         code(cudaStreamQuery(A));                   // 20: success
+         code(cudaStreamQuery(nullptr));             // 21: success
+         float h[3];
+         copyDeviceToHost(h, p, sizeof h);
+         for (float f : h) v.push_back(f);           // 22-24: 7, 5, 6 (each stream's last write)
+         for (cudaEvent_t e : {t0, t1, never, eB, eL}) AXN_CUDA_CHECK(cudaEventDestroy(e), op);
+         for (cudaStream_t s : {A, B, C}) AXN_CUDA_CHECK(cudaStreamDestroy(s), op);
+         Result r;
+         r.values = v;
+         return r;
+       }},
+      // [deterministic] -> [what B's copy read, cudaEventQuery after the wait for B]: A writes x = 1 and
+      // records e; B waits for e; A writes x = 2 and records e again. B's wait captured the first record,
+      // so B's copy of x may run before A's second write (racy: 1 or 2 by the interleaving). Deterministic:
+      // B's copy is enqueued before A's second write, so it reads 1 under every order, and the wait for B
+      // leaves e's second record pending.
+      {"eventCapture",
+       [](const std::vector<double>& a) {
+         const bool deterministic = arg(a, 0, 0) != 0;
+         const char* op = "selftest.eventCapture";
+         Scratch x(true, sizeof(float));
+         setAndSettle(x.as<float>(), -1.0f);
+         float* pinned = nullptr;
+         AXN_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&pinned), sizeof(float)), op);
+         *pinned = 0.0f;
+         cudaStream_t A = nullptr, B = nullptr;
+         cudaEvent_t e = nullptr;
+         AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&A, cudaStreamNonBlocking), op);
+         AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&B, cudaStreamNonBlocking), op);
+         AXN_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming), op);
+         launchOn(A, op, fill_kernel, 1, 1, x.as<float>(), 1, 1.0f);
+         AXN_CUDA_CHECK(cudaEventRecord(e, A), op);
+         AXN_CUDA_CHECK(cudaStreamWaitEvent(B, e, 0), op);
+         auto read = [&] {
+           AXN_CUDA_CHECK(cudaMemcpyAsync(pinned, x.as<float>(), sizeof(float), cudaMemcpyDeviceToHost, B), op);
+         };
+         if (deterministic) read();
+         launchOn(A, op, fill_kernel, 1, 1, x.as<float>(), 1, 2.0f);
+         AXN_CUDA_CHECK(cudaEventRecord(e, A), op);
+         if (!deterministic) read();
+         AXN_CUDA_CHECK(cudaStreamSynchronize(B), op);
+         Result r;
+         r.values = {*pinned, (double)cudaEventQuery(e)};
+         AXN_CUDA_CHECK(cudaDeviceSynchronize(), op);
+         AXN_CUDA_CHECK(cudaEventDestroy(e), op);
+         AXN_CUDA_CHECK(cudaStreamDestroy(A), op);
+         AXN_CUDA_CHECK(cudaStreamDestroy(B), op);
+         AXN_CUDA_CHECK(cudaFreeHost(pinned), op);
+         return r;
+       }},
+      // [] -> the codes of calls on every stream after a kernel on the copy stream faulted, and the error
+      // streamWait then throws (sticky: run in a child process)
+      {"streamSticky",
+       [](const std::vector<double>&) {
+         const char* op = "selftest.streamSticky";
+         cudaStream_t copy = copyStream(), compute = stream();
+         Scratch p(true, sizeof(float) * 128);
+         setAndSettle(p.as<float>(), 0.0f);
+         cudaEvent_t e = nullptr;
+         AXN_CUDA_CHECK(cudaEventCreate(&e), op);
+         AXN_LAUNCH(op, fill_kernel, 1, 1, 0, p.as<float>() + 127, 1, 1.0f);  // pending on the compute stream
+         launchOn(copy, op, barrier_divergence_kernel, 1, 128, p.as<float>());
+         Result r;
+         float h = 0;
+         r.values = {(double)cudaStreamSynchronize(copy), (double)cudaStreamSynchronize(compute),
+                     (double)cudaStreamQuery(compute), (double)cudaEventRecord(e, compute),
+                     (double)cudaStreamWaitEvent(copy, e, 0), (double)cudaEventQuery(e),
+                     (double)cudaMemcpyAsync(&h, p.as<float>(), sizeof h, cudaMemcpyDeviceToHost, compute),
+                     (double)cudaDeviceSynchronize()};
+         try {
+           streamWait(compute, copy);
+         } catch (const Error& err) {
+           r.error = err.what();
          }
          return r;
        }},

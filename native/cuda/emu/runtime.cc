@@ -1,7 +1,8 @@
-// The emulated device's runtime API: memory registry, the in-order device queue and its worker thread,
-// streams, events, errors. See runtime.h for what is modelled and why.
+// The emulated device's runtime API: memory registry, the device's streams and its worker thread, events,
+// errors. See runtime.h for what is modelled and why.
 #include "runtime.h"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -9,6 +10,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <deque>
+#include <limits>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,7 +38,7 @@ struct EventState {
 
 struct CUstream_st {
   unsigned flags = 0;
-  uint64_t last = 0;  // the last operation enqueued on it
+  uint64_t lane = 0;  // its queue of work on the device (Device::lanes), which outlives the handle
 };
 struct CUevent_st {
   unsigned flags = 0;
@@ -52,6 +54,7 @@ constexpr size_t kMaxSharedPerBlockOptin = 227 * 1024;
 // The host runs ahead of the device by at most this many operations, as a real launch queue blocks the
 // host when it is full (about a thousand launches deep on current GPUs).
 constexpr size_t kMaxQueue = 1024;
+constexpr uint64_t kAll = std::numeric_limits<uint64_t>::max();
 
 struct Allocation {
   size_t bytes;   // what cudaMalloc / cudaMallocHost gave
@@ -61,8 +64,25 @@ struct Allocation {
 };
 
 struct Op {
-  uint64_t seq;
+  uint64_t seq;                // its place in the order the host enqueued everything, from 1
+  std::vector<uint64_t> after;  // operations of other streams it must follow (event waits, legacy stream)
   DeviceWork work;
+};
+
+// One stream's work, in order. Lane 0 is the legacy default stream (handle 0); a created stream's lane
+// stays after cudaStreamDestroy until its work has run.
+struct Lane {
+  bool blocking = true;    // synchronises with the legacy stream (created without cudaStreamNonBlocking)
+  bool destroyed = false;  // its handle is gone
+  std::deque<Op> ops;      // enqueued, not yet started
+  uint64_t last = 0;       // the last operation enqueued on it (0: none)
+  uint64_t prio = 0, prioEpoch = 0;  // its priority in the shuffled interleaving (Device::pick)
+};
+
+// What a waiting host thread waits for: every operation of `ops`, and every operation up to `upTo`.
+struct Wait {
+  std::vector<uint64_t> ops;
+  uint64_t upTo = 0;
 };
 
 double nowMs() {
@@ -75,6 +95,21 @@ const char* envOr(const char* name, const char* dflt) {
   return v && *v ? v : dflt;
 }
 
+std::atomic<int> gOrder{-1};
+std::atomic<uint64_t> gSeed{1};
+
+void initOrder() {
+  if (gOrder.load() >= 0) return;
+  const std::string o = envOr("AXN_EMU_ORDER", "shuffle");
+  gOrder = o == "forward" ? (int)Order::Forward : o == "reverse" ? (int)Order::Reverse : (int)Order::Shuffle;
+  gSeed = std::strtoull(envOr("AXN_EMU_SEED", "1"), nullptr, 10);
+}
+
+// The device runs one operation at a time, on its worker thread, lazily: only while a host thread waits
+// for work not yet done (and then only work enqueued no later than what it waits for), or while the
+// queue is long, or always under AXN_EMU_EAGER=1. Each stream keeps its order; between streams only
+// their dependencies (event waits, the legacy stream's implicit ones) order the work, and where several
+// streams have a runnable first operation, `pick` chooses among them by the thread-order setting.
 struct Device {
   std::mutex mu;
   std::condition_variable cvWork, cvDone, cvRoom;
@@ -82,9 +117,13 @@ struct Device {
   std::set<const CUstream_st*> streams;
   std::set<const CUevent_st*> events;
   std::map<const void*, int> smemOptin;  // kernel -> opted-in dynamic shared bytes
-  std::deque<Op> queue;
-  uint64_t enqueued = 0, completed = 0, demand = 0;
-  uint64_t legacyLast = 0;  // last op on the legacy default stream (handle 0)
+  std::map<uint64_t, Lane> lanes;        // by id, in creation order; 0: the legacy default stream
+  uint64_t nextLane = 1;
+  std::set<uint64_t> pending;            // enqueued and not yet completed (started or not)
+  std::vector<const Wait*> waits;        // the host threads waiting now
+  uint64_t enqueued = 0;
+  uint64_t rng = 1, epoch = 1;           // the shuffled interleaving's generator and priority epoch
+  bool seeded = false;
   std::atomic<cudaError_t> sticky{cudaSuccess};
   std::string stickyDetail;
   Counters c;
@@ -98,19 +137,97 @@ struct Device {
     eager = std::strcmp(envOr("AXN_EMU_EAGER", "0"), "1") == 0;
     present = std::strcmp(envOr("AXN_EMU_DEVICES", "1"), "0") != 0;
     capacity = static_cast<size_t>(std::strtoull(envOr("AXN_EMU_MEMORY_MIB", "8192"), nullptr, 10)) << 20;
+    lanes[0];  // the legacy default stream
     worker = std::thread([this] { loop(); });
     worker.detach();  // the device lives as long as the process (never destroyed: see dev())
+  }
+
+  bool done(uint64_t seq) const { return seq == 0 || pending.count(seq) == 0; }
+
+  bool satisfied(const Wait& w) const {
+    for (uint64_t s : w.ops)
+      if (!done(s)) return false;
+    return pending.empty() || *pending.begin() > w.upTo;
+  }
+
+  // The newest operation the device may run now (0: none, it sleeps). A wait lets the device run only
+  // what was enqueued up to the newest operation it waits for, so that work enqueued later stays
+  // pending (a host wait for one stream does not run another stream's later work) and a read without
+  // its wait stays stale. The oldest pending operation is always runnable (its stream predecessors and
+  // dependencies are older still), so a wait always makes progress.
+  uint64_t bound() const {
+    if (pending.empty()) return 0;
+    if (eager || pending.size() >= kMaxQueue) return kAll;
+    uint64_t b = 0;
+    for (const Wait* w : waits) {
+      if (satisfied(*w)) continue;
+      for (uint64_t s : w->ops) b = std::max(b, s);
+      b = std::max(b, w->upTo);
+    }
+    return b;
+  }
+
+  uint64_t next() {  // splitmix64
+    uint64_t z = (rng += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+  }
+
+  void reseed(uint64_t seed) {
+    rng = seed;
+    epoch++;
+    seeded = true;
+  }
+
+  // The stream whose first operation runs next: one whose first operation was enqueued no later than
+  // `b` and whose dependencies have completed. Where several are, the order setting decides:
+  //  - forward: the oldest (the order the host enqueued: one FIFO, as if there were one stream);
+  //  - reverse: the newest (the later of two unordered operations always runs first);
+  //  - shuffle: priorities drawn by the seeded generator, one per stream; the highest runs, and after
+  //    each choice, with probability 1/4, the priorities are drawn again at the next one. So for two
+  //    unordered operations both orders occur across seeds however much other work either stream has
+  //    (a fair coin per operation would almost never run a long stream's tail before another's head),
+  //    and the switch points between streams still move.
+  std::map<uint64_t, Lane>::iterator pick(uint64_t b) {
+    std::vector<std::map<uint64_t, Lane>::iterator> ready;
+    for (auto it = lanes.begin(); it != lanes.end(); ++it) {
+      if (it->second.ops.empty()) continue;
+      const Op& head = it->second.ops.front();
+      if (head.seq > b) continue;
+      bool ok = true;
+      for (uint64_t a : head.after) ok = ok && done(a);
+      if (ok) ready.push_back(it);
+    }
+    if (ready.size() == 1) return ready[0];
+    c.streamChoices++;
+    initOrder();
+    const Order o = (Order)gOrder.load();
+    auto headSeq = [](std::map<uint64_t, Lane>::iterator it) { return it->second.ops.front().seq; };
+    if (o == Order::Forward)
+      return *std::min_element(ready.begin(), ready.end(), [&](auto x, auto y) { return headSeq(x) < headSeq(y); });
+    if (o == Order::Reverse)
+      return *std::max_element(ready.begin(), ready.end(), [&](auto x, auto y) { return headSeq(x) < headSeq(y); });
+    if (!seeded) reseed(gSeed.load());
+    for (auto it : ready) {  // in creation order, so the draws are the same on every run
+      if (it->second.prioEpoch == epoch) continue;
+      it->second.prio = next();
+      it->second.prioEpoch = epoch;
+    }
+    auto chosen = *std::max_element(ready.begin(), ready.end(), [](auto x, auto y) { return x->second.prio < y->second.prio; });
+    if (next() % 4 == 0) epoch++;
+    return chosen;
   }
 
   void loop() {
     std::unique_lock<std::mutex> lk(mu);
     for (;;) {
-      cvWork.wait(lk, [this] {
-        return !queue.empty() && (eager || demand > completed || queue.size() >= kMaxQueue);
-      });
-      Op op = std::move(queue.front());
-      queue.pop_front();
-      cvRoom.notify_all();
+      uint64_t b = 0;
+      cvWork.wait(lk, [&] { return (b = bound()) != 0; });
+      const auto it = pick(b);
+      const uint64_t laneId = it->first;
+      Op op = std::move(it->second.ops.front());
+      it->second.ops.pop_front();
       const bool skip = sticky != cudaSuccess;  // after a fault the device runs nothing more
       lk.unlock();
       ExecError err;
@@ -118,8 +235,11 @@ struct Device {
       op.work = nullptr;  // release captured buffers outside the lock
       lk.lock();
       if (!ok) setStickyLocked(err.code, err.detail);
-      completed = op.seq;
+      pending.erase(op.seq);
+      auto l = lanes.find(laneId);
+      if (l != lanes.end() && l->second.destroyed && l->second.ops.empty() && done(l->second.last)) lanes.erase(l);
       cvDone.notify_all();
+      cvRoom.notify_all();
     }
   }
 
@@ -129,16 +249,6 @@ struct Device {
 Device& dev() {
   static Device* d = new Device();  // never destroyed: the worker may still run at process exit
   return *d;
-}
-
-std::atomic<int> gOrder{-1};
-std::atomic<uint64_t> gSeed{1};
-
-void initOrder() {
-  if (gOrder.load() >= 0) return;
-  const std::string o = envOr("AXN_EMU_ORDER", "shuffle");
-  gOrder = o == "forward" ? (int)Order::Forward : o == "reverse" ? (int)Order::Reverse : (int)Order::Shuffle;
-  gSeed = std::strtoull(envOr("AXN_EMU_SEED", "1"), nullptr, 10);
 }
 
 // Error details (what the emulator saw), per error code, appended by cudaGetErrorString.
@@ -172,26 +282,53 @@ cudaError_t ret(cudaError_t e, const std::string& detail) {
   return e;
 }
 
-// Wait (host) until the device has completed op `seq`. Counts as one host synchronisation.
-cudaError_t waitFor(Device& d, std::unique_lock<std::mutex>& lk, uint64_t seq) {
+// Wait (host) until the device has completed `w`. Counts as one host synchronisation.
+cudaError_t waitFor(Device& d, std::unique_lock<std::mutex>& lk, const Wait& w) {
   d.c.hostSyncs++;
-  if (seq > d.demand) d.demand = seq;
+  d.waits.push_back(&w);
   d.cvWork.notify_all();
-  d.cvDone.wait(lk, [&] { return d.completed >= seq; });
+  d.cvDone.wait(lk, [&] { return d.satisfied(w); });
+  d.waits.erase(std::find(d.waits.begin(), d.waits.end(), &w));
   return d.sticky;
 }
+cudaError_t waitForOps(Device& d, std::unique_lock<std::mutex>& lk, std::vector<uint64_t> ops) {
+  return waitFor(d, lk, Wait{std::move(ops), 0});
+}
+// Everything enqueued so far, on every stream.
+cudaError_t waitForAll(Device& d, std::unique_lock<std::mutex>& lk) { return waitFor(d, lk, Wait{{}, d.enqueued}); }
 
 bool streamValid(Device& d, cudaStream_t s) { return s == nullptr || d.streams.count(s) > 0; }
 
-uint64_t enqueueLocked(Device& d, std::unique_lock<std::mutex>& lk, cudaStream_t s, DeviceWork work) {
-  if (d.queue.size() >= 2 * kMaxQueue) {  // the launch queue is full: the host waits for room
+// What a wait for (or a query of) stream `s` covers: its last operation, which completes after all the
+// stream's work. The legacy stream's operations wait for the blocking streams' earlier work (below), so
+// waiting for its last one covers that too; not blocking-stream work enqueued after it, nor ever a
+// non-blocking stream's.
+uint64_t streamLast(Device& d, cudaStream_t s) { return d.lanes[s ? s->lane : 0].last; }
+
+// Enqueue `work` on stream `s` (valid: the caller checked), after operation `after` of any stream (0:
+// none). Keeps CUDA's legacy default stream semantics: an operation on the legacy stream waits for the
+// work already enqueued on every blocking stream, and one on a blocking stream waits for the legacy
+// stream's; non-blocking streams (cudaStreamNonBlocking, as the addon's) do neither.
+uint64_t enqueueLocked(Device& d, std::unique_lock<std::mutex>& lk, cudaStream_t s, DeviceWork work,
+                       uint64_t after = 0) {
+  if (d.pending.size() >= 2 * kMaxQueue) {  // the launch queue is full: the host waits for room
     d.cvWork.notify_all();
-    d.cvRoom.wait(lk, [&] { return d.queue.size() < 2 * kMaxQueue; });
+    d.cvRoom.wait(lk, [&] { return d.pending.size() < 2 * kMaxQueue; });
   }
-  const uint64_t seq = ++d.enqueued;
-  d.queue.push_back(Op{seq, std::move(work)});
-  if (s == nullptr) d.legacyLast = seq;
-  else const_cast<CUstream_st*>(s)->last = seq;
+  const uint64_t id = s ? s->lane : 0;
+  Op op{++d.enqueued, {}, std::move(work)};
+  if (!d.done(after)) op.after.push_back(after);
+  if (id == 0) {
+    for (auto& [other, lane] : d.lanes)
+      if (other != 0 && lane.blocking && !d.done(lane.last)) op.after.push_back(lane.last);
+  } else if (d.lanes[id].blocking && !d.done(d.lanes[0].last)) {
+    op.after.push_back(d.lanes[0].last);
+  }
+  const uint64_t seq = op.seq;
+  Lane& lane = d.lanes[id];
+  lane.last = seq;
+  lane.ops.push_back(std::move(op));
+  d.pending.insert(seq);
   d.cvWork.notify_all();
   return seq;
 }
@@ -240,8 +377,11 @@ std::string hexPtr(const void* p) {
 }
 
 void setOrder(Order o, uint64_t s) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
   gOrder = (int)o;
   gSeed = s;
+  d.reseed(s);  // the interleaving of streams starts over too: the same program, the same choices
 }
 Order order() {
   initOrder();
@@ -533,7 +673,7 @@ cudaError_t cudaMemGetInfo(size_t* freeBytes, size_t* totalBytes) {
 cudaError_t cudaDeviceSynchronize(void) {
   Device& d = dev();
   std::unique_lock<std::mutex> lk(d.mu);
-  return ret(waitFor(d, lk, d.enqueued));
+  return ret(waitForAll(d, lk));
 }
 
 cudaError_t cudaMalloc(void** ptr, size_t bytes) {
@@ -563,7 +703,7 @@ cudaError_t cudaFree(void* ptr) {
   Device& d = dev();
   std::unique_lock<std::mutex> lk(d.mu);
   if (d.sticky != cudaSuccess) return ret(d.sticky);
-  waitFor(d, lk, d.enqueued);  // cudaFree synchronises the device
+  waitForAll(d, lk);  // cudaFree synchronises the device
   auto it = d.allocs.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == d.allocs.end() || it->second.pinned)
     return ret(cudaErrorInvalidValue, "cudaFree(" + hexPtr(ptr) + "): not the start of a live device allocation");
@@ -596,7 +736,7 @@ cudaError_t cudaFreeHost(void* ptr) {
   Device& d = dev();
   std::unique_lock<std::mutex> lk(d.mu);
   if (d.sticky != cudaSuccess) return ret(d.sticky);
-  waitFor(d, lk, d.enqueued);  // cudaFreeHost synchronises the device
+  waitForAll(d, lk);  // cudaFreeHost synchronises the device
   auto it = d.allocs.find(reinterpret_cast<uintptr_t>(ptr));
   if (it == d.allocs.end() || !it->second.pinned)
     return ret(cudaErrorInvalidValue, "cudaFreeHost(" + hexPtr(ptr) + "): not a live pinned allocation");
@@ -655,7 +795,7 @@ cudaError_t memcpyImpl(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
     });
   }
   // To pageable memory (and cudaMemcpy) the call returns when the copy is done.
-  if (blocking || wd == Where::Host) return ret(waitFor(d, lk, seq));
+  if (blocking || wd == Where::Host) return ret(waitForOps(d, lk, {seq}));
   return cudaSuccess;
 }
 
@@ -674,7 +814,7 @@ cudaError_t memsetImpl(void* dst, int value, size_t bytes, cudaStream_t s, bool 
     std::memset(dst, value, bytes);
     return true;
   });
-  if (blocking) return ret(waitFor(d, lk, seq));
+  if (blocking) return ret(waitForOps(d, lk, {seq}));
   return cudaSuccess;
 }
 
@@ -698,6 +838,8 @@ cudaError_t cudaStreamCreateWithFlags(cudaStream_t* s, unsigned int flags) {
   if (d.sticky != cudaSuccess) return ret(d.sticky);
   auto* st = new CUstream_st();
   st->flags = flags;
+  st->lane = d.nextLane++;
+  d.lanes[st->lane].blocking = (flags & cudaStreamNonBlocking) == 0;
   d.streams.insert(st);
   *s = st;
   return cudaSuccess;
@@ -709,7 +851,12 @@ cudaError_t cudaStreamDestroy(cudaStream_t s) {
   std::lock_guard<std::mutex> lk(d.mu);
   if (!s || !d.streams.count(s)) return ret(cudaErrorInvalidResourceHandle, "cudaStreamDestroy of an unknown stream");
   d.streams.erase(s);
-  delete s;  // work already enqueued on it still runs: the ops hold no reference to the stream
+  // Work already enqueued on it still runs (and the legacy stream still waits for it): its lane stays
+  // until then.
+  auto lane = d.lanes.find(s->lane);
+  lane->second.destroyed = true;
+  if (lane->second.ops.empty() && d.done(lane->second.last)) d.lanes.erase(lane);
+  delete s;
   return cudaSuccess;
 }
 
@@ -717,7 +864,7 @@ cudaError_t cudaStreamSynchronize(cudaStream_t s) {
   Device& d = dev();
   std::unique_lock<std::mutex> lk(d.mu);
   if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle, "cudaStreamSynchronize of an unknown stream");
-  return ret(waitFor(d, lk, s ? s->last : d.legacyLast));
+  return ret(waitForOps(d, lk, {streamLast(d, s)}));
 }
 
 cudaError_t cudaStreamQuery(cudaStream_t s) {
@@ -725,14 +872,21 @@ cudaError_t cudaStreamQuery(cudaStream_t s) {
   std::lock_guard<std::mutex> lk(d.mu);
   if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle);
   if (d.sticky != cudaSuccess) return ret(d.sticky);
-  return d.completed >= (s ? s->last : d.legacyLast) ? cudaSuccess : cudaErrorNotReady;
+  return d.done(streamLast(d, s)) ? cudaSuccess : cudaErrorNotReady;
 }
 
+// The wait captures the event's record at the call, as CUDA's does: recording the event again later (on
+// any stream) does not change what this wait waits for, so an event may be reused as soon as the wait
+// is enqueued. An event never recorded, or whose record has completed, orders nothing.
 cudaError_t cudaStreamWaitEvent(cudaStream_t s, cudaEvent_t e, unsigned int) {
   Device& d = dev();
-  std::lock_guard<std::mutex> lk(d.mu);
+  std::unique_lock<std::mutex> lk(d.mu);
   if (!streamValid(d, s) || !e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle);
-  return cudaSuccess;  // one in-order queue: the event's work precedes everything enqueued after it
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  d.c.eventWaits++;
+  // On the legacy stream the wait is an action like any other (it waits for the blocking streams too).
+  if (!d.done(e->seq) || s == nullptr) enqueueLocked(d, lk, s, [](ExecError&) { return true; }, e->seq);
+  return cudaSuccess;
 }
 
 cudaError_t cudaEventCreateWithFlags(cudaEvent_t* e, unsigned int flags) {
@@ -753,7 +907,7 @@ cudaError_t cudaEventDestroy(cudaEvent_t e) {
   std::lock_guard<std::mutex> lk(d.mu);
   if (!e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle, "cudaEventDestroy of an unknown event");
   d.events.erase(e);
-  delete e;  // a pending record keeps its own reference to the event's state
+  delete e;  // a pending record keeps its own reference to the event's state, a pending wait its number
   return cudaSuccess;
 }
 
@@ -774,7 +928,7 @@ cudaError_t cudaEventSynchronize(cudaEvent_t e) {
   Device& d = dev();
   std::unique_lock<std::mutex> lk(d.mu);
   if (!e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle, "cudaEventSynchronize of an unknown event");
-  return ret(waitFor(d, lk, e->seq));
+  return ret(waitForOps(d, lk, {e->seq}));
 }
 
 cudaError_t cudaEventQuery(cudaEvent_t e) {
@@ -782,7 +936,7 @@ cudaError_t cudaEventQuery(cudaEvent_t e) {
   std::lock_guard<std::mutex> lk(d.mu);
   if (!e || !d.events.count(e)) return ret(cudaErrorInvalidResourceHandle);
   if (d.sticky != cudaSuccess) return ret(d.sticky);
-  return d.completed >= e->seq ? cudaSuccess : cudaErrorNotReady;
+  return d.done(e->seq) ? cudaSuccess : cudaErrorNotReady;
 }
 
 cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
@@ -792,7 +946,7 @@ cudaError_t cudaEventElapsedTime(float* ms, cudaEvent_t a, cudaEvent_t b) {
   if (!a || !b || !d.events.count(a) || !d.events.count(b)) return ret(cudaErrorInvalidResourceHandle);
   if ((a->flags | b->flags) & cudaEventDisableTiming)
     return ret(cudaErrorInvalidResourceHandle, "cudaEventElapsedTime on an event created with cudaEventDisableTiming");
-  if (a->seq > d.completed || b->seq > d.completed || a->state->ms < 0 || b->state->ms < 0) return cudaErrorNotReady;
+  if (!d.done(a->seq) || !d.done(b->seq) || a->state->ms < 0 || b->state->ms < 0) return cudaErrorNotReady;
   *ms = static_cast<float>(b->state->ms - a->state->ms);
   return cudaSuccess;
 }

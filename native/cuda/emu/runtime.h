@@ -7,10 +7,18 @@
 //  - device memory from the host heap (posix_memalign), so AddressSanitizer sees a kernel that reads or
 //    writes past an allocation; every allocation is registered, so a pointer that lies in none (a host
 //    pointer handed to a kernel or a copy) is refused with a CUDA error;
-//  - one device that executes one operation at a time, in the order the host enqueued them, on its own
-//    worker thread, asynchronously to the host: work starts only when the host waits for it (a stream,
-//    event or device synchronisation, a copy to pageable memory, cudaFree) or when the queue is long.
-//    So a read of a result without the synchronisation it needs sees stale data, every time;
+//  - one device that executes one operation at a time on its own worker thread, asynchronously to the
+//    host: work starts only when the host waits for it (a stream, event or device synchronisation, a copy
+//    to pageable memory, cudaFree) or when the queue is long, and a wait runs only work enqueued up to
+//    what it waits for. So a read of a result without the synchronisation it needs sees stale data,
+//    every time;
+//  - streams: each keeps its order, and only events (cudaEventRecord + cudaStreamWaitEvent, which
+//    captures the record at the call) and the legacy default stream (handle 0: its operations wait for
+//    the blocking streams' earlier work and theirs for its; not so streams created cudaStreamNonBlocking)
+//    order the work of different streams. Where several streams could run next, the order setting below
+//    chooses: forward runs the oldest (one FIFO, as before there were streams), reverse the newest,
+//    shuffle draws seeded priorities per stream. So a missing cross-stream wait reads stale data under
+//    some orders and seeds, reproducibly;
 //  - sticky errors: a fault inside a kernel (illegal address, a barrier or shuffle misuse) is returned by
 //    every later call, as on a real device; launch-configuration errors are not sticky;
 //  - AXN_EMU_TRACE=1 prints every kernel launch (name, grid, block, threads) to stderr;
@@ -143,6 +151,10 @@ enum class Order { Forward, Reverse, Shuffle };
 // The order in which the threads of a block run between two barriers (and the blocks of a grid):
 // forward, reverse, or shuffled by `seed`. Applies to kernels launched after the call. Initially from
 // AXN_EMU_ORDER (forward|reverse|shuffle, default shuffle) and AXN_EMU_SEED (default 1).
+// The same setting interleaves the streams (runtime.cc, Device::pick): forward runs the oldest of the
+// streams' runnable operations, reverse the newest, shuffle the one of the stream with the highest
+// priority drawn by a generator that each call restarts from `seed` (so the same program after the
+// same call makes the same choices; under AXN_EMU_EAGER=1 they also depend on timing).
 void setOrder(Order order, uint64_t seed);
 Order order();
 uint64_t seed();
@@ -158,6 +170,8 @@ struct Counters {
   uint64_t pinnedFrees = 0;
   uint64_t hostSyncs = 0;          // explicit and implicit waits of the host for the device
   uint64_t copies = 0;             // memcpy / memset operations
+  uint64_t eventWaits = 0;         // cudaStreamWaitEvent calls accepted
+  uint64_t streamChoices = 0;      // times several streams could run next and the order setting chose
   size_t deviceBytes = 0;          // live device allocations
   size_t pinnedBytes = 0;
 };

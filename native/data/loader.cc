@@ -1,0 +1,544 @@
+// The data loader's native half: see loader.h.
+#include "data/loader.h"
+
+#include <time.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstring>
+#include <deque>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bind/util.h"
+#include "common.h"
+#include "cpu_stream.h"
+#include "data/crc32c.h"
+#include "data/jpeg.h"
+#include "data/store.h"
+#include "host_alloc.h"
+#include "storage.h"
+#ifdef AXN_WITH_CUDA
+#include "cuda/context.h"
+#endif
+
+namespace axn::data {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A fixed pool of threads running tasks in FIFO order (so the images of an earlier batch are decoded
+// before those of a later one); each thread keeps its own scratch row buffer.
+class Pool {
+ public:
+  using Task = std::function<void(std::vector<uint8_t>& scratch)>;
+  explicit Pool(int n) {
+    for (int i = 0; i < n; i++) threads_.emplace_back([this] { run(); });
+  }
+  ~Pool() { stop(); }
+  void push(Task t) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      q_.push_back(std::move(t));
+    }
+    cv_.notify_one();
+  }
+  // Runs what is queued, then joins the threads.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      if (stopping_) return;
+      stopping_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+  int size() const { return static_cast<int>(threads_.size()); }
+
+ private:
+  void run() {
+    std::vector<uint8_t> scratch;
+    for (;;) {
+      Task t;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        cv_.wait(lk, [this] { return stopping_ || !q_.empty(); });
+        if (q_.empty()) return;
+        t = std::move(q_.front());
+        q_.pop_front();
+      }
+      t(scratch);
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Task> q_;
+  std::vector<std::thread> threads_;
+  bool stopping_ = false;
+};
+
+struct Staging {
+  uint8_t* p = nullptr;
+  size_t bytes = 0;
+  bool pinned = false;
+  bool decoding = false;  // a batch is being decoded into it (JS thread only)
+  uint64_t cpuSeq = 0;  // CPU: the stream task that last copied out of it
+  bool copied = false;  // CUDA: `event` marks its last copy
+#ifdef AXN_WITH_CUDA
+  cudaEvent_t event = nullptr;
+#endif
+};
+
+struct LoaderStats {
+  std::atomic<uint64_t> images{0}, batches{0}, decodeNs{0}, cpuNs{0}, waitNs{0}, bytesIn{0}, failed{0};
+};
+
+// This thread's CPU time: what decoding costs a core, whatever else the machine runs meanwhile.
+uint64_t threadCpuNs() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1000000000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+// One batch in flight: its promise, the images left, the first error.
+struct Batch {
+  Napi::Promise::Deferred deferred;
+  std::atomic<int> left{0};
+  std::mutex mu;
+  std::string error;
+  std::once_flag ready;  // the staging buffer's previous copy is done
+  int slot;
+  Batch(Napi::Env env, int s) : deferred(Napi::Promise::Deferred::New(env)), slot(s) {}
+};
+
+class Loader : public Napi::ObjectWrap<Loader> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Loader",
+                       {InstanceMethod<&Loader::Info>("info"), InstanceMethod<&Loader::Names>("names"),
+                        InstanceMethod<&Loader::SetStaging>("setStaging"), InstanceMethod<&Loader::Decode>("decode"),
+                        InstanceMethod<&Loader::Upload>("upload"), InstanceMethod<&Loader::Stats>("stats"),
+                        InstanceMethod<&Loader::RecordBytes>("recordBytes"), InstanceMethod<&Loader::DecodeRecord>("decodeRecord"),
+                        InstanceMethod<&Loader::DecodeAll>("decodeAll"),
+                        InstanceMethod<&Loader::Close>("close")});
+  }
+
+  // new Loader(path: string, threads: number, cuda: boolean)
+  explicit Loader(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Loader>(info) {
+    Napi::Env env = info.Env();
+    if (info.Length() < 3 || !info[0].IsString() || !info[1].IsNumber() || !info[2].IsBoolean())
+      throw Napi::TypeError::New(env, "Loader: expected (path: string, threads: number, cuda: boolean)");
+    const int threads = info[1].As<Napi::Number>().Int32Value();
+    if (threads < 1 || threads > 1024) throw Napi::RangeError::New(env, "Loader: threads must be 1 to 1024");
+    cuda_ = info[2].As<Napi::Boolean>().Value();
+#ifndef AXN_WITH_CUDA
+    if (cuda_) throw Napi::Error::New(env, "Loader: this addon was built without the CUDA backend");
+#endif
+    try {
+      store_ = std::make_shared<Store>(info[0].As<Napi::String>().Utf8Value());
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(env, e.what());
+    }
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet-loader", 0, 1);
+    tsfn_.Unref(env);
+    pool_ = std::make_unique<Pool>(threads);
+  }
+
+  ~Loader() override { shutdown(); }
+
+ private:
+  void shutdown() {
+    if (closed_) return;
+    closed_ = true;
+    if (pool_) pool_->stop();  // finishes the queued images (their batches settle through the TSFN)
+    freeStaging();
+    tsfn_.Release();
+  }
+
+  void freeStaging() {
+    for (Staging& s : staging_) {
+#ifdef AXN_WITH_CUDA
+      if (s.pinned) {
+        if (s.copied) cudaEventSynchronize(s.event);
+        cudaEventDestroy(s.event);
+        cudaFreeHost(s.p);
+        continue;
+      }
+#endif
+      if (s.cpuSeq) cpu::waitFor(s.cpuSeq);
+      host::free(s.p, s.bytes);
+    }
+    staging_.clear();
+  }
+
+  void checkOpen(const char* op) {
+    if (closed_) throw Error(std::string("Loader.") + op + ": the loader is closed");
+  }
+
+  // info() → { count, labels, widths, heights, channels, formats, meta, crc32c, jpeg, jpegReason, threads }
+  Napi::Value Info(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkOpen("info");
+    const size_t n = store_->size();
+    auto labels = Napi::Int32Array::New(env, n);
+    auto widths = Napi::Int32Array::New(env, n);
+    auto heights = Napi::Int32Array::New(env, n);
+    auto channels = Napi::Uint8Array::New(env, n);
+    auto formats = Napi::Uint8Array::New(env, n);
+    for (size_t i = 0; i < n; i++) {
+      const Record& r = store_->record(i);
+      labels[i] = r.label;
+      widths[i] = r.width;
+      heights[i] = r.height;
+      channels[i] = r.channels;
+      formats[i] = static_cast<uint8_t>(r.format);
+    }
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("count", Napi::Number::New(env, static_cast<double>(n)));
+    o.Set("labels", labels);
+    o.Set("widths", widths);
+    o.Set("heights", heights);
+    o.Set("channels", channels);
+    o.Set("formats", formats);
+    o.Set("fileBytes", Napi::Number::New(env, static_cast<double>(store_->fileBytes())));
+    o.Set("meta", store_->meta());
+    o.Set("crc32c", crc32cImpl());
+    o.Set("jpeg", jpegAvailable());
+    o.Set("jpegReason", jpegReason());
+    o.Set("jpegVersion", jpegVersion());
+    o.Set("threads", pool_->size());
+    return o;
+  }
+
+  size_t recordArg(const Napi::CallbackInfo& info, const char* op) {
+    checkOpen(op);
+    const double v = info.Length() > 0 && info[0].IsNumber() ? info[0].As<Napi::Number>().DoubleValue() : -1;
+    if (!(v >= 0) || v != static_cast<double>(static_cast<size_t>(v)) || static_cast<size_t>(v) >= store_->size())
+      throw Napi::RangeError::New(info.Env(), std::string("Loader.") + op + ": expected a record index from 0 to " + std::to_string(store_->size() - 1));
+    return static_cast<size_t>(v);
+  }
+
+  // recordBytes(i) → Buffer: a copy of record i's bytes (its checksum checked).
+  Napi::Value RecordBytes(const Napi::CallbackInfo& info) {
+    const size_t i = recordArg(info, "recordBytes");
+    try {
+      const uint8_t* p = store_->checkedBytes(i);
+      return Napi::Buffer<uint8_t>::Copy(info.Env(), p, store_->record(i).bytes);
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+  }
+
+  // decodeRecord(i) → Buffer: record i decoded whole, HWC uint8 (on the calling thread: one image, for
+  // inspection and tests; batches go through decode()).
+  Napi::Value DecodeRecord(const Napi::CallbackInfo& info) {
+    const size_t i = recordArg(info, "decodeRecord");
+    const Record& r = store_->record(i);
+    std::vector<uint8_t> scratch;
+    try {
+      const uint8_t* p = store_->checkedBytes(i);
+      auto out = Napi::Buffer<uint8_t>::New(info.Env(), static_cast<size_t>(r.width) * r.height * r.channels);
+      if (r.format == Format::Jpeg)
+        decodeJpegWindow(p, r.bytes, r.width, r.height, r.channels, 0, 0, r.height, r.width, out.Data(), static_cast<size_t>(r.width) * r.channels, scratch);
+      else
+        std::memcpy(out.Data(), p, out.Length());
+      return out;
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), "packed data set " + store_->path() + ": record " + std::to_string(i) + ": " + e.what());
+    }
+  }
+
+  // decodeAll(passes) → { images, seconds, cpuSeconds }: every record decoded whole, `passes` times, on the
+  // calling thread into one reused buffer — the benchmark's ceiling (bench/data.mjs): libjpeg-turbo and the
+  // checksums alone, no threads, no copies. Blocks the calling thread; not for use in a server.
+  Napi::Value DecodeAll(const Napi::CallbackInfo& info) {
+    checkOpen("decodeAll");
+    const int passes = bind::i32(info, 0, "Loader.decodeAll", "passes");
+    std::vector<uint8_t> out, scratch;
+    const auto t0 = Clock::now();
+    const uint64_t c0 = threadCpuNs();
+    size_t images = 0;
+    try {
+      for (int p = 0; p < passes; p++)
+        for (size_t i = 0; i < store_->size(); i++, images++) {
+          const Record& r = store_->record(i);
+          const size_t need = static_cast<size_t>(r.width) * r.height * r.channels;
+          if (out.size() < need) out.resize(need);
+          const uint8_t* src = store_->checkedBytes(i);
+          if (r.format == Format::Jpeg)
+            decodeJpegWindow(src, r.bytes, r.width, r.height, r.channels, 0, 0, r.height, r.width, out.data(), static_cast<size_t>(r.width) * r.channels, scratch);
+          else
+            std::memcpy(out.data(), src, need);
+        }
+    } catch (const std::exception& e) {
+      throw Napi::Error::New(info.Env(), e.what());
+    }
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("images", static_cast<double>(images));
+    o.Set("seconds", std::chrono::duration<double>(Clock::now() - t0).count());
+    o.Set("cpuSeconds", static_cast<double>(threadCpuNs() - c0) * 1e-9);
+    return o;
+  }
+
+  Napi::Value Names(const Napi::CallbackInfo& info) {
+    checkOpen("names");
+    return Napi::String::New(info.Env(), store_->names());
+  }
+
+  // setStaging(count, bytes): `count` staging buffers of `bytes` each (pinned on CUDA), replacing the old
+  // ones after their copies. Call when no batch is being decoded.
+  Napi::Value SetStaging(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    checkOpen("setStaging");
+    const int count = bind::i32(info, 0, "Loader.setStaging", "count");
+    const double b = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+    if (count < 1 || count > 64 || !(b >= 1) || b > double(uint64_t(1) << 40))
+      throw Napi::RangeError::New(env, "Loader.setStaging: expected 1 to 64 buffers of at least 1 byte");
+    if (inFlight_ > 0) throw Napi::Error::New(env, "Loader.setStaging: batches are still being decoded");
+    freeStaging();
+    const size_t bytes = static_cast<size_t>(b);
+    for (int i = 0; i < count; i++) {
+      Staging s;
+      s.bytes = bytes;
+#ifdef AXN_WITH_CUDA
+      if (cuda_) {
+        AXN_CUDA_CHECK(cudaMallocHost(reinterpret_cast<void**>(&s.p), bytes), "Loader.setStaging");
+        AXN_CUDA_CHECK(cudaEventCreateWithFlags(&s.event, cudaEventDisableTiming), "Loader.setStaging");
+        s.pinned = true;
+        staging_.push_back(s);
+        continue;
+      }
+#endif
+      s.p = static_cast<uint8_t*>(host::alloc(bytes));
+      staging_.push_back(s);
+    }
+    return env.Undefined();
+  }
+
+  // decode(slot, jobs: Int32Array [n × 3: record, top, left], H, W, C) → Promise<void>: image j is the H×W
+  // window at (top, left) of `record`, written as HWC uint8 at byte j·H·W·C of staging buffer `slot`.
+  Napi::Value Decode(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "Loader.decode";
+    checkOpen("decode");
+    const int slot = bind::i32(info, 0, op, "slot");
+    if (slot < 0 || slot >= static_cast<int>(staging_.size()))
+      throw Napi::RangeError::New(env, std::string(op) + ": no staging buffer " + std::to_string(slot));
+    if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, std::string(op) + ": jobs must be an Int32Array");
+    Napi::Int32Array jobs = info[1].As<Napi::Int32Array>();
+    const int H = bind::i32(info, 2, op, "H"), W = bind::i32(info, 3, op, "W"), C = bind::i32(info, 4, op, "C");
+    if (jobs.ElementLength() % 3 != 0) throw Napi::RangeError::New(env, std::string(op) + ": jobs must hold (record, top, left) triples");
+    const size_t n = jobs.ElementLength() / 3;
+    if (H < 1 || W < 1 || (C != 1 && C != 3)) throw Napi::RangeError::New(env, std::string(op) + ": bad H, W or C");
+    const size_t imageBytes = static_cast<size_t>(H) * W * C;
+    Staging& st = staging_[slot];
+    if (st.decoding) throw Napi::Error::New(env, std::string(op) + ": staging buffer " + std::to_string(slot) + " is being decoded into already");
+    if (n * imageBytes > st.bytes)
+      throw Napi::RangeError::New(env, std::string(op) + ": " + std::to_string(n) + " images of " + std::to_string(imageBytes) +
+                                           " bytes do not fit staging buffer " + std::to_string(slot) + " (" + std::to_string(st.bytes) + " bytes)");
+    // Copy and check every job on this thread: the workers never touch JS memory.
+    auto plan = std::make_shared<std::vector<int32_t>>(jobs.Data(), jobs.Data() + 3 * n);
+    for (size_t j = 0; j < n; j++) {
+      const int32_t rec = (*plan)[3 * j], top = (*plan)[3 * j + 1], left = (*plan)[3 * j + 2];
+      if (rec < 0 || static_cast<size_t>(rec) >= store_->size())
+        throw Napi::RangeError::New(env, std::string(op) + ": job " + std::to_string(j) + " names record " + std::to_string(rec) +
+                                             ", the store has " + std::to_string(store_->size()));
+      const Record& r = store_->record(rec);
+      if (r.channels != C)
+        throw Napi::RangeError::New(env, std::string(op) + ": record " + std::to_string(rec) + " has " + std::to_string(r.channels) +
+                                             " channels, the batch " + std::to_string(C));
+      if (top < 0 || left < 0 || top + H > r.height || left + W > r.width)
+        throw Napi::RangeError::New(env, std::string(op) + ": the " + std::to_string(W) + "×" + std::to_string(H) + " window at (" +
+                                             std::to_string(left) + ", " + std::to_string(top) + ") is not inside record " +
+                                             std::to_string(rec) + " (" + std::to_string(r.width) + "×" + std::to_string(r.height) + ")");
+      if (r.format == Format::Jpeg && !jpegAvailable())
+        throw Napi::Error::New(env, std::string(op) + ": record " + std::to_string(rec) + " is a JPEG and this addon cannot decode JPEG: " +
+                                        jpegReason());
+    }
+    auto* batch = new Batch(env, slot);
+    Napi::Promise promise = batch->deferred.Promise();
+    if (n == 0) {
+      batch->deferred.Resolve(env.Undefined());
+      delete batch;
+      return promise;
+    }
+    batch->left = static_cast<int>(n);
+    st.decoding = true;
+    if (inFlight_++ == 0) tsfn_.Ref(env);
+    std::shared_ptr<Store> store = store_;
+    Staging* sp = &st;
+    const bool cuda = cuda_;
+    LoaderStats* stats = &stats_;
+    for (size_t j = 0; j < n; j++) {
+      pool_->push([=](std::vector<uint8_t>& scratch) {
+        std::call_once(batch->ready, [&] { waitStaging(*sp, cuda, stats); });
+        const int32_t rec = (*plan)[3 * j], top = (*plan)[3 * j + 1], left = (*plan)[3 * j + 2];
+        const auto t0 = Clock::now();
+        const uint64_t c0 = threadCpuNs();
+        try {
+          const Record& r = store->record(rec);
+          const uint8_t* src = store->checkedBytes(rec);
+          uint8_t* dst = sp->p + j * imageBytes;
+          if (r.format == Format::Jpeg) {
+            decodeJpegWindow(src, r.bytes, r.width, r.height, C, top, left, H, W, dst, static_cast<size_t>(W) * C, scratch);
+          } else {
+            for (int y = 0; y < H; y++)
+              std::memcpy(dst + static_cast<size_t>(y) * W * C, src + (static_cast<size_t>(top + y) * r.width + left) * C,
+                          static_cast<size_t>(W) * C);
+          }
+          stats->bytesIn += r.bytes;
+          stats->images++;
+        } catch (const std::exception& e) {
+          stats->failed++;
+          std::lock_guard<std::mutex> lk(batch->mu);
+          if (batch->error.empty()) {
+            std::string what = e.what();
+            const std::string prefix = "packed data set " + store->path() + ": ";
+            if (what.rfind(prefix, 0) == 0) what = what.substr(prefix.size());  // the JS side names the file
+            batch->error = what.rfind("record ", 0) == 0 ? what : "record " + std::to_string(rec) + ": " + what;
+          }
+        }
+        stats->decodeNs += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+        stats->cpuNs += threadCpuNs() - c0;
+        if (--batch->left == 0) {
+          stats->batches++;
+          tsfnSettle(batch);
+        }
+      });
+    }
+    return promise;
+  }
+
+  static void waitStaging(Staging& s, bool cuda, LoaderStats* stats) {
+    const auto t0 = Clock::now();
+#ifdef AXN_WITH_CUDA
+    if (cuda) {
+      if (s.copied) cudaEventSynchronize(s.event);  // an error here shows at the next synchronisation
+      stats->waitNs += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+      return;
+    }
+#endif
+    (void)cuda;
+    if (s.cpuSeq) cpu::waitFor(s.cpuSeq);
+    stats->waitNs += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+  }
+
+  void tsfnSettle(Batch* batch) {
+    Loader* self = this;
+    const napi_status s = tsfn_.NonBlockingCall(batch, [self](Napi::Env env, Napi::Function, Batch* b) {
+      if (b->slot < static_cast<int>(self->staging_.size())) self->staging_[b->slot].decoding = false;
+      if (b->error.empty()) b->deferred.Resolve(env.Undefined());
+      else b->deferred.Reject(Napi::Error::New(env, b->error).Value());
+      delete b;
+      if (--self->inFlight_ == 0 && !self->closed_) self->tsfn_.Unref(env);
+    });
+    if (s != napi_ok) delete batch;  // the environment is going away: nobody waits for it any more
+  }
+
+  // upload(slot, bytes, dst: Storage): copies the first `bytes` of staging buffer `slot` into dst (a uint8
+  // tensor's storage on the loader's device), in stream order (see loader.h).
+  Napi::Value Upload(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "Loader.upload";
+    checkOpen("upload");
+    const int slot = bind::i32(info, 0, op, "slot");
+    if (slot < 0 || slot >= static_cast<int>(staging_.size())) throw Napi::RangeError::New(env, std::string(op) + ": no staging buffer");
+    const double b = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().DoubleValue() : -1;
+    Staging& st = staging_[slot];
+    if (st.decoding) throw Napi::Error::New(env, std::string(op) + ": staging buffer " + std::to_string(slot) + " is still being decoded into");
+    if (!(b >= 0) || b > static_cast<double>(st.bytes)) throw Napi::RangeError::New(env, std::string(op) + ": bytes out of range");
+    const size_t bytes = static_cast<size_t>(b);
+    uint8_t* dst = bind::ptr<uint8_t>(info, 2, op, "dst", bytes);
+    Storage* ds = bind::storage(info, 2, op, "dst");
+    const bool onDevice = ds->device() != kCpu;
+    if (onDevice != cuda_)
+      throw Napi::Error::New(env, std::string(op) + ": the loader was made for " + (cuda_ ? "cuda" : "cpu") + ", dst is on " +
+                                      (onDevice ? "cuda" : "cpu"));
+    bind::argRoles().written.clear();
+    if (bytes == 0) return env.Undefined();
+#ifdef AXN_WITH_CUDA
+    if (cuda_) {
+      // dst is a caching-allocator block owned by the compute stream: the copy stream first waits for the
+      // compute stream (the block may hold a recycled tensor that queued kernels still use), and the
+      // compute stream then waits for the copy (the augmentation kernel, and the block's later free and
+      // reuse in compute-stream order, come after it). See native/cuda/context.h.
+      cudaStream_t cs = cuda::copyStream();
+      cuda::streamWait(cs, cuda::stream());
+      AXN_CUDA_CHECK(cudaMemcpyAsync(dst, st.p, bytes, cudaMemcpyHostToDevice, cs), op);
+      AXN_CUDA_CHECK(cudaEventRecord(st.event, cs), op);  // the staging buffer is free again after it
+      cuda::streamWait(cuda::stream(), cs);
+      st.copied = true;
+      return env.Undefined();
+    }
+#endif
+    if (ds->lastTask() && !cpu::done(ds->lastTask())) cpu::waitFor(ds->lastTask());  // a fresh tensor: never
+    const uint8_t* src = st.p;
+    const uint64_t seq = cpu::enqueue(op, cpu::TaskKind::Memory, [dst, src, bytes] { std::memcpy(dst, src, bytes); });
+    ds->usedBy(seq);
+    ds->writtenBy(seq);
+    st.cpuSeq = seq;
+    return env.Undefined();
+  }
+
+  Napi::Value Stats(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("images", static_cast<double>(stats_.images.load()));
+    o.Set("batches", static_cast<double>(stats_.batches.load()));
+    o.Set("failed", static_cast<double>(stats_.failed.load()));
+    o.Set("bytesIn", static_cast<double>(stats_.bytesIn.load()));
+    o.Set("decodeSeconds", static_cast<double>(stats_.decodeNs.load()) * 1e-9);
+    o.Set("decodeCpuSeconds", static_cast<double>(stats_.cpuNs.load()) * 1e-9);
+    o.Set("stagingWaitSeconds", static_cast<double>(stats_.waitNs.load()) * 1e-9);
+    o.Set("inFlight", inFlight_);
+    return o;
+  }
+
+  // close(): finishes the batches being decoded (their promises settle), then frees the threads, the
+  // staging buffers and the mapping. Idempotent.
+  Napi::Value Close(const Napi::CallbackInfo& info) {
+    shutdown();
+    return info.Env().Undefined();
+  }
+
+  std::shared_ptr<Store> store_;
+  std::unique_ptr<Pool> pool_;
+  std::vector<Staging> staging_;
+  Napi::ThreadSafeFunction tsfn_;
+  LoaderStats stats_;
+  int inFlight_ = 0;  // JS thread only
+  bool cuda_ = false;
+  bool closed_ = false;
+};
+
+// crc32c(view: TypedArray | Buffer, crc = 0) → number: for the pack writer (lib/data/pack.ts).
+Napi::Value Crc32c(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsTypedArray()) throw Napi::TypeError::New(env, "crc32c: expected a TypedArray or Buffer");
+  auto ta = info[0].As<Napi::TypedArray>();
+  const uint8_t* p = static_cast<const uint8_t*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  const uint32_t init = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : 0;
+  return Napi::Number::New(env, crc32c(p, ta.ByteLength(), init));
+}
+
+}  // namespace
+
+Napi::Object DataExports(Napi::Env env) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("Loader", Loader::Init(env));
+  o.Set("crc32c", Napi::Function::New(env, Crc32c, "crc32c"));
+  o.Set("crc32cImpl", crc32cImpl());
+  o.Set("jpeg", jpegAvailable());
+  o.Set("jpegReason", jpegReason());
+  o.Set("jpegVersion", jpegVersion());
+  return o;
+}
+
+}  // namespace axn::data

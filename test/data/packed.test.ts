@@ -1,0 +1,470 @@
+// Packed data sets end to end: `pack` (round trip, skipped files, crash and resume), the store's checks
+// (damaged files name the record), the native decoder against sharp, the loader against ImageFolder (same
+// crops, same numbers), epochs and ranks, and the CUDA path against the CPU one.
+import { spawn } from 'node:child_process';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { ImageFolder } from '../../lib/data/image-folder.js';
+import { pack } from '../../lib/data/pack.js';
+import { PackedDataset } from '../../lib/data/packed.js';
+import { loadNative } from '../../lib/native.js';
+import { sharpDecode } from '../../lib/sharp.js';
+import { memoryStats, setPoison } from '../../lib/tensor.js';
+import { emulated, noCuda } from '../helpers/gpu.js';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const require = createRequire(import.meta.url);
+const photos: { makePhotoFolder: (out: string, o: object) => Promise<{ files: number }>; skimageDataDir: () => string | null } = await import(
+  path.join(root, 'bench', 'photos.mjs')
+);
+const skimage = photos.skimageDataDir();
+if (!skimage && process.env.CI) throw new Error('CI: the packed data set tests need scikit-image\'s sample photographs (apt-get install python3-skimage)');
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'axn-packed-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+const crc32c = (b: Uint8Array) => loadNative().data.crc32c(b) >>> 0;
+
+/** A folder of real photographs: `perClass` 500×375 JPEGs of each of `classes` photos. */
+async function photoFolder(name: string, perClass: number, classes: number): Promise<string> {
+  const dir = path.join(tmp, name);
+  await photos.makePhotoFolder(dir, { perClass, classes });
+  return dir;
+}
+
+/** Collects one epoch's batches: inputs read back, labels, and the inputs' shapes. */
+async function epoch(ds: PackedDataset, o: Parameters<PackedDataset['batches']>[0]) {
+  const xs: Float32Array[] = [];
+  const labels: number[] = [];
+  const shapes: number[][] = [];
+  for await (const b of ds.batches(o)) {
+    shapes.push([...b.input!.shape]);
+    xs.push(await b.input!.toFloat32Array());
+    b.input!.dispose();
+    labels.push(...b.labels);
+  }
+  return { xs, labels, shapes };
+}
+
+describe.skipIf(!skimage)('pack and PackedDataset', () => {
+  let src: string;
+  let jpegStore: string;
+  let rawStore: string;
+  beforeAll(async () => {
+    src = await photoFolder('photos', 4, 5); // 20 real photos, 5 classes
+    jpegStore = path.join(tmp, 'photos.axpk');
+    rawStore = path.join(tmp, 'photos-raw.axpk');
+    await pack(src, jpegStore, { workers: 2 });
+    await pack(src, rawStore, { workers: 2, format: 'raw' });
+  });
+
+  it('round-trips every image: the bytes of the one decoding path, its label and its name', async () => {
+    const folder = await ImageFolder.open(src);
+    for (const [file, format] of [[rawStore, 'raw'], [jpegStore, 'jpeg']] as const) {
+      const ds = await PackedDataset.open(file);
+      try {
+        expect(ds.records).toBe(20);
+        expect(ds.classes).toEqual(folder.classes);
+        expect(ds.settings).toEqual({ resize: 256, mode: 'short', format, quality: format === 'jpeg' ? 90 : 0, channels: 3 });
+        expect(ds.names).toEqual(folder.files.map((f) => path.relative(src, f)));
+        for (let i = 0; i < ds.records; i++) {
+          const r = ds.record(i);
+          expect(r.label).toBe(folder.labels[i]);
+          const want = await sharpDecode.encodeResized(sharp, folder.files[i], { channels: 3, resize: 256, format, quality: 90 });
+          expect([r.width, r.height]).toEqual([want.width, want.height]);
+          expect(Math.min(r.width, r.height)).toBe(256);
+          expect(r.bytes.equals(want.data), `record ${i} (${format})`).toBe(true);
+        }
+      } finally {
+        await ds.close();
+      }
+    }
+  });
+
+  it('the same folder and settings give the same file, byte for byte', async () => {
+    const again = path.join(tmp, 'again.axpk');
+    await pack(src, again, { workers: 1 });
+    expect(readFileSync(again).equals(readFileSync(jpegStore))).toBe(true);
+  });
+
+  it('decodes JPEG records as sharp (libvips) does: the whole image within 1 level; a window exactly as the whole image cropped', async () => {
+    const ds = await PackedDataset.open(jpegStore);
+    try {
+      let worst = 0;
+      for (let i = 0; i < ds.records; i++) {
+        const r = ds.record(i);
+        const mine = ds.decodeRecord(i);
+        const ref = await sharp(r.bytes).raw().toBuffer({ resolveWithObject: true });
+        expect([ref.info.width, ref.info.height, ref.info.channels]).toEqual([mine.width, mine.height, 3]);
+        for (let k = 0; k < mine.data.length; k++) worst = Math.max(worst, Math.abs(mine.data[k] - ref.data[k]));
+      }
+      expect(worst).toBeLessThanOrEqual(1);
+    } finally {
+      await ds.close();
+    }
+    // windows: the loader's eval batches (centred 224 window, decoded with crop + skip) equal the same
+    // window of the whole image decoded natively, normalised by the same formula
+    const raw = await PackedDataset.open(jpegStore, { size: 224, mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] });
+    try {
+      const { xs } = await epoch(raw, { batchSize: 20 });
+      for (let i = 0; i < 20; i++) {
+        const { data, width: W, height: H } = raw.decodeRecord(i);
+        const top = Math.floor((H - 224) / 2);
+        const left = Math.floor((W - 224) / 2);
+        let diff = 0;
+        for (let c = 0; c < 3; c++)
+          for (let y = 0; y < 224; y++)
+            for (let x = 0; x < 224; x++) if (xs[0][((i * 3 + c) * 224 + y) * 224 + x] !== data[((top + y) * W + left + x) * 3 + c]) diff++;
+        expect(diff, `image ${i}: window pixels that differ from the whole image's`).toBe(0);
+      }
+    } finally {
+      await raw.close();
+    }
+  });
+
+  it('gives the batches ImageFolder gives for the same seed and epoch: same images, crops, flips and colour shifts', async () => {
+    const folder = await ImageFolder.open(src, { train: true, workers: 1 });
+    const ds = await PackedDataset.open(rawStore, { train: true });
+    try {
+      for (const e of [0, 3]) {
+        const o = { batchSize: 8, shuffle: true, seed: 11, epoch: e };
+        const mine = await epoch(ds, o);
+        const theirs: Float32Array[] = [];
+        const labels: number[] = [];
+        for await (const b of folder.batches(o)) {
+          theirs.push(b.x!);
+          labels.push(...b.labels);
+        }
+        expect(mine.labels).toEqual(labels);
+        expect(mine.xs.length).toBe(theirs.length);
+        mine.xs.forEach((x, k) => {
+          let worst = 0;
+          for (let i = 0; i < x.length; i++) worst = Math.max(worst, Math.abs(x[i] - theirs[k][i]));
+          // ImageFolder rounds once from double; the kernel rounds a, b, the product and the sum in float
+          expect(worst, `epoch ${e} batch ${k}`).toBeLessThan(4e-6);
+        });
+      }
+    } finally {
+      await ds.close();
+      await folder.close();
+    }
+  });
+
+  it('visits every image once an epoch; ranks take disjoint equal shares of the padded permutation', async () => {
+    const ds = await PackedDataset.open(jpegStore, { train: true });
+    const order = (d: PackedDataset, seed: number, ep: number) => Array.from(d.epochRecords({ shuffle: true, seed, epoch: ep }));
+    try {
+      const a = order(ds, 5, 0);
+      expect([...a].sort((x, y) => x - y)).toEqual(Array.from({ length: 20 }, (_, i) => i));
+      expect(order(ds, 5, 0)).toEqual(a);
+      expect(order(ds, 5, 1)).not.toEqual(a);
+    } finally {
+      await ds.close();
+    }
+    for (const world of [2, 3, 7]) {
+      const shares: number[][] = [];
+      for (let rank = 0; rank < world; rank++) {
+        const r = await PackedDataset.open(jpegStore, { train: true, rank, world });
+        shares.push(order(r, 5, 2));
+        expect(r.size).toBe(Math.ceil(20 / world));
+        await r.close();
+      }
+      const all = shares.flat();
+      const pad = Math.ceil(20 / world) * world - 20;
+      expect(all.length).toBe(20 + pad);
+      expect(new Set(all).size).toBe(20);
+      // position k of the padded permutation goes to rank k mod world; the pad repeats its first images
+      const full = order(await PackedDataset.open(jpegStore, { train: true }), 5, 2);
+      const padded = [...full, ...full.slice(0, pad)];
+      shares.forEach((s, rank) => expect(s).toEqual(padded.filter((_, k) => k % world === rank)));
+    }
+  });
+
+  it('starts at a batch without decoding the ones before: the tail of the epoch', async () => {
+    const ds = await PackedDataset.open(jpegStore, { train: true });
+    try {
+      const o = { batchSize: 6, shuffle: true, seed: 3, epoch: 1 };
+      const full = await epoch(ds, o);
+      const before = ds.stats().images;
+      const tail = await epoch(ds, { ...o, startBatch: 2 });
+      expect(ds.stats().images - before).toBe(20 - 12);
+      expect(tail.labels).toEqual(full.labels.slice(12));
+      expect(tail.xs).toEqual(full.xs.slice(2));
+      expect(full.shapes.map((s) => s[0])).toEqual([6, 6, 6, 2]);
+    } finally {
+      await ds.close();
+    }
+  });
+
+  it('ten crops per image: corners and centre of the central square and their mirrors', async () => {
+    const ds = await PackedDataset.open(rawStore, { tenCrop: true, size: 224, mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] });
+    try {
+      const b = (await ds.batches({ batchSize: 2 })[Symbol.asyncIterator]().next()).value!;
+      expect(b.crops).toBe(10);
+      expect(b.input!.shape).toEqual([20, 3, 224, 224]);
+      const x = await b.input!.toFloat32Array();
+      b.input!.dispose();
+      const { data, width: W, height: H } = ds.decodeRecord(0);
+      const t0 = Math.floor((H - 256) / 2);
+      const l0 = Math.floor((W - 256) / 2);
+      const px = (y: number, xx: number, c: number) => data[((t0 + y) * W + l0 + xx) * 3 + c];
+      const view = (v: number, y: number, xx: number, c: number) => x[((v * 3 + c) * 224 + y) * 224 + xx];
+      expect(view(0, 0, 0, 0)).toBe(px(0, 0, 0)); // top-left
+      expect(view(1, 0, 0, 1)).toBe(px(0, 32, 1)); // top-right
+      expect(view(3, 223, 223, 2)).toBe(px(255, 255, 2)); // bottom-right
+      expect(view(4, 0, 0, 0)).toBe(px(16, 16, 0)); // centre
+      expect(view(5, 0, 0, 0)).toBe(px(0, 223, 0)); // top-left, mirrored
+    } finally {
+      await ds.close();
+    }
+  });
+
+  it('frees what it allocates: no tensors or host bytes left after epochs', async () => {
+    const ds = await PackedDataset.open(jpegStore, { train: true });
+    try {
+      await epoch(ds, { batchSize: 8, shuffle: true, seed: 1 });
+      const before = memoryStats();
+      for (let e = 0; e < 3; e++) await epoch(ds, { batchSize: 8, shuffle: true, seed: 1, epoch: e });
+      const after = memoryStats();
+      expect(after.tensors.cpu).toBe(before.tensors.cpu);
+      expect(after.bytes.cpu).toBe(before.bytes.cpu);
+    } finally {
+      await ds.close();
+    }
+  });
+
+  it('one iteration at a time; closed is closed', async () => {
+    const ds = await PackedDataset.open(jpegStore);
+    const it1 = ds.batches({ batchSize: 4 })[Symbol.asyncIterator]();
+    const first = await it1.next();
+    first.value!.input!.dispose();
+    await expect(ds.batches({ batchSize: 4 })[Symbol.asyncIterator]().next()).rejects.toThrow(/already being iterated/);
+    await it1.return!(undefined);
+    await ds.close();
+    await expect(ds.batches({ batchSize: 4 })[Symbol.asyncIterator]().next()).rejects.toThrow(/is closed/);
+  });
+
+  it('refuses options and stores that do not fit, saying what was expected', async () => {
+    await expect(PackedDataset.open(jpegStore, { size: 300 })).rejects.toThrow(/smallest image side is 256 \(packed at 256\), smaller than the 300×300 crop/);
+    await expect(PackedDataset.open(jpegStore, { bogus: 1 } as object)).rejects.toThrow(/unknown option "bogus"/);
+    await expect(PackedDataset.open(jpegStore, { train: true, tenCrop: true })).rejects.toThrow(/tenCrop is an evaluation mode/);
+    await expect(PackedDataset.open(jpegStore, { rank: 2, world: 2 })).rejects.toThrow(/rank to be an integer from 0 to 1/);
+    await expect(pack(src, jpegStore)).rejects.toThrow(/exists already; remove it first, or pass overwrite/);
+    await expect(pack(src, path.join(tmp, 'x.axpk'), { quality: 0 })).rejects.toThrow(/quality to be an integer from 1 to 100, got 0/);
+  });
+});
+
+describe.skipIf(!skimage)('pack skips what it cannot decode, and reports it', () => {
+  it('corrupt, truncated, empty, non-image and oversized files are skipped with their reasons; the rest is packed', async () => {
+    const src = await photoFolder('bad', 3, 2);
+    const cls = path.join(src, 'astronaut');
+    const good = readFileSync(path.join(cls, '0000.jpg'));
+    writeFileSync(path.join(cls, 'truncated.jpg'), good.subarray(0, Math.floor(good.length / 3)));
+    copyFileSync(path.join(skimage!, 'truncated.jpg'), path.join(cls, 'skimage-truncated.jpg'));
+    writeFileSync(path.join(cls, 'text.jpg'), 'this is not an image\n');
+    writeFileSync(path.join(cls, 'empty.png'), '');
+    // 275-byte class of file from the issue: 65535×1, whose short side resized to 256 would be 4.3 G pixels
+    writeFileSync(path.join(cls, 'bomb.png'), await sharp(Buffer.alloc(65535 * 3), { raw: { width: 65535, height: 1, channels: 3 } }).png().toBuffer());
+    const reported: string[] = [];
+    const r = await pack(src, path.join(tmp, 'bad.axpk'), { workers: 2, onSkip: (s) => reported.push(path.basename(s.path)) });
+    expect(r.count).toBe(6);
+    const why = Object.fromEntries(r.skipped.map((s) => [path.basename(s.path), s.reason]));
+    expect(Object.keys(why).sort()).toEqual(['bomb.png', 'empty.png', 'skimage-truncated.jpg', 'text.jpg', 'truncated.jpg']);
+    expect(reported.sort()).toEqual(Object.keys(why).sort());
+    expect(why['bomb.png']).toMatch(/65535×1: resizing its short side to 256 would make it 16,776,960×256 .* more than the 16,777,216 pixels/);
+    expect(why['truncated.jpg']).toMatch(/premature end|truncated|corrupt/i);
+    const ds = await PackedDataset.open(r.path);
+    expect(ds.records).toBe(6);
+    await ds.close();
+  });
+});
+
+describe.skipIf(!skimage)('a crash while packing', () => {
+  it('leaves no store under the final name; the resumed pack is the uninterrupted one, byte for byte', async () => {
+    const src = await photoFolder('crash', 30, 4); // 120 photos
+    const out = path.join(tmp, 'crash.axpk');
+    const child = spawn(
+      process.execPath,
+      ['--input-type=module', '-e', `import { data } from ${JSON.stringify(path.join(root, 'dist', 'index.js'))}; await data.pack(${JSON.stringify(src)}, ${JSON.stringify(out)}, { workers: 1 });`],
+      { stdio: 'ignore' },
+    );
+    const journal = `${out}.partial.journal`;
+    const lines = () => (existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').length - 2 : 0);
+    const t0 = Date.now();
+    while (lines() < 5 && Date.now() - t0 < 60_000 && child.exitCode === null) await new Promise((r) => setTimeout(r, 20));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    const done = lines();
+    expect(done, 'the journal recorded some images before the kill').toBeGreaterThanOrEqual(5);
+    expect(done).toBeLessThan(120);
+    expect(existsSync(out)).toBe(false);
+    expect(existsSync(`${out}.partial`)).toBe(true);
+    // the partial file may hold records past the journal: they are cut off and redone
+    const r = await pack(src, out, { workers: 2 });
+    expect(r.resumedFrom).toBe(done);
+    expect(existsSync(journal)).toBe(false);
+    expect(existsSync(`${out}.partial`)).toBe(false);
+    const whole = path.join(tmp, 'crash-whole.axpk');
+    await pack(src, whole, { workers: 2 });
+    expect(readFileSync(out).equals(readFileSync(whole))).toBe(true);
+  });
+
+  it('refuses to continue an interrupted pack with other settings; --restart starts over', async () => {
+    const src = await photoFolder('restart', 2, 2);
+    const out = path.join(tmp, 'restart.axpk');
+    const partial = `${out}.partial`;
+    writeFileSync(partial, Buffer.alloc(128));
+    writeFileSync(`${partial}.journal`, JSON.stringify({ packJournal: 1, settings: { resize: 128, mode: 'short', format: 'jpeg', quality: 90, channels: 3 }, files: 4, list: 'x' }) + '\n');
+    await expect(pack(src, out)).rejects.toThrow(/used other settings .*pass the same options to continue it, or resume: false \(--restart\)/);
+    const r = await pack(src, out, { resume: false });
+    expect(r.count).toBe(4);
+    expect(r.resumedFrom).toBe(0);
+  });
+});
+
+describe.skipIf(!skimage)('a damaged store', () => {
+  let good: string;
+  let bytes: Buffer;
+  beforeAll(async () => {
+    good = path.join(tmp, 'dmg.axpk');
+    await pack(await photoFolder('dmg', 2, 3), good, { workers: 2 });
+    bytes = readFileSync(good);
+  });
+  const variant = (name: string, f: (b: Buffer) => Buffer) => {
+    const p = path.join(tmp, name);
+    writeFileSync(p, f(Buffer.from(bytes)));
+    return p;
+  };
+  const u64 = (b: Buffer, at: number) => Number(b.readBigUInt64LE(at));
+  const refreshCrcs = (b: Buffer) => {
+    const idx = [u64(b, 40), u64(b, 48)];
+    b.writeUInt32LE(crc32c(b.subarray(idx[0], idx[0] + idx[1])), 88);
+    b.writeUInt32LE(crc32c(b.subarray(0, 124)), 124);
+    return b;
+  };
+
+  it('a flipped byte in a record: the batch fails naming the record and its source file', async () => {
+    const ds0 = await PackedDataset.open(good);
+    const at = ds0.record(4);
+    await ds0.close();
+    const off = u64(bytes, u64(bytes, 40) + 4 * 32);
+    expect(off).toBeGreaterThanOrEqual(128);
+    const p = variant('flip-record.axpk', (b) => {
+      b[off + Math.floor(at.bytes.length / 2)] ^= 0x10;
+      return b;
+    });
+    const ds = await PackedDataset.open(p);
+    try {
+      await expect(epoch(ds, { batchSize: 3 })).rejects.toThrow(new RegExp(`flip-record\\.axpk: record 4 is damaged: its checksum is 0x[0-9a-f]{8}, the index says 0x[0-9a-f]{8} \\(packed from ${ds.names[4].replace('/', '\\/')}\\)`));
+    } finally {
+      await ds.close();
+    }
+  });
+
+  it('a truncated file, a flipped byte in the index, header or meta, a wrong index entry, not a store: clear errors at open', async () => {
+    const idxOff = u64(bytes, 40);
+    const cases: [string, (b: Buffer) => Buffer, RegExp][] = [
+      ['truncated', (b) => b.subarray(0, b.length - 100), /the names section \(bytes \d+ to \d+\) does not follow .* the file is truncated or damaged/],
+      ['half', (b) => b.subarray(0, 60), /fewer than the 128-byte header: not a packed data set, or truncated/],
+      ['index', (b) => ((b[idxOff + 33] ^= 1), b), /the index's checksum is wrong \(stored 0x[0-9a-f]{8}, computed 0x[0-9a-f]{8}\): the index is damaged/],
+      ['header', (b) => ((b[20] ^= 1), b), /the header's checksum is wrong/],
+      ['meta', (b) => ((b[u64(b, 56) + 3] ^= 1), b), /the meta section's checksum is wrong/],
+      ['outside', (b) => (b.writeBigUInt64LE(BigInt(idxOff), idxOff + 2 * 32), refreshCrcs(b)), /record 2: bytes \d+ to \d+ lie outside the data section \(128 to \d+\)/],
+      ['channels', (b) => ((b[idxOff + 32 + 24] = 4), refreshCrcs(b)), /record 1: 4 channels, expected 1 or 3/],
+      ['magic', (b) => ((b[0] = 0x42), b), /not a packed data set \(expected the magic/],
+      ['version', (b) => (b.writeUInt32LE(9, 8), refreshCrcs(b)), /format version 9, this package reads version 1/],
+    ];
+    for (const [name, f, re] of cases) {
+      const p = variant(`${name}.axpk`, f);
+      await expect(PackedDataset.open(p), name).rejects.toThrow(re);
+    }
+    await expect(PackedDataset.open(path.join(tmp, 'nope.axpk'))).rejects.toThrow(/cannot open: No such file/);
+  });
+
+  it('a JPEG larger than its index entry says is refused before it is decoded', async () => {
+    // record 0 claims 200×200: the JPEG's own header disagrees, so nothing is decoded past the header
+    const idxOff = u64(bytes, 40);
+    const p = variant('size.axpk', (b) => (b.writeUInt16LE(200, idxOff + 20), b.writeUInt16LE(200, idxOff + 22), refreshCrcs(b)));
+    const ds = await PackedDataset.open(p, { size: 100 });
+    try {
+      expect(() => ds.decodeRecord(0)).toThrow(/record 0: JPEG: the image is \d+×\d+ with 3 components, the index says 200×200/);
+      await expect(epoch(ds, { batchSize: 2 })).rejects.toThrow(/record 0: JPEG: the image is \d+×\d+ with 3 components, the index says 200×200/);
+    } finally {
+      await ds.close();
+    }
+  });
+});
+
+describe.skipIf(noCuda || !skimage)('PackedDataset on CUDA', () => {
+  it('makes the inputs the CPU makes, bit for bit (crops, flips, PCA shifts), and frees its device memory', async () => {
+    const src = await photoFolder('cuda', 1, 3);
+    const file = path.join(tmp, 'cuda.axpk');
+    await pack(src, file, { workers: 2 });
+    const cpu = await PackedDataset.open(file, { train: true, device: 'cpu' });
+    const gpu = await PackedDataset.open(file, { train: true, device: 'cuda' });
+    try {
+      const o = { batchSize: 2, shuffle: true, seed: 9, epoch: 4 };
+      const a = await epoch(cpu, o);
+      const before = memoryStats();
+      const b = await epoch(gpu, o);
+      expect(b.labels).toEqual(a.labels);
+      expect(b.xs).toEqual(a.xs);
+      const after = memoryStats();
+      expect(after.tensors.cuda).toBe(before.tensors.cuda);
+      expect(after.native.cuda!.inUseBytes).toBe(before.native.cuda!.inUseBytes);
+    } finally {
+      await cpu.close();
+      await gpu.close();
+    }
+  });
+});
+
+type OrderName = 'forward' | 'reverse' | 'shuffle';
+interface Emulator {
+  setOrder(order: OrderName, seed?: number): void;
+  order(): { order: string; seed: number };
+  setDropStreamWaits(drop: boolean): void;
+}
+
+describe.skipIf(!emulated || !skimage)('PackedDataset on the emulated device: the upload is ordered by its two stream waits', () => {
+  it('with the waits the inputs are right under every stream order; with them dropped, wrong under some', async () => {
+    const emu = (loadNative() as unknown as { emulator: Emulator }).emulator;
+    const initial = emu.order();
+    const src = await photoFolder('streams', 1, 2);
+    const file = path.join(tmp, 'streams.axpk');
+    await pack(src, file, { workers: 2 });
+    const cpu = await PackedDataset.open(file, { size: 64, device: 'cpu' });
+    const gpu = await PackedDataset.open(file, { size: 64, device: 'cuda' });
+    setPoison(true); // a kernel that reads the upload's block before the copy lands reads NaN bytes
+    try {
+      const want = (await epoch(cpu, { batchSize: 2 })).xs[0];
+      const orders: [OrderName, number][] = [['forward', 0], ['reverse', 0], ...[1, 2, 3, 4, 5, 6].map((k) => ['shuffle', k] as [OrderName, number])];
+      let wrong = 0;
+      for (const drop of [false, true]) {
+        emu.setDropStreamWaits(drop);
+        for (const [order, seed] of orders) {
+          emu.setOrder(order, seed);
+          const got = (await epoch(gpu, { batchSize: 2 })).xs[0];
+          const same = got.every((v, i) => Object.is(v, want[i]));
+          if (!drop) expect(same, `with the waits, order ${order}/${seed}`).toBe(true);
+          else if (!same) wrong++;
+        }
+      }
+      expect(wrong, 'orders under which the dropped waits showed').toBeGreaterThan(0);
+    } finally {
+      setPoison(false);
+      emu.setDropStreamWaits(false);
+      emu.setOrder(initial.order as OrderName, initial.seed);
+      await cpu.close();
+      await gpu.close();
+    }
+  });
+});
+
+void statSync;
+void mkdirSync;
+void require;
