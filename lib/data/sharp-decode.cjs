@@ -49,7 +49,8 @@ function plan(meta, resize, mode) {
  * header is checked first (plan), alpha dropped before the resize. */
 async function resizedPipeline(sharp, input, o) {
   const opts = { failOn: o.failOn || 'warning', limitInputPixels: LIMITS.decodedPixels };
-  const meta = await sharp(input, opts).metadata();
+  // the header only, without libvips's own limit, so that our message (with the sizes) is the one seen
+  const meta = await sharp(input, { ...opts, limitInputPixels: false }).metadata();
   const target = plan(meta, o.resize, o.mode || 'short');
   let p;
   if (meta.hasAlpha) {
