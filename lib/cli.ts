@@ -17,9 +17,12 @@ import { resizeBilinear } from './ops/resize.js';
 import { ImageFolder } from './data/image-folder.js';
 import { pack, type PackOptions } from './data/pack.js';
 import { PackedDataset } from './data/packed.js';
+import { proveWritableFolder } from './io/files.js';
+import { holdUntilExit, lockFolder } from './io/lock.js';
 import { evaluate } from './eval.js';
 import { evaluateTenCrop, loadImagesForPrediction, type InputSpec } from './predict.js';
 import { createAlexNet, type AlexNet, type Arch } from './models/alexnet.js';
+import { modelSpecFromWeights } from './models/from-weights.js';
 import { packageRoot } from './native.js';
 import { setDefaultPrecision, type Precision } from './ops/util.js';
 import { Tensor, backendInfo, cudaAvailable, type Device } from './tensor.js';
@@ -206,6 +209,10 @@ program
   .option('--resume', 'resume from <out>/checkpoint.safetensors when it exists')
   .option('--no-progress', 'no progress bar (one line per epoch)')
   .action(async (o) => {
+    // Where the results go, first: proven writable and locked against a second run there before anything
+    // is loaded or trained (released when the process ends, by an error or a signal too).
+    proveWritableFolder(o.out, '--out');
+    const unlock = holdUntilExit(lockFolder(o.out, '--out', (m) => console.error(`warning: ${m}`)));
     const device = pickDevice(o.device);
     // The paper arch where a GPU runs it; the small one on the CPU and on the emulated device (a test build).
     const arch: Arch = o.arch ?? (device === 'cuda' && !backendInfo().emulated ? 'paper' : 'small');
@@ -223,7 +230,6 @@ program
     // TF32 tensor cores by default on CUDA (strict fp32: --precision fp32); the CPU computes in fp32.
     const precision: Precision = (o.precision as Precision | undefined) ?? (device === 'cuda' ? 'tf32' : 'fp32');
     setDefaultPrecision(precision);
-    mkdirSync(o.out, { recursive: true });
     const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels, device });
     const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
     if (o.weights) {
@@ -316,6 +322,7 @@ program
     model.dispose();
     await data.train.close?.();
     await data.test.close?.();
+    unlock();
   });
 
 program
@@ -584,35 +591,26 @@ async function loadPretrained(model: AlexNet, file: string): Promise<string> {
 async function modelFromWeights(file: string, arch: Arch | undefined, device: Device) {
   const { readWeights } = await import('./io/weights.js');
   const f = await readWeights(file);
-  const json = (key: string, text: string | undefined) => {
-    if (text === undefined) return undefined;
-    try {
-      return JSON.parse(text);
-    } catch (e) {
-      throw new Error(`${file}: metadata "${key}" is not valid JSON (${(e as Error).message})`);
-    }
-  };
-  // weights.safetensors keeps the config in "config"; checkpoint.safetensors inside "meta"
-  const cfg = json('config', f.metadata.config) ?? json('meta', f.metadata.meta)?.config ?? {};
-  const a: Arch = arch ?? cfg.arch ?? (f.metadata.arch as Arch) ?? 'torchvision';
-  const numClasses = cfg.numClasses ?? f.tensors.get('classifier.6.weight')?.shape[0] ?? 1000;
-  const inChannels = cfg.inChannels ?? f.tensors.get('features.0.weight')?.shape[1] ?? 3;
-  const model = createAlexNet({ arch: a, numClasses, device, dropout: 0, groups: cfg.groups ?? 1, inChannels, hidden: cfg.hidden });
-  model.loadStateDict(f.tensors, file);
-  let classes = json('classes', f.metadata.classes) as string[] | undefined;
-  if (classes !== undefined && (!Array.isArray(classes) || classes.length !== numClasses))
-    throw new Error(`${file}: metadata "classes" should list ${numClasses} class names, got ${JSON.stringify(classes).slice(0, 80)}`);
+  // What the metadata says is checked against the tensors before anything is allocated: the model built
+  // has exactly the file's tensors (lib/models/from-weights.ts).
+  const spec = modelSpecFromWeights(file, f, { arch, archFrom: '--arch' });
+  const { numClasses, inChannels } = spec.options;
+  const model = createAlexNet({ ...spec.options, device, dropout: 0 });
+  try {
+    model.loadStateDict(f.tensors, file);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  let classes = spec.classes;
   // Weights that name no classes (a torchvision .pth) with 1,000 colour outputs: ImageNet-1k, in
   // torchvision's order.
   if (classes === undefined && numClasses === 1000 && inChannels === 3) classes = [...IMAGENET_CLASSES];
-  const input: InputSpec = json('input', f.metadata.input) ?? {
+  const input: InputSpec = spec.input ?? {
     side: model.config.inputSize,
     mean: inChannels === 1 ? [FASHION_MNIST_MEAN] : [...IMAGENET_MEAN],
     std: inChannels === 1 ? [FASHION_MNIST_STD] : [...IMAGENET_STD],
   };
-  const nums = (a: unknown) => Array.isArray(a) && a.length > 0 && a.every((v) => typeof v === 'number' && Number.isFinite(v));
-  if (!Number.isInteger(input.side) || input.side < 1 || !nums(input.mean) || !nums(input.std))
-    throw new Error(`${file}: metadata "input" should be { side, mean: number[], std: number[] }, got ${JSON.stringify(input).slice(0, 80)}`);
   return { model, classes, input };
 }
 

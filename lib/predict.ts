@@ -1,4 +1,5 @@
 /** Prediction on image files and the paper's 10-crop evaluation. */
+import { checkRegularFile } from './io/files.js';
 import { loadSharp, sharpDecode } from './sharp.js';
 import { tenCrop } from './data/augment.js';
 import type { BatchSource } from './data/types.js';
@@ -33,6 +34,7 @@ export async function loadImagesForPrediction(
   const sharp = await loadSharp();
   for (const f of files) {
     try {
+      await checkRegularFile(f); // a FIFO would block the decoder forever; devices and sockets are no images
       // the package's one decoding path (lib/data/sharp-decode.cjs): size bounded before decoding, alpha
       // dropped without premultiplying, as ImageFolder and pack decode
       const { data, width: W, height: H, channels } = await sharpDecode.decodeResized(sharp, f, { channels: c as 1 | 3, resize, failOn: 'warning' });

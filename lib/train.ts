@@ -1,7 +1,9 @@
 /** The training loop: epochs of SGD over a BatchSource, evaluation after each epoch, an LR schedule,
  * atomic checkpoints, and resumption that reproduces an uninterrupted run exactly (same seed → same
  * shuffles, same dropout masks, same weights). */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import path from 'node:path';
+import { fileKind, proveWritableFolder } from './io/files.js';
 import { loadCheckpoint, saveCheckpoint, readCheckpointMeta, type TrainingSettings } from './checkpoint.js';
 import { batchInput } from './data/batching.js';
 import type { BatchSource } from './data/types.js';
@@ -50,7 +52,11 @@ export interface TrainOptions {
   freeze?: 'none' | 'features';
   /** Seeds the data order (the model's own seed drives initialisation and dropout). */
   seed?: number;
-  /** Write a checkpoint here after every epoch (and every `checkpointEvery` batches). */
+  /** Write a checkpoint here after every epoch (and every `checkpointEvery` batches). Its folder is
+   * created if needed and proven writable (a file created and removed there) before the first step, so an
+   * unwritable place fails at once, not after an epoch. train() takes no lock on it: the `alexnet train`
+   * command locks its --out folder (lockFolder in lib/io/lock.ts), and a script that may run next to
+   * another one writing the same checkpoint can take that lock itself. */
   checkpoint?: string;
   checkpointEvery?: number;
   /** Resume from this checkpoint (when it exists). */
@@ -85,6 +91,12 @@ const LEGACY_SETTINGS: Partial<Record<keyof TrainingSettings, unknown>> = { trai
 export async function train(o: TrainOptions): Promise<TrainResult> {
   const { model } = o;
   const t0 = performance.now();
+  if (o.checkpoint !== undefined) {
+    if (typeof o.checkpoint !== 'string' || o.checkpoint === '') throw new TypeError(`train: expected checkpoint to be a file path, got ${JSON.stringify(o.checkpoint)}`);
+    proveWritableFolder(path.dirname(path.resolve(o.checkpoint)), 'train: checkpoint');
+    if (existsSync(o.checkpoint) && !statSync(o.checkpoint).isFile())
+      throw new Error(`train: checkpoint: expected ${o.checkpoint} to be a file path, got a ${fileKind(statSync(o.checkpoint))}`);
+  }
   const freeze = o.freeze ?? 'none';
   if (freeze !== 'none' && freeze !== 'features') throw new TypeError(`train: freeze must be 'none' or 'features', got ${JSON.stringify(freeze)}`);
   const trainable = model.namedParameters().filter(([name]) => freeze === 'none' || !name.startsWith('features.')).map(([, p]) => p);

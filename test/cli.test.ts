@@ -111,6 +111,28 @@ describe('alexnet CLI', () => {
     rmSync(tree.root, { recursive: true, force: true });
   });
 
+  it('predict refuses a FIFO, a socket or a device at once (never opens it) and prints the other images\' results', async () => {
+    const { createAlexNet } = await import('../lib/index.js');
+    const w = path.join(tmp, 'untrained.safetensors');
+    const m = createAlexNet({ arch: 'small', numClasses: 3, dropout: 0 });
+    await m.saveWeights(w, { classes: ['x', 'y', 'z'], input: { side: 28, mean: [0.5], std: [0.25] } });
+    m.dispose();
+    const img = (n: string) => path.join(tmp, n);
+    for (const n of ['before.png', 'after.png']) await sharp({ create: { width: 30, height: 30, channels: 3, background: { r: 9, g: 99, b: 199 } } }).png().toFile(img(n));
+    const { execFileSync } = await import('node:child_process');
+    execFileSync('mkfifo', [img('pipe.png')]);
+    const { symlinkSync } = await import('node:fs');
+    symlinkSync('/dev/zero', img('zero.jpg'));
+    const t0 = Date.now();
+    const p = alexnet(['predict', '--weights', w, '--device', 'cpu', img('before.png'), img('pipe.png'), img('zero.jpg'), img('after.png')], 60_000);
+    expect(p.code, p.err).toBe(1); // not killed by the timeout: it did not hang
+    expect(Date.now() - t0).toBeLessThan(30_000);
+    expect(p.err).toContain(`${img('pipe.png')}: could not read it (expected a regular file, got a FIFO (named pipe)`);
+    expect(p.err).toContain(`${img('zero.jpg')}: could not read it (expected a regular file, got a character device)`);
+    expect(p.out).toMatch(/before\.png: [xyz] [\d.]+%/);
+    expect(p.out).toMatch(/after\.png: [xyz] [\d.]+%/);
+  });
+
   it('bad input gets a clear message and a non-zero exit, not a stack trace', () => {
     const r1 = alexnet(['train', '--epochs', 'zero']);
     expect(r1.code).not.toBe(0);

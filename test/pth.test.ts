@@ -294,3 +294,30 @@ describe.skipIf(!hasTorch)('ImageNet evaluation from synset folders', () => {
     expect(short.stderr).toMatch(/--synsets .*short\.txt: 2 ids, the model has 1000 classes/);
   });
 });
+
+// Written here byte by byte (no PyTorch needed): a zip as torch.save lays it out, with a crafted pickle.
+describe('.pth error offsets', () => {
+  it('are real offsets into the file (a truncated pickle string was reported "at byte -3036675910")', async () => {
+    const { zipSync } = await import('fflate');
+    // PROTO 2, EMPTY_DICT, BINUNICODE of 0xB5000000 bytes of which 3 are there
+    const pkl = Uint8Array.from([0x80, 0x02, 0x7d, 0x58, 0x00, 0x00, 0x00, 0xb5, 0x61, 0x62, 0x63]);
+    const zip = zipSync({ 'arc/data.pkl': [pkl, { level: 0 }], 'arc/byteorder': [new TextEncoder().encode('little'), { level: 0 }] });
+    const pklAt = Buffer.from(zip).indexOf(Buffer.from(pkl));
+    expect(pklAt).toBeGreaterThan(0);
+    let msg = '';
+    try {
+      parsePth(zip, 'cut.pth');
+    } catch (e) {
+      msg = (e as Error).message;
+    }
+    const m = /at byte (-?\d+)/.exec(msg);
+    expect(m, msg).not.toBeNull();
+    expect(Number(m![1]), msg).toBe(pklAt + 8); // where the string's bytes start, in the file
+    expect(msg).toMatch(/^cut\.pth \(arc\/data\.pkl\): the pickle ends inside a string of 3036676096 bytes at byte \d+ of the file \(3 bytes are left\): truncated\?/);
+    // the other offsets are the file's too: an unknown opcode right after the protocol
+    const odd = Uint8Array.from([0x80, 0x02, 0xff]);
+    const zip2 = zipSync({ 'arc/data.pkl': [odd, { level: 0 }] });
+    const at2 = Buffer.from(zip2).indexOf(Buffer.from(odd));
+    expect(() => parsePth(zip2, 'odd.pth')).toThrow(new RegExp(`unsupported pickle opcode 0xff at byte ${at2 + 2} of the file`));
+  });
+});

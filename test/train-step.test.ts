@@ -3,7 +3,7 @@
 // changing no weight even with a step in flight. Counted on the CUDA device (the emulated one in CI) by
 // the backend's own counters (memoryStats().native.cuda); the CPU runs the same logic.
 import { describe, expect, it } from 'vitest';
-import { SGD, Tensor, createAlexNet, memoryStats, type Device } from '../lib/index.js';
+import { DisposedError, SGD, Tensor, createAlexNet, memoryStats, type Device } from '../lib/index.js';
 import { expectBitEqual } from './helpers/fixtures.js';
 import { mulberry32 } from './helpers/gradcheck.js';
 import { emulated, noCuda } from './helpers/gpu.js';
@@ -134,5 +134,43 @@ describe.skipIf(noCuda)('a training step on CUDA never waits on the host', () =>
     [b.x, small.x].forEach((t) => t.dispose());
     opt.dispose();
     model.dispose();
+  });
+});
+
+describe('an optimizer that does not fit the step is refused before anything runs', () => {
+  it('a disposed SGD refuses to step (DisposedError): it would step with its momentum silently reset', async () => {
+    const model = createAlexNet({ arch: 'small', numClasses: 10, dropout: 0, seed: 3 });
+    const opt = new SGD(model.parameters(), { lr: 0.05, momentum: 0.9 });
+    const { x, y } = batch(2, 1, 28, 1, 'cpu');
+    await model.step(x, y, opt); // momentum buffers now hold something
+    opt.dispose();
+    const before = await weights(model);
+    await expect(model.step(x, y, opt)).rejects.toMatchObject({ name: 'DisposedError', message: expect.stringMatching(/SGD.*used after dispose\(\)/) });
+    expect(() => opt.step()).toThrow(DisposedError);
+    const after = await weights(model);
+    after.forEach((w, i) => expectBitEqual(w, before[i], `parameter ${i}`));
+    opt.dispose(); // still idempotent
+    x.dispose();
+    model.dispose();
+  });
+
+  it("an SGD built for another model's parameters gets an error that says so", async () => {
+    const model = createAlexNet({ arch: 'small', numClasses: 10, dropout: 0, seed: 3 });
+    const other = createAlexNet({ arch: 'small', numClasses: 10, dropout: 0, seed: 4 });
+    const opt = new SGD(other.parameters(), { lr: 0.05, momentum: 0.9 });
+    const { x, y } = batch(2, 1, 28, 1, 'cpu');
+    const before = await weights(model);
+    await expect(model.step(x, y, opt)).rejects.toThrow(
+      /AlexNet\.trainStep: the optimizer was built for other parameters than this model's: its parameter 0 \(\[32, 1, 5, 5\]\) is not one of the model's/,
+    );
+    const after = await weights(model);
+    after.forEach((w, i) => expectBitEqual(w, before[i], `parameter ${i}`));
+    // A subset of the model's own parameters (fine-tuning the classifier) is fine.
+    const head = new SGD(model.namedParameters().filter(([n]) => n.startsWith('classifier.')).map(([, p]) => p), { lr: 0.05 });
+    await expect(model.step(x, y, head)).resolves.toMatchObject({ loss: expect.any(Number) });
+    [opt, head].forEach((o) => o.dispose());
+    x.dispose();
+    model.dispose();
+    other.dispose();
   });
 });

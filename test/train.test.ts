@@ -1,7 +1,7 @@
 // Training end to end on the CPU: the loss falls on real Fashion-MNIST; an interrupted run resumed from
 // its checkpoint ends with exactly the weights of an uninterrupted one; an image folder of JPEG/PNG files
 // with corrupt ones among them trains and reports what it skipped; checkpoints and weights are validated.
-import { mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -202,6 +202,27 @@ describe('weights and checkpoints are validated', () => {
     await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 10 }), epochs: 1, batchSize: 64, lr: 0.1 })).rejects.toThrow(
       'train: the batch size 64 is larger than the training set (10 images): no full batch to train on; lower the batch size or use more images',
     );
+    m.dispose();
+  });
+
+  it('a checkpoint that cannot be written is found before the first step, not after an epoch', async () => {
+    const m = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 2 });
+    const file = path.join(tmp, 'a-file');
+    writeFileSync(file, 'x');
+    let steps = 0;
+    const run = (checkpoint: string) =>
+      train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 128 }), epochs: 1, batchSize: 64, lr: 0.01, checkpoint, onProgress: () => steps++ });
+    await expect(run(path.join(file, 'run', 'checkpoint.safetensors'))).rejects.toThrow(
+      `train: checkpoint: cannot create the folder ${path.join(file, 'run')}: ${file} is a file, not a folder`,
+    );
+    const dir = path.join(tmp, 'a-folder');
+    mkdirSync(dir);
+    await expect(run(dir)).rejects.toThrow(`train: checkpoint: expected ${dir} to be a file path, got a folder`);
+    expect(steps).toBe(0);
+    // a folder that does not exist yet is made
+    await run(path.join(tmp, 'new', 'deeper', 'checkpoint.safetensors'));
+    expect(steps).toBe(2);
+    await expect(readCheckpointMeta(path.join(tmp, 'new', 'deeper', 'checkpoint.safetensors'))).resolves.toMatchObject({ epoch: 1 });
     m.dispose();
   });
 

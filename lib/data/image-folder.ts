@@ -2,7 +2,10 @@
  * `root/<class>/<...>/<image>.jpg`), as a BatchSource.
  *
  * - Classes are the subfolders' names sorted by code unit (`Array.prototype.sort`), a label is the index
- *   of its class; files are found recursively, hidden entries skipped, and sorted the same way.
+ *   of its class; files are found recursively, hidden entries skipped, and sorted the same way. The
+ *   listing is list-folder.ts's: every real file once, symlinks followed only where that lists nothing
+ *   twice and loops nothing, FIFOs/sockets/devices never opened; what it leaves out is in `problems` and
+ *   goes to `onSkip` (or, without one, out as a process warning).
  * - Images are decoded and resized by sharp in a pool of worker_threads (see decode-worker.ts), with up
  *   to `inFlight` images in flight, and batches are assembled `prefetch` batches ahead of the consumer.
  *   sharp's native work runs on libuv's thread pool, which all workers of a process share: for more than
@@ -22,13 +25,13 @@
  * `startBatch: k` skips k·batchSize files without decoding them; this equals an uninterrupted run
  * whenever the unreadable files among those were known — always within one process once they have been
  * met, and across processes when the previous run's `skipped` paths are passed back as `exclude`. */
-import { opendir, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { describe } from '../errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD, PCA_ALPHA_STD, drawTrainParams } from './augment.js';
 import { AUGMENT_STREAM, batchCount, checkStartBatch, epochOrder, resolveBatchOptions, type ResolvedBatchOptions } from './batching.js';
 import { DecodePool, type DecodeConfig, type DecodeResult, type DecodeTask } from './decode-worker.js';
+import { FolderError, listImageFolder, type FolderProblem } from './list-folder.js';
 import { Rng } from './rng.js';
 import type { Batch, BatchOptions, BatchSource } from './types.js';
 
@@ -68,7 +71,8 @@ export interface ImageFolderOptions {
   exclude?: Iterable<string>;
   /** sharp's `failOn` (default 'warning': a truncated JPEG is an error, so it is skipped). */
   failOn?: 'none' | 'truncated' | 'error' | 'warning';
-  /** Called once for each file that is skipped. */
+  /** Called once for each file that is skipped: when it cannot be decoded, and at open() for each entry
+   * the listing leaves out (a symlink loop, a FIFO, a name that is not UTF-8: see `problems`). */
   onSkip?: (s: SkippedFile) => void;
   /** Allow class folders without images (default false: that is an error, as in torchvision). */
   allowEmptyClasses?: boolean;
@@ -80,7 +84,6 @@ const OPTION_KEYS = [
 ];
 const GREY_MEAN = [0.449];
 const GREY_STD = [0.226];
-const byCodeUnit = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
 
 interface Resolved {
   train: boolean;
@@ -171,43 +174,6 @@ function resolveOptions(opts: unknown): Resolved {
   };
 }
 
-async function isDir(p: string): Promise<boolean> {
-  try {
-    return (await stat(p)).isDirectory();
-  } catch {
-    return false;
-  }
-}
-
-/** Image files under `dir`, recursively, sorted; hidden entries skipped; symlinks followed. */
-async function listImages(dir: string, exts: string[]): Promise<string[]> {
-  const out: string[] = [];
-  const entries: { name: string; full: string; dir: boolean }[] = [];
-  for await (const e of await opendir(dir)) {
-    if (e.name.startsWith('.')) continue;
-    const full = path.join(dir, e.name);
-    let d = e.isDirectory();
-    let f = e.isFile();
-    if (e.isSymbolicLink()) {
-      try {
-        const s = await stat(full);
-        d = s.isDirectory();
-        f = s.isFile();
-      } catch {
-        f = true; // a dangling link is listed, and reported as unreadable when it is decoded
-      }
-    }
-    if (d) entries.push({ name: e.name, full, dir: true });
-    else if (f && exts.includes(path.extname(e.name).toLowerCase())) entries.push({ name: e.name, full, dir: false });
-  }
-  entries.sort((a, b) => byCodeUnit(a.name, b.name));
-  for (const e of entries) {
-    if (e.dir) out.push(...(await listImages(e.full, exts)));
-    else out.push(e.full);
-  }
-  return out;
-}
-
 export class ImageFolder implements BatchSource {
   readonly root: string;
   readonly classes: readonly string[];
@@ -215,6 +181,9 @@ export class ImageFolder implements BatchSource {
   readonly files: readonly string[];
   /** labels[i] is the class of files[i]. */
   readonly labels: Int32Array;
+  /** What the listing left out, and why (list-folder.ts): symlinks not followed, FIFOs, sockets and
+   * devices, names that are not UTF-8. */
+  readonly problems: readonly FolderProblem[];
   readonly sampleShape: readonly [number, number, number];
   readonly train: boolean;
   private readonly opts: Resolved;
@@ -222,11 +191,12 @@ export class ImageFolder implements BatchSource {
   private readonly skippedList: SkippedFile[] = [];
   private pool: DecodePool | undefined;
 
-  private constructor(root: string, classes: string[], files: string[], labels: Int32Array, opts: Resolved) {
+  private constructor(root: string, classes: string[], files: string[], labels: Int32Array, problems: FolderProblem[], opts: Resolved) {
     this.root = root;
     this.classes = Object.freeze(classes);
     this.files = Object.freeze(files);
     this.labels = labels;
+    this.problems = Object.freeze(problems);
     this.opts = opts;
     this.train = opts.train;
     this.sampleShape = Object.freeze([opts.channels, opts.size, opts.size] as const);
@@ -242,59 +212,18 @@ export class ImageFolder implements BatchSource {
   static async open(root: string, opts?: ImageFolderOptions): Promise<ImageFolder> {
     if (typeof root !== 'string' || root === '') throw new TypeError(`ImageFolder: expected root to be a folder path, got ${describe(root)}`);
     const o = resolveOptions(opts);
-    const abs = path.resolve(root);
-    let s;
+    let l;
     try {
-      s = await stat(abs);
+      l = await listImageFolder(root, { extensions: o.extensions, allowEmptyClasses: o.allowEmptyClasses, limit: o.limit });
     } catch (e) {
-      const code = (e as NodeJS.ErrnoException).code;
-      throw new Error(code === 'ENOENT' ? `ImageFolder: the folder ${abs} does not exist` : `ImageFolder: cannot read ${abs}: ${(e as Error).message}`);
+      if (e instanceof FolderError) throw new Error(`ImageFolder: ${e.message}`, { cause: e });
+      throw e;
     }
-    if (!s.isDirectory()) throw new Error(`ImageFolder: expected ${abs} to be a folder with one subfolder per class, got a file`);
-    const classes: string[] = [];
-    let looseFiles = 0;
-    for await (const e of await opendir(abs)) {
-      if (e.name.startsWith('.')) continue;
-      if (e.isDirectory() || (e.isSymbolicLink() && (await isDir(path.join(abs, e.name))))) classes.push(e.name);
-      else looseFiles++;
+    for (const p of l.problems) {
+      if (o.onSkip) o.onSkip({ path: p.path, reason: p.reason });
+      else process.emitWarning(`ImageFolder: ${p.path}: ${p.reason}`, 'ImageFolderWarning');
     }
-    if (classes.length === 0)
-      throw new Error(
-        `ImageFolder: expected one subfolder per class in ${abs} (root/<class>/<image>.jpg), found ` +
-          (looseFiles ? `${looseFiles} file(s) and no subfolders` : 'an empty folder'),
-      );
-    classes.sort(byCodeUnit);
-    const perClass = await Promise.all(classes.map((c) => listImages(path.join(abs, c), o.extensions)));
-    const total = perClass.reduce((a, l) => a + l.length, 0);
-    if (total === 0)
-      throw new Error(`ImageFolder: no images (${o.extensions.join(', ')}) in the ${classes.length} class folder(s) of ${abs}: ${classes.slice(0, 5).join(', ')}${classes.length > 5 ? ', …' : ''}`);
-    const empty = classes.filter((_, c) => perClass[c].length === 0);
-    if (empty.length && !o.allowEmptyClasses)
-      throw new Error(
-        `ImageFolder: ${empty.length} class folder(s) of ${abs} hold no images (${o.extensions.join(', ')}): ${empty.slice(0, 5).join(', ')}` +
-          `${empty.length > 5 ? ', …' : ''} (pass allowEmptyClasses: true to keep them as classes without images)`,
-      );
-    // limit: round-robin over the classes, then back to source order
-    let pick = perClass.map((l) => l.length);
-    if (o.limit < total) {
-      pick = perClass.map(() => 0);
-      let left = o.limit;
-      for (let r = 0; left > 0; r++)
-        for (let c = 0; c < classes.length && left > 0; c++)
-          if (r < perClass[c].length) {
-            pick[c]++;
-            left--;
-          }
-    }
-    const files: string[] = [];
-    const labels: number[] = [];
-    perClass.forEach((l, c) => {
-      for (let i = 0; i < pick[c]; i++) {
-        files.push(l[i]);
-        labels.push(c);
-      }
-    });
-    return new ImageFolder(abs, classes, files, Int32Array.from(labels), o);
+    return new ImageFolder(l.root, l.classes, l.files, l.labels, l.problems, o);
   }
 
   /** Images in one epoch: the files less those known to be unreadable. */

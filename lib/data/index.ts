@@ -18,6 +18,7 @@ export {
   type FashionMnistOptions, type FashionMnistRaw, type FashionMnistSplit,
 } from './fashion-mnist.js';
 export { ImageFolder, type ImageFolderOptions, type SkippedFile } from './image-folder.js';
+export { listImageFolder, FolderError, type FolderListing, type FolderProblem } from './list-folder.js';
 export { IMAGENET_CLASSES, IMAGENET_PREPROCESS, TORCHVISION_ALEXNET_ACCURACY } from './imagenet-classes.js';
 export { pack, type PackOptions, type PackResult, type PackProgress, type PackSettings } from './pack.js';
 export { PackedDataset, type PackedDatasetOptions } from './packed.js';

@@ -63,16 +63,20 @@ function allowedGlobal(name: string): boolean {
   return !!m && Object.hasOwn(STORAGE_DTYPES, m[1]);
 }
 
-/** Runs the restricted unpickler over `buf`; returns the top-level object. */
-export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
+/** Runs the restricted unpickler over `buf`; returns the top-level object. `base` is where `buf` starts in
+ * the file it came from (data.pkl inside the zip), so that errors give offsets into that file; without it
+ * they are offsets into `buf`. */
+export function unpickleStateDict(buf: Uint8Array, source: string, base?: number): unknown {
   const bad = (msg: string): never => {
     throw new Error(`${source}: ${msg}`);
   };
+  // "at byte N of the file" (or "of the pickle" where the pickle's place in the file is not known)
+  const byte = (p: number) => (base === undefined ? `${p} of the pickle` : `${base + p} of the file`);
   const view = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const dec = new TextDecoder('utf-8', { fatal: true });
   let pos = 0;
   const need = (n: number, what: string) => {
-    if (pos + n > buf.length) bad(`the pickle ends inside ${what} at byte ${pos} (truncated?)`);
+    if (pos + n > buf.length) bad(`the pickle ends inside ${what} at byte ${byte(pos)} (${buf.length - pos} bytes are left): truncated?`);
   };
   const u8 = () => (need(1, 'an opcode argument'), buf[pos++]);
   const u16 = () => (need(2, 'an opcode argument'), (pos += 2), view.getUint16(pos - 2, true));
@@ -81,40 +85,42 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
   const bytes = (n: number, what: string) => (need(n, what), (pos += n), buf.subarray(pos - n, pos));
   const line = () => {
     const end = buf.indexOf(0x0a, pos);
-    if (end < 0) bad(`the pickle ends inside a GLOBAL name at byte ${pos} (truncated?)`);
+    if (end < 0) bad(`the pickle ends inside a GLOBAL name at byte ${byte(pos)} (truncated?)`);
     let s = '';
     try {
       s = dec.decode(buf.subarray(pos, end));
     } catch (e) {
-      bad(`a GLOBAL name at byte ${pos} is not UTF-8 (${(e as Error).message})`);
+      bad(`a GLOBAL name at byte ${byte(pos)} is not UTF-8 (${(e as Error).message})`);
     }
     pos = end + 1;
     return s;
   };
   const str = (n: number) => {
+    // The length first (a truncated or lying length is not a decoding error), then the decoding.
+    const b = bytes(n, `a string of ${n} bytes`);
     try {
-      return dec.decode(bytes(n, 'a string'));
+      return dec.decode(b);
     } catch (e) {
-      return bad(`a pickle string at byte ${pos - n} is not UTF-8 (${(e as Error).message})`);
+      return bad(`a pickle string at byte ${byte(pos - n)} is not UTF-8 (${(e as Error).message})`);
     }
   };
 
   const stack: unknown[] = [];
   const marks: number[] = [];
   const memo = new Map<number, unknown>();
-  const pop = (): unknown => (stack.length ? stack.pop() : bad(`pickle stack underflow at byte ${pos - 1}`));
-  const top = (): unknown => (stack.length ? stack[stack.length - 1] : bad(`pickle stack underflow at byte ${pos - 1}`));
+  const pop = (): unknown => (stack.length ? stack.pop() : bad(`pickle stack underflow at byte ${byte(pos - 1)}`));
+  const top = (): unknown => (stack.length ? stack[stack.length - 1] : bad(`pickle stack underflow at byte ${byte(pos - 1)}`));
   const popMark = (): unknown[] => {
     const m = marks.pop();
-    if (m === undefined) bad(`pickle MARK missing at byte ${pos - 1}`);
+    if (m === undefined) bad(`pickle MARK missing at byte ${byte(pos - 1)}`);
     return stack.splice(m!);
   };
-  const asDict = (d: unknown, op: string): Map<unknown, unknown> => (d instanceof Map ? d : bad(`pickle ${op} on a ${describePy(d)}, not a dict, at byte ${pos - 1}`));
-  const key = (k: unknown): unknown => (typeof k === 'string' || typeof k === 'number' ? k : bad(`a dict key of type ${describePy(k)} at byte ${pos - 1} (expected a string)`));
+  const asDict = (d: unknown, op: string): Map<unknown, unknown> => (d instanceof Map ? d : bad(`pickle ${op} on a ${describePy(d)}, not a dict, at byte ${byte(pos - 1)}`));
+  const key = (k: unknown): unknown => (typeof k === 'string' || typeof k === 'number' ? k : bad(`a dict key of type ${describePy(k)} at byte ${byte(pos - 1)} (expected a string)`));
 
   const reduce = (fn: unknown, args: unknown): unknown => {
-    if (!isGlobal(fn)) return bad(`pickle REDUCE calls a ${describePy(fn)}, not an allowed global, at byte ${pos - 1}`);
-    const a = args instanceof PyTuple ? args.items : bad(`pickle REDUCE arguments are not a tuple at byte ${pos - 1}`);
+    if (!isGlobal(fn)) return bad(`pickle REDUCE calls a ${describePy(fn)}, not an allowed global, at byte ${byte(pos - 1)}`);
+    const a = args instanceof PyTuple ? args.items : bad(`pickle REDUCE arguments are not a tuple at byte ${byte(pos - 1)}`);
     switch (fn.name) {
       case 'collections.OrderedDict':
         if (a.length) bad('collections.OrderedDict called with arguments (not what torch.save writes)');
@@ -142,7 +148,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
   };
 
   for (;;) {
-    if (pos >= buf.length) bad(`the pickle ends at byte ${pos} without a STOP opcode (truncated?)`);
+    if (pos >= buf.length) bad(`the pickle ends at byte ${byte(pos)} without a STOP opcode (truncated?)`);
     const at = pos;
     const op = buf[pos++];
     switch (op) {
@@ -199,7 +205,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
       case 0x6a: {
         // LONG_BINGET
         const i = op === 0x68 ? u8() : u32();
-        if (!memo.has(i)) bad(`pickle memo ${i} read before it is written, at byte ${at}`);
+        if (!memo.has(i)) bad(`pickle memo ${i} read before it is written, at byte ${byte(at)}`);
         stack.push(memo.get(i));
         break;
       }
@@ -219,7 +225,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         let v = 0n;
         for (let i = n - 1; i >= 0; i--) v = (v << 8n) | BigInt(b[i]);
         if (n && b[n - 1] & 0x80) v -= 1n << BigInt(8 * n);
-        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) bad(`an integer ${v} beyond 2^53 at byte ${at}`);
+        if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) bad(`an integer ${v} beyond 2^53 at byte ${byte(at)}`);
         stack.push(Number(v));
         break;
       }
@@ -254,7 +260,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         // STACK_GLOBAL (protocol 4)
         const name = pop();
         const mod = pop();
-        if (typeof mod !== 'string' || typeof name !== 'string') bad(`pickle STACK_GLOBAL of non-strings at byte ${at}`);
+        if (typeof mod !== 'string' || typeof name !== 'string') bad(`pickle STACK_GLOBAL of non-strings at byte ${byte(at)}`);
         const full = `${mod}.${name}`;
         if (!allowedGlobal(full)) bad(`the pickle refers to ${full}, which a state_dict does not need (refused: a checkpoint is untrusted input, and unpickling it would run that)`);
         stack.push({ kind: 'global', name: full } satisfies GlobalRef);
@@ -269,13 +275,13 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
       case 0x51: {
         // BINPERSID: ('storage', storage type, key, location, numel)
         const pid = pop();
-        const t = pid instanceof PyTuple ? pid.items : bad(`a persistent id at byte ${at} is a ${describePy(pid)}, not a tuple`);
-        if (t[0] !== 'storage' || t.length < 3) bad(`a persistent id at byte ${at} is not a storage reference`);
+        const t = pid instanceof PyTuple ? pid.items : bad(`a persistent id at byte ${byte(at)} is a ${describePy(pid)}, not a tuple`);
+        if (t[0] !== 'storage' || t.length < 3) bad(`a persistent id at byte ${byte(at)} is not a storage reference`);
         const type = t[1];
-        if (!isGlobal(type) || !/^torch\.\w+Storage$/.test(type.name)) bad(`a storage of type ${describePy(type)} at byte ${at}`);
-        if (!Object.hasOwn(STORAGE_DTYPES, (type as GlobalRef).name.slice(6))) bad(`a storage of type ${(type as GlobalRef).name} at byte ${at}: only float32 tensors can be loaded`);
+        if (!isGlobal(type) || !/^torch\.\w+Storage$/.test(type.name)) bad(`a storage of type ${describePy(type)} at byte ${byte(at)}`);
+        if (!Object.hasOwn(STORAGE_DTYPES, (type as GlobalRef).name.slice(6))) bad(`a storage of type ${(type as GlobalRef).name} at byte ${byte(at)}: only float32 tensors can be loaded`);
         const k = t[2];
-        if (typeof k !== 'string' || !/^[\w.-]+$/.test(k)) bad(`a storage key ${describePy(k)} at byte ${at}`);
+        if (typeof k !== 'string' || !/^[\w.-]+$/.test(k)) bad(`a storage key ${describePy(k)} at byte ${byte(at)}`);
         const numel = t.length > 4 && Number.isSafeInteger(t[4]) ? (t[4] as number) : null;
         stack.push({ kind: 'storage', dtype: STORAGE_DTYPES[(type as GlobalRef).name.slice(6)], key: k as string, numel } satisfies StorageRef);
         break;
@@ -291,7 +297,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         // SETITEMS
         const items = popMark();
         const d = asDict(top(), 'SETITEMS');
-        if (items.length % 2) bad(`pickle SETITEMS with an odd number of items at byte ${at}`);
+        if (items.length % 2) bad(`pickle SETITEMS with an odd number of items at byte ${byte(at)}`);
         for (let i = 0; i < items.length; i += 2) d.set(key(items[i]), items[i + 1]);
         break;
       }
@@ -299,7 +305,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         // APPEND
         const v = pop();
         const l = top();
-        if (!Array.isArray(l)) bad(`pickle APPEND to a ${describePy(l)} at byte ${at}`);
+        if (!Array.isArray(l)) bad(`pickle APPEND to a ${describePy(l)} at byte ${byte(at)}`);
         (l as unknown[]).push(v);
         break;
       }
@@ -307,7 +313,7 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         // APPENDS
         const items = popMark();
         const l = top();
-        if (!Array.isArray(l)) bad(`pickle APPENDS to a ${describePy(l)} at byte ${at}`);
+        if (!Array.isArray(l)) bad(`pickle APPENDS to a ${describePy(l)} at byte ${byte(at)}`);
         for (const it of items) (l as unknown[]).push(it);
         break;
       }
@@ -315,12 +321,12 @@ export function unpickleStateDict(buf: Uint8Array, source: string): unknown {
         // BUILD: state for the object below; torch.save sets an OrderedDict's _metadata this way
         const state = pop();
         const obj = top();
-        if (!(obj instanceof Map)) bad(`pickle BUILD on a ${describePy(obj)} at byte ${at} (only a state_dict's OrderedDict takes a state)`);
+        if (!(obj instanceof Map)) bad(`pickle BUILD on a ${describePy(obj)} at byte ${byte(at)} (only a state_dict's OrderedDict takes a state)`);
         void state;
         break;
       }
       default:
-        bad(`unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} at byte ${at} (not one torch.save writes for a state_dict; refused)`);
+        bad(`unsupported pickle opcode 0x${op.toString(16).padStart(2, '0')} at byte ${byte(at)} (not one torch.save writes for a state_dict; refused)`);
     }
   }
 }
@@ -403,7 +409,7 @@ function crc32(b: Uint8Array): number {
 
 /** Each entry's CRC-32 from the zip's central directory (fflate does not check them: a damaged byte in a
  * stored tensor would otherwise load as a wrong weight). */
-function centralCrcs(buf: Uint8Array, source: string): Map<string, { crc: number; method: number }> {
+function centralCrcs(buf: Uint8Array, source: string): Map<string, { crc: number; method: number; local: number }> {
   const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
   const bad = (m: string): never => {
     throw new Error(`${source}: not a readable zip (truncated or damaged?): ${m}`);
@@ -426,17 +432,40 @@ function centralCrcs(buf: Uint8Array, source: string): Map<string, { crc: number
     cd = Number(v.getBigUint64(z + 48, true));
   } else if (cd === 0xffffffff || entries === 0xffff) bad('no zip64 end-of-central-directory locator');
   if (cd > buf.length || entries > (buf.length - cd) / 46) bad(`the central directory claims ${entries} entries at byte ${cd}, more than the file can hold`);
-  const out = new Map<string, { crc: number; method: number }>();
+  const out = new Map<string, { crc: number; method: number; local: number }>();
   const dec = new TextDecoder();
   let p = cd;
   for (let e = 0; e < entries; e++) {
     if (p + 46 > buf.length || v.getUint32(p, true) !== 0x02014b50) bad(`central directory entry ${e} at byte ${p} is not one`);
     const n = v.getUint16(p + 28, true);
-    if (p + 46 + n > buf.length) bad(`central directory entry ${e} runs past the end`);
-    out.set(dec.decode(buf.subarray(p + 46, p + 46 + n)), { crc: v.getUint32(p + 16, true), method: v.getUint16(p + 10, true) });
-    p += 46 + n + v.getUint16(p + 30, true) + v.getUint16(p + 32, true);
+    const x = v.getUint16(p + 30, true);
+    if (p + 46 + n + x > buf.length) bad(`central directory entry ${e} runs past the end`);
+    // Where the entry's local header is (for offsets in error messages): in its zip64 extra field when
+    // the 32-bit field says 0xffffffff; that field lists the 64-bit values whose 32-bit ones are full.
+    let local = v.getUint32(p + 42, true);
+    if (local === 0xffffffff) {
+      local = -1;
+      for (let q = p + 46 + n; q + 4 <= p + 46 + n + x; q += 4 + v.getUint16(q + 2, true)) {
+        if (v.getUint16(q, true) !== 0x0001) continue;
+        const skip = (v.getUint32(p + 24, true) === 0xffffffff ? 8 : 0) + (v.getUint32(p + 20, true) === 0xffffffff ? 8 : 0);
+        if (q + 4 + skip + 8 <= p + 46 + n + x) local = Number(v.getBigUint64(q + 4 + skip, true));
+      }
+    }
+    out.set(dec.decode(buf.subarray(p + 46, p + 46 + n)), { crc: v.getUint32(p + 16, true), method: v.getUint16(p + 10, true), local });
+    p += 46 + n + x + v.getUint16(p + 32, true);
   }
   return out;
+}
+
+/** Where a stored entry's bytes start in the zip (its local header, 30 bytes + name + extra, comes first),
+ * when that is where `data` is; else undefined. */
+function storedDataStart(buf: Uint8Array, local: number, data: Uint8Array): number | undefined {
+  if (local < 0 || local + 30 > buf.length) return undefined;
+  const v = new DataView(buf.buffer, buf.byteOffset, buf.byteLength);
+  if (v.getUint32(local, true) !== 0x04034b50) return undefined;
+  const start = local + 30 + v.getUint16(local + 26, true) + v.getUint16(local + 28, true);
+  if (start + data.length > buf.length) return undefined;
+  return Buffer.from(buf.buffer, buf.byteOffset + start, data.length).equals(data) ? start : undefined;
 }
 
 /** Parses a `torch.save`d state_dict (the bytes of a .pth / .pt file). */
@@ -471,7 +500,9 @@ export function parsePth(buf: Uint8Array, source = 'PyTorch checkpoint'): Map<st
   const prefix = pkl[0].slice(0, -'data.pkl'.length);
   const order = checked(`${prefix}byteorder`);
   if (order && new TextDecoder().decode(order).trim() !== 'little') throw new Error(`${source}: the checkpoint was written on a big-endian machine (byteorder "${new TextDecoder().decode(order).trim()}"), which is not supported`);
-  const refs = collectTensors(unpickleStateDict(checked(pkl[0])!, `${source} (${pkl[0]})`), source);
+  const pklBytes = checked(pkl[0])!;
+  const pklAt = storedDataStart(buf, dir.get(pkl[0])!.local, pklBytes);
+  const refs = collectTensors(unpickleStateDict(pklBytes, `${source} (${pkl[0]})`, pklAt), source);
   const out = new Map<string, PthTensor>();
   const storages = new Map<string, Float32Array>();
   const made = new Map<TensorRef, Float32Array>(); // one tensor object referenced under several names

@@ -1,7 +1,7 @@
 /** AlexNet: the 2012 paper's network, torchvision's variant, and a small one for 28–64 px inputs.
  * Parameter names follow torchvision's state_dict (features.N.*, classifier.N.*) for every arch, so
  * PyTorch weights load into 'torchvision' and the other archs have equally predictable names. */
-import { describe } from '../errors.js';
+import { DisposedError, describe } from '../errors.js';
 import { writeSafetensors } from '../io/safetensors.js';
 import { readWeights } from '../io/weights.js';
 import { AdaptiveAvgPool2d, Conv2d, Dropout, Flatten, Linear, LocalResponseNorm, MaxPool2d, Module, Parameter, RandomStream, ReLU, Sequential } from '../nn/index.js';
@@ -147,6 +147,52 @@ function buildSmall(c: AlexNetConfig, rng: RandomStream, dev: Device): Sequentia
   ]);
 }
 
+/** The config fields that decide the parameters' shapes. */
+export type AlexNetShapeConfig = Pick<AlexNetConfig, 'arch' | 'numClasses' | 'inChannels' | 'groups' | 'hidden'>;
+
+/** Every parameter's name and shape, in the order the model lists them (namedParameters), computed without
+ * building anything: so that a weights file's metadata can be checked against its tensors before a model
+ * is allocated (lib/models/from-weights.ts). The builders above make exactly these (tested). `hidden`
+ * applies to the small arch only (the paper's and torchvision's fc layers are 4096 wide). */
+export function alexnetParameterShapes(c: AlexNetShapeConfig): [string, number[]][] {
+  const g = c.arch === 'paper' ? c.groups : 1;
+  // [index in features, out, in, kernel] of each convolution
+  const convs: [number, number, number, number][] =
+    c.arch === 'paper'
+      ? [[0, 96, c.inChannels, 11], [4, 256, 96 / g, 5], [8, 384, 256, 3], [10, 384, 384 / g, 3], [12, 256, 384 / g, 3]]
+      : c.arch === 'torchvision'
+        ? [[0, 64, c.inChannels, 11], [3, 192, 64, 5], [6, 384, 192, 3], [8, 256, 384, 3], [10, 256, 256, 3]]
+        : [[0, 32, c.inChannels, 5], [4, 64, 32, 3], [8, 96, 64, 3], [10, 96, 96, 3], [12, 64, 96, 3]];
+  const hidden = c.arch === 'small' ? c.hidden : 4096;
+  const flat = c.arch === 'small' ? 64 * 2 * 2 : 256 * 6 * 6;
+  const out: [string, number[]][] = [];
+  for (const [i, o, inC, k] of convs) out.push([`features.${i}.weight`, [o, inC, k, k]], [`features.${i}.bias`, [o]]);
+  for (const [i, o, inF] of [[1, hidden, flat], [4, hidden, hidden], [6, c.numClasses, hidden]])
+    out.push([`classifier.${i}.weight`, [o, inF]], [`classifier.${i}.bias`, [o]]);
+  return out;
+}
+
+const gib = (bytes: number) => `${(bytes / 2 ** 30).toFixed(1)} GiB`;
+
+/** An allocation failure while building or initialising a model, restated with what asked for the memory:
+ * the parameter, its shape and bytes, and the whole model's size (the native message, which says only
+ * how many bytes, follows). Other errors pass unchanged. */
+function namedAllocationError(e: unknown, param: [string, number[]] | undefined, c: AlexNetConfig, device: Device): unknown {
+  const msg = (e as Error)?.message ?? '';
+  if (!param || !/out of memory|allocation failed|invalid typed array length|invalid array buffer length/i.test(msg)) return e;
+  const [name, shape] = param;
+  const bytes = shape.reduce((a, d) => a * d, 4);
+  const total = alexnetParameterShapes(c).reduce((a, [, s]) => a + s.reduce((x, d) => x * d, 1), 0);
+  const opts = c.arch === 'small' ? ` with hidden ${c.hidden}` : '';
+  const count = total >= 1e9 ? `${(total / 1e9).toFixed(2)} G` : `${(total / 1e6).toFixed(2)} M`;
+  const err = new Error(
+    `createAlexNet: out of memory allocating "${name}" [${shape.join(', ')}] (${bytes} bytes, ${gib(bytes)}) on ${device}; ` +
+      `the ${c.arch} arch${opts} has ${count} parameters (${gib(total * 4)}): ${msg}`,
+    { cause: e },
+  );
+  return err;
+}
+
 export class AlexNet {
   readonly config: AlexNetConfig;
   readonly net: Sequential;
@@ -191,6 +237,10 @@ export class AlexNet {
     this.rng = new RandomStream(BigInt.asUintN(64, BigInt(this.config.seed) * 2654435761n + 1n));
     const build = arch === 'paper' ? buildPaper : arch === 'torchvision' ? buildTorchvision : buildSmall;
     const made: Tensor[] = [];
+    // The builders allocate the parameters in this order, one tensor each: the one that did not fit is
+    // the (made.length)-th. Initialisation says which one it is working on itself.
+    const shapes = alexnetParameterShapes(this.config);
+    let initialising: [string, number[]] | undefined;
     try {
       this.net = Tensor.collectCreated(made, () => {
         const net = build(this.config, this.rng, this.device);
@@ -199,10 +249,10 @@ export class AlexNet {
         return net;
       });
       this.precision = this.#precision;
-      Tensor.collectCreated(made, () => this.#initialise());
+      Tensor.collectCreated(made, () => this.#initialise((p) => (initialising = p)));
     } catch (e) {
       for (const t of made) t.dispose(); // a layer that did not fit: nothing of the half-built model stays
-      throw e;
+      throw namedAllocationError(e, initialising ?? shapes[made.length], this.config, this.device);
     }
   }
 
@@ -229,12 +279,14 @@ export class AlexNet {
   /** Paper: weights N(0, 0.01); biases 1 in conv2, conv4, conv5, fc6, fc7, else 0.
    * torchvision: PyTorch's default init (U(±1/√fan_in) for weights and biases).
    * small: He-normal weights (fan_in, ReLU gain), zero biases — trains fast from scratch. */
-  #initialise(): void {
+  #initialise(working: (param: [string, number[]]) => void): void {
     const rng = new Rng(this.config.seed);
     const layers = this.modules().filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
+    const names = new Map(this.namedParameters().map(([n, p]) => [p, n]));
     const ones = new Set([1, 3, 4, 5, 6]); // paper: conv2, conv4, conv5, fc6, fc7 (0-based among weighted layers)
     layers.forEach((m, i) => {
       const w = m.weight.value;
+      working([names.get(m.weight) ?? `layer ${i} weight`, [...w.shape]]);
       const fanIn = w.size / w.shape[0];
       const wd = new Float32Array(w.size);
       let bias = 0;
@@ -251,6 +303,7 @@ export class AlexNet {
       }
       w.write(wd);
       if (m.bias) {
+        working([names.get(m.bias) ?? `layer ${i} bias`, [...m.bias.value.shape]]);
         const bd = new Float32Array(m.bias.value.size);
         if (biasBound) bd.forEach((_, j) => (bd[j] = (2 * rng.next() - 1) * biasBound));
         else bd.fill(bias);
@@ -301,6 +354,21 @@ export class AlexNet {
       throw new RangeError(`AlexNet.${op}: the paper arch takes ${c.inChannels}×227×227 images, got [${x.shape.join(', ')}] (resize them, e.g. ops.resizeBilinear(x, [227, 227]))`);
   }
 
+  /** The optimizer must be live and update this model's parameters (all or some of them, e.g. the
+   * classifier's only): one built for another model would find no gradients here and update nothing. */
+  #checkOptimizer(opt: SGD, op: string): void {
+    if (opt === null || typeof opt !== 'object' || !Array.isArray(opt.params))
+      throw new TypeError(`AlexNet.${op}: expected an optimizer (new SGD(model.parameters(), …)), got ${describe(opt)}`);
+    if (opt.disposed) throw new DisposedError(`AlexNet.${op}: the optimizer (SGD)`);
+    const mine = new Set(this.parameters());
+    const i = opt.params.findIndex((p) => !mine.has(p));
+    if (i >= 0)
+      throw new Error(
+        `AlexNet.${op}: the optimizer was built for other parameters than this model's: its parameter ${i} ([${opt.params[i].value.shape.join(', ')}]) ` +
+          `is not one of the model's (build it with new SGD(model.parameters(), …))`,
+      );
+  }
+
   /** Logits [N, numClasses] for x [N, C, H, W]; the caller owns the result. An input on the other
    * device is copied over. Uses the current mode (train() / eval()). */
   forward(x: Tensor): Tensor {
@@ -347,6 +415,7 @@ export class AlexNet {
     let stepNo: number;
     try {
       this.#checkInput(x, 'trainStep');
+      this.#checkOptimizer(opt, 'trainStep');
       this.train(true);
       const n = x.shape[0];
       const lab = this.#labels(labels, n, 'trainStep');

@@ -1,7 +1,7 @@
 /** SGD with momentum and weight decay, PyTorch's torch.optim.SGD formulation, every parameter in one
  * fused update (lib/ops/optim.ts, one kernel launch on CUDA): g = grad + wd·p; buf = g (first step) or
  * momentum·buf + (1−dampening)·g; g = nesterov ? g + momentum·buf : buf; p −= lr·g. */
-import { describe } from '../errors.js';
+import { DisposedError, describe } from '../errors.js';
 import { sgdUpdateMany, type SgdEntry } from '../ops/optim.js';
 import type { Parameter } from '../nn/module.js';
 import { Tensor } from '../tensor.js';
@@ -30,6 +30,7 @@ export class SGD {
   #halt: Tensor | null = null;
   /** Momentum buffers created by the step numbered `step` (they hold nothing if that step was skipped). */
   #fresh: { step: number; indices: number[] } | null = null;
+  #disposed = false;
 
   constructor(params: Iterable<Parameter>, opts: SGDOptions) {
     this.params = [...params];
@@ -55,6 +56,8 @@ export class SGD {
    * so a diverged step changes no weight even while the host has not yet read its loss. Returns the
    * step's number (for stepSkipped). */
   step(opts: { guard?: Tensor | null } = {}): number {
+    // dispose() dropped the momentum buffers: stepping on would restart momentum without a word.
+    if (this.#disposed) throw new DisposedError('SGD');
     const entries: SgdEntry[] = [];
     const fresh: number[] = [];
     let device: Tensor['device'] | undefined;
@@ -113,7 +116,13 @@ export class SGD {
     }
   }
 
+  /** Whether dispose() was called (a disposed optimizer refuses to step). */
+  get disposed(): boolean {
+    return this.#disposed;
+  }
+
   dispose(): void {
+    this.#disposed = true;
     this.buffers.forEach((b, i) => {
       b?.dispose();
       this.buffers[i] = null;
