@@ -25,6 +25,7 @@ import path from 'node:path';
 import { describe } from '../errors.js';
 import { loadNative } from '../native.js';
 import { SHARP_DECODE_PATH, loadSharp, packageFile } from '../sharp.js';
+import { lockFolder } from '../io/lock.js';
 import { listImageFolder } from './list-folder.js';
 
 export interface PackSettings {
@@ -155,6 +156,9 @@ export async function pack(src: string, out: string, opts?: PackOptions): Promis
   await loadSharp(); // a clear error now rather than from every worker
   const t0 = performance.now();
   const listing = await listImageFolder(src, { extensions: o.extensions, limit: o.limit });
+  // files the listing left out (loops, FIFOs, names that are not UTF-8) are reported as skipped too
+  const listed: { path: string; reason: string }[] = listing.problems.map((p) => ({ path: path.relative(listing.root, p.path), reason: p.reason }));
+  for (const p of listing.problems) o.onSkip?.(p);
   const rel = listing.files.map((f) => path.relative(listing.root, f));
   const total = listing.files.length;
   const listHash = createHash('sha256');
@@ -162,6 +166,26 @@ export async function pack(src: string, out: string, opts?: PackOptions): Promis
   rel.forEach((r, i) => listHash.update(`${r}\0${listing.labels[i]}\n`));
   const header = { packJournal: 1, settings, files: total, list: listHash.digest('hex') };
 
+  // One pack at a time writes <out>: a second one stops at once and says which process holds it.
+  const lock = lockFolder(path.dirname(outPath), 'pack: the output', () => {}, `${path.basename(outPath)}.lock`);
+  try {
+    return await packLocked(o, listing, rel, total, header, outPath, listed, t0);
+  } finally {
+    lock.release();
+  }
+}
+
+async function packLocked(
+  o: ReturnType<typeof resolve>,
+  listing: Awaited<ReturnType<typeof listImageFolder>>,
+  rel: string[],
+  total: number,
+  header: { packJournal: number; settings: PackSettings; files: number; list: string },
+  outPath: string,
+  listed: { path: string; reason: string }[],
+  t0: number,
+): Promise<PackResult> {
+  const settings = header.settings;
   const partial = `${outPath}.partial`;
   const journalPath = `${outPath}.partial.journal`;
   const entries: (Entry & { i: number })[] = [];
@@ -265,8 +289,8 @@ export async function pack(src: string, out: string, opts?: PackOptions): Promis
         count: entries.length,
         classes: listing.classes,
         settings,
-        source: { files: total, skipped: skipped.length },
-        skipped,
+        source: { files: total, skipped: skipped.length, unlisted: listed.length },
+        skipped: [...listed, ...skipped],
       }),
       'utf8',
     );
@@ -310,7 +334,7 @@ export async function pack(src: string, out: string, opts?: PackOptions): Promis
     path: outPath,
     count: entries.length,
     classes: listing.classes,
-    skipped,
+    skipped: [...listed, ...skipped],
     bytes: (await stat(outPath)).size,
     seconds,
     rate: runSecs > 0 ? (total - resumedFrom) / runSecs : 0,

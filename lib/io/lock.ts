@@ -103,9 +103,11 @@ function createExclusive(tmp: string, file: string, content: LockInfo): void {
 const sleep = (ms: number) => Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
 
 /** Takes the lock on `dir` (which must exist) for this process, or throws an Error that says which process
- * holds it. `what` names the folder in messages (e.g. "--out"); `note` hears about a stale lock taken over. */
-export function lockFolder(dir: string, what: string, note: (message: string) => void = () => {}): FolderLock {
-  const file = path.join(dir, LOCK_FILE);
+ * holds it. `what` names the folder in messages (e.g. "--out"); `note` hears about a stale lock taken over;
+ * `name` is the lock file's name in `dir` (another name locks one output in the folder, e.g. a pack's
+ * `<out>.lock`). */
+export function lockFolder(dir: string, what: string, note: (message: string) => void = () => {}, name: string = LOCK_FILE): FolderLock {
+  const file = path.join(dir, name);
   const mine: LockInfo = {
     pid: process.pid,
     host: os.hostname(),

@@ -32,8 +32,11 @@ async function collect(f: ImageFolder, opts: BatchOptions): Promise<Batch[]> {
 }
 
 /** Decodes a file the way the worker does, independently, into a CHW image on [0, 1]. */
+/** The reference decoding: EXIF orientation, alpha dropped first (PIL's convert('RGB'): colour kept, not
+ * premultiplied — libvips premultiplies around a resize), then the colour space and the resize. */
 async function decodeRef(file: string, resize: number, channels: 1 | 3) {
-  let p = sharp(file).rotate().removeAlpha();
+  const flat = await sharp(file).rotate().removeAlpha().raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+  let p = sharp(flat.data, { raw: { width: flat.info.width, height: flat.info.height, channels: flat.info.channels } });
   p = channels === 3 ? p.toColourspace('srgb') : p.greyscale();
   const { data, info } = await p.resize({ width: resize, height: resize, fit: 'outside' }).raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
   return { img: hwcToChw(new Uint8Array(data.buffer, data.byteOffset, data.length), info.height, info.width, info.channels), h: info.height, w: info.width };

@@ -269,11 +269,12 @@ describe.skipIf(!skimage)('pack skips what it cannot decode, and reports it', ()
     writeFileSync(path.join(cls, 'empty.png'), '');
     // 275-byte class of file from the issue: 65535×1, whose short side resized to 256 would be 4.3 G pixels
     writeFileSync(path.join(cls, 'bomb.png'), await sharp(Buffer.alloc(65535 * 3), { raw: { width: 65535, height: 1, channels: 3 } }).png().toBuffer());
+    spawnSync('mkfifo', [path.join(cls, 'fifo.jpg')]); // never opened: opening a FIFO blocks
     const reported: string[] = [];
     const r = await pack(src, path.join(tmp, 'bad.axpk'), { workers: 2, onSkip: (s) => reported.push(path.basename(s.path)) });
     expect(r.count).toBe(6);
     const why = Object.fromEntries(r.skipped.map((s) => [path.basename(s.path), s.reason]));
-    expect(Object.keys(why).sort()).toEqual(['bomb.png', 'empty.png', 'skimage-truncated.jpg', 'text.jpg', 'truncated.jpg']);
+    expect(Object.keys(why).sort()).toEqual(['bomb.png', 'empty.png', 'fifo.jpg', 'skimage-truncated.jpg', 'text.jpg', 'truncated.jpg']);
     expect(reported.sort()).toEqual(Object.keys(why).sort());
     expect(why['bomb.png']).toMatch(/65535×1: resizing its short side to 256 would make it 16,776,960×256 .* more than the 16,777,216 pixels/);
     expect(why['truncated.jpg']).toMatch(/premature end|truncated|corrupt/i);
@@ -311,6 +312,18 @@ describe.skipIf(!skimage)('a crash while packing', () => {
     const whole = path.join(tmp, 'crash-whole.axpk');
     await pack(src, whole, { workers: 2 });
     expect(readFileSync(out).equals(readFileSync(whole))).toBe(true);
+  });
+
+  it('one pack at a time writes an output: a second stops at once, naming the process that holds it', async () => {
+    const src = await photoFolder('twice', 6, 3);
+    const out = path.join(tmp, 'twice.axpk');
+    const first = pack(src, out, { workers: 1 });
+    const t0 = Date.now();
+    while (!existsSync(`${out}.lock`) && Date.now() - t0 < 30_000) await new Promise((r) => setTimeout(r, 5));
+    await expect(pack(src, out, { workers: 1 })).rejects.toThrow(new RegExp(`pack: the output .* is in use by another run: process ${process.pid} on this host \\(this process\\)`));
+    const r = await first;
+    expect(r.count).toBe(18);
+    expect(existsSync(`${out}.lock`)).toBe(false);
   });
 
   it('refuses to continue an interrupted pack with other settings; --restart starts over', async () => {
