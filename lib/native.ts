@@ -138,7 +138,7 @@ export interface NativeLoader {
   info(): NativeLoaderInfo;
   names(): string;
   setStaging(count: number, bytes: number): void;
-  decode(slot: number, jobs: Int32Array, H: number, W: number, C: number): Promise<void>;
+  decode(slot: number, jobs: Int32Array, H: number, W: number, C: number, dst?: NativeStorage): Promise<void>;
   upload(slot: number, bytes: number, dst: NativeStorage): void;
   stats(): NativeLoaderStats;
   recordBytes(i: number): Buffer;

@@ -250,6 +250,7 @@ export class PackedDataset implements BatchSource {
     if (this.busy) throw new Error(`PackedDataset: ${this.path} is already being iterated (one batches() loop at a time; close the other first)`);
     this.busy = true;
     const pending: Promise<void>[] = [];
+    let plansRef: { u8: Tensor | null }[] = [];
     try {
       const recs = this.epochRecords(o);
       const B = o.batchSize;
@@ -260,10 +261,13 @@ export class PackedDataset implements BatchSource {
       const views = this.tenCrop ? 10 : 1;
       const slot = this.tenCrop ? Math.max(S, this.settings.resize) : S; // ten crops come from the central square
       const slotBytes = slot * slot * C;
-      const depth = this.ensureStaging(B * slotBytes);
+      // CUDA: pinned staging buffers, one upload a batch; CPU: decoded straight into the batch's tensor
+      const direct = this.device === 'cpu';
+      const depth = direct ? Math.max(2, Math.min(16, Math.floor(this.o.prefetchBytes / (B * slotBytes)))) : this.ensureStaging(B * slotBytes);
       // batch b: its records, decoded into staging buffer b mod depth
       const batchRecs = (b: number) => recs.subarray(b * B, Math.min(recs.length, (b + 1) * B));
-      const plans: { params: Int32Array; shift: Float32Array | null; n: number }[] = [];
+      const plans: { params: Int32Array; shift: Float32Array | null; n: number; u8: Tensor | null }[] = [];
+      plansRef = plans;
       const start = (b: number) => {
         const r = batchRecs(b);
         const jobs = new Int32Array(r.length * 3);
@@ -297,8 +301,9 @@ export class PackedDataset implements BatchSource {
           jobs[3 * j + 1] = top;
           jobs[3 * j + 2] = left;
         }
-        plans[b % depth] = { params, shift, n: r.length };
-        const p = this.loader.decode(b % depth, jobs, slot, slot, C);
+        const u8 = direct ? Tensor.empty([r.length, slot, slot, C], 'cpu', 'uint8') : null;
+        plans[b % depth] = { params, shift, n: r.length, u8 };
+        const p = u8 ? this.loader.decode(-1, jobs, slot, slot, C, Tensor.storageOf(u8, 'PackedDataset')) : this.loader.decode(b % depth, jobs, slot, slot, C);
         p.catch(() => {}); // awaited in order below
         return p;
       };
@@ -318,13 +323,17 @@ export class PackedDataset implements BatchSource {
         const r = batchRecs(b);
         const labels = new Int32Array(r.length);
         for (let j = 0; j < r.length; j++) labels[j] = this.labels[r[j]];
-        const u8 = Tensor.empty([plan.n, slot, slot, C], this.device, 'uint8');
+        let u8 = plan.u8;
+        plan.u8 = null;
         let input: Tensor;
         try {
-          this.loader.upload(b % depth, plan.n * slotBytes, Tensor.storageOf(u8, 'PackedDataset'));
+          if (!u8) {
+            u8 = Tensor.empty([plan.n, slot, slot, C], this.device, 'uint8');
+            this.loader.upload(b % depth, plan.n * slotBytes, Tensor.storageOf(u8, 'PackedDataset'));
+          }
           input = augmentBatch(u8, plan.params, { size: S, mean: this.o.mean, std: this.o.std, shift: plan.shift });
         } finally {
-          u8.dispose(); // freed in stream order, after the kernel that reads it
+          u8?.dispose(); // freed in stream order, after the kernel that reads it
         }
         top(); // the staging buffer is free for the batch `depth` ahead (its decode waits for the copy)
         const batch: Batch = { input, labels, n: plan.n, shape: [plan.n, C, S, S] };
@@ -334,6 +343,7 @@ export class PackedDataset implements BatchSource {
     } finally {
       // let the batches still being decoded finish before the staging buffers can be reused
       await Promise.allSettled(pending);
+      for (const p of plansRef) p?.u8?.dispose();
       this.busy = false;
     }
   }

@@ -114,7 +114,8 @@ struct Batch {
   std::mutex mu;
   std::string error;
   std::once_flag ready;  // the staging buffer's previous copy is done
-  int slot;
+  int slot;                   // the staging buffer, or −1 (decoding into `keep`)
+  Napi::ObjectReference keep;  // the destination Storage of a direct decode
   Batch(Napi::Env env, int s) : deferred(Napi::Promise::Deferred::New(env)), slot(s) {}
 };
 
@@ -337,15 +338,19 @@ class Loader : public Napi::ObjectWrap<Loader> {
     return env.Undefined();
   }
 
-  // decode(slot, jobs: Int32Array [n × 3: record, top, left], H, W, C) → Promise<void>: image j is the H×W
-  // window at (top, left) of `record`, written as HWC uint8 at byte j·H·W·C of staging buffer `slot`.
+  // decode(slot, jobs: Int32Array [n × 3: record, top, left], H, W, C, dst?) → Promise<void>: image j is the
+  // H×W window at (top, left) of `record`, written as HWC uint8 at byte j·H·W·C of staging buffer `slot`
+  // (CUDA), or, with `dst` (a uint8 CPU tensor's Storage, on a CPU loader; slot −1), straight into it: on the
+  // CPU the batch needs no staging copy. dst must be fresh (no CPU-stream task uses it) and is kept alive
+  // until the promise settles; the caller touches it only after that.
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const char* op = "Loader.decode";
     checkOpen("decode");
     const int slot = bind::i32(info, 0, op, "slot");
-    if (slot < 0 || slot >= static_cast<int>(staging_.size()))
-      throw Napi::RangeError::New(env, std::string(op) + ": no staging buffer " + std::to_string(slot));
+    const bool direct = info.Length() > 5 && !info[5].IsUndefined();
+    if (direct ? slot != -1 : (slot < 0 || slot >= static_cast<int>(staging_.size())))
+      throw Napi::RangeError::New(env, std::string(op) + (direct ? ": with dst, slot must be -1" : ": no staging buffer " + std::to_string(slot)));
     if (info.Length() < 2 || !info[1].IsTypedArray() || info[1].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
       throw Napi::TypeError::New(env, std::string(op) + ": jobs must be an Int32Array");
     Napi::Int32Array jobs = info[1].As<Napi::Int32Array>();
@@ -354,11 +359,28 @@ class Loader : public Napi::ObjectWrap<Loader> {
     const size_t n = jobs.ElementLength() / 3;
     if (H < 1 || W < 1 || (C != 1 && C != 3)) throw Napi::RangeError::New(env, std::string(op) + ": bad H, W or C");
     const size_t imageBytes = static_cast<size_t>(H) * W * C;
-    Staging& st = staging_[slot];
-    if (st.decoding) throw Napi::Error::New(env, std::string(op) + ": staging buffer " + std::to_string(slot) + " is being decoded into already");
-    if (n * imageBytes > st.bytes)
+    uint8_t* base = nullptr;
+    size_t capacity = 0;
+    Staging* sp = nullptr;
+    Napi::Object dstObj;
+    if (direct) {
+      if (cuda_) throw Napi::Error::New(env, std::string(op) + ": a CUDA loader decodes into its pinned staging buffers, not into dst");
+      Storage* ds = Storage::From(info[5], op, "dst");
+      if (ds->device() != kCpu) throw Napi::Error::New(env, std::string(op) + ": dst must be a CPU tensor");
+      if (ds->lastTask() && !cpu::done(ds->lastTask()))
+        throw Napi::Error::New(env, std::string(op) + ": dst is still used by a pending CPU op (expected a fresh tensor)");
+      base = static_cast<uint8_t*>(ds->data(op));
+      capacity = ds->bytes();
+      dstObj = info[5].As<Napi::Object>();
+    } else {
+      sp = &staging_[slot];
+      if (sp->decoding) throw Napi::Error::New(env, std::string(op) + ": staging buffer " + std::to_string(slot) + " is being decoded into already");
+      base = sp->p;
+      capacity = sp->bytes;
+    }
+    if (n * imageBytes > capacity)
       throw Napi::RangeError::New(env, std::string(op) + ": " + std::to_string(n) + " images of " + std::to_string(imageBytes) +
-                                           " bytes do not fit staging buffer " + std::to_string(slot) + " (" + std::to_string(st.bytes) + " bytes)");
+                                           " bytes do not fit the " + std::to_string(capacity) + " bytes of the destination");
     // Copy and check every job on this thread: the workers never touch JS memory.
     auto plan = std::make_shared<std::vector<int32_t>>(jobs.Data(), jobs.Data() + 3 * n);
     for (size_t j = 0; j < n; j++) {
@@ -386,22 +408,22 @@ class Loader : public Napi::ObjectWrap<Loader> {
       return promise;
     }
     batch->left = static_cast<int>(n);
-    st.decoding = true;
+    if (direct) batch->keep = Napi::Persistent(dstObj);  // released on the JS thread when it settles
+    else sp->decoding = true;
     if (inFlight_++ == 0) tsfn_.Ref(env);
     std::shared_ptr<Store> store = store_;
-    Staging* sp = &st;
     const bool cuda = cuda_;
     LoaderStats* stats = &stats_;
     for (size_t j = 0; j < n; j++) {
       pool_->push([=](std::vector<uint8_t>& scratch) {
-        std::call_once(batch->ready, [&] { waitStaging(*sp, cuda, stats); });
+        if (sp) std::call_once(batch->ready, [&] { waitStaging(*sp, cuda, stats); });
         const int32_t rec = (*plan)[3 * j], top = (*plan)[3 * j + 1], left = (*plan)[3 * j + 2];
         const auto t0 = Clock::now();
         const uint64_t c0 = threadCpuNs();
         try {
           const Record& r = store->record(rec);
           const uint8_t* src = store->checkedBytes(rec);
-          uint8_t* dst = sp->p + j * imageBytes;
+          uint8_t* dst = base + j * imageBytes;
           if (r.format == Format::Jpeg) {
             decodeJpegWindow(src, r.bytes, r.width, r.height, C, top, left, H, W, dst, static_cast<size_t>(W) * C, scratch);
           } else {
@@ -449,13 +471,17 @@ class Loader : public Napi::ObjectWrap<Loader> {
   void tsfnSettle(Batch* batch) {
     Loader* self = this;
     const napi_status s = tsfn_.NonBlockingCall(batch, [self](Napi::Env env, Napi::Function, Batch* b) {
-      if (b->slot < static_cast<int>(self->staging_.size())) self->staging_[b->slot].decoding = false;
+      if (b->slot >= 0 && b->slot < static_cast<int>(self->staging_.size())) self->staging_[b->slot].decoding = false;
+      b->keep.Reset();
       if (b->error.empty()) b->deferred.Resolve(env.Undefined());
       else b->deferred.Reject(Napi::Error::New(env, b->error).Value());
       delete b;
       if (--self->inFlight_ == 0 && !self->closed_) self->tsfn_.Unref(env);
     });
-    if (s != napi_ok) delete batch;  // the environment is going away: nobody waits for it any more
+    if (s != napi_ok) {  // the environment is going away: nobody waits for it any more
+      batch->keep.SuppressDestruct();
+      delete batch;
+    }
   }
 
   // upload(slot, bytes, dst: Storage): copies the first `bytes` of staging buffer `slot` into dst (a uint8
