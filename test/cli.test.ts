@@ -9,6 +9,12 @@ import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
 import { makeImageTree } from './data/helpers/image-tree.js';
 
+const photos: {
+  makePhotoFolder: (out: string, o: object) => Promise<unknown>;
+  splitTrainTest: (root: string, out: string, every?: number) => string;
+  skimageDataDir: () => string | null;
+} = await import('../bench/photos.mjs');
+
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(root, 'dist', 'cli.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'axn-cli-'));
@@ -131,6 +137,35 @@ describe('alexnet CLI', () => {
     expect(p.err).toContain(`${img('zero.jpg')}: could not read it (expected a regular file, got a character device)`);
     expect(p.out).toMatch(/before\.png: [xyz] [\d.]+%/);
     expect(p.out).toMatch(/after\.png: [xyz] [\d.]+%/);
+  });
+
+  it.skipIf(!photos.skimageDataDir())('pack a folder of real photos, then train the paper arch on it, eval (centre and 10-crop) and predict from the store', async () => {
+    const src = path.join(tmp, 'photos');
+    await photos.makePhotoFolder(path.join(tmp, 'photos-all'), { perClass: 5, classes: 3 });
+    photos.splitTrainTest(path.join(tmp, 'photos-all'), src, 5); // 12 train, 3 test
+    const packed = path.join(tmp, 'packed');
+    const p = alexnet(['pack', src, packed, '--workers', '2', '--no-progress']);
+    expect(p.code, p.err).toBe(0);
+    expect(p.out).toMatch(/wrote .*train\.axpk: 12 images in 3 classes, [\d.]+ MiB, jpeg q90, short side 256; 0 skipped/);
+    expect(p.out).toMatch(/wrote .*test\.axpk: 3 images in 3 classes/);
+    const out = path.join(tmp, 'run-packed');
+    const t = alexnet(['train', '--data', packed, '--arch', 'paper', '--epochs', '1', '--batch-size', '4', '--device', 'cpu', '--out', out, '--no-progress']);
+    expect(t.code, t.err).toBe(0);
+    expect(t.out).toMatch(/training the paper arch/);
+    expect(t.out).toMatch(/data: packed data set .*\(12 train \/ 3 test; JPEGs decoded by \d+ native threads, augmented on the CPU\)/);
+    expect(t.out).toMatch(/epoch 1: train loss [\d.]+, train acc [\d.]+%, test loss [\d.]+, test top-1 [\d.]+%/);
+    const w = path.join(out, 'weights.safetensors');
+    expect(existsSync(w)).toBe(true);
+    const e = alexnet(['eval', '--weights', w, '--data', packed, '--device', 'cpu', '--no-progress']);
+    expect(e.code, e.err).toBe(0);
+    expect(e.out).toMatch(/^3 images: top-1 [\d.]+%, top-5 [\d.]+%, loss [\d.]+$/m);
+    const e10 = alexnet(['eval', '--weights', w, '--data', path.join(packed, 'test.axpk'), '--ten-crop', '--device', 'cpu', '--no-progress']);
+    expect(e10.code, e10.err).toBe(0);
+    expect(e10.out).toMatch(/^3 images: top-1 [\d.]+%, top-5 [\d.]+% \(10-crop\)$/m);
+    const pr = alexnet(['predict', '--weights', w, '--data', path.join(packed, 'test.axpk'), '--device', 'cpu', '--top', '2']);
+    expect(pr.code, pr.err).toBe(0);
+    expect(pr.out.trim().split('\n')).toHaveLength(3);
+    expect(pr.out).toMatch(/^astronaut\/0004\.jpg: \w+ [\d.]+%, \w+ [\d.]+%$/m);
   });
 
   it('bad input gets a clear message and a non-zero exit, not a stack trace', () => {
