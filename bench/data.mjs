@@ -14,6 +14,10 @@
 //
 //   node bench/data.mjs [--count 2000] [--threads N] [--batch 128] [--epochs 3] [--device cpu|cuda]
 //                       [--photos DIR] [--json FILE] [--md FILE] [--no-torch] [--no-train]
+//                       [--store FILE.axpk] [--train-arch small|paper]
+// --store: an existing packed data set (e.g. made here and carried to a GPU machine, which has no sample
+// photos): no photos, no packing, no torchvision or ImageFolder rows. --train-arch paper: the training row
+// uses the paper arch on 227×227 crops of the store itself (GPU-sized work).
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -35,6 +39,8 @@ const { values: a } = parseArgs({
     md: { type: 'string' },
     'no-torch': { type: 'boolean', default: false },
     'no-train': { type: 'boolean', default: false },
+    store: { type: 'string' },
+    'train-arch': { type: 'string', default: 'small' },
   },
   strict: true,
 });
@@ -50,6 +56,9 @@ const threads = a.threads ? Number(a.threads) : cores;
 for (const [k, v] of [['count', count], ['batch', batch], ['epochs', epochs], ['threads', threads]])
   if (!Number.isInteger(v) || v < 1) fail(`--${k} must be a positive integer`);
 if (!['cpu', 'cuda'].includes(a.device)) fail(`--device must be cpu or cuda, got "${a.device}"`);
+if (!['small', 'paper'].includes(a['train-arch'])) fail(`--train-arch must be small or paper, got "${a['train-arch']}"`);
+const given = a.store ? path.resolve(a.store) : null;
+if (given && !existsSync(given)) fail(`--store ${given} does not exist`);
 
 const pkg = await import(pathToFileURL(path.join(PKG_ROOT, 'dist', 'index.js')).href);
 const { data, Tensor, createAlexNet, SGD, synchronize } = pkg;
@@ -75,20 +84,21 @@ mkdirSync(work, { recursive: true });
 const photos = a.photos ?? path.join(work, `photos-${count}`);
 const log = (m) => console.error(`bench:data: ${m}`);
 
-log(`photos: ${photos}`);
-const made = await makePhotoFolder(photos, { perClass: Math.ceil(count / 10), classes: 10 });
 let photoBytes = 0;
 let photoFiles = 0;
-for (const c of readdirSync(photos)) for (const f of readdirSync(path.join(photos, c))) {
-  photoBytes += readFileSync(path.join(photos, c, f)).length; // also warms the page cache
-  photoFiles++;
+if (!given) {
+  log(`photos: ${photos}`);
+  await makePhotoFolder(photos, { perClass: Math.ceil(count / 10), classes: 10 });
+  for (const c of readdirSync(photos)) for (const f of readdirSync(path.join(photos, c))) {
+    photoBytes += readFileSync(path.join(photos, c, f)).length; // also warms the page cache
+    photoFiles++;
+  }
 }
-const results = { machine: { cpu: `${os.cpus()[0]?.model ?? 'unknown'}`, cores, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, device: a.device }, settings: { count: photoFiles, batch, epochs, threads }, photos: { files: photoFiles, meanKB: photoBytes / photoFiles / 1000 }, rows: {} };
-void made;
+const results = { machine: { cpu: `${os.cpus()[0]?.model ?? 'unknown'}`, cores, memoryGiB: Math.round(os.totalmem() / 2 ** 30), node: process.version, device: a.device }, settings: { count: photoFiles, batch, epochs, threads, store: given }, photos: given ? null : { files: photoFiles, meanKB: photoBytes / photoFiles / 1000 }, rows: {} };
 
 // ---- pack ----------------------------------------------------------------------------------------
-const store = path.join(work, `photos-${count}.axpk`);
-{
+const store = given ?? path.join(work, `photos-${count}.axpk`);
+if (!given) {
   rmSync(store, { force: true });
   const s0 = cpuSnapshot();
   const r = await data.pack(photos, store, { workers: cores });
@@ -146,7 +156,7 @@ readFileSync(store); // warm
 
 // ---- torchvision -------------------------------------------------------------------------------------
 const python = process.env.ALEXNET_PYTHON ?? '/usr/bin/python3';
-if (!a['no-torch']) {
+if (!a['no-torch'] && !given) {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'LD_PRELOAD'));
   const s0 = cpuSnapshot();
   const r = spawnSync(python, [path.join(PKG_ROOT, 'bench', 'torchvision_data.py'), photos, '--workers', String(threads), '--batch', String(batch), '--epochs', String(Math.max(2, epochs))], { encoding: 'utf8', env, timeout: 1_800_000 });
@@ -164,7 +174,7 @@ if (!a['no-torch']) {
 }
 
 // ---- our ImageFolder ---------------------------------------------------------------------------------
-{
+if (!given) {
   const f = await data.ImageFolder.open(photos, { train: true, size: 224, workers: threads });
   const run = async (ep) => {
     let n = 0;
@@ -182,22 +192,25 @@ if (!a['no-torch']) {
 
 // ---- training: does the loader hold the step back? ----------------------------------------------------
 if (!a['no-train']) {
-  const small = path.join(work, `photos-${count}-73.axpk`);
+  // small: 64×64 crops from a store packed at short side 73 (64 · 8/7); paper: 227×227 crops of the store
+  const paper = a['train-arch'] === 'paper';
+  const side = paper ? 227 : 64;
+  // (with --store and the small arch: 64×64 windows of the store's own images — a throughput figure)
+  const small = paper || given ? store : path.join(work, `photos-${count}-73.axpk`);
   if (!existsSync(small)) await data.pack(photos, small, { resize: 73, workers: cores });
   const steps = 12;
-  const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 3, device: a.device, seed: 1 });
+  const model = createAlexNet({ arch: a['train-arch'], numClasses: 10, inChannels: 3, device: a.device, seed: 1 });
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const B = batch;
   // synthetic: one batch, reused
-  const x = Tensor.from(new Float32Array(B * 3 * 64 * 64).map((_, i) => Math.sin(i)), [B, 3, 64, 64], a.device);
+  const x = Tensor.from(new Float32Array(B * 3 * side * side).map((_, i) => Math.sin(i)), [B, 3, side, side], a.device);
   const y = Int32Array.from({ length: B }, (_, i) => i % 10);
   await model.step(x, y, opt);
   let t0 = performance.now();
   for (let s = 0; s < steps; s++) await model.step(x, y, opt);
   const synth = (steps * B) / ((performance.now() - t0) / 1000);
   x.dispose();
-  // with the loader, one step in flight as train() keeps it
-  const ds = await data.PackedDataset.open(small, { train: true, size: 64, device: a.device, threads });
+  const ds = await data.PackedDataset.open(small, { train: true, size: side, device: a.device, threads });
   let n = 0;
   let waited = 0;
   let inFlight = null;
@@ -220,8 +233,8 @@ if (!a['no-train']) {
   await ds.close();
   opt.dispose();
   model.dispose();
-  results.rows.training = { arch: 'small', input: '3×64×64', batch: B, steps, synthetic: synth, withLoader: loaded, ratio: loaded / synth, waitedForBatchesMs: waited };
-  log(`training (small arch, 64×64): ${loaded.toFixed(0)} img/s with the loader, ${synth.toFixed(0)} img/s on a synthetic batch; waited ${waited.toFixed(0)} ms for batches`);
+  results.rows.training = { arch: a['train-arch'], input: `3×${side}×${side}`, batch: B, steps, synthetic: synth, withLoader: loaded, ratio: loaded / synth, waitedForBatchesMs: waited };
+  log(`training (${a['train-arch']} arch, ${side}×${side}): ${loaded.toFixed(0)} img/s with the loader, ${synth.toFixed(0)} img/s on a synthetic batch; waited ${waited.toFixed(0)} ms for batches`);
 }
 
 // ---- report ------------------------------------------------------------------------------------------
@@ -231,20 +244,22 @@ const lines = [
   `# Data pipeline, ${new Date().toISOString().slice(0, 10)}`,
   '',
   `Machine: ${results.machine.cpu}, ${cores} cores, ${results.machine.memoryGiB} GiB, Node ${process.version}; device ${a.device}.`,
-  `Data: ${photoFiles} JPEGs of real photographs (bench/photos.mjs), 500×375 and 375×500, quality 90, ${results.photos.meanKB.toFixed(1)} KB on average; batch ${batch}; warm page cache.`,
-  `Command: \`node bench/data.mjs --count ${count} --batch ${batch} --epochs ${epochs} --device ${a.device}${a.threads ? ` --threads ${threads}` : ''}\``,
+  given ? `Data: the packed data set ${given}; batch ${batch}; warm page cache.` : `Data: ${photoFiles} JPEGs of real photographs (bench/photos.mjs), 500×375 and 375×500, quality 90, ${results.photos.meanKB.toFixed(1)} KB on average; batch ${batch}; warm page cache.`,
+  `Command: \`node bench/data.mjs ${process.argv.slice(2).join(' ')}\``,
   '',
   '| pipeline | images/s | per core | notes |',
   '|---|---|---|---|',
-  `| packed loader (PackedDataset, train augmentation, into the input tensor on ${a.device}) | ${f0(r.packed?.rate)} | ${f0(r.packed?.perCore)} | ${threads} decode threads; the threads' own CPU time: ${f0(r.packed?.decodePerCoreSecond)} images per CPU-second |`,
-  `| torchvision ImageFolder + DataLoader (PIL), original files | ${f0(r.torchvision?.rate)} | ${f0(r.torchvision?.perCore)} | ${r.torchvision?.error ?? `${threads} workers, torch ${r.torchvision?.torch}, torchvision ${r.torchvision?.torchvision}`} |`,
-  `| our ImageFolder (sharp), original files | ${f0(r.imageFolder?.rate)} | ${f0(r.imageFolder?.perCore)} | ${threads} workers |`,
-  `| ceiling: bare decode of the stored JPEGs, one core | ${f0(r.ceiling?.rate)} | ${f0(r.ceiling?.perCore)} | whole images, libjpeg-turbo |`,
-  `| pack (decode, resize 256, JPEG q90, write) | ${f0(r.pack?.rate)} | ${f0(r.pack?.perCore)} | ${cores} processes; ${r.pack?.meanRecordKB?.toFixed(1)} KB a record |`,
+  ...[
+    r.packed && `| packed loader (PackedDataset, train augmentation, into the input tensor on ${a.device}) | ${f0(r.packed.rate)} | ${f0(r.packed.perCore)} | ${threads} decode threads; the threads' own CPU time: ${f0(r.packed.decodePerCoreSecond)} images per CPU-second |`,
+    r.torchvision && `| torchvision ImageFolder + DataLoader (PIL), original files | ${f0(r.torchvision.rate)} | ${f0(r.torchvision.perCore)} | ${r.torchvision.error ?? `${threads} workers, torch ${r.torchvision.torch}, torchvision ${r.torchvision.torchvision}`} |`,
+    r.imageFolder && `| our ImageFolder (sharp), original files | ${f0(r.imageFolder.rate)} | ${f0(r.imageFolder.perCore)} | ${threads} workers |`,
+    r.ceiling && `| ceiling: bare decode of the stored JPEGs, one core | ${f0(r.ceiling.rate)} | ${f0(r.ceiling.perCore)} | whole images, libjpeg-turbo; per core: per CPU-second |`,
+    r.pack && `| pack (decode, resize 256, JPEG q90, write) | ${f0(r.pack.rate)} | ${f0(r.pack.perCore)} | ${cores} processes; ${r.pack.meanRecordKB.toFixed(1)} KB a record |`,
+  ].filter(Boolean),
 ];
 if (r.packed && r.torchvision?.rate) lines.push('', `Packed loader vs torchvision's DataLoader: ${(r.packed.rate / r.torchvision.rate).toFixed(1)}×.`);
 if (r.training)
-  lines.push('', `Training (small arch, 3×64×64, batch ${batch}, ${r.training.steps} steps, ${a.device}): ${f0(r.training.withLoader)} img/s with the loader, ${f0(r.training.synthetic)} img/s on a synthetic batch (${(r.training.ratio * 100).toFixed(0)} %); ${r.training.waitedForBatchesMs.toFixed(0)} ms waiting for batches.`);
+  lines.push('', `Training (${r.training.arch} arch, ${r.training.input}, batch ${batch}, ${r.training.steps} steps, ${a.device}): ${f0(r.training.withLoader)} img/s with the loader, ${f0(r.training.synthetic)} img/s on a synthetic batch (${(r.training.ratio * 100).toFixed(0)} %); ${r.training.waitedForBatchesMs.toFixed(0)} ms waiting for batches.`);
 const share = r.packed?.otherCpuShare;
 if (share !== null && share !== undefined) lines.push('', `Other processes used ${(share * 100).toFixed(0)} % of the machine's CPU time while the packed loader was measured.`);
 const md = lines.join('\n') + '\n';
