@@ -23,7 +23,9 @@
 #   compute-sanitizer memcheck, racecheck, synccheck over scripts/gpu-kernels.mjs (every kernel at small
 #     shapes; cuBLAS's own kernels left out of racecheck/synccheck)                                 ~90 s
 #   per-op benchmarks at batch 128, fp32 and tf32, PyTorch + cuDNN then ours, outputs checked     ~180 s
-#   → about 6 minutes with the machine's start (~1 min).
+#   the data pipeline: the packed loader (16 decode threads) into the GPU, and the paper arch's step
+#     fed by it vs on a synthetic batch (bench/data.mjs --store .gpu/photos.axpk)                   ~40 s
+#   → about 6–7 minutes with the machine's start (~1 min).
 # Call 2:
 #   build                                                                                            ~30 s
 #   alexnet train --device cuda --arch paper on Fashion-MNIST, GPU_CHECK_TRAIN_MIN (default 4) minutes
@@ -118,6 +120,8 @@ $PY -c 'import torch; assert torch.cuda.is_available()' 2>/dev/null && have_torc
 # was checked on the development machines.
 CUDA_FILES=$(grep -lE '\b(noCuda|emulated)\b' test/*.test.ts test/*/*.test.ts | grep -v emulator.test.ts | tr '\n' ' ')
 CUDA_TESTS='on CUDA|on the GPU|cuBLAS|CUDA memory'
+# The packed-data tests on CUDA take their photos from the carried store (no scikit-image there).
+[ -f .gpu/photos.axpk ] && export AXN_PACKED_STORE=$PWD/.gpu/photos.axpk
 
 if [ "$call" = 1 ]; then
   if [[ $skip != *" tests "* ]]; then
@@ -163,6 +167,24 @@ if [ "$call" = 1 ]; then
     tail -5 "$W/bench.log"
     row "per-op benchmarks (outputs checked)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s.*outputs: .*' "$W/bench.log" | tail -1 | sed 's/; other processes[^;]*//')"
     [ $have_torch_cuda = 1 ] || row "per-op benchmarks, PyTorch + cuDNN timings" SKIP "no torch with CUDA here"
+  fi
+
+  if [[ $skip != *" data "* ]]; then
+    # The packed data set of real photos made by gpu-pack.sh 1: the loader on every core into the GPU
+    # (decode threads, pinned staging, the copy stream, augmentBatch), and the paper arch's training step
+    # fed by it against the same step on one synthetic batch: does the loader hold the step back?
+    if [ -f .gpu/photos.axpk ]; then
+      dargs=(--store .gpu/photos.axpk --device cuda --train-arch paper --epochs 6 --no-torch)
+      [ "$rehearse" = 1 ] && dargs=(--store .gpu/photos.axpk --device cuda --batch 4 --epochs 1 --no-train)
+      step "data pipeline: node bench/data.mjs ${dargs[*]}"
+      node bench/data.mjs "${dargs[@]}" --json "$W/bench-data.json" > "$W/data.log" 2>&1
+      rc=$?
+      tail -12 "$W/data.log"
+      row "data: packed loader into the GPU" "$(verdict $rc)" "$(grep -oE '^bench:data: packed loader: .*' "$W/data.log" | sed 's/^bench:data: packed loader: //')"
+      row "data: training step fed by the loader" "$(verdict $rc)" "$(grep -oE '^bench:data: training .*' "$W/data.log" | sed 's/^bench:data: training //')"
+    else
+      row "data pipeline" SKIP "no .gpu/photos.axpk (bash scripts/gpu-pack.sh 1 makes it)"
+    fi
   fi
 fi
 

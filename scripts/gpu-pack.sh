@@ -3,7 +3,8 @@
 # Node, npm and node_modules with ../shared/gpu/pack into .gpu/, leaving out what the call does not need,
 # so that what travels fits the 64 MiB a device call may carry (work tree included):
 #   bash scripts/gpu-pack.sh 1   the tests and benchmarks: everything but TypeScript and the data set
-#                                (the package's 149 MB of Fashion-MNIST JSON; the GPU tests do not read it)
+#                                (the package's 149 MB of Fashion-MNIST JSON; the GPU tests do not read it),
+#                                and .gpu/photos.axpk, 500 real photographs packed for the data check
 #   bash scripts/gpu-pack.sh 2   the main job: no test runner (vitest, vite and their bundlers) and no sharp
 #                                (libvips: 19 MB; the CLI then skips its two PNGs with a warning), and
 #                                Fashion-MNIST as one gzip file, .gpu/fashion-mnist.gz (30 MB, written once)
@@ -19,8 +20,16 @@ common="typescript @typescript fashion-mnist lightningcss-linux-x64-gnu"
 if [ "$call" = 1 ]; then
   GPU_PACK_EXCLUDE="$common" bash ../shared/gpu/pack > /dev/null
   rm -f .gpu/fashion-mnist.gz
+  # The data pipeline's check: 500 real photographs (scikit-image's, bench/photos.mjs), packed here (about
+  # 11 MB): the GPU machine has neither the photographs nor the time to pack them.
+  if [ ! -f .gpu/photos.axpk ]; then
+    rm -rf bench/results/tmp/gpu-photos
+    node bench/photos.mjs bench/results/tmp/gpu-photos --per-class 50 > /dev/null
+    node -e "import('./dist/data/index.js').then(async (d) => { const r = await d.pack('bench/results/tmp/gpu-photos', '.gpu/photos.axpk', { overwrite: true }); console.log('photos.axpk:', r.count, 'images,', r.bytes, 'bytes'); })"
+  fi
 else
   GPU_PACK_EXCLUDE="$common vitest @vitest vite rolldown @rolldown lightningcss postcss esbuild @esbuild @types sharp @img" bash ../shared/gpu/pack > /dev/null
+  rm -f .gpu/photos.axpk
   if [ ! -f .gpu/fashion-mnist.gz ]; then
     node -e "import('./dist/data/index.js').then(async (d) => console.log('fashion-mnist.gz:', await d.writeFashionMnistPack('.gpu/fashion-mnist.gz'), 'bytes'))"
   fi
