@@ -72,10 +72,11 @@ cudaStream_t copyStream();
 // Orders everything enqueued later on `waiter` after everything enqueued so far on `signaller`
 // (an event from a pool, recorded on `signaller`, waited on by `waiter`; the host does not wait).
 void streamWait(cudaStream_t waiter, cudaStream_t signaller);
-#ifdef AXN_CUDA_EMU
-// Tests only: make streamWait a no-op, to prove that a test catches a missing wait: the waits into the
-// compute stream (rule's wait 2), into another stream (wait 1), or both.
+// Tests only (setDropStreamWaits exists on the emulated device alone): make streamWait a no-op, to prove
+// that a test catches a missing wait: the waits into the compute stream (the rule's wait 2), into another
+// stream (wait 1), or both.
 enum DropWaits { kDropNone = 0, kDropIntoSide = 1, kDropIntoCompute = 2, kDropAll = 3 };
+#ifdef AXN_CUDA_EMU
 void setDropStreamWaits(int which);
 #endif
 // GEMM precision for later cuBLAS calls: strict fp32 or TF32 tensor cores.
