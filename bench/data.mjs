@@ -154,6 +154,30 @@ readFileSync(store); // warm
   log(`packed loader: ${(n / secs).toFixed(0)} img/s (${(n / secs / threads).toFixed(0)} per core; the decode threads ${(images / decodeCpu).toFixed(0)} per CPU-second)`);
 }
 
+// ---- the packed loader with nvJPEG (GPU decoding) ----------------------------------------------------
+const { loadNative } = await import(pathToFileURL(path.join(PKG_ROOT, 'dist', 'native.js')).href);
+if (a.device === 'cuda' && loadNative().data.gpuDecode) {
+  const ds = await data.PackedDataset.open(store, { train: true, size: 224, device: 'cuda', decode: 'gpu' });
+  const run = async (ep) => {
+    let n = 0;
+    for await (const b of ds.batches({ batchSize: batch, shuffle: true, seed: 1, epoch: ep })) {
+      n += b.n;
+      b.input.dispose();
+    }
+    synchronize();
+    return n;
+  };
+  await run(100);
+  const t0 = performance.now();
+  let n = 0;
+  for (let e = 0; e < epochs; e++) n += await run(e);
+  const secs = (performance.now() - t0) / 1000;
+  const st = ds.stats();
+  await ds.close();
+  results.rows.nvjpeg = { rate: n / secs, hostCpuPerImageMs: (st.decodeCpuSeconds / st.images) * 1000 };
+  log(`packed loader, nvJPEG: ${(n / secs).toFixed(0)} img/s`);
+}
+
 // ---- torchvision -------------------------------------------------------------------------------------
 const python = process.env.ALEXNET_PYTHON ?? '/usr/bin/python3';
 if (!a['no-torch'] && !given) {
@@ -251,6 +275,7 @@ const lines = [
   '|---|---|---|---|',
   ...[
     r.packed && `| packed loader (PackedDataset, train augmentation, into the input tensor on ${a.device}) | ${f0(r.packed.rate)} | ${f0(r.packed.perCore)} | ${threads} decode threads; the threads' own CPU time: ${f0(r.packed.decodePerCoreSecond)} images per CPU-second |`,
+    r.nvjpeg && `| packed loader decoding on the GPU (nvJPEG batched), into the input tensor on cuda | ${f0(r.nvjpeg.rate)} | — | one host thread drives nvJPEG: ${r.nvjpeg.hostCpuPerImageMs.toFixed(3)} ms of its CPU time an image |`,
     r.torchvision && `| torchvision ImageFolder + DataLoader (PIL), original files | ${f0(r.torchvision.rate)} | ${f0(r.torchvision.perCore)} | ${r.torchvision.error ?? `${threads} workers, torch ${r.torchvision.torch}, torchvision ${r.torchvision.torchvision}`} |`,
     r.imageFolder && `| our ImageFolder (sharp), original files | ${f0(r.imageFolder.rate)} | ${f0(r.imageFolder.perCore)} | ${threads} workers |`,
     r.ceiling && `| ceiling: bare decode of the stored JPEGs, one core | ${f0(r.ceiling.rate)} | ${f0(r.ceiling.perCore)} | whole images, libjpeg-turbo; per core: per CPU-second |`,

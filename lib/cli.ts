@@ -116,7 +116,7 @@ function isPackedFile(p: string): boolean {
   }
 }
 
-async function openData(data: string, arch: Arch, opts: { limit?: number; testLimit?: number; workers?: number; side: number; channels: number; device: Device }): Promise<DataChoice> {
+async function openData(data: string, arch: Arch, opts: { limit?: number; testLimit?: number; workers?: number; side: number; channels: number; device: Device; decode?: 'cpu' | 'gpu' }): Promise<DataChoice> {
   if (data === 'fashion-mnist') {
     // 28×28 batches cross to the device; larger inputs (the paper's 227) are made there by bilinear upscaling.
     const common = { size: 28, channels: opts.channels as 1 | 3 };
@@ -138,7 +138,7 @@ async function openData(data: string, arch: Arch, opts: { limit?: number; testLi
   if (packed) {
     if (!packed.train || !packed.test)
       throw new Error(`--data ${data}: a packed folder for training needs train.axpk and test.axpk (or val.axpk) inside (alexnet pack <folder with train/ and test/> ${data})`);
-    const common = { size: opts.side, device: opts.device, threads: opts.workers };
+    const common = { size: opts.side, device: opts.device, threads: opts.workers, decode: opts.decode };
     const tr = await PackedDataset.open(packed.train, { ...common, train: true, limit: opts.limit });
     const te = await PackedDataset.open(packed.test, { ...common, train: false, limit: opts.testLimit });
     if (tr.settings.channels !== opts.channels) throw new Error(`--data ${data}: the store holds ${tr.settings.channels}-channel images, the ${arch} arch takes ${opts.channels}`);
@@ -149,7 +149,7 @@ async function openData(data: string, arch: Arch, opts: { limit?: number; testLi
       train: tr,
       test: te,
       classes: tr.classes,
-      describe: `packed data set ${root} (${tr.size} train / ${te.size} test; JPEGs decoded by ${opts.workers ?? os.availableParallelism()} native threads, augmented on the ${opts.device === 'cuda' ? 'GPU' : 'CPU'})`,
+      describe: `packed data set ${root} (${tr.size} train / ${te.size} test; JPEGs decoded ${opts.decode === 'gpu' ? 'on the GPU (nvJPEG)' : `by ${opts.workers ?? os.availableParallelism()} native threads`}, augmented on the ${opts.device === 'cuda' ? 'GPU' : 'CPU'})`,
       input: { side: opts.side, mean: [...IMAGENET_MEAN], std: [...IMAGENET_STD] },
     };
   }
@@ -202,6 +202,7 @@ program
   .option('--limit <n>', 'use only the first n training images', int('--limit'))
   .option('--test-limit <n>', 'evaluate on only the first n test images (class-balanced)', int('--test-limit'))
   .option('--workers <n>', 'image decoding workers (image folders) or decode threads (packed data sets; default one per core)', int('--workers'))
+  .addOption(new Option('--decode <where>', 'packed data sets: decode JPEGs on the cpu (decode threads) or the gpu (nvJPEG, --device cuda)').choices(['cpu', 'gpu']).default('cpu'))
   .option('--time-limit <minutes>', 'start no epoch that would end past this many minutes (default 14 for the default CPU job)', num('--time-limit'))
   .option('--out <dir>', 'where to write weights, checkpoint, history and PNGs', 'alexnet-run')
   .option('--weights <file>', 'start from these weights (fine-tuning; .safetensors or a torch.save\'d .pth, e.g. torchvision\'s ImageNet AlexNet): every layer is loaded, the last one only when it has as many classes as the data (else it is replaced by a fresh one for the data\'s classes)')
@@ -230,7 +231,7 @@ program
     // TF32 tensor cores by default on CUDA (strict fp32: --precision fp32); the CPU computes in fp32.
     const precision: Precision = (o.precision as Precision | undefined) ?? (device === 'cuda' ? 'tf32' : 'fp32');
     setDefaultPrecision(precision);
-    const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels, device });
+    const data = await openData(o.data, arch, { limit: o.limit, testLimit: o.testLimit, workers: o.workers, side, channels, device, decode: o.decode });
     const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
     if (o.weights) {
       try {
@@ -333,6 +334,7 @@ program
   .addOption(new Option('--arch <arch>', 'network (default: from the weights file)').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'device').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .option('--ten-crop', 'average the predictions of the paper\'s 10 crops (image folders)')
+  .addOption(new Option('--decode <where>', 'packed data sets: decode JPEGs on the cpu or the gpu (nvJPEG, --device cuda)').choices(['cpu', 'gpu']).default('cpu'))
   .option('--batch-size <n>', 'images per batch (10-crop: crops per forward)', int('--batch-size'), 100)
   .option('--synsets <file>', 'class folders named by WordNet id (ImageNet: n01440764, …): a file listing the model\'s classes\' ids in index order, one per line, first word (ILSVRC\'s LOC_synset_mapping.txt); not needed when the folder has all 1,000')
   .option('--no-progress', 'no progress bar (a line every 10 s instead)')
@@ -349,7 +351,7 @@ program
       const file = packed.single ?? packed.test;
       if (!file) throw new Error(`--data ${o.data}: the packed folder has no test.axpk (or val.axpk) to evaluate`);
       if (!packed.single) console.error(`evaluating ${file} (the test split of ${path.resolve(o.data)})`);
-      source = await PackedDataset.open(file, { size: side, tenCrop: o.tenCrop === true, device, mean: input.mean, std: input.std });
+      source = await PackedDataset.open(file, { size: side, tenCrop: o.tenCrop === true, device, mean: input.mean, std: input.std, decode: o.decode });
     } else if (o.data === 'fashion-mnist') {
       if (o.tenCrop) throw new Error('--ten-crop needs an image folder (Fashion-MNIST images are 28×28)');
       source = loadFashionMnist({ split: 'test', size: 28, channels: c.inChannels as 1 | 3 });

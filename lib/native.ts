@@ -118,6 +118,8 @@ export interface NativeLoaderInfo {
   jpegReason: string;
   jpegVersion: string;
   threads: number;
+  gpuDecode: boolean;
+  gpuDecodeReason: string;
 }
 
 export interface NativeLoaderStats {
@@ -144,16 +146,19 @@ export interface NativeLoader {
   recordBytes(i: number): Buffer;
   decodeRecord(i: number): Buffer;
   decodeAll(passes: number): { images: number; seconds: number; cpuSeconds: number };
+  decodeGpu(jobs: Int32Array, H: number, W: number, C: number, dst: NativeStorage): Promise<void>;
   close(): void;
 }
 
 export interface NativeData {
-  Loader: new (path: string, threads: number, cuda: boolean) => NativeLoader;
+  Loader: new (path: string, threads: number, cuda: boolean, gpuDecode?: boolean) => NativeLoader;
   crc32c(data: ArrayBufferView, crc?: number): number;
   crc32cImpl: string;
   jpeg: boolean;
   jpegReason: string;
   jpegVersion: string;
+  gpuDecode: boolean;
+  gpuDecodeReason: string;
 }
 
 /** The package root: the nearest folder above this file whose package.json is alexnet-cuda's. */

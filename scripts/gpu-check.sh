@@ -83,6 +83,16 @@ trap finish EXIT
 
 echo "== [$(el)] call $call on ${gpu:-no GPU}$([ "$rehearse" = 1 ] && echo ' (rehearsal)')"
 
+# nvJPEG for the data loader's GPU decoding: the toolkit's, else the one PyTorch's wheels bring
+# (site-packages/nvidia/.../nvjpeg.h and libnvjpeg.so*): the build finds it through AXN_NVJPEG_ROOT.
+if [ -z "${AXN_NVJPEG_ROOT:-}" ] && [ ! -f /usr/local/cuda/include/nvjpeg.h ]; then
+  nvroot=$(${PYTHON:-python3} -c 'import nvidia, os; print(list(nvidia.__path__)[0])' 2>/dev/null || true)
+  if [ -n "$nvroot" ]; then
+    h=$(find "$nvroot" -name nvjpeg.h 2>/dev/null | head -1)
+    [ -n "$h" ] && export AXN_NVJPEG_ROOT=$(dirname "$(dirname "$h")") && export LD_LIBRARY_PATH="$AXN_NVJPEG_ROOT/lib:${LD_LIBRARY_PATH:-}"
+  fi
+fi
+
 # ---- build (both calls: a later call may get a fresh machine) -----------------------------------------
 step "build: AXN_CUDA=ON through scripts/install.mjs → cmake-js → CMakeLists.txt"
 [ -f dist/index.js ] || { row "dist/ (compiled TypeScript) travelled" FAIL "dist/index.js missing: carry dist"; exit 1; }
@@ -97,7 +107,7 @@ if [ $brc != 0 ]; then
   row "build (CUDA backend, cmake-js)" FAIL "see build.log in gpu-check-logs.tar.gz"
   exit 1
 fi
-row "build (CUDA backend, cmake-js)" PASS "$(grep -o 'CUDA backend ON ([^)]*)' "$W/build.log" | head -1)"
+row "build (CUDA backend, cmake-js)" PASS "$(grep -o 'CUDA backend ON ([^)]*)' "$W/build.log" | head -1); $(grep -oE '(GPU JPEG decoding: .*|no GPU JPEG decoding: [^(]*)' "$W/build.log" | head -1)"
 if [ "$rehearse" = 1 ]; then
   # The GPU steps run on the emulated device (no sanitizers: speed), built the same way.
   AXN_CUDA=EMU AXN_BUILD_DIR=build-emu-plain node scripts/install.mjs > "$W/build-emu.log" 2>&1 || { row "rehearsal: emulated device build" FAIL "build-emu.log"; exit 1; }
@@ -181,7 +191,7 @@ if [ "$call" = 1 ]; then
       rc=$?
       tail -12 "$W/data.log"
       row "data: packed loader into the GPU" "$(verdict $rc)" "$(grep -oE '^bench:data: packed loader: .*' "$W/data.log" | sed 's/^bench:data: packed loader: //')"
-      row "data: training step fed by the loader" "$(verdict $rc)" "$(grep -oE '^bench:data: training .*' "$W/data.log" | sed 's/^bench:data: training //')"
+      [ "$rehearse" = 1 ] || row "data: training step fed by the loader" "$(verdict $rc)" "$(grep -oE '^bench:data: training .*' "$W/data.log" | sed 's/^bench:data: training //')"
     else
       row "data pipeline" SKIP "no .gpu/photos.axpk (bash scripts/gpu-pack.sh 1 makes it)"
     fi

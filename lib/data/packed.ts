@@ -52,6 +52,10 @@ export interface PackedDatasetOptions {
   pcaStd?: number;
   /** Decode threads (default: one per core). */
   threads?: number;
+  /** Where JPEGs are decoded: 'cpu' (default: the decode threads, only the crop's rows and columns) or
+   * 'gpu' (nvJPEG's batched decoder, device 'cuda' only, where the addon was built with nvJPEG: whole
+   * images on the GPU, then the crops copied on the device). */
+  decode?: 'cpu' | 'gpu';
   /** Staging memory for batches decoded ahead (default 256 MiB; at least two batches are always held). */
   prefetchBytes?: number;
   /** Use only this many images, taken round-robin over the classes. */
@@ -61,7 +65,7 @@ export interface PackedDatasetOptions {
   world?: number;
 }
 
-const OPTION_KEYS = ['train', 'tenCrop', 'size', 'device', 'mean', 'std', 'flip', 'pcaStd', 'threads', 'prefetchBytes', 'limit', 'rank', 'world'];
+const OPTION_KEYS = ['train', 'tenCrop', 'size', 'device', 'mean', 'std', 'flip', 'pcaStd', 'threads', 'decode', 'prefetchBytes', 'limit', 'rank', 'world'];
 
 interface Meta {
   classes: string[];
@@ -79,6 +83,8 @@ export class PackedDataset implements BatchSource {
   readonly device: Device;
   readonly train: boolean;
   readonly tenCrop: boolean;
+  /** Where JPEGs are decoded. */
+  readonly decode: 'cpu' | 'gpu';
   /** Records in the store (all ranks, before `limit`). */
   readonly records: number;
   private readonly loader: NativeLoader;
@@ -95,7 +101,7 @@ export class PackedDataset implements BatchSource {
   private closed = false;
   private namesCache: string[] | undefined;
 
-  private constructor(file: string, loader: NativeLoader, meta: Meta, info: ReturnType<NativeLoader['info']>, opts: Required<Pick<PackedDatasetOptions, 'train' | 'tenCrop'>> & { device: Device; ids: Uint32Array; o: PackedDataset['o'] }) {
+  private constructor(file: string, loader: NativeLoader, meta: Meta, info: ReturnType<NativeLoader['info']>, opts: Required<Pick<PackedDatasetOptions, 'train' | 'tenCrop'>> & { device: Device; ids: Uint32Array; gpuDecode: boolean; o: PackedDataset['o'] }) {
     this.path = file;
     this.loader = loader;
     this.classes = Object.freeze([...meta.classes]);
@@ -108,6 +114,7 @@ export class PackedDataset implements BatchSource {
     this.device = opts.device;
     this.train = opts.train;
     this.tenCrop = opts.tenCrop;
+    this.decode = opts.gpuDecode ? 'gpu' : 'cpu';
     this.ids = opts.ids;
     this.o = opts.o;
     this.sampleShape = Object.freeze([meta.settings.channels, opts.o.size, opts.o.size] as [number, number, number]);
@@ -143,8 +150,15 @@ export class PackedDataset implements BatchSource {
     const rank = int(o.rank, 'rank', 0, world - 1, 0);
     const pcaStd = o.pcaStd ?? PCA_ALPHA_STD;
     if (typeof pcaStd !== 'number' || !Number.isFinite(pcaStd) || pcaStd < 0) throw new TypeError(`${where}: expected pcaStd to be a finite number ≥ 0, got ${describe(o.pcaStd)}`);
+    const decode = o.decode ?? 'cpu';
+    if (decode !== 'cpu' && decode !== 'gpu') throw new TypeError(`${where}: expected decode to be 'cpu' or 'gpu', got ${describe(o.decode)}`);
+    if (decode === 'gpu') {
+      if (device !== 'cuda') throw new TypeError(`${where}: decode 'gpu' needs device 'cuda', got '${device}'`);
+      const nd = loadNative().data;
+      if (!nd.gpuDecode) throw new Error(`${where}: decode 'gpu': nvJPEG is not available: ${nd.gpuDecodeReason}`);
+    }
     const abs = path.resolve(file);
-    const loader = new (loadNative().data.Loader)(abs, threads, device === 'cuda');
+    const loader = new (loadNative().data.Loader)(abs, threads, device === 'cuda', decode === 'gpu');
     try {
       const info = loader.info();
       let meta: Meta;
@@ -154,6 +168,8 @@ export class PackedDataset implements BatchSource {
         throw new Error(`packed data set ${abs}: the meta section is not JSON (${(e as Error).message})`);
       }
       const s = meta?.settings;
+      if (decode === 'gpu' && Array.from(info.formats).some((f) => f !== 0))
+        throw new Error(`packed data set ${abs}: decode 'gpu' needs JPEG records; this store holds raw ones (nothing to decode: use decode 'cpu')`);
       if (!meta || !Array.isArray(meta.classes) || !meta.classes.every((c) => typeof c === 'string') || !s || (s.channels !== 1 && s.channels !== 3) || !Number.isInteger(s.resize))
         throw new Error(`packed data set ${abs}: the meta section lacks classes or settings`);
       const C = s.channels;
@@ -175,7 +191,7 @@ export class PackedDataset implements BatchSource {
       const limit = int(o.limit, 'limit', 1, 2 ** 32, info.count);
       const ids = limitRoundRobin(info.labels, meta.classes.length, limit);
       return new PackedDataset(abs, loader, meta, info, {
-        train, tenCrop, device, ids,
+        train, tenCrop, device, ids, gpuDecode: decode === 'gpu',
         o: { size, mean, std, flip: bool(o.flip, 'flip', true), pcaStd: C === 3 ? pcaStd : 0, prefetchBytes, rank, world },
       });
     } catch (e) {
@@ -261,8 +277,10 @@ export class PackedDataset implements BatchSource {
       const views = this.tenCrop ? 10 : 1;
       const slot = this.tenCrop ? Math.max(S, this.settings.resize) : S; // ten crops come from the central square
       const slotBytes = slot * slot * C;
-      // CUDA: pinned staging buffers, one upload a batch; CPU: decoded straight into the batch's tensor
-      const direct = this.device === 'cpu';
+      // CUDA: pinned staging buffers, one upload a batch; CPU: decoded straight into the batch's tensor;
+      // GPU decoding: into the batch's device tensor, on the copy stream
+      const gpu = this.decode === 'gpu';
+      const direct = this.device === 'cpu' || gpu;
       const depth = direct ? Math.max(2, Math.min(16, Math.floor(this.o.prefetchBytes / (B * slotBytes)))) : this.ensureStaging(B * slotBytes);
       // batch b: its records, decoded into staging buffer b mod depth
       const batchRecs = (b: number) => recs.subarray(b * B, Math.min(recs.length, (b + 1) * B));
@@ -301,9 +319,13 @@ export class PackedDataset implements BatchSource {
           jobs[3 * j + 1] = top;
           jobs[3 * j + 2] = left;
         }
-        const u8 = direct ? Tensor.empty([r.length, slot, slot, C], 'cpu', 'uint8') : null;
+        const u8 = direct ? Tensor.empty([r.length, slot, slot, C], this.device, 'uint8') : null;
         plans[b % depth] = { params, shift, n: r.length, u8 };
-        const p = u8 ? this.loader.decode(-1, jobs, slot, slot, C, Tensor.storageOf(u8, 'PackedDataset')) : this.loader.decode(b % depth, jobs, slot, slot, C);
+        const p = gpu
+          ? this.loader.decodeGpu(jobs, slot, slot, C, Tensor.storageOf(u8!, 'PackedDataset'))
+          : u8
+            ? this.loader.decode(-1, jobs, slot, slot, C, Tensor.storageOf(u8, 'PackedDataset'))
+            : this.loader.decode(b % depth, jobs, slot, slot, C);
         p.catch(() => {}); // awaited in order below
         return p;
       };

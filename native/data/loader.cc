@@ -20,6 +20,7 @@
 #include "common.h"
 #include "cpu_stream.h"
 #include "data/crc32c.h"
+#include "data/gpu_decode.h"
 #include "data/jpeg.h"
 #include "data/store.h"
 #include "host_alloc.h"
@@ -116,6 +117,7 @@ struct Batch {
   std::once_flag ready;  // the staging buffer's previous copy is done
   int slot;                   // the staging buffer, or −1 (decoding into `keep`)
   Napi::ObjectReference keep;  // the destination Storage of a direct decode
+  bool gpu = false;            // decoded on the GPU (copy stream): the compute stream waits for it
   Batch(Napi::Env env, int s) : deferred(Napi::Promise::Deferred::New(env)), slot(s) {}
 };
 
@@ -127,7 +129,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
                         InstanceMethod<&Loader::SetStaging>("setStaging"), InstanceMethod<&Loader::Decode>("decode"),
                         InstanceMethod<&Loader::Upload>("upload"), InstanceMethod<&Loader::Stats>("stats"),
                         InstanceMethod<&Loader::RecordBytes>("recordBytes"), InstanceMethod<&Loader::DecodeRecord>("decodeRecord"),
-                        InstanceMethod<&Loader::DecodeAll>("decodeAll"),
+                        InstanceMethod<&Loader::DecodeAll>("decodeAll"), InstanceMethod<&Loader::DecodeGpu>("decodeGpu"),
                         InstanceMethod<&Loader::Close>("close")});
   }
 
@@ -139,9 +141,12 @@ class Loader : public Napi::ObjectWrap<Loader> {
     const int threads = info[1].As<Napi::Number>().Int32Value();
     if (threads < 1 || threads > 1024) throw Napi::RangeError::New(env, "Loader: threads must be 1 to 1024");
     cuda_ = info[2].As<Napi::Boolean>().Value();
+    gpu_ = info.Length() > 3 && info[3].ToBoolean().Value();
 #ifndef AXN_WITH_CUDA
     if (cuda_) throw Napi::Error::New(env, "Loader: this addon was built without the CUDA backend");
 #endif
+    if (gpu_ && !cuda_) throw Napi::Error::New(env, "Loader: GPU decoding needs a CUDA loader");
+    if (gpu_ && !gpuDecodeAvailable()) throw Napi::Error::New(env, "Loader: GPU decoding (nvJPEG) is not available: " + gpuDecodeReason());
     try {
       store_ = std::make_shared<Store>(info[0].As<Napi::String>().Utf8Value());
     } catch (const std::exception& e) {
@@ -149,7 +154,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
     }
     tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo&) {}), "alexnet-loader", 0, 1);
     tsfn_.Unref(env);
-    pool_ = std::make_unique<Pool>(threads);
+    pool_ = std::make_unique<Pool>(gpu_ ? 1 : threads);  // GPU decoding: one thread drives nvJPEG
     // When the environment goes (process exit, a worker thread ending) with the loader still open, stop
     // the threads and release the thread-safe function before Node finalises it: this hook, added after
     // the function was made, runs before Node's own cleanup of it.
@@ -175,6 +180,11 @@ class Loader : public Napi::ObjectWrap<Loader> {
     closed_ = true;
     if (pool_) pool_->stop(teardown);  // else finishes the queued images: their batches settle
     freeStaging();
+#ifdef AXN_WITH_NVJPEG
+    gpuDecoder_.reset();
+    if (arena_) cudaFree(arena_);  // synchronises: the copy stream's work that uses it is done after
+    arena_ = nullptr;
+#endif
     tsfn_.Release();
   }
 
@@ -230,6 +240,8 @@ class Loader : public Napi::ObjectWrap<Loader> {
     o.Set("jpegReason", jpegReason());
     o.Set("jpegVersion", jpegVersion());
     o.Set("threads", pool_->size());
+    o.Set("gpuDecode", gpuDecodeAvailable());
+    o.Set("gpuDecodeReason", gpuDecodeReason());
     return o;
   }
 
@@ -301,6 +313,109 @@ class Loader : public Napi::ObjectWrap<Loader> {
     o.Set("seconds", std::chrono::duration<double>(Clock::now() - t0).count());
     o.Set("cpuSeconds", static_cast<double>(threadCpuNs() - c0) * 1e-9);
     return o;
+  }
+
+  // decodeGpu(jobs: Int32Array [n × 3: record, top, left], H, W, C, dst: Storage) → Promise<void>: the
+  // batch decoded on the GPU (nvJPEG, whole images into a device arena) and each H×W window copied into
+  // dst, a uint8 CUDA tensor's Storage [n, H, W, C], all on the copy stream. The copy stream first waits
+  // for the compute stream (dst is a caching-allocator block); when the promise settles the compute stream
+  // waits for the copy stream (the two waits of native/cuda/context.h).
+  Napi::Value DecodeGpu(const Napi::CallbackInfo& info) {
+    Napi::Env env = info.Env();
+    const char* op = "Loader.decodeGpu";
+    checkOpen("decodeGpu");
+    if (!gpu_) throw Napi::Error::New(env, std::string(op) + ": this loader was not made for GPU decoding");
+#ifndef AXN_WITH_NVJPEG
+    throw Napi::Error::New(env, std::string(op) + ": " + gpuDecodeReason());
+#else
+    if (info.Length() < 1 || !info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array)
+      throw Napi::TypeError::New(env, std::string(op) + ": jobs must be an Int32Array");
+    Napi::Int32Array jobs = info[0].As<Napi::Int32Array>();
+    const int H = bind::i32(info, 1, op, "H"), W = bind::i32(info, 2, op, "W"), C = bind::i32(info, 3, op, "C");
+    if (jobs.ElementLength() % 3 != 0 || H < 1 || W < 1 || (C != 1 && C != 3)) throw Napi::RangeError::New(env, std::string(op) + ": bad jobs, H, W or C");
+    const size_t n = jobs.ElementLength() / 3;
+    const size_t imageBytes = static_cast<size_t>(H) * W * C;
+    uint8_t* dst = bind::ptr<uint8_t>(info, 4, op, "dst", n * imageBytes);
+    bind::argRoles().written.clear();
+    Storage* ds = Storage::From(info[4], op, "dst");
+    if (ds->device() == kCpu) throw Napi::Error::New(env, std::string(op) + ": dst must be a CUDA tensor");
+    auto plan = std::make_shared<std::vector<int32_t>>(jobs.Data(), jobs.Data() + 3 * n);
+    for (size_t j = 0; j < n; j++) {
+      const int32_t rec = (*plan)[3 * j], top = (*plan)[3 * j + 1], left = (*plan)[3 * j + 2];
+      if (rec < 0 || static_cast<size_t>(rec) >= store_->size())
+        throw Napi::RangeError::New(env, std::string(op) + ": job " + std::to_string(j) + " names record " + std::to_string(rec));
+      const Record& r = store_->record(rec);
+      if (r.format != Format::Jpeg) throw Napi::Error::New(env, std::string(op) + ": record " + std::to_string(rec) + " is not a JPEG");
+      if (r.channels != C || top < 0 || left < 0 || top + H > r.height || left + W > r.width)
+        throw Napi::RangeError::New(env, std::string(op) + ": the window of job " + std::to_string(j) + " is not inside record " + std::to_string(rec));
+    }
+    auto* batch = new Batch(env, -1);
+    Napi::Promise promise = batch->deferred.Promise();
+    if (n == 0) {
+      batch->deferred.Resolve(env.Undefined());
+      delete batch;
+      return promise;
+    }
+    cuda::streamWait(cuda::copyStream(), cuda::stream());  // wait 1: dst may be a recycled block
+    batch->keep = Napi::Persistent(info[4].As<Napi::Object>());
+    batch->gpu = true;
+    batch->left = 1;
+    if (inFlight_++ == 0) tsfn_.Ref(env);
+    std::shared_ptr<Store> store = store_;
+    LoaderStats* stats = &stats_;
+    pool_->push([this, batch, plan, store, stats, n, H, W, C, dst, imageBytes](std::vector<uint8_t>&) {
+      const auto t0 = Clock::now();
+      const uint64_t c0 = threadCpuNs();
+      try {
+        std::vector<const uint8_t*> data(n);
+        std::vector<size_t> lengths(n), pitch(n), off(n);
+        std::vector<uint8_t*> out(n);
+        size_t total = 0;
+        for (size_t j = 0; j < n; j++) {
+          const int32_t rec = (*plan)[3 * j];
+          const Record& r = store->record(rec);
+          try {
+            data[j] = store->checkedBytes(rec);
+          } catch (const std::exception& e) {
+            std::string what = e.what();
+            const std::string prefix = "packed data set " + store->path() + ": ";
+            throw Error(what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what);
+          }
+          lengths[j] = r.bytes;
+          pitch[j] = static_cast<size_t>(r.width) * C;
+          off[j] = total;
+          total += (pitch[j] * r.height + 255) & ~size_t(255);
+          stats->bytesIn += r.bytes;
+        }
+        if (total > arenaBytes_) {
+          if (arena_) AXN_CUDA_CHECK(cudaFree(arena_), "Loader.decodeGpu");  // synchronises the device first
+          arena_ = nullptr;
+          arenaBytes_ = 0;
+          AXN_CUDA_CHECK(cudaMalloc(reinterpret_cast<void**>(&arena_), total), "Loader.decodeGpu");
+          arenaBytes_ = total;
+        }
+        for (size_t j = 0; j < n; j++) out[j] = arena_ + off[j];
+        if (!gpuDecoder_) gpuDecoder_ = std::make_unique<GpuDecoder>(C);
+        cudaStream_t cs = cuda::copyStream();
+        gpuDecoder_->decode(data.data(), lengths.data(), out.data(), pitch.data(), static_cast<int>(n), cs);
+        for (size_t j = 0; j < n; j++) {
+          const int32_t top = (*plan)[3 * j + 1], left = (*plan)[3 * j + 2];
+          AXN_CUDA_CHECK(cudaMemcpy2DAsync(dst + j * imageBytes, static_cast<size_t>(W) * C, out[j] + top * pitch[j] + static_cast<size_t>(left) * C,
+                                           pitch[j], static_cast<size_t>(W) * C, static_cast<size_t>(H), cudaMemcpyDeviceToDevice, cs),
+                         "Loader.decodeGpu");
+        }
+        stats->images += n;
+      } catch (const std::exception& e) {
+        stats->failed++;
+        batch->error = e.what();
+      }
+      stats->decodeNs += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
+      stats->cpuNs += threadCpuNs() - c0;
+      stats->batches++;
+      tsfnSettle(batch);
+    });
+    return promise;
+#endif
   }
 
   Napi::Value Names(const Napi::CallbackInfo& info) {
@@ -473,6 +588,11 @@ class Loader : public Napi::ObjectWrap<Loader> {
     const napi_status s = tsfn_.NonBlockingCall(batch, [self](Napi::Env env, Napi::Function, Batch* b) {
       if (b->slot >= 0 && b->slot < static_cast<int>(self->staging_.size())) self->staging_[b->slot].decoding = false;
       b->keep.Reset();
+#ifdef AXN_WITH_CUDA
+      // The rule's wait 2 (native/cuda/context.h): what the compute stream enqueues from here (the
+      // augmentation, the block's free) comes after the GPU decode and the window copies.
+      if (b->gpu) cuda::streamWait(cuda::stream(), cuda::copyStream());
+#endif
       if (b->error.empty()) b->deferred.Resolve(env.Undefined());
       else b->deferred.Reject(Napi::Error::New(env, b->error).Value());
       delete b;
@@ -559,7 +679,13 @@ class Loader : public Napi::ObjectWrap<Loader> {
   bool cuda_ = false;
   bool closed_ = false;
   bool envGone_ = false;
+  bool gpu_ = false;
   napi_env env_ = nullptr;
+#ifdef AXN_WITH_NVJPEG
+  std::unique_ptr<GpuDecoder> gpuDecoder_;  // used by the pool's one thread only
+  uint8_t* arena_ = nullptr;                // device memory for whole decoded images (copy-stream order)
+  size_t arenaBytes_ = 0;
+#endif
 };
 
 // crc32c(view: TypedArray | Buffer, crc = 0) → number: for the pack writer (lib/data/pack.ts).
@@ -582,6 +708,8 @@ Napi::Object DataExports(Napi::Env env) {
   o.Set("jpeg", jpegAvailable());
   o.Set("jpegReason", jpegReason());
   o.Set("jpegVersion", jpegVersion());
+  o.Set("gpuDecode", gpuDecodeAvailable());
+  o.Set("gpuDecodeReason", gpuDecodeReason());
   return o;
 }
 

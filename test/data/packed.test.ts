@@ -412,6 +412,59 @@ describe.skipIf(!skimage)('a damaged store', () => {
   });
 });
 
+// GPU decoding (nvJPEG; emulated on the emulated device by the CPU decoder).
+const gpuDecode = !noCuda && loadNative().data.gpuDecode;
+describe.skipIf(!gpuDecode || (!skimage && !process.env.AXN_PACKED_STORE))('PackedDataset decoding on the GPU (nvJPEG)', () => {
+  it("gives the CPU decoder's pixels: exactly on the emulated device, within the stated bound on a GPU", async () => {
+    let file = process.env.AXN_PACKED_STORE ?? '';
+    if (!file) {
+      file = path.join(tmp, 'nvjpeg.axpk');
+      await pack(await photoFolder('nvjpeg', 1, 3), file, { workers: 2 });
+    }
+    // pixel levels out: mean 0, std 1/255 (value = level), no flips or colour shifts
+    const o = { size: 224, device: 'cuda' as const, mean: [0, 0, 0], std: [1 / 255, 1 / 255, 1 / 255] };
+    const cpu = await PackedDataset.open(file, { ...o, decode: 'cpu' });
+    const gpu = await PackedDataset.open(file, { ...o, decode: 'gpu' });
+    try {
+      const b = { batchSize: emulated ? 3 : 128 };
+      const want = await epoch(cpu, b);
+      const before = memoryStats();
+      const got = await epoch(gpu, b);
+      expect(got.labels).toEqual(want.labels);
+      let worst = 0;
+      let sum = 0;
+      let n = 0;
+      got.xs.forEach((x, k) => {
+        for (let i = 0; i < x.length; i++, n++) {
+          const d = Math.abs(x[i] - want.xs[k][i]);
+          worst = Math.max(worst, d);
+          sum += d;
+        }
+      });
+      console.log(`nvJPEG vs the CPU decoder: ${n} values, mean |Δ| ${(sum / n).toFixed(4)} levels, max ${worst.toFixed(1)}`);
+      if (emulated) expect(worst).toBe(0);
+      else {
+        // Both are IDCT-exact-to-rounding decoders of the same baseline 4:2:0 JPEGs; nvJPEG may upsample
+        // chroma without libjpeg's "fancy" triangle filter, which moves edge pixels of strong colour edges
+        // by up to a few tens of levels: the mean stays near one level.
+        expect(sum / n).toBeLessThan(2);
+        expect(worst).toBeLessThanOrEqual(64);
+      }
+      const after = memoryStats();
+      expect(after.tensors.cuda).toBe(before.tensors.cuda);
+    } finally {
+      await cpu.close();
+      await gpu.close();
+    }
+  });
+
+  it('refuses what it cannot do, saying why', async () => {
+    const file = process.env.AXN_PACKED_STORE ?? path.join(tmp, 'nvjpeg.axpk');
+    await expect(PackedDataset.open(file, { decode: 'gpu' })).rejects.toThrow(/decode 'gpu' needs device 'cuda', got 'cpu'/);
+    await expect(PackedDataset.open(file, { device: 'cuda', decode: 'fpga' as never })).rejects.toThrow(/expected decode to be 'cpu' or 'gpu'/);
+  });
+});
+
 // On the GPU machine (no scikit-image there) the photos come packed: AXN_PACKED_STORE (scripts/gpu-check.sh).
 const carried = process.env.AXN_PACKED_STORE;
 describe.skipIf(noCuda || (!skimage && !carried))('PackedDataset on CUDA', () => {

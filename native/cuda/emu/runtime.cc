@@ -799,6 +799,31 @@ cudaError_t memcpyImpl(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
   return cudaSuccess;
 }
 
+// 2D copies: device to device only (what the data loader's GPU decoding uses). Each region, pitch ×
+// (height − 1) + width bytes, must lie in one live device allocation.
+cudaError_t memcpy2DImpl(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                         cudaMemcpyKind kind, cudaStream_t s) {
+  Device& d = dev();
+  std::unique_lock<std::mutex> lk(d.mu);
+  if (d.sticky != cudaSuccess) return ret(d.sticky);
+  if (!streamValid(d, s)) return ret(cudaErrorInvalidResourceHandle, "cudaMemcpy2DAsync on an unknown stream");
+  if (width == 0 || height == 0) return cudaSuccess;
+  if (kind != cudaMemcpyDeviceToDevice && kind != cudaMemcpyDefault)
+    return ret(cudaErrorInvalidMemcpyDirection, "cudaMemcpy2DAsync: the emulated device copies device to device only");
+  if (!dst || !src) return ret(cudaErrorInvalidValue, "cudaMemcpy2DAsync with a null pointer");
+  if (width > dpitch || width > spitch) return ret(cudaErrorInvalidValue, "cudaMemcpy2DAsync: width " + std::to_string(width) + " is wider than a pitch");
+  std::string why;
+  if (classify(d, dst, dpitch * (height - 1) + width, &why) != Where::Device) return ret(cudaErrorInvalidValue, "cudaMemcpy2DAsync destination: " + why);
+  if (classify(d, src, spitch * (height - 1) + width, &why) != Where::Device) return ret(cudaErrorInvalidValue, "cudaMemcpy2DAsync source: " + why);
+  d.c.copies++;
+  enqueueLocked(d, lk, s, [dst, dpitch, src, spitch, width, height](ExecError&) {
+    for (size_t r = 0; r < height; r++)
+      std::memcpy(static_cast<unsigned char*>(dst) + r * dpitch, static_cast<const unsigned char*>(src) + r * spitch, width);
+    return true;
+  });
+  return cudaSuccess;
+}
+
 cudaError_t memsetImpl(void* dst, int value, size_t bytes, cudaStream_t s, bool blocking) {
   Device& d = dev();
   std::unique_lock<std::mutex> lk(d.mu);
@@ -823,6 +848,11 @@ cudaError_t memsetImpl(void* dst, int value, size_t bytes, cudaStream_t s, bool 
 cudaError_t cudaMemcpy(void* dst, const void* src, size_t bytes, enum cudaMemcpyKind kind) {
   return memcpyImpl(dst, src, bytes, kind, nullptr, true);
 }
+cudaError_t cudaMemcpy2DAsync(void* dst, size_t dpitch, const void* src, size_t spitch, size_t width, size_t height,
+                              enum cudaMemcpyKind kind, cudaStream_t s) {
+  return memcpy2DImpl(dst, dpitch, src, spitch, width, height, kind, s);
+}
+
 cudaError_t cudaMemcpyAsync(void* dst, const void* src, size_t bytes, enum cudaMemcpyKind kind, cudaStream_t s) {
   return memcpyImpl(dst, src, bytes, kind, s, false);
 }
