@@ -153,7 +153,7 @@ export async function pack(src: string, out: string, opts?: PackOptions): Promis
   const outPath = path.resolve(out);
   const settings: PackSettings = { resize: o.resize, mode: o.mode, format: o.format, quality: o.format === 'jpeg' ? o.quality : 0, channels: o.channels };
   if (existsSync(outPath) && !o.overwrite) throw new Error(`pack: ${outPath} exists already; remove it first, or pass overwrite (--overwrite) to replace it`);
-  await loadSharp(); // a clear error now rather than from every worker
+  const sharp = await loadSharp(); // a clear error now rather than from every worker
   const t0 = performance.now();
   const listing = await listImageFolder(src, { extensions: o.extensions, limit: o.limit });
   // files the listing left out (loops, FIFOs, names that are not UTF-8) are reported as skipped too
@@ -161,10 +161,16 @@ export async function pack(src: string, out: string, opts?: PackOptions): Promis
   for (const p of listing.problems) o.onSkip?.(p);
   const rel = listing.files.map((f) => path.relative(listing.root, f));
   const total = listing.files.length;
+  // What a resumed pack must find unchanged to give the uninterrupted pack's bytes: the files (names,
+  // labels, sizes, modification times) and the decoder (sharp's and libvips's versions).
   const listHash = createHash('sha256');
   listHash.update(JSON.stringify(listing.classes));
-  rel.forEach((r, i) => listHash.update(`${r}\0${listing.labels[i]}\n`));
-  const header = { packJournal: 1, settings, files: total, list: listHash.digest('hex') };
+  for (let i = 0; i < total; i += 256) {
+    const stats = await Promise.all(listing.files.slice(i, i + 256).map((f) => stat(f, { bigint: true }).catch(() => null)));
+    stats.forEach((st, k) => listHash.update(`${rel[i + k]}\0${listing.labels[i + k]}\0${st ? `${st.size}:${st.mtimeNs}` : '-'}\n`));
+  }
+  const decoder = `sharp ${sharp.versions.sharp ?? '?'}, libvips ${sharp.versions.vips}`;
+  const header = { packJournal: 1, settings, files: total, list: listHash.digest('hex'), decoder };
 
   // One pack at a time writes <out>: a second one stops at once and says which process holds it.
   const lock = lockFolder(path.dirname(outPath), 'pack: the output', () => {}, `${path.basename(outPath)}.lock`);
@@ -180,7 +186,7 @@ async function packLocked(
   listing: Awaited<ReturnType<typeof listImageFolder>>,
   rel: string[],
   total: number,
-  header: { packJournal: number; settings: PackSettings; files: number; list: string },
+  header: { packJournal: number; settings: PackSettings; files: number; list: string; decoder: string },
   outPath: string,
   listed: { path: string; reason: string }[],
   t0: number,
@@ -214,10 +220,42 @@ async function packLocked(
     await jh.close();
     await syncDir(path.dirname(outPath));
   }
-  const resumedFrom = next;
 
   const data = await open(partial, 'r+');
-  const journal = await open(journalPath, 'a');
+  let journal: FileHandle;
+  try {
+    journal = await open(journalPath, 'a');
+  } catch (e) {
+    await data.close();
+    throw e;
+  }
+  try {
+    return await writeStore(o, listing, rel, total, outPath, listed, t0, entries, skipped, next, dataEnd, data, journal, partial, journalPath, settings);
+  } finally {
+    await data.close().catch(() => {});
+    await journal.close().catch(() => {});
+  }
+}
+
+async function writeStore(
+  o: ReturnType<typeof resolve>,
+  listing: Awaited<ReturnType<typeof listImageFolder>>,
+  rel: string[],
+  total: number,
+  outPath: string,
+  listed: { path: string; reason: string }[],
+  t0: number,
+  entries: (Entry & { i: number })[],
+  skipped: { path: string; reason: string }[],
+  next: number,
+  dataEnd: number,
+  data: FileHandle,
+  journal: FileHandle,
+  partial: string,
+  journalPath: string,
+  settings: PackSettings,
+): Promise<PackResult> {
+  const resumedFrom = next;
   const pool = new WorkerPool(o.workers, settings);
   let lines: string[] = [];
   let lastFlush = performance.now();
@@ -366,13 +404,13 @@ async function syncDir(dir: string): Promise<void> {
 async function readJournal(
   journalPath: string,
   partial: string,
-  header: { settings: PackSettings; files: number; list: string },
+  header: { settings: PackSettings; files: number; list: string; decoder: string },
 ): Promise<{ lines: JournalLine[]; dataEnd: number; journalBytes: number } | null> {
   if (!existsSync(journalPath) || !existsSync(partial)) return null;
   const text = await readFile(journalPath, 'utf8');
   const nl = text.indexOf('\n');
   if (nl < 0) return null; // the header line never made it: nothing was written
-  let head: { packJournal?: number; settings?: PackSettings; files?: number; list?: string };
+  let head: { packJournal?: number; settings?: PackSettings; files?: number; list?: string; decoder?: string };
   try {
     head = JSON.parse(text.slice(0, nl));
   } catch {
@@ -382,7 +420,9 @@ async function readJournal(
   if (JSON.stringify(head.settings) !== JSON.stringify(header.settings))
     throw new Error(`pack: an interrupted pack at ${partial} used other settings (${JSON.stringify(head.settings)}, now ${JSON.stringify(header.settings)}); pass the same options to continue it, or resume: false (--restart) to start over`);
   if (head.files !== header.files || head.list !== header.list)
-    throw new Error(`pack: an interrupted pack at ${partial} was of other files (${head.files} then, ${header.files} now, or other names or classes); the folder changed: pass resume: false (--restart) to start over`);
+    throw new Error(`pack: an interrupted pack at ${partial} was of other files (${head.files} then, ${header.files} now, or other names, classes, sizes or modification times); the folder changed: pass resume: false (--restart) to start over`);
+  if (head.decoder !== header.decoder)
+    throw new Error(`pack: an interrupted pack at ${partial} was made with ${head.decoder ?? 'another decoder'}, this one has ${header.decoder}: its records would not match; pass resume: false (--restart) to start over`);
   const lines: JournalLine[] = [];
   let pos = nl + 1;
   let dataEnd = HEADER_BYTES;

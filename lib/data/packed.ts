@@ -357,7 +357,12 @@ export class PackedDataset implements BatchSource {
         } finally {
           u8?.dispose(); // freed in stream order, after the kernel that reads it
         }
-        top(); // the staging buffer is free for the batch `depth` ahead (its decode waits for the copy)
+        try {
+          top(); // the staging buffer is free for the batch `depth` ahead (its decode waits for the copy)
+        } catch (e) {
+          input.dispose();
+          throw e;
+        }
         const batch: Batch = { input, labels, n: plan.n, shape: [plan.n, C, S, S] };
         if (views > 1) batch.crops = views;
         yield batch;

@@ -13,6 +13,59 @@
 
 namespace axn::data {
 
+bool readJpegFrame(const uint8_t* p, size_t n, JpegFrame* out, std::string* why) {
+  auto fail = [&](const std::string& w) {
+    if (why) *why = w;
+    return false;
+  };
+  if (n < 4 || p[0] != 0xFF || p[1] != 0xD8) return fail("not a JPEG (no SOI marker at its start)");
+  out->endsWithEoi = n >= 2 && p[n - 2] == 0xFF && p[n - 1] == 0xD9;
+  size_t i = 2;
+  while (i + 4 <= n) {
+    if (p[i] != 0xFF) return fail("a marker was expected at byte " + std::to_string(i));
+    uint8_t m = p[i + 1];
+    if (m == 0xFF) {  // fill byte
+      i++;
+      continue;
+    }
+    if (m == 0x01 || (m >= 0xD0 && m <= 0xD7)) {  // TEM, RSTn: no length
+      i += 2;
+      continue;
+    }
+    if (m == 0xD9 || m == 0xDA) return fail("no frame header (SOF) before the image data");
+    const size_t len = (static_cast<size_t>(p[i + 2]) << 8) | p[i + 3];
+    if (len < 2 || i + 2 + len > n) return fail("a marker segment runs past the end of the data");
+    const bool sof = m >= 0xC0 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC;
+    if (sof) {
+      if (len < 8) return fail("a frame header (SOF) is too short");
+      out->sof = m - 0xC0;
+      out->precision = p[i + 4];
+      out->height = (p[i + 5] << 8) | p[i + 6];
+      out->width = (p[i + 7] << 8) | p[i + 8];
+      out->components = p[i + 9];
+      return true;
+    }
+    i += 2 + len;
+  }
+  return fail("no frame header (SOF) in the data");
+}
+
+void checkJpegRecord(const uint8_t* src, size_t n, int expectW, int expectH) {
+  JpegFrame f;
+  std::string why;
+  if (!readJpegFrame(src, n, &f, &why)) throw Error("JPEG: " + why);
+  if (f.sof != 0 && f.sof != 1)
+    throw Error("JPEG: a " + std::string(f.sof == 2 ? "progressive" : f.sof == 9 || f.sof == 10 ? "arithmetic-coded" : "non-baseline") +
+                " JPEG (SOF" + std::to_string(f.sof) + "); packed records are baseline or extended-sequential Huffman JPEGs");
+  if (f.precision != 8) throw Error("JPEG: " + std::to_string(f.precision) + "-bit samples; packed records are 8-bit");
+  if (f.components != 1 && f.components != 3)
+    throw Error("JPEG: " + std::to_string(f.components) + " components (e.g. CMYK); packed records are grey or colour (1 or 3)");
+  if (f.width != expectW || f.height != expectH)
+    throw Error("JPEG: the image is " + std::to_string(f.width) + "×" + std::to_string(f.height) + ", the index says " +
+                std::to_string(expectW) + "×" + std::to_string(expectH));
+  if (!f.endsWithEoi) throw Error("JPEG: the data does not end with the EOI marker: the record is truncated");
+}
+
 #ifndef AXN_WITH_JPEG
 #ifndef AXN_JPEG_REASON
 #define AXN_JPEG_REASON "built without libjpeg-turbo"
@@ -39,8 +92,8 @@ std::string jpegVersion() {
 
 namespace {
 
-// libjpeg reports through these: a fatal error longjmps back to the decode (no C++ object with a
-// destructor lives between the setjmp and the longjmp), the first warning is kept and fails the decode.
+// libjpeg reports through these: a fatal error or a warning (corrupt data) longjmps back to the decode (no
+// C++ object with a destructor lives between the setjmp and the longjmp).
 struct ErrorMgr {
   jpeg_error_mgr pub;
   jmp_buf jump;
@@ -55,8 +108,12 @@ void onError(j_common_ptr cinfo) {
 }
 
 void onMessage(j_common_ptr cinfo, int level) {
+  if (level >= 0) return;  // trace messages
+  // A warning means corrupt data: stop at once (decoding on would only cost time), as an error.
   ErrorMgr* e = reinterpret_cast<ErrorMgr*>(cinfo->err);
-  if (level < 0 && e->warnings++ == 0) (*cinfo->err->format_message)(cinfo, e->message);  // corrupt data
+  e->warnings++;
+  (*cinfo->err->format_message)(cinfo, e->message);
+  longjmp(e->jump, 1);
 }
 
 // Returns 0 on success; else the message is in err->message. Plain C in effect: see ErrorMgr.
@@ -102,9 +159,10 @@ int decodeC(jpeg_decompress_struct* cinfo, ErrorMgr* err, const uint8_t* src, si
 void decodeJpegWindow(const uint8_t* src, size_t n, int expectW, int expectH, int channels, int top, int left, int h,
                       int w, uint8_t* dst, size_t dstStride, std::vector<uint8_t>& scratch) {
   if (channels != 1 && channels != 3) throw Error("JPEG: expected 1 or 3 channels, got " + std::to_string(channels));
-  if (top < 0 || left < 0 || h < 1 || w < 1 || top + h > expectH || left + w > expectW)
+  if (top < 0 || left < 0 || h < 1 || w < 1 || h > expectH || w > expectW || top > expectH - h || left > expectW - w)
     throw Error("JPEG: the " + std::to_string(w) + "×" + std::to_string(h) + " window at (" + std::to_string(left) + ", " +
                 std::to_string(top) + ") is not inside the " + std::to_string(expectW) + "×" + std::to_string(expectH) + " image");
+  checkJpegRecord(src, n, expectW, expectH);
   const size_t rowBytes = static_cast<size_t>(expectW) * 3 + 64;
   if (scratch.size() < rowBytes) scratch.resize(rowBytes);
   jpeg_decompress_struct cinfo;
@@ -124,9 +182,10 @@ void decodeJpegWindow(const uint8_t* src, size_t n, int expectW, int expectH, in
     case 1:
       throw Error(std::string("JPEG: ") + err.message);
     case 2:
-      throw Error("JPEG: the image is " + std::to_string(gw) + "×" + std::to_string(gh) + " with " + std::to_string(gc) +
-                  " components, the index says " + std::to_string(expectW) + "×" + std::to_string(expectH) +
-                  " (grey, RGB or YCbCr expected)");
+      if (gw != expectW || gh != expectH)
+        throw Error("JPEG: the image is " + std::to_string(gw) + "×" + std::to_string(gh) + ", the index says " + std::to_string(expectW) +
+                    "×" + std::to_string(expectH));
+      throw Error("JPEG: its colour space is not grey, RGB or YCbCr (" + std::to_string(gc) + " components)");
     case 3:
       throw Error("JPEG: a decoded row is wider than the " + std::to_string(expectW) + "-pixel image");
     default:

@@ -117,6 +117,7 @@ struct Batch {
   std::once_flag ready;  // the staging buffer's previous copy is done
   int slot;                   // the staging buffer, or −1 (decoding into `keep`)
   Napi::ObjectReference keep;  // the destination Storage of a direct decode
+  Napi::ObjectReference owner;  // the Loader: not collected while one of its batches is pending
   bool gpu = false;            // decoded on the GPU (copy stream): the compute stream waits for it
   Batch(Napi::Env env, int s) : deferred(Napi::Promise::Deferred::New(env)), slot(s) {}
 };
@@ -178,6 +179,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
   void shutdown(bool teardown) {
     if (closed_) return;
     closed_ = true;
+    cancelled_ = true;  // images still queued settle their batches at once, with an error
     if (pool_) pool_->stop(teardown);  // else finishes the queued images: their batches settle
     freeStaging();
 #ifdef AXN_WITH_NVJPEG
@@ -346,7 +348,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
         throw Napi::RangeError::New(env, std::string(op) + ": job " + std::to_string(j) + " names record " + std::to_string(rec));
       const Record& r = store_->record(rec);
       if (r.format != Format::Jpeg) throw Napi::Error::New(env, std::string(op) + ": record " + std::to_string(rec) + " is not a JPEG");
-      if (r.channels != C || top < 0 || left < 0 || top + H > r.height || left + W > r.width)
+      if (r.channels != C || top < 0 || left < 0 || H > r.height || W > r.width || top > r.height - H || left > r.width - W)
         throw Napi::RangeError::New(env, std::string(op) + ": the window of job " + std::to_string(j) + " is not inside record " + std::to_string(rec));
     }
     auto* batch = new Batch(env, -1);
@@ -360,6 +362,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
     batch->keep = Napi::Persistent(info[4].As<Napi::Object>());
     batch->gpu = true;
     batch->left = 1;
+    batch->owner = Napi::Persistent(Value());
     if (inFlight_++ == 0) tsfn_.Ref(env);
     std::shared_ptr<Store> store = store_;
     LoaderStats* stats = &stats_;
@@ -367,6 +370,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
       const auto t0 = Clock::now();
       const uint64_t c0 = threadCpuNs();
       try {
+        if (cancelled_.load()) throw Error("the loader was closed while the batch was being decoded");
         std::vector<const uint8_t*> data(n);
         std::vector<size_t> lengths(n), pitch(n), off(n);
         std::vector<uint8_t*> out(n);
@@ -380,6 +384,13 @@ class Loader : public Napi::ObjectWrap<Loader> {
             std::string what = e.what();
             const std::string prefix = "packed data set " + store->path() + ": ";
             throw Error(what.rfind(prefix, 0) == 0 ? what.substr(prefix.size()) : what);
+          }
+          try {
+            // what the CPU path checks before decoding: the frame header says the index's size (nvJPEG
+            // writes what the header says), a baseline 8-bit JPEG of 1 or 3 components, not truncated
+            checkJpegRecord(data[j], r.bytes, r.width, r.height);
+          } catch (const std::exception& e) {
+            throw Error("record " + std::to_string(rec) + ": " + e.what());
           }
           lengths[j] = r.bytes;
           pitch[j] = static_cast<size_t>(r.width) * C;
@@ -507,7 +518,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
       if (r.channels != C)
         throw Napi::RangeError::New(env, std::string(op) + ": record " + std::to_string(rec) + " has " + std::to_string(r.channels) +
                                              " channels, the batch " + std::to_string(C));
-      if (top < 0 || left < 0 || top + H > r.height || left + W > r.width)
+      if (top < 0 || left < 0 || H > r.height || W > r.width || top > r.height - H || left > r.width - W)
         throw Napi::RangeError::New(env, std::string(op) + ": the " + std::to_string(W) + "×" + std::to_string(H) + " window at (" +
                                              std::to_string(left) + ", " + std::to_string(top) + ") is not inside record " +
                                              std::to_string(rec) + " (" + std::to_string(r.width) + "×" + std::to_string(r.height) + ")");
@@ -523,6 +534,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
       return promise;
     }
     batch->left = static_cast<int>(n);
+    batch->owner = Napi::Persistent(Value());
     if (direct) batch->keep = Napi::Persistent(dstObj);  // released on the JS thread when it settles
     else sp->decoding = true;
     if (inFlight_++ == 0) tsfn_.Ref(env);
@@ -536,6 +548,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
         const auto t0 = Clock::now();
         const uint64_t c0 = threadCpuNs();
         try {
+          if (cancelled_.load()) throw Error("the loader was closed while the batch was being decoded");
           const Record& r = store->record(rec);
           const uint8_t* src = store->checkedBytes(rec);
           uint8_t* dst = base + j * imageBytes;
@@ -588,6 +601,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
     const napi_status s = tsfn_.NonBlockingCall(batch, [self](Napi::Env env, Napi::Function, Batch* b) {
       if (b->slot >= 0 && b->slot < static_cast<int>(self->staging_.size())) self->staging_[b->slot].decoding = false;
       b->keep.Reset();
+      b->owner.Reset();
 #ifdef AXN_WITH_CUDA
       // The rule's wait 2 (native/cuda/context.h): what the compute stream enqueues from here (the
       // augmentation, the block's free) comes after the GPU decode and the window copies.
@@ -600,6 +614,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
     });
     if (s != napi_ok) {  // the environment is going away: nobody waits for it any more
       batch->keep.SuppressDestruct();
+      batch->owner.SuppressDestruct();
       delete batch;
     }
   }
@@ -663,8 +678,8 @@ class Loader : public Napi::ObjectWrap<Loader> {
     return o;
   }
 
-  // close(): finishes the batches being decoded (their promises settle), then frees the threads, the
-  // staging buffers and the mapping. Idempotent.
+  // close(): the batches still being decoded are rejected (the images queued are not decoded, the ones
+  // being decoded finish), then the threads, the staging buffers and the mapping are freed. Idempotent.
   Napi::Value Close(const Napi::CallbackInfo& info) {
     shutdown(false);
     return info.Env().Undefined();
@@ -680,6 +695,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
   bool closed_ = false;
   bool envGone_ = false;
   bool gpu_ = false;
+  std::atomic<bool> cancelled_{false};
   napi_env env_ = nullptr;
 #ifdef AXN_WITH_NVJPEG
   std::unique_ptr<GpuDecoder> gpuDecoder_;  // used by the pool's one thread only

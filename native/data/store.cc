@@ -81,16 +81,19 @@ Store::Store(const std::string& path) : path_(path) {
     if (count > (uint64_t(1) << 32) || indexBytes != count * kIndexEntryBytes)
       bad("the index holds " + std::to_string(indexBytes) + " bytes for " + std::to_string(count) + " records, expected " +
           std::to_string(count * kIndexEntryBytes));
+    if (count > dataBytes) bad(std::to_string(count) + " records in " + std::to_string(dataBytes) + " bytes of data: the index is damaged");
     const uint32_t indexCrc = rd<uint32_t>(h + 88), gotIndex = crc32c(base_ + indexOff, indexBytes);
     if (indexCrc != gotIndex) bad("the index's checksum is wrong (stored " + hex(indexCrc) + ", computed " + hex(gotIndex) + "): the index is damaged");
     const uint32_t metaCrc = rd<uint32_t>(h + 92), gotMeta = crc32c(base_ + metaOff_, metaBytes_);
     if (metaCrc != gotMeta) bad("the meta section's checksum is wrong (stored " + hex(metaCrc) + ", computed " + hex(gotMeta) + ")");
     const uint32_t namesCrc = rd<uint32_t>(h + 96), gotNames = crc32c(base_ + namesOff_, namesBytes_);
     if (namesCrc != gotNames) bad("the names section's checksum is wrong (stored " + hex(namesCrc) + ", computed " + hex(gotNames) + ")");
-    records_.resize(count);
+    // entries are kept as they pass their checks: a damaged index fails at its first bad entry, before its
+    // apparent size is allocated
+    records_.reserve(static_cast<size_t>(count < (uint64_t(1) << 20) ? count : (uint64_t(1) << 20)));
     for (uint64_t i = 0; i < count; i++) {
       const uint8_t* e = base_ + indexOff + i * kIndexEntryBytes;
-      Record& r = records_[i];
+      Record r;
       r.offset = rd<uint64_t>(e);
       r.bytes = rd<uint32_t>(e + 8);
       r.crc = rd<uint32_t>(e + 12);
@@ -114,6 +117,7 @@ Store::Store(const std::string& path) : path_(path) {
         badRec("a raw " + std::to_string(r.width) + "×" + std::to_string(r.height) + "×" + std::to_string(r.channels) + " image needs " +
                std::to_string(uint64_t(r.width) * r.height * r.channels) + " bytes, the index says " + std::to_string(r.bytes));
       if (r.label < 0) badRec("label " + std::to_string(r.label) + ", expected ≥ 0");
+      records_.push_back(r);
     }
   } catch (...) {
     if (base_) ::munmap(const_cast<uint8_t*>(base_), fileBytes_);

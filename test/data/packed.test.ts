@@ -248,6 +248,29 @@ describe.skipIf(!skimage)('pack and PackedDataset', () => {
     await expect(ds.batches({ batchSize: 4 })[Symbol.asyncIterator]().next()).rejects.toThrow(/is closed/);
   });
 
+  it('close() while batches are being decoded rejects them at once; a loader dropped with a batch pending is kept until it settles', async () => {
+    const ds = await PackedDataset.open(jpegStore, { train: true, threads: 1, prefetchBytes: 1 });
+    const it1 = ds.batches({ batchSize: 2, shuffle: true, seed: 1 })[Symbol.asyncIterator]();
+    (await it1.next()).value!.input!.dispose();
+    await ds.close();
+    await expect(it1.next()).rejects.toThrow(/the loader was closed while the batch was being decoded|is closed/);
+    const script = `import { loadNative } from ${JSON.stringify(path.join(root, 'dist', 'native.js'))};
+      const L = loadNative().data.Loader;
+      let l = new L(process.argv[1], 1, false);
+      const jobs = new Int32Array(3 * 8);
+      const { Tensor } = await import(${JSON.stringify(path.join(root, 'dist', 'tensor.js'))});
+      const t = Tensor.empty([8, 64, 64, 3], 'cpu', 'uint8');
+      const p = l.decode(-1, jobs, 64, 64, 3, Tensor.storageOf(t, 'test'));
+      l = null;
+      for (let i = 0; i < 5; i++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 5)); }
+      await p;
+      console.log('settled');`;
+    const r = spawnSync(process.execPath, ['--expose-gc', '--input-type=module', '-e', script, jpegStore], { encoding: 'utf8', timeout: 60_000 });
+    expect(r.stderr).not.toMatch(/AddressSanitizer/);
+    expect(r.status, r.stderr).toBe(0);
+    expect(r.stdout.trim()).toBe('settled');
+  });
+
   it('refuses options and stores that do not fit, saying what was expected', async () => {
     await expect(PackedDataset.open(jpegStore, { size: 300 })).rejects.toThrow(/smallest image side is 256 \(packed at 256\), smaller than the 300×300 crop/);
     await expect(PackedDataset.open(jpegStore, { bogus: 1 } as object)).rejects.toThrow(/unknown option "bogus"/);
@@ -324,6 +347,25 @@ describe.skipIf(!skimage)('a crash while packing', () => {
     const r = await first;
     expect(r.count).toBe(18);
     expect(existsSync(`${out}.lock`)).toBe(false);
+  });
+
+  it('refuses to continue an interrupted pack of files that changed since', async () => {
+    const src = await photoFolder('changed', 10, 4); // 40 photos: seconds to pack with one worker
+    const out = path.join(tmp, 'changed.axpk');
+    const journal = `${out}.partial.journal`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', `import { data } from ${JSON.stringify(path.join(root, 'dist', 'index.js'))}; await data.pack(${JSON.stringify(src)}, ${JSON.stringify(out)}, { workers: 1 });`], { stdio: 'ignore' });
+    const lines = () => (existsSync(journal) ? readFileSync(journal, 'utf8').split('\n').length - 2 : 0);
+    const t0 = Date.now();
+    while (lines() < 2 && Date.now() - t0 < 60_000 && child.exitCode === null) await new Promise((r) => setTimeout(r, 10));
+    child.kill('SIGKILL');
+    await new Promise((r) => child.once('exit', r));
+    expect(existsSync(out), 'the pack was interrupted').toBe(false);
+    expect(lines()).toBeGreaterThanOrEqual(2);
+    const f = path.join(src, 'astronaut', '0000.jpg');
+    writeFileSync(f, Buffer.concat([readFileSync(f), Buffer.from([0])])); // the same name, other bytes
+    await expect(pack(src, out, { workers: 1 })).rejects.toThrow(/was of other files .*sizes or modification times\); the folder changed: pass resume: false \(--restart\)/);
+    const r = await pack(src, out, { workers: 2, resume: false });
+    expect(r.resumedFrom).toBe(0);
   });
 
   it('refuses to continue an interrupted pack with other settings; --restart starts over', async () => {
@@ -404,8 +446,8 @@ describe.skipIf(!skimage)('a damaged store', () => {
     const p = variant('size.axpk', (b) => (b.writeUInt16LE(200, idxOff + 20), b.writeUInt16LE(200, idxOff + 22), refreshCrcs(b)));
     const ds = await PackedDataset.open(p, { size: 100 });
     try {
-      expect(() => ds.decodeRecord(0)).toThrow(/record 0: JPEG: the image is \d+×\d+ with 3 components, the index says 200×200/);
-      await expect(epoch(ds, { batchSize: 2 })).rejects.toThrow(/record 0: JPEG: the image is \d+×\d+ with 3 components, the index says 200×200/);
+      expect(() => ds.decodeRecord(0)).toThrow(/record 0: JPEG: the image is \d+×\d+, the index says 200×200/);
+      await expect(epoch(ds, { batchSize: 2 })).rejects.toThrow(/record 0: JPEG: the image is \d+×\d+, the index says 200×200/);
     } finally {
       await ds.close();
     }
@@ -458,6 +500,19 @@ describe.skipIf(!gpuDecode || (!skimage && !process.env.AXN_PACKED_STORE))('Pack
     }
   });
 
+  it('checks each record as the CPU path does before nvJPEG sees it: a header that disagrees with the index is refused', async () => {
+    const img = sharp(Buffer.alloc(40 * 36 * 3, 77), { raw: { width: 40, height: 36, channels: 3 } });
+    const good = await img.jpeg().toBuffer();
+    const rec = (width: number, height: number) => ({ bytes: good, label: 0, width, height, channels: 3, format: 0 as const });
+    const file = writeStore(path.join(tmp, 'gpu-lies.axpk'), [rec(40, 36), rec(40, 40)], ['c']);
+    const ds = await PackedDataset.open(file, { size: 32, device: 'cuda', decode: 'gpu' });
+    try {
+      await expect(epoch(ds, { batchSize: 2 })).rejects.toThrow(/record 1: JPEG: the image is 40×36, the index says 40×40/);
+    } finally {
+      await ds.close();
+    }
+  });
+
   it('refuses what it cannot do, saying why', async () => {
     const file = process.env.AXN_PACKED_STORE ?? path.join(tmp, 'nvjpeg.axpk');
     await expect(PackedDataset.open(file, { decode: 'gpu' })).rejects.toThrow(/decode 'gpu' needs device 'cuda', got 'cpu'/);
@@ -467,6 +522,72 @@ describe.skipIf(!gpuDecode || (!skimage && !process.env.AXN_PACKED_STORE))('Pack
 
 // On the GPU machine (no scikit-image there) the photos come packed: AXN_PACKED_STORE (scripts/gpu-check.sh).
 const carried = process.env.AXN_PACKED_STORE;
+/** Writes a packed data set from the README's description of the format alone (what another tool would
+ * do): records as given, labels, classes. */
+function writeStore(file: string, records: { bytes: Buffer; label: number; width: number; height: number; channels: number; format: 0 | 1 }[], classes: string[]) {
+  const data = Buffer.concat(records.map((r) => r.bytes));
+  const index = Buffer.alloc(records.length * 32);
+  let at = 128;
+  records.forEach((r, i) => {
+    index.writeBigUInt64LE(BigInt(at), i * 32);
+    index.writeUInt32LE(r.bytes.length, i * 32 + 8);
+    index.writeUInt32LE(crc32c(r.bytes), i * 32 + 12);
+    index.writeInt32LE(r.label, i * 32 + 16);
+    index.writeUInt16LE(r.width, i * 32 + 20);
+    index.writeUInt16LE(r.height, i * 32 + 22);
+    index[i * 32 + 24] = r.channels;
+    index[i * 32 + 25] = r.format;
+    at += r.bytes.length;
+  });
+  const meta = Buffer.from(JSON.stringify({ classes, settings: { resize: 32, mode: 'short', format: 'jpeg', quality: 90, channels: 3 }, count: records.length }));
+  const names = Buffer.from(records.map((_, i) => JSON.stringify(`r${i}.jpg`) + '\n').join(''));
+  const h = Buffer.alloc(128);
+  h.write('AXPACK\r\n', 0, 'latin1');
+  h.writeUInt32LE(1, 8);
+  h.writeUInt32LE(128, 12);
+  h.writeBigUInt64LE(BigInt(records.length), 16);
+  const secs = [data, index, meta, names];
+  let off = 128;
+  secs.forEach((b, k) => {
+    h.writeBigUInt64LE(BigInt(off), 24 + 16 * k);
+    h.writeBigUInt64LE(BigInt(b.length), 32 + 16 * k);
+    off += b.length;
+  });
+  h.writeUInt32LE(crc32c(index), 88);
+  h.writeUInt32LE(crc32c(meta), 92);
+  h.writeUInt32LE(crc32c(names), 96);
+  h.writeUInt32LE(crc32c(h.subarray(0, 124)), 124);
+  writeFileSync(file, Buffer.concat([h, ...secs]));
+  return file;
+}
+
+describe('a store written by another tool from the documented format', () => {
+  const rgb = (w: number, h: number) => sharp(Buffer.alloc(w * h * 3).map((_, i) => (i * 37) % 251), { raw: { width: w, height: h, channels: 3 } });
+  it('opens and decodes; progressive, CMYK and truncated-with-a-matching-checksum JPEG records are refused, naming the record', async () => {
+    const base = await rgb(40, 36).jpeg({ quality: 90 }).toBuffer();
+    const raw = await rgb(40, 36).raw().toBuffer();
+    const progressive = await rgb(40, 36).jpeg({ quality: 90, progressive: true }).toBuffer();
+    const cmyk = await rgb(40, 36).toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer();
+    const truncated = base.subarray(0, base.length - 40);
+    const rec = (bytes: Buffer, format: 0 | 1 = 0) => ({ bytes, label: 0, width: 40, height: 36, channels: 3, format });
+    const file = writeStore(path.join(tmp, 'other.axpk'), [rec(base), rec(raw, 1), rec(progressive), rec(cmyk), rec(truncated)], ['only']);
+    const ds = await PackedDataset.open(file, { size: 32 });
+    try {
+      expect(ds.records).toBe(5);
+      expect(ds.names).toEqual(['r0.jpg', 'r1.jpg', 'r2.jpg', 'r3.jpg', 'r4.jpg']);
+      const full = ds.decodeRecord(0);
+      const ref = await sharp(base).raw().toBuffer();
+      expect(Buffer.compare(full.data, ref)).toBe(0);
+      expect(ds.decodeRecord(1).data.equals(raw)).toBe(true);
+      expect(() => ds.decodeRecord(2)).toThrow(/record 2: JPEG: a progressive JPEG \(SOF2\); packed records are baseline or extended-sequential Huffman JPEGs/);
+      expect(() => ds.decodeRecord(3)).toThrow(/record 3: JPEG: 4 components \(e\.g\. CMYK\); packed records are grey or colour \(1 or 3\)/);
+      expect(() => ds.decodeRecord(4)).toThrow(/record 4: JPEG: the data does not end with the EOI marker: the record is truncated/);
+    } finally {
+      await ds.close();
+    }
+  });
+});
+
 describe.skipIf(noCuda || (!skimage && !carried))('PackedDataset on CUDA', () => {
   it('makes the inputs the CPU makes, bit for bit (crops, flips, PCA shifts), and frees its device memory', async () => {
     let file = carried ?? '';
