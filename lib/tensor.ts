@@ -273,6 +273,15 @@ export class Tensor {
     return Float32Array.from(raw);
   }
 
+  /** Resolves when the ops that write this tensor have run (on the GPU, or on the CPU stream), without
+   * reading it back (one byte is copied); rejects with an earlier op's error as a read would. A way to keep
+   * a producer at most a step ahead of the device. */
+  async ready(): Promise<void> {
+    const st = this.#storage('Tensor.ready');
+    if (this.bytes === 0) return;
+    await st.read(new Uint8Array(1));
+  }
+
   /** A copy of a uint8 tensor's data. */
   async toUint8Array(): Promise<Uint8Array> {
     const st = this.#storage('Tensor.toUint8Array');

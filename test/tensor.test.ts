@@ -130,6 +130,17 @@ describe('bad input gets a clear error', () => {
     labels.dispose();
     f.dispose();
   });
+  it('ready(): resolves when the ops that write a tensor have run, without reading it back', async () => {
+    const { ops } = await import('../lib/index.js');
+    using x = Tensor.from(Float32Array.from({ length: 1 << 16 }, (_, i) => i - 30000), [1 << 16]);
+    using y = ops.relu(x);
+    await y.ready();
+    expect(y.dataSync()[0]).toBe(0);
+    using e = Tensor.empty([0]);
+    await e.ready();
+    y.dispose();
+    await expect(y.ready()).rejects.toThrow(/disposed|Tensor.ready/);
+  });
   it('bad devices', () => {
     expect(() => Tensor.zeros([2], 'tpu')).toThrow('expected "cpu" or "cuda", got "tpu"');
     expect(() => Tensor.zeros([2], 'cuda:1')).toThrow(/only one CUDA device is supported/);

@@ -267,6 +267,7 @@ export class PackedDataset implements BatchSource {
     this.busy = true;
     const pending: Promise<void>[] = [];
     let plansRef: { u8: Tensor | null }[] = [];
+    const ring: (Tensor | undefined)[] = [];
     try {
       const recs = this.epochRecords(o);
       const B = o.batchSize;
@@ -319,7 +320,12 @@ export class PackedDataset implements BatchSource {
           jobs[3 * j + 1] = top;
           jobs[3 * j + 2] = left;
         }
-        const u8 = direct ? Tensor.empty([r.length, slot, slot, C], this.device, 'uint8') : null;
+        // CPU: a ring of `depth` batch tensors, reused (the decode waits for the augmentation that read the
+        // ring slot last, in CPU-stream order): no memory churn, no page faults per batch. GPU decoding: a
+        // fresh tensor from the caching allocator (stream-ordered, cheap)
+        let u8: Tensor | null = null;
+        if (gpu) u8 = Tensor.empty([r.length, slot, slot, C], this.device, 'uint8');
+        else if (direct) u8 = ring[b % depth] ??= Tensor.empty([B, slot, slot, C], 'cpu', 'uint8');
         plans[b % depth] = { params, shift, n: r.length, u8 };
         const p = gpu
           ? this.loader.decodeGpu(jobs, slot, slot, C, Tensor.storageOf(u8!, 'PackedDataset'))
@@ -347,6 +353,7 @@ export class PackedDataset implements BatchSource {
         for (let j = 0; j < r.length; j++) labels[j] = this.labels[r[j]];
         let u8 = plan.u8;
         plan.u8 = null;
+        const owned = !direct || gpu; // the ring's tensors stay for the next batches
         let input: Tensor;
         try {
           if (!u8) {
@@ -355,7 +362,7 @@ export class PackedDataset implements BatchSource {
           }
           input = augmentBatch(u8, plan.params, { size: S, mean: this.o.mean, std: this.o.std, shift: plan.shift });
         } finally {
-          u8?.dispose(); // freed in stream order, after the kernel that reads it
+          if (owned) u8?.dispose(); // freed in stream order, after the kernel that reads it
         }
         try {
           top(); // the staging buffer is free for the batch `depth` ahead (its decode waits for the copy)
@@ -370,7 +377,8 @@ export class PackedDataset implements BatchSource {
     } finally {
       // let the batches still being decoded finish before the staging buffers can be reused
       await Promise.allSettled(pending);
-      for (const p of plansRef) p?.u8?.dispose();
+      for (const p of plansRef) if (p?.u8 && !ring.includes(p.u8)) p.u8.dispose();
+      for (const t of ring) t?.dispose();
       this.busy = false;
     }
   }

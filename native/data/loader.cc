@@ -467,8 +467,9 @@ class Loader : public Napi::ObjectWrap<Loader> {
   // decode(slot, jobs: Int32Array [n × 3: record, top, left], H, W, C, dst?) → Promise<void>: image j is the
   // H×W window at (top, left) of `record`, written as HWC uint8 at byte j·H·W·C of staging buffer `slot`
   // (CUDA), or, with `dst` (a uint8 CPU tensor's Storage, on a CPU loader; slot −1), straight into it: on the
-  // CPU the batch needs no staging copy. dst must be fresh (no CPU-stream task uses it) and is kept alive
-  // until the promise settles; the caller touches it only after that.
+  // CPU the batch needs no staging copy. dst may be reused batch after batch: the decode waits for the
+  // CPU-stream tasks enqueued on it so far; it is kept alive until the promise settles, and the caller
+  // enqueues nothing on it before that.
   Napi::Value Decode(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     const char* op = "Loader.decode";
@@ -487,14 +488,16 @@ class Loader : public Napi::ObjectWrap<Loader> {
     const size_t imageBytes = static_cast<size_t>(H) * W * C;
     uint8_t* base = nullptr;
     size_t capacity = 0;
+    uint64_t dstWait = 0;
     Staging* sp = nullptr;
     Napi::Object dstObj;
     if (direct) {
       if (cuda_) throw Napi::Error::New(env, std::string(op) + ": a CUDA loader decodes into its pinned staging buffers, not into dst");
       Storage* ds = Storage::From(info[5], op, "dst");
       if (ds->device() != kCpu) throw Napi::Error::New(env, std::string(op) + ": dst must be a CPU tensor");
-      if (ds->lastTask() && !cpu::done(ds->lastTask()))
-        throw Napi::Error::New(env, std::string(op) + ": dst is still used by a pending CPU op (expected a fresh tensor)");
+      // dst may be reused from batch to batch: the decode threads first wait for the CPU-stream task that
+      // last used it (the augmentation reading the previous batch), as on a stream
+      dstWait = ds->lastTask();
       base = static_cast<uint8_t*>(ds->data(op));
       capacity = ds->bytes();
       dstObj = info[5].As<Napi::Object>();
@@ -544,6 +547,7 @@ class Loader : public Napi::ObjectWrap<Loader> {
     for (size_t j = 0; j < n; j++) {
       pool_->push([=](std::vector<uint8_t>& scratch) {
         if (sp) std::call_once(batch->ready, [&] { waitStaging(*sp, cuda, stats); });
+        else if (dstWait) std::call_once(batch->ready, [&] { waitCpu(dstWait, stats); });
         const int32_t rec = (*plan)[3 * j], top = (*plan)[3 * j + 1], left = (*plan)[3 * j + 2];
         const auto t0 = Clock::now();
         const uint64_t c0 = threadCpuNs();
@@ -580,6 +584,12 @@ class Loader : public Napi::ObjectWrap<Loader> {
       });
     }
     return promise;
+  }
+
+  static void waitCpu(uint64_t seq, LoaderStats* stats) {
+    const auto t0 = Clock::now();
+    cpu::waitFor(seq);
+    stats->waitNs += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - t0).count());
   }
 
   static void waitStaging(Staging& s, bool cuda, LoaderStats* stats) {
