@@ -240,14 +240,14 @@ if (!a['no-train']) {
   // (with --store and the small arch: 64×64 windows of the store's own images — a throughput figure)
   const small = paper || given ? store : path.join(work, `photos-${count}-73.axpk`);
   if (!existsSync(small)) await data.pack(photos, small, { resize: 73, workers: cores });
-  const steps = 12;
+  const steps = 12; // with the 3 warm-up steps, the 15 batches of 2,000 images at 128
   const model = createAlexNet({ arch: a['train-arch'], numClasses: 10, inChannels: 3, device: a.device, seed: 1 });
   const opt = new SGD(model.parameters(), { lr: 0.01, momentum: 0.9 });
   const B = batch;
   // synthetic: one batch, reused
   const x = Tensor.from(new Float32Array(B * 3 * side * side).map((_, i) => Math.sin(i)), [B, 3, side, side], a.device);
   const y = Int32Array.from({ length: B }, (_, i) => i % 10);
-  await model.step(x, y, opt);
+  for (let w = 0; w < 3; w++) await model.step(x, y, opt); // warm-up: caches, thread pools, the allocator
   let t0 = performance.now();
   for (let s = 0; s < steps; s++) await model.step(x, y, opt);
   const synth = (steps * B) / ((performance.now() - t0) / 1000);
@@ -256,8 +256,13 @@ if (!a['no-train']) {
   let n = 0;
   let waited = 0;
   let inFlight = null;
-  t0 = performance.now();
   const it = ds.batches({ batchSize: B, shuffle: true, seed: 2, dropLast: true })[Symbol.asyncIterator]();
+  for (let w = 0; w < 3; w++) {
+    const { value: b } = await it.next(); // warm-up as above (and the loader's first batches)
+    await model.step(b.input, b.labels, opt);
+    b.input.dispose();
+  }
+  t0 = performance.now();
   for (let s = 0; s < steps; s++) {
     const w0 = performance.now();
     const { value: b, done } = await it.next();
