@@ -118,28 +118,31 @@ readFileSync(store); // warm
   log(`ceiling: ${(done / secs).toFixed(0)} img/s on one core (${(done / cpu).toFixed(0)} per CPU-second)`);
 }
 
-// ---- the packed loader ---------------------------------------------------------------------------
-{
-  const ds = await data.PackedDataset.open(store, { train: true, size: 224, device: a.device, threads });
-  // As train() consumes: one batch in flight — batch k's input is made while batch k−1's is awaited (on the
-  // device, or the CPU stream), so the figure is the rate at which inputs are ready, not enqueued.
-  const run = async (ep) => {
-    let n = 0;
-    let prev = null;
-    for await (const b of ds.batches({ batchSize: batch, shuffle: true, seed: 1, epoch: ep, dropLast: false })) {
-      n += b.n;
-      if (prev) {
-        await prev.ready();
-        prev.dispose();
-      }
-      prev = b.input;
-    }
+/** One epoch of a PackedDataset consumed as train() consumes: one batch in flight — batch k's input is made
+ * while batch k−1's is awaited (on the device, or the CPU stream), so the rate counts inputs ready, not
+ * enqueued. Returns the images. */
+async function loaderEpoch(ds, ep) {
+  let n = 0;
+  let prev = null;
+  for await (const b of ds.batches({ batchSize: batch, shuffle: true, seed: 1, epoch: ep })) {
+    n += b.n;
     if (prev) {
       await prev.ready();
       prev.dispose();
     }
-    return n;
-  };
+    prev = b.input;
+  }
+  if (prev) {
+    await prev.ready();
+    prev.dispose();
+  }
+  return n;
+}
+
+// ---- the packed loader ---------------------------------------------------------------------------
+{
+  const ds = await data.PackedDataset.open(store, { train: true, size: 224, device: a.device, threads });
+  const run = (ep) => loaderEpoch(ds, ep);
   await run(100); // warm-up epoch
   const st0 = ds.stats();
   const s0 = cpuSnapshot();
@@ -168,23 +171,7 @@ readFileSync(store); // warm
 const { loadNative } = await import(pathToFileURL(path.join(PKG_ROOT, 'dist', 'native.js')).href);
 if (a.device === 'cuda' && loadNative().data.gpuDecode) {
   const ds = await data.PackedDataset.open(store, { train: true, size: 224, device: 'cuda', decode: 'gpu' });
-  const run = async (ep) => {
-    let n = 0;
-    let prev = null;
-    for await (const b of ds.batches({ batchSize: batch, shuffle: true, seed: 1, epoch: ep })) {
-      n += b.n;
-      if (prev) {
-        await prev.ready();
-        prev.dispose();
-      }
-      prev = b.input;
-    }
-    if (prev) {
-      await prev.ready();
-      prev.dispose();
-    }
-    return n;
-  };
+  const run = (ep) => loaderEpoch(ds, ep);
   await run(100);
   const t0 = performance.now();
   let n = 0;

@@ -27,6 +27,7 @@ import { loadNative } from '../native.js';
 import { SHARP_DECODE_PATH, loadSharp, packageFile } from '../sharp.js';
 import { lockFolder } from '../io/lock.js';
 import { listImageFolder } from './list-folder.js';
+import { intOption, oneOfOption, optionsObject } from './options.js';
 
 export interface PackSettings {
   /** The short side after resizing (mode 'short'), or the square's side (mode 'square'). */
@@ -98,19 +99,9 @@ const OPTION_KEYS = ['resize', 'mode', 'format', 'quality', 'channels', 'workers
 
 function resolve(opts: PackOptions | undefined): Required<Omit<PackOptions, 'onProgress' | 'onSkip' | 'limit'>> & PackOptions {
   const where = 'pack';
-  const o = opts ?? {};
-  if (typeof o !== 'object' || o === null) throw new TypeError(`${where}: expected an options object, got ${describe(opts)}`);
-  for (const k of Object.keys(o)) if (!OPTION_KEYS.includes(k)) throw new TypeError(`${where}: unknown option ${JSON.stringify(k)} (expected one of ${OPTION_KEYS.join(', ')})`);
-  const int = (v: unknown, name: string, lo: number, hi: number, dflt: number) => {
-    if (v === undefined) return dflt;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new TypeError(`${where}: expected ${name} to be an integer from ${lo} to ${hi}, got ${describe(v)}`);
-    return v;
-  };
-  const oneOf = <T extends string>(v: unknown, name: string, allowed: readonly T[], dflt: T): T => {
-    if (v === undefined) return dflt;
-    if (!allowed.includes(v as T)) throw new TypeError(`${where}: expected ${name} to be ${allowed.map((a) => JSON.stringify(a)).join(' or ')}, got ${describe(v)}`);
-    return v as T;
-  };
+  const o = optionsObject(opts, OPTION_KEYS, where);
+  const int = (v: unknown, name: string, lo: number, hi: number, dflt: number) => intOption(v, name, lo, hi, dflt, where);
+  const oneOf = <T extends string>(v: unknown, name: string, allowed: readonly T[], dflt: T): T => oneOfOption(v, name, allowed, dflt, where);
   const channels = o.channels ?? 3;
   if (channels !== 1 && channels !== 3) throw new TypeError(`${where}: expected channels to be 1 or 3, got ${describe(o.channels)}`);
   const extensions = o.extensions ?? DEFAULT_EXTENSIONS;

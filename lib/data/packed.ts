@@ -30,6 +30,7 @@ import { augmentBatch } from '../ops/augment.js';
 import { Tensor, parseDevice, requireCuda, type Device } from '../tensor.js';
 import { IMAGENET_MEAN, IMAGENET_STD, PCA_ALPHA_STD, drawTrainParams, offsetFromUniform } from './augment.js';
 import { AUGMENT_STREAM, batchCount, checkStartBatch, epochOrder, resolveBatchOptions, type ResolvedBatchOptions } from './batching.js';
+import { boolOption, intOption, optionsObject } from './options.js';
 import { Rng } from './rng.js';
 import type { Batch, BatchOptions, BatchSource } from './types.js';
 import type { PackSettings } from './pack.js';
@@ -125,19 +126,9 @@ export class PackedDataset implements BatchSource {
   static async open(file: string, opts?: PackedDatasetOptions): Promise<PackedDataset> {
     const where = 'PackedDataset';
     if (typeof file !== 'string' || !file) throw new TypeError(`${where}: expected the path of a packed data set, got ${describe(file)}`);
-    const o = opts ?? {};
-    if (typeof o !== 'object' || o === null) throw new TypeError(`${where}: expected an options object, got ${describe(opts)}`);
-    for (const k of Object.keys(o)) if (!OPTION_KEYS.includes(k)) throw new TypeError(`${where}: unknown option ${JSON.stringify(k)} (expected one of ${OPTION_KEYS.join(', ')})`);
-    const int = (v: unknown, name: string, lo: number, hi: number, dflt: number) => {
-      if (v === undefined) return dflt;
-      if (typeof v !== 'number' || !Number.isInteger(v) || v < lo || v > hi) throw new TypeError(`${where}: expected ${name} to be an integer from ${lo} to ${hi}, got ${describe(v)}`);
-      return v;
-    };
-    const bool = (v: unknown, name: string, dflt: boolean) => {
-      if (v === undefined) return dflt;
-      if (typeof v !== 'boolean') throw new TypeError(`${where}: expected ${name} to be a boolean, got ${describe(v)}`);
-      return v;
-    };
+    const o = optionsObject(opts, OPTION_KEYS, where);
+    const int = (v: unknown, name: string, lo: number, hi: number, dflt: number) => intOption(v, name, lo, hi, dflt, where);
+    const bool = (v: unknown, name: string, dflt: boolean) => boolOption(v, name, dflt, where);
     const device = parseDevice(o.device ?? 'cpu', `${where}: device`);
     if (device === 'cuda') requireCuda(where);
     const train = bool(o.train, 'train', false);
