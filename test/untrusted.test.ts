@@ -3,7 +3,6 @@
 // model larger than the file; and an allocation that does not fit (asked for by a script) is an error that
 // names the parameter and its size. The memory-bounded cases run under `ulimit -v`: a clear error, never a
 // kill.
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -13,25 +12,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createAlexNet, readSafetensors, writeSafetensors, type Arch } from '../lib/index.js';
 import { alexnetParameterShapes } from '../lib/models/alexnet.js';
 import { modelSpecFromWeights } from '../lib/models/from-weights.js';
+import { underLimit as runUnderLimit } from './helpers/limit.js';
+
+const underLimit = (args: string[], timeout?: number) => runUnderLimit(args, tmp, timeout);
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const CLI = path.join(root, 'dist', 'cli.js');
 const tmp = mkdtempSync(path.join(tmpdir(), 'axn-untrusted-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
-
-/** Address-space limit of the spawned process: far below the gigabytes a lying file asks for, well above
- * what predicting with a small model takes (checked below: the honest file works under it). */
-const LIMIT_KIB = 3 * 1024 * 1024;
-
-/** Runs `node args…` under `ulimit -v`; status null and a signal mean it was killed. With the package's
- * own addon: a sanitizer build (npm run test:emu preloads ASan) reserves terabytes of address space for its
- * shadow memory and cannot start under any such limit. */
-function underLimit(args: string[], timeout = 120_000) {
-  const env = { ...process.env };
-  for (const k of ['LD_PRELOAD', 'ASAN_OPTIONS', 'UBSAN_OPTIONS', 'ALEXNET_CUDA_ADDON']) delete env[k];
-  const r = spawnSync('bash', ['-c', `ulimit -v ${LIMIT_KIB} && exec "$0" "$@"`, process.execPath, ...args], { encoding: 'utf8', timeout, cwd: tmp, env });
-  return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
-}
 
 /** A small-arch weights file as `alexnet train` writes it, then with its metadata "config" edited. */
 async function weightsWithConfig(name: string, edit: (cfg: Record<string, unknown>) => void): Promise<string> {

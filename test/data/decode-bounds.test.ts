@@ -14,6 +14,7 @@ import { ImageFolder } from '../../lib/data/image-folder.js';
 import { createAlexNet } from '../../lib/index.js';
 import { loadImagesForPrediction } from '../../lib/predict.js';
 import { sharpDecode } from '../../lib/sharp.js';
+import { underLimit as runUnderLimit } from '../helpers/limit.js';
 import { PYTHON, hasTorch } from '../helpers/torch.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -35,11 +36,7 @@ async function photo(file: string, w = 300, h = 260): Promise<string> {
   return file;
 }
 
-const LIMIT_KIB = 3 * 1024 * 1024;
-function underLimit(args: string[], timeout = 120_000) {
-  const r = spawnSync('bash', ['-c', `ulimit -v ${LIMIT_KIB} && exec "$0" "$@"`, process.execPath, ...args], { encoding: 'utf8', timeout, cwd: tmp });
-  return { code: r.status, signal: r.signal, out: r.stdout, err: r.stderr };
-}
+const underLimit = (args: string[]) => runUnderLimit(args, tmp);
 
 describe('image bounds: checked from the header, before any decoding or resizing', () => {
   it('refuses a 65535×1 PNG at once, naming the sizes and the bound', async () => {
