@@ -65,6 +65,19 @@ Napi::Value SetDropStreamWaits(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// Planted defects in the real kernels (cuda::Planted): a name, or null / '' for none.
+Napi::Value SetPlanted(const Napi::CallbackInfo& info) {
+  const std::string w = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const int which = w.empty() ? cuda::kPlantNone
+                    : w == "lrnShortWindow" ? cuda::kPlantLrnShortWindow
+                    : w == "biasGradDropLastChunk" ? cuda::kPlantBiasGradDropLastChunk
+                                                   : -1;
+  if (which < 0)
+    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow' or 'biasGradDropLastChunk', got '" + w + "'");
+  cuda::setPlanted(which);
+  return info.Env().Undefined();
+}
+
 Napi::Value SelfTest(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsString()) throw Napi::TypeError::New(env, "emulator.selfTest: expected a probe name");
@@ -91,6 +104,7 @@ Napi::Object EmulatorExports(Napi::Env env) {
   o.Set("counters", Napi::Function::New(env, Counters, "counters"));
   o.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
   o.Set("setDropStreamWaits", Napi::Function::New(env, SetDropStreamWaits, "setDropStreamWaits"));
+  o.Set("setPlanted", Napi::Function::New(env, SetPlanted, "setPlanted"));
   return o;
 }
 

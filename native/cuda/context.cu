@@ -1,4 +1,5 @@
 // CUDA context: stream, cuBLAS handle, caching allocator, error helpers. See context.h.
+#include <atomic>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -191,6 +192,12 @@ void streamWait(cudaStream_t waiter, cudaStream_t signaller) {
 }
 
 #ifdef AXN_CUDA_EMU
+namespace {
+std::atomic<int> plantedDefect{kPlantNone};
+}
+void setPlanted(int which) { plantedDefect.store(which); }
+int planted() { return plantedDefect.load(std::memory_order_relaxed); }
+
 void setDropStreamWaits(int which) {
   Context& c = ctx();
   std::lock_guard<std::mutex> lock(c.mu);

@@ -79,6 +79,17 @@ enum DropWaits { kDropNone = 0, kDropIntoSide = 1, kDropIntoCompute = 2, kDropAl
 #ifdef AXN_CUDA_EMU
 void setDropStreamWaits(int which);
 #endif
+// Tests only: defects planted in the real kernels, to prove that the tests catch them (set with
+// emulator.setPlanted on the emulated device; in every other build AXN_PLANTED is the constant false,
+// so the kernels compile as if it were not there).
+enum Planted { kPlantNone = 0, kPlantLrnShortWindow = 1, kPlantBiasGradDropLastChunk = 2 };
+#ifdef AXN_CUDA_EMU
+void setPlanted(int which);
+int planted();
+#define AXN_PLANTED(which) (::axn::cuda::planted() == ::axn::cuda::which)
+#else
+#define AXN_PLANTED(which) false
+#endif
 // GEMM precision for later cuBLAS calls: strict fp32 or TF32 tensor cores.
 void setTf32(bool on);
 
