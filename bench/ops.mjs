@@ -293,19 +293,15 @@ export function buildTasks(pkg, geo, { device, batch, precisions, fuseRelu = tru
       key: `${s.name}.fwd`,
       label: `${s.name} LRN fwd`,
       shape,
-      bytes: 3 * n * F32,
-      note: 'x read; y and scale written',
-      // a sum of `size` squares, then a power (a few ulps in any libm) and a division
+      bytes: 2 * n * F32,
+      note: 'x read; y written (the window\'s other channels from cache)',
+      // a sum of `size` squares, then a power (a few ulps in any libm) and a product
       check: { y: { K: lopts.size, ulps: 8, fp32: true } },
       make(dev = device) {
         const x = inputs(`${s.name}.fwd`, dev).rand('x', xs, 0, 4); // post-ReLU activations
         return {
           call: () => free(ops.localResponseNorm(x, lopts)),
-          outputs: async () => {
-            const { y, scale } = ops.localResponseNorm(x, lopts);
-            scale.dispose(); // ours alone (kept for the backward); PyTorch has none
-            return readAll({ y });
-          },
+          outputs: () => readAll({ y: ops.localResponseNorm(x, lopts) }),
           dispose: () => free(x),
         };
       },
@@ -315,16 +311,15 @@ export function buildTasks(pkg, geo, { device, batch, precisions, fuseRelu = tru
       key: `${s.name}.bwd`,
       label: `${s.name} LRN bwd`,
       shape,
-      bytes: 5 * n * F32,
-      note: 'dy, x, y, scale read; dx written',
+      bytes: 3 * n * F32,
+      note: 'dy, x read (scale recomputed); dx written',
       check: { dx: { K: 2 * lopts.size, ulps: 8, fp32: true } },
       make(dev = device) {
         const r = inputs(`${s.name}.bwd`, dev);
         const x = r.rand('x', xs, 0, 4);
-        const { y, scale } = ops.localResponseNorm(x, lopts);
         const dy = r.rand('dy', xs);
-        const run = () => ops.localResponseNormBackward(dy, x, y, scale, lopts);
-        return { call: () => run().dispose(), outputs: () => readAll({ dx: run() }), dispose: () => free(x, y, scale, dy) };
+        const run = () => ops.localResponseNormBackward(dy, x, lopts);
+        return { call: () => run().dispose(), outputs: () => readAll({ dx: run() }), dispose: () => free(x, dy) };
       },
     });
   }

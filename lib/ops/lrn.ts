@@ -26,7 +26,7 @@ interface Parsed {
 }
 
 function parseOptions(opts: unknown, op: string): Parsed {
-  if (opts === null || typeof opts !== 'object' || Array.isArray(opts))
+  if (opts === null || typeof opts !== 'object' || Array.isArray(opts) || opts instanceof Tensor)
     throw new TypeError(`${op}: expected options { size, alpha?, beta?, k? }, got ${describe(opts)}`);
   const o = opts as Record<string, unknown>;
   if (o.size === undefined) throw new TypeError(`${op}: options.size is required (an integer ≥ 1)`);
@@ -46,46 +46,41 @@ function dims(x: Tensor, op: string, name: string): [number, number, number] {
 }
 
 /**
- * Local response normalisation of x [N, C, H, W] (any rank ≥ 3: [N, C, ...]) across channels. Returns y
- * and `scale` (k + alpha/size · Σ a², same shape), which localResponseNormBackward needs.
+ * Local response normalisation of x [N, C, H, W] (any rank ≥ 3: [N, C, ...]) across channels. Returns y.
+ * The backward needs only x (it recomputes the scale; see native/ops/lrn.h).
  */
-export function localResponseNorm(x: Tensor, opts: LocalResponseNormOptions): { y: Tensor; scale: Tensor } {
+export function localResponseNorm(x: Tensor, opts: LocalResponseNormOptions): Tensor {
   const op = 'localResponseNorm';
   expectTensor(x, op, 'x');
   const [N, C, S] = dims(x, op, 'x');
   const p = parseOptions(opts, op);
   const y = Tensor.empty(x.shape, x.device);
-  const scale = Tensor.empty(x.shape, x.device);
   try {
-    if (x.size > 0) nativeOps().lrn_forward(st(x, op), st(y, op), st(scale, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+    if (x.size > 0) nativeOps().lrn_forward(st(x, op), st(y, op), N, C, S, p.size, p.alpha, p.beta, p.k);
   } catch (e) {
     y.dispose();
-    scale.dispose();
     throw e;
   }
-  return { y, scale };
+  return y;
 }
 
 /**
- * Gradient of localResponseNorm with respect to x, given dy and the forward's x, y and scale (all the same
- * shape) and the same options (Caffe's formula).
+ * Gradient of localResponseNorm with respect to x, given dy and the forward's x (the same shape) and the
+ * same options (Caffe's formula; the scale and y are recomputed from x, not stored).
  */
-export function localResponseNormBackward(dy: Tensor, x: Tensor, y: Tensor, scale: Tensor, opts: LocalResponseNormOptions): Tensor {
+export function localResponseNormBackward(dy: Tensor, x: Tensor, opts: LocalResponseNormOptions): Tensor {
   const op = 'localResponseNormBackward';
+  if (arguments.length > 3)
+    throw new TypeError(`${op}: expected (dy, x, options), got ${arguments.length} arguments; y and scale are no longer passed (the scale is recomputed from x)`);
   expectTensor(dy, op, 'dy');
   expectTensor(x, op, 'x');
-  expectTensor(y, op, 'y');
-  expectTensor(scale, op, 'scale');
   const [N, C, S] = dims(x, op, 'x');
   expectShape(dy, op, 'dy', x.shape);
-  expectShape(y, op, 'y', x.shape);
-  expectShape(scale, op, 'scale', x.shape);
-  const device = sameDevice(op, { dy, x, y, scale });
+  const device = sameDevice(op, { dy, x });
   const p = parseOptions(opts, op);
   const dx = Tensor.empty(x.shape, device);
   try {
-    if (x.size > 0)
-      nativeOps().lrn_backward(st(dy, op), st(x, op), st(y, op), st(scale, op), st(dx, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+    if (x.size > 0) nativeOps().lrn_backward(st(dy, op), st(x, op), st(dx, op), N, C, S, p.size, p.alpha, p.beta, p.k);
   } catch (e) {
     dx.dispose();
     throw e;

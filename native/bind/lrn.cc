@@ -1,7 +1,7 @@
 // N-API bindings of local response normalisation (lib/ops/lrn.ts validates first). S = product of the
 // spatial sizes (H·W).
-//   ops.lrn_forward(x, y, scale, N, C, S, size, alpha, beta, k)
-//   ops.lrn_backward(dy, x, y, scale, dx, N, C, S, size, alpha, beta, k)
+//   ops.lrn_forward(x, y, N, C, S, size, alpha, beta, k)
+//   ops.lrn_backward(dy, x, dx, N, C, S, size, alpha, beta, k)   (scale and y are recomputed from x)
 #include "bind/util.h"
 #include "ops/lrn.h"
 
@@ -10,38 +10,34 @@ namespace {
 
 Napi::Value LrnForward(const Napi::CallbackInfo& info) {
   const char* op = "lrn_forward";
+  const int N = i32(info, 2, op, "N"), C = i32(info, 3, op, "C");
+  const long long S = i64(info, 4, op, "S");
+  const int size = i32(info, 5, op, "size");
+  const float alpha = f32(info, 6, op, "alpha"), beta = f32(info, 7, op, "beta"), k = f32(info, 8, op, "k");
+  AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
+  const size_t n = (size_t)N * (size_t)C * (size_t)S;
+  const float* x = ptr<const float>(info, 0, op, "x", n);
+  float* y = ptr<float>(info, 1, op, "y", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
+  AXN_DISPATCH(cuda, ops::lrn_forward_cpu(x, y, N, C, S, size, alpha, beta, k),
+               ops::lrn_forward_cuda(x, y, N, C, S, size, alpha, beta, k));
+  return info.Env().Undefined();
+}
+
+Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
+  const char* op = "lrn_backward";
   const int N = i32(info, 3, op, "N"), C = i32(info, 4, op, "C");
   const long long S = i64(info, 5, op, "S");
   const int size = i32(info, 6, op, "size");
   const float alpha = f32(info, 7, op, "alpha"), beta = f32(info, 8, op, "beta"), k = f32(info, 9, op, "k");
   AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
   const size_t n = (size_t)N * (size_t)C * (size_t)S;
-  const float* x = ptr<const float>(info, 0, op, "x", n);
-  float* y = ptr<float>(info, 1, op, "y", n);
-  float* scale = ptr<float>(info, 2, op, "scale", n);
-  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "scale")});
-  AXN_DISPATCH(cuda, ops::lrn_forward_cpu(x, y, scale, N, C, S, size, alpha, beta, k),
-               ops::lrn_forward_cuda(x, y, scale, N, C, S, size, alpha, beta, k));
-  return info.Env().Undefined();
-}
-
-Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
-  const char* op = "lrn_backward";
-  const int N = i32(info, 5, op, "N"), C = i32(info, 6, op, "C");
-  const long long S = i64(info, 7, op, "S");
-  const int size = i32(info, 8, op, "size");
-  const float alpha = f32(info, 9, op, "alpha"), beta = f32(info, 10, op, "beta"), k = f32(info, 11, op, "k");
-  AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
-  const size_t n = (size_t)N * (size_t)C * (size_t)S;
   const float* dy = ptr<const float>(info, 0, op, "dy", n);
   const float* x = ptr<const float>(info, 1, op, "x", n);
-  const float* y = ptr<const float>(info, 2, op, "y", n);
-  const float* scale = ptr<const float>(info, 3, op, "scale", n);
-  float* dx = ptr<float>(info, 4, op, "dx", n);
-  const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "y"),
-                                storage(info, 3, op, "scale"), storage(info, 4, op, "dx")});
-  AXN_DISPATCH(cuda, ops::lrn_backward_cpu(dy, x, y, scale, dx, N, C, S, size, alpha, beta, k),
-               ops::lrn_backward_cuda(dy, x, y, scale, dx, N, C, S, size, alpha, beta, k));
+  float* dx = ptr<float>(info, 2, op, "dx", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "dx")});
+  AXN_DISPATCH(cuda, ops::lrn_backward_cpu(dy, x, dx, N, C, S, size, alpha, beta, k),
+               ops::lrn_backward_cuda(dy, x, dx, N, C, S, size, alpha, beta, k));
   return info.Env().Undefined();
 }
 

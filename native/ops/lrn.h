@@ -5,25 +5,40 @@
 //   da_c = dy_c · scale_c^(−beta) − (2·alpha·beta/size) · a_c · Σ_{c' : c ∈ win(c')} dy_{c'} · b_{c'} / scale_{c'}
 // where {c' : c ∈ win(c')} = [c − floor((size−1)/2), c + floor(size/2)] ∩ [0, C) (the mirror of win for an
 // even size). Layout (N, C, S) with S the product of the spatial sizes (H·W for NCHW).
+//
+// The backward recomputes scale and b from x instead of reading stored ones: the forward stores nothing
+// but y (one activation-sized buffer per LRN layer fewer), and the backward reads x and dy only.
+//
+// The arithmetic, the same on both devices (the CPU is built with -ffp-contract=off; the CUDA kernels
+// use __fmul_rn/__fadd_rn, so nvcc contracts nothing):
+//   sum   = ((0 + a_lo²) + a_{lo+1}²) + … + a_hi²       float, ascending channels of win(c)
+//   scale = k + (alpha/size)·sum                         alpha/size rounded to float once
+//   p     = scale^(−beta): beta = 0.75 → rsqrt(scale)·rsqrt(sqrt(scale)); else pow(scale, −beta)
+//   b     = a·p
+//   t_c   = (dy_c · b_c) / scale_c
+//   da_c  = dy_c·p_c − (coef·a_c)·T_c,  T_c = ((0 + t_lo) + …) + t_hi over the mirror window, ascending;
+//           coef = 2·alpha·beta/size rounded to float once
+// On the emulated device rsqrtf is 1/sqrtf, as on the CPU, so the two agree bit for bit. On a GPU rsqrtf
+// (≤ 2 ulp) and powf (≤ 4 ulp) differ from the CPU's correctly rounded operations by a few ulps; the
+// tests bound the difference from that (test/ops/lrn.test.ts).
 #pragma once
 #include <cstdint>
 
 namespace axn::ops {
 
-// x: (N, C, S)  ->  y: (N, C, S), scale: (N, C, S)
-void lrn_forward_cpu(const float* x, float* y, float* scale, int N, int C, int64_t S, int size, float alpha,
-                     float beta, float k);
-// dy, x, y, scale: (N, C, S)  ->  dx: (N, C, S)
-void lrn_backward_cpu(const float* dy, const float* x, const float* y, const float* scale, float* dx, int N, int C,
-                      int64_t S, int size, float alpha, float beta, float k);
+// x: (N, C, S)  ->  y: (N, C, S)
+void lrn_forward_cpu(const float* x, float* y, int N, int C, int64_t S, int size, float alpha, float beta, float k);
+// dy, x: (N, C, S)  ->  dx: (N, C, S)
+void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, int64_t S, int size, float alpha,
+                      float beta, float k);
 
 #ifdef AXN_WITH_CUDA
-// One thread per (n, s) column walks the channels with a running window sum (kept in double, so adding
-// and removing squares does not drift); consecutive threads on consecutive s, so every access coalesces.
-void lrn_forward_cuda(const float* x, float* y, float* scale, int N, int C, int64_t S, int size, float alpha,
-                      float beta, float k);
-void lrn_backward_cuda(const float* dy, const float* x, const float* y, const float* scale, float* dx, int N, int C,
-                       int64_t S, int size, float alpha, float beta, float k);
+// One thread per element (no serial walk over C): it sums its own window of at most `size` channels,
+// whose loads, shared with the threads of the neighbouring channels, come mostly from L2.
+void lrn_forward_cuda(const float* x, float* y, int N, int C, int64_t S, int size, float alpha, float beta,
+                      float k);
+void lrn_backward_cuda(const float* dy, const float* x, float* dx, int N, int C, int64_t S, int size, float alpha,
+                       float beta, float k);
 #endif
 
 }  // namespace axn::ops

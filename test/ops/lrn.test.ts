@@ -1,10 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisposedError } from '../../lib/errors.js';
 import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
+import { LocalResponseNorm } from '../../lib/nn/lrn.js';
 import { localResponseNorm, localResponseNormBackward, type LocalResponseNormOptions } from '../../lib/ops/lrn.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError } from '../helpers/fixtures.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
-import { noCuda } from '../helpers/gpu.js';
+import { emulated, noCuda, withPlanted } from '../helpers/gpu.js';
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -17,12 +18,50 @@ function random(n: number, seed: number, lo = -1, hi = 1): Float32Array {
 function run(xv: Float32Array, dyv: Float32Array, shape: number[], opts: LocalResponseNormOptions) {
   using x = Tensor.from(xv, shape);
   using dy = Tensor.from(dyv, shape);
-  const { y, scale } = localResponseNorm(x, opts);
-  using dx = localResponseNormBackward(dy, x, y, scale, opts);
-  const out = { y: y.dataSync() as Float32Array, scale: scale.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
-  y.dispose();
-  scale.dispose();
-  return out;
+  using y = localResponseNorm(x, opts);
+  using dx = localResponseNormBackward(dy, x, opts);
+  return { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+}
+
+/**
+ * The forward and backward in float64 (the formulas of native/ops/lrn.h), with the magnitudes that bound
+ * how far two float32 evaluations may differ: per element |dy·p| (A) and |coef·x|·Σ|t| (B), where dx = A − B
+ * and t_c' = dy_c'·x_c'·p_c'/scale_c'.
+ */
+function lrn64(x: Float32Array, dy: Float32Array, shape: number[], o: LocalResponseNormOptions) {
+  const [N, C] = shape;
+  const S = numel(shape.slice(2));
+  const { size } = o, alpha = o.alpha ?? 1e-4, beta = o.beta ?? 0.75, k = o.k ?? 1;
+  const before = Math.floor(size / 2), after = Math.floor((size - 1) / 2);
+  const n = x.length;
+  const scale = new Float64Array(n), p = new Float64Array(n), t = new Float64Array(n);
+  for (let i = 0; i < N; i++)
+    for (let c = 0; c < C; c++)
+      for (let s = 0; s < S; s++) {
+        let sum = 0;
+        for (let cc = Math.max(c - before, 0); cc <= Math.min(c + after, C - 1); cc++) sum += x[(i * C + cc) * S + s] ** 2;
+        const e = (i * C + c) * S + s;
+        scale[e] = k + (alpha / size) * sum;
+        p[e] = scale[e] ** -beta;
+        t[e] = (dy[e] * x[e] * p[e]) / scale[e];
+      }
+  const y = new Float64Array(n), dx = new Float64Array(n), A = new Float64Array(n), B = new Float64Array(n);
+  const coef = (2 * alpha * beta) / size;
+  for (let i = 0; i < N; i++)
+    for (let c = 0; c < C; c++)
+      for (let s = 0; s < S; s++) {
+        let T = 0, Tabs = 0;
+        for (let cc = Math.max(c - after, 0); cc <= Math.min(c + before, C - 1); cc++) {
+          T += t[(i * C + cc) * S + s];
+          Tabs += Math.abs(t[(i * C + cc) * S + s]);
+        }
+        const e = (i * C + c) * S + s;
+        y[e] = x[e] * p[e];
+        dx[e] = dy[e] * p[e] - coef * x[e] * T;
+        A[e] = Math.abs(dy[e] * p[e]);
+        B[e] = Math.abs(coef * x[e]) * Tabs;
+      }
+  return { scale, y, dx, A, B };
 }
 
 const cases = await fixtureCases('lrn');
@@ -37,8 +76,7 @@ describe('localResponseNorm on the CPU matches PyTorch', () => {
     const opts = fx.params as LocalResponseNormOptions;
     const shape = fx.inputs.x.shape;
     const r = run(fx.inputs.x.data as Float32Array, fx.inputs.dy.data as Float32Array, shape, opts);
-    // fp32: y and scale are a handful of operations per element; dx sums at most `size` terms
-    expectMatchesFixture(fx, 'scale', r.scale, shape);
+    // fp32: y is a handful of operations per element; dx sums at most `size` terms
     expectMatchesFixture(fx, 'y', r.y, shape);
     expectMatchesFixture(fx, 'dx', r.dx, shape);
   });
@@ -62,15 +100,12 @@ describe('localResponseNorm semantics', () => {
     // one pixel, 4 channels, size 4: win(c) = [c−2, c+1]; alpha 4 so alpha/n = 1, k 1, beta 1
     const x = [1, 2, 3, 4];
     using t = Tensor.from(x, [1, 4, 1, 1]);
-    const { y, scale } = localResponseNorm(t, { size: 4, alpha: 4, beta: 1, k: 1 });
+    using y = localResponseNorm(t, { size: 4, alpha: 4, beta: 1, k: 1 });
     const sq = x.map((v) => v * v);
     const win = (c: number) => sq.slice(Math.max(c - 2, 0), Math.min(c + 1, 3) + 1).reduce((a, b) => a + b, 0);
     const want = x.map((_, c) => 1 + win(c));
-    expect(Array.from(await scale.toFloat32Array())).toEqual(want);
     expect(want).toEqual([6, 15, 31, 30]);
     expect(Array.from(await y.toFloat32Array())).toEqual(x.map((v, c) => Math.fround(v * Math.fround(Math.pow(want[c], -1)))));
-    y.dispose();
-    scale.dispose();
   });
 });
 
@@ -96,7 +131,8 @@ describe('localResponseNorm gradients match finite differences', () => {
     // the cross-channel term matters: without it the gradient would be far off
     const dyv = random(n, 12);
     const r = run(xv, dyv, shape, opts);
-    const local = dyv.map((d, i) => d * Math.pow(r.scale[i], -opts.beta!));
+    const { scale } = lrn64(xv, dyv, shape, opts);
+    const local = dyv.map((d, i) => d * Math.pow(scale[i], -opts.beta!));
     expect(relError(local, r.dx)).toBeGreaterThan(0.1);
   });
 });
@@ -127,25 +163,23 @@ describe('localResponseNorm bad input gets a clear error', () => {
   });
   it('backward', () => {
     const opts = { size: 3 };
-    const { y, scale } = localResponseNorm(x, opts);
     using dy = Tensor.zeros([1, 4, 2, 2]);
     using bad = Tensor.zeros([1, 4, 4]);
-    expect(() => localResponseNormBackward(bad, x, y, scale, opts)).toThrow('localResponseNormBackward: expected dy of shape [1, 4, 2, 2], got [1, 4, 4]');
-    expect(() => localResponseNormBackward(dy, x, bad, scale, opts)).toThrow('localResponseNormBackward: expected y of shape [1, 4, 2, 2], got [1, 4, 4]');
-    expect(() => localResponseNormBackward(dy, x, y, bad, opts)).toThrow('localResponseNormBackward: expected scale of shape [1, 4, 2, 2], got [1, 4, 4]');
-    expect(() => localResponseNormBackward(dy, x, y, scale, { size: -3 })).toThrow('localResponseNormBackward: size must be an integer ≥ 1, got -3');
-    expect(() => localResponseNormBackward(dy, x, y, undefined as never, opts)).toThrow('localResponseNormBackward: expected scale to be a Tensor, got undefined');
-    y.dispose();
-    scale.dispose();
+    expect(() => localResponseNormBackward(bad, x, opts)).toThrow('localResponseNormBackward: expected dy of shape [1, 4, 2, 2], got [1, 4, 4]');
+    expect(() => localResponseNormBackward(dy, x, { size: -3 })).toThrow('localResponseNormBackward: size must be an integer ≥ 1, got -3');
+    expect(() => localResponseNormBackward(dy, undefined as never, opts)).toThrow('localResponseNormBackward: expected x to be a Tensor, got undefined');
+    // the old call (dy, x, y, scale, opts) names what it got
+    expect(() => localResponseNormBackward(dy, x, dy as never)).toThrow(/localResponseNormBackward: expected options \{ size, alpha\?, beta\?, k\? \}, got (a )?Tensor/);
+    expect(() => (localResponseNormBackward as (...a: unknown[]) => Tensor)(dy, x, dy, dy, opts)).toThrow(
+      'localResponseNormBackward: expected (dy, x, options), got 5 arguments; y and scale are no longer passed (the scale is recomputed from x)',
+    );
   });
   it('a zero-size batch gives zero-size results', () => {
     using e = Tensor.zeros([0, 4, 3, 3]);
-    const { y, scale } = localResponseNorm(e, { size: 5 });
+    using y = localResponseNorm(e, { size: 5 });
     expect(y.shape).toEqual([0, 4, 3, 3]);
-    using dx = localResponseNormBackward(e, e, y, scale, { size: 5 });
+    using dx = localResponseNormBackward(e, e, { size: 5 });
     expect(dx.shape).toEqual([0, 4, 3, 3]);
-    y.dispose();
-    scale.dispose();
   });
 });
 
@@ -157,6 +191,16 @@ describe('localResponseNorm memory', () => {
     expect(after.tensors).toEqual(before.tensors);
     expect(after.bytes).toEqual(before.bytes);
     expect(after.native.hostBytes).toBe(before.native.hostBytes);
+  });
+
+  it('the layer keeps only x for its backward: one activation-sized buffer (y) per forward, no scale', () => {
+    const lrn = new LocalResponseNorm(5, 1e-4, 0.75, 2);
+    using x = Tensor.from(random(2 * 8 * 5 * 5, 3, -2, 2), [2, 8, 5, 5]);
+    const before = memoryStats().bytes.cpu;
+    using y = lrn.forward(x);
+    expect(memoryStats().bytes.cpu - before).toBe(y.size * 4);
+    using dx = lrn.backward(y);
+    expect(memoryStats().bytes.cpu - before).toBe(2 * y.size * 4);
   });
 });
 
@@ -176,37 +220,80 @@ describe.skipIf(noCuda)('localResponseNorm on CUDA matches the CPU', () => {
     ['size 1', [2, 4, 3, 3], { size: 1, alpha: 0.5, k: 1 }, 3],
     ['rank 3, size 2', [2, 6, 9], { size: 2, alpha: 0.5, beta: 1, k: 1 }, 2],
     ['1×1 spatial, C 1', [5, 1, 1, 1], { size: 5, alpha: 1, k: 1 }, 3],
+    ['odd: 13 channels, 257 columns (one block and one thread more), size 7', [1, 13, 257], { size: 7, alpha: 0.3, beta: 0.75, k: 1 }, 4],
   ];
+
+  /** The CUDA results; on the emulated device the same bits as the CPU's, on a GPU within the bound below. */
+  async function onCuda(xv: Float32Array, dyv: Float32Array, shape: number[], opts: LocalResponseNormOptions) {
+    using x = Tensor.from(xv, shape, 'cuda');
+    using dy = Tensor.from(dyv, shape, 'cuda');
+    using y = localResponseNorm(x, opts);
+    expect(y.device).toBe('cuda');
+    using dx = localResponseNormBackward(dy, x, opts);
+    return { y: await y.toFloat32Array(), dx: await dx.toFloat32Array() };
+  }
+
+  /**
+   * Elements outside the bound a GPU may differ by (u = 2⁻²⁴, the unit roundoff; native/ops/lrn.h's
+   * arithmetic). The window sums and scale round identically on both devices (single IEEE operations in the
+   * same order); only scale^−β differs: rsqrtf is within 2 ulp (≤ 4u relative) where the CPU's 1/sqrt is
+   * within 2u, so each factor differs by ≤ 6u and p = r₁·r₂ by ≤ 14u with the two roundings (powf: 4 ulp
+   * against ≤ 1, ≤ 10u). Then y = x·p: ≤ 16u·|y|. dx = A − B with A = dy·p (≤ 16u·|A|) and
+   * B = coef·x·Σ t: each t differs by ≤ 20u·|t| (p, then three roundings each side), the ≤ size additions
+   * by 2u·Σ|t| each, then three more roundings and the subtraction's: ≤ u·(18·|A| + (26 + 2·size)·|B|),
+   * with |B| = |coef·x|·Σ|t|. The magnitudes come from the float64 evaluation.
+   */
+  function outsideBound(got: { y: Float32Array; dx: Float32Array }, ref: { y: Float32Array; dx: Float32Array }, r64: ReturnType<typeof lrn64>, size: number) {
+    const u = 2 ** -24;
+    const bad: string[] = [];
+    for (let i = 0; i < got.y.length && bad.length < 5; i++) {
+      if (Math.abs(got.y[i] - ref.y[i]) > 16 * u * Math.abs(r64.y[i]) * 1.001) bad.push(`y[${i}]: ${got.y[i]} vs ${ref.y[i]}`);
+      if (Math.abs(got.dx[i] - ref.dx[i]) > u * (18 * r64.A[i] + (26 + 2 * size) * r64.B[i]) * 1.001) bad.push(`dx[${i}]: ${got.dx[i]} vs ${ref.dx[i]}`);
+    }
+    return bad;
+  }
 
   it.each(shapes)('%s', async (_, shape, opts, mag) => {
     const n = numel(shape);
     const xv = random(n, n, -mag, mag);
     const dyv = random(n, n + 1);
     const ref = run(xv, dyv, shape, opts);
-    using x = Tensor.from(xv, shape, 'cuda');
-    using dy = Tensor.from(dyv, shape, 'cuda');
-    const { y, scale } = localResponseNorm(x, opts);
-    expect(y.device).toBe('cuda');
-    using dx = localResponseNormBackward(dy, x, y, scale, opts);
-    const got = { y: await y.toFloat32Array(), scale: await scale.toFloat32Array(), dx: await dx.toFloat32Array() };
-    for (const k of ['scale', 'y', 'dx'] as const) {
-      expect(hasNaN(got[k]), `${k} has NaN`).toBe(false);
-      // running double sum vs direct float sums, and powf's few ulps: ≤ 1e-5
-      expect(relError(got[k], ref[k]), k).toBeLessThanOrEqual(1e-5);
+    const got = await onCuda(xv, dyv, shape, opts);
+    expect(hasNaN(got.y) || hasNaN(got.dx), 'NaN').toBe(false);
+    if (emulated) {
+      // the same operations in the same order, rsqrtf = 1/sqrtf as on the CPU: the same bits
+      expect(Buffer.from(got.y.buffer).equals(Buffer.from(ref.y.buffer)), 'y bit for bit').toBe(true);
+      expect(Buffer.from(got.dx.buffer).equals(Buffer.from(ref.dx.buffer)), 'dx bit for bit').toBe(true);
+    } else {
+      const bad = outsideBound(got, ref, lrn64(xv, dyv, shape, opts), opts.size);
+      expect(bad, `${bad.length} elements outside the derived bound; CPU vs CUDA relative error y ${relError(got.y, ref.y)}, dx ${relError(got.dx, ref.dx)}`).toEqual([]);
     }
-    y.dispose();
-    scale.dispose();
+    // and both near float64 (PyTorch's fixtures check the CPU more closely)
+    const r64 = lrn64(xv, dyv, shape, opts);
+    expect(relError(got.y, Float32Array.from(r64.y)), 'y vs float64').toBeLessThan(1e-5);
+  });
+
+  it.skipIf(!emulated)('a planted window one channel short is caught (emulated device)', async () => {
+    const shape = [2, 9, 17], opts = { size: 5, alpha: 0.5, beta: 0.75, k: 1 };
+    const xv = random(numel(shape), 5, -3, 3), dyv = random(numel(shape), 6);
+    const ref = run(xv, dyv, shape, opts);
+    const got = await withPlanted('lrnShortWindow', () => onCuda(xv, dyv, shape, opts));
+    expect(Buffer.from(got.y.buffer).equals(Buffer.from(ref.y.buffer)), 'y with the defect').toBe(false);
+    expect(Buffer.from(got.dx.buffer).equals(Buffer.from(ref.dx.buffer)), 'dx with the defect').toBe(false);
+    // the bound of a GPU run would catch it as well
+    expect(outsideBound(got, ref, lrn64(xv, dyv, shape, opts), opts.size).length).toBeGreaterThan(0);
+    // and without it the same call is exact again
+    const again = await onCuda(xv, dyv, shape, opts);
+    expect(Buffer.from(again.y.buffer).equals(Buffer.from(ref.y.buffer))).toBe(true);
   });
 
   it('leaks no device memory', async () => {
     const before = memoryStats();
     for (let i = 0; i < 3; i++) {
       using x = Tensor.from(random(4 * 96 * 27 * 27, i, -20, 20), [4, 96, 27, 27], 'cuda');
-      const { y, scale } = localResponseNorm(x, { size: 5, k: 2 });
-      using dx = localResponseNormBackward(y, x, y, scale, { size: 5, k: 2 });
+      using y = localResponseNorm(x, { size: 5, k: 2 });
+      using dx = localResponseNormBackward(y, x, { size: 5, k: 2 });
       await dx.toFloat32Array();
-      y.dispose();
-      scale.dispose();
     }
     const after = memoryStats();
     expect(after.tensors.cuda).toBe(before.tensors.cuda);
@@ -216,10 +303,7 @@ describe.skipIf(noCuda)('localResponseNorm on CUDA matches the CPU', () => {
 
   it('rejects tensors on different devices', () => {
     using x = Tensor.zeros([1, 4, 2, 2], 'cuda');
-    const { y, scale } = localResponseNorm(x, { size: 3 });
     using dy = Tensor.zeros([1, 4, 2, 2]);
-    expect(() => localResponseNormBackward(dy, x, y, scale, { size: 3 })).toThrow(/all tensors must be on one device; dy is on cpu, x on cuda/);
-    y.dispose();
-    scale.dispose();
+    expect(() => localResponseNormBackward(dy, x, { size: 3 })).toThrow(/all tensors must be on one device; dy is on cpu, x on cuda/);
   });
 });
