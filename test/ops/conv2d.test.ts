@@ -433,6 +433,36 @@ function wideRandom(n: number, seed: number): Float32Array {
   return Float32Array.from({ length: n }, () => (r() < 0.5 ? -1 : 1) * 2 ** (-30 + 38 * r()) * (1 + r()));
 }
 
+/** wideRandom, and in every channel two pairs of large values that cancel (±L, L ≈ 2^40 … 2^56), at random
+ * distinct elements (so in random lanes and chunks). The small values that meet an L in a double sum are
+ * rounded to its ulp (2^-12 … 2^4), and which ones do depends on the order of the additions: the float32
+ * result then shows a change of lane, tree or chunk order — where values of one range sum to doubles whose
+ * float rounding hides the order. */
+function orderSensitive(s: BiasShape, seed: number): Float32Array {
+  const [N, K, Ho, Wo] = s.dy;
+  const P = Ho * Wo;
+  const g = wideRandom(N * K * P, seed);
+  const r = mulberry32(seed + 1);
+  for (let k = 0; k < K; k++) {
+    const used = new Set<number>();
+    const pick = () => {
+      for (;;) {
+        const e = Math.floor(r() * N * P); // element e = i·P + p of channel k
+        if (!used.has(e)) {
+          used.add(e);
+          return (Math.floor(e / P) * K + k) * P + (e % P);
+        }
+      }
+    };
+    for (let pair = 0; pair < 2 && used.size + 2 <= N * P; pair++) {
+      const L = Math.fround(2 ** (40 + 16 * r()));
+      g[pick()] = L;
+      g[pick()] = -L;
+    }
+  }
+  return g;
+}
+
 /** Indices where two float32 arrays differ in their bits (so -0 ≠ +0, and NaN = NaN of the same bits). */
 function bitMismatches(a: Float32Array, b: Float32Array): number[] {
   expect(a.length).toBe(b.length);
@@ -497,7 +527,9 @@ describe.skipIf(noCuda)('conv2d bias gradient on CUDA: the two-stage reduction i
   }
 
   it.each(shapes.map((s, i) => [s.name, s, i] as const))('%s: db as the CPU oracle, run to run bit-identical', (_name, s, i) => {
-    const dy = wideRandom(numel(s.dy), seed + i);
+    // On the emulated device, gradients whose sum shows the order of its additions; on a GPU, where the
+    // comparison has a tolerance, ones whose tolerance is tight.
+    const dy = emulated ? orderSensitive(s, seed + i) : wideRandom(numel(s.dy), seed + i);
     const ref = biasGrad(s, dy, 'cpu').db;
     const a = biasGrad(s, dy, 'cuda').db;
     const b = biasGrad(s, dy, 'cuda').db;
@@ -506,7 +538,7 @@ describe.skipIf(noCuda)('conv2d bias gradient on CUDA: the two-stage reduction i
   });
 
   it.each(shapes.map((s, i) => [s.name, s, i] as const))('%s: fused ReLU — dz and db as the CPU oracle, db as the plain sum of dz', (_name, s, i) => {
-    const dy = wideRandom(numel(s.dy), seed + 100 + i);
+    const dy = emulated ? orderSensitive(s, seed + 100 + i) : wideRandom(numel(s.dy), seed + 100 + i);
     const r = mulberry32(seed + 200 + i);
     const y = Float32Array.from({ length: dy.length }, () => Math.max(0, r() - 0.5)); // half of it 0: masked
     const ref = biasGrad(s, dy, 'cpu', { y, inPlace: true });
