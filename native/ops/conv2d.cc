@@ -6,6 +6,7 @@
 #include <climits>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "../scratch.h"
 #include "relu.h"
@@ -124,24 +125,66 @@ void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P) {
 }
 
 namespace {
-// db[k] = Σ_{n, p} g[n, k, p] in double, in a fixed order. Plain: g = dy. Relu: g = relu_bwd(dy, y), also
-// written to dz (which may alias dy) — the same sum as the plain loop over dz, so the same bits.
+// One (channel k, chunk of images [i0, i0 + nc)) pair of the bias gradient's stage 1 (conv2d.h): element
+// e = (i − i0)·P + p goes to acc[e mod B], then the pairwise tree — what a stage-1 block does on CUDA.
+// Plain: g = dy. Relu: g = relu_bwd(dy, y), also written to dz (which may alias dy) — the same sum as the
+// plain one over dz, so the same bits.
+template <bool Relu>
+double bias_grad_pair(const float* dy, const float* y, float* dz, int i0, int nc, int K, int k, int64_t P) {
+  constexpr int B = kBiasGradLanes;
+  double acc[B];
+  std::fill(acc, acc + B, 0.0);
+  int lane = 0;  // e mod B
+  for (int i = i0; i < i0 + nc; i++) {
+    const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
+    for (int64_t p = 0; p < P;) {
+      // A run of consecutive lanes: acc[lane + q] += g[p + q] (independent lanes: vectorisable, same sums).
+      const int len = static_cast<int>(std::min<int64_t>(B - lane, P - p));
+      double* a = acc + lane;
+      if constexpr (Relu) {
+        // Through a local buffer: every load comes before any store, so the loops vectorise even when dz
+        // is dy (the in-place case, where a fused loop could not be).
+        float g[B];
+        const float* d = dy + off + p;
+        const float* yy = y + off + p;
+        for (int q = 0; q < len; q++) g[q] = relu_bwd(d[q], yy[q]);
+        std::memcpy(dz + off + p, g, sizeof(float) * len);
+        for (int q = 0; q < len; q++) a[q] += g[q];
+      } else {
+        const float* src = dy + off + p;
+        for (int q = 0; q < len; q++) a[q] += src[q];
+      }
+      p += len;
+      lane += len;
+      if (lane == B) lane = 0;
+    }
+  }
+  for (int s = B / 2; s > 0; s >>= 1)
+    for (int t = 0; t < s; t++) acc[t] += acc[t + s];
+  return acc[0];
+}
+
+// db[k] = Σ_{n, p} g[n, k, p]: stage 1 over the K·J (channel, chunk) pairs in parallel, then stage 2 per
+// channel, summing its J partials in chunk order (conv2d.h).
 template <bool Relu>
 void bias_grad_loop(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+  if (K <= 0) return;
+  if (N <= 0) {
+    std::fill(db, db + K, 0.0f);
+    return;
+  }
+  const int T = bias_grad_chunk_images(N, P), J = bias_grad_chunks(N, T);
+  const int64_t pairs = static_cast<int64_t>(K) * J;
+  std::vector<double> partial(static_cast<size_t>(pairs));
 #pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
+  for (int64_t b = 0; b < pairs; b++) {
+    const int k = static_cast<int>(b / J), j = static_cast<int>(b - static_cast<int64_t>(k) * J);
+    const int i0 = j * T;
+    partial[b] = bias_grad_pair<Relu>(dy, y, dz, i0, std::min(T, N - i0), K, k, P);
+  }
   for (int k = 0; k < K; k++) {
     double s = 0.0;
-    for (int i = 0; i < N; i++) {
-      const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
-      for (int64_t p = 0; p < P; p++) {
-        float g = dy[off + p];
-        if constexpr (Relu) {
-          g = relu_bwd(g, y[off + p]);
-          dz[off + p] = g;
-        }
-        s += g;
-      }
-    }
+    for (int j = 0; j < J; j++) s += partial[static_cast<size_t>(k) * J + j];
     db[k] = static_cast<float>(s);
   }
 }

@@ -11,6 +11,7 @@
 
 #include "../cuda/context.h"
 #include "../cuda/launch.h"
+#include "../scratch.h"
 #include "conv2d.h"
 #include "relu.h"
 
@@ -130,8 +131,6 @@ __global__ void fill_bias_kernel(float* __restrict__ y, const float* __restrict_
   }
 }
 
-constexpr int kBiasGradThreads = 1024;
-
 // y: (N, K, P) = max(y + b[k], 0), in place (b null: max(y, 0)) — the fused conv → ReLU epilogue.
 __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict__ b, int N, int K, int64_t P) {
   const int64_t rows = static_cast<int64_t>(N) * K;
@@ -145,43 +144,92 @@ __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict_
   }
 }
 
-// db[k] = Σ_{i, p} g[i, k, p]: one block of kBiasGradThreads per channel, double accumulation, fixed order
-// (deterministic). The block is large (1024 threads) because AlexNet's first convolutions have few channels
-// (64 or 96 blocks on the H200's 132 SMs) over many pixels (N·3,025): every SM that has a channel then keeps
-// 32 warps of loads in flight.
-// Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same
-// sum in the same order, so db is bit for bit the unfused path's. dz may alias dy (each element is read,
-// then written, by one thread; no read-only-cache load of dy then).
+// The bias gradient's two stages (conv2d.h: the order of the sums, which the CPU oracle repeats).
+// Stage 1, one block of B = kBiasGradLanes threads per (channel k, chunk j) pair (a grid-stride loop over
+// the K·J pairs): thread t sums, in double, the chunk's elements e ≡ t (mod B) of channel k in ascending
+// e = (i − i0)·P + p — along a warp consecutive pixels, so the loads are coalesced — then the block's B
+// sums meet in a pairwise tree (strides 128, 64, 32 through shared memory, then 16 … 1 by warp shuffles:
+// the same additions, in the same order, as the CPU's tree), and partial[k·J + j] = the root.
+// Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same sum
+// in the same order, so db is bit for bit the unfused path's. dz may alias dy (each element is read, then
+// written, by one thread; no read-only-cache load of dy then).
 template <bool Relu>
-__global__ void __launch_bounds__(kBiasGradThreads) bias_grad_kernel(const float* dy, const float* __restrict__ y, float* dz, float* __restrict__ db,
-                                 int N, int K, int64_t P) {
-  __shared__ double warpSums[kBiasGradThreads / 32];
-  for (int k = blockIdx.x; k < K; k += gridDim.x) {
+__global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const float* dy, const float* __restrict__ y,
+                                                                            float* dz, double* __restrict__ partial,
+                                                                            int N, int K, int64_t P, int T, int J) {
+  constexpr int B = kBiasGradLanes;
+  static_assert(B % 64 == 0 && (B & (B - 1)) == 0, "the tree's shared-memory steps end at stride 32");
+  __shared__ double sums[B];
+  const int t = threadIdx.x;
+  // The step from element e to e + B: qB whole images and rB pixels.
+  const int64_t qB = B / P, rB = B % P;
+  const int64_t pairs = static_cast<int64_t>(K) * J;
+  for (int64_t b = blockIdx.x; b < pairs; b += gridDim.x) {
+    const int k = static_cast<int>(b / J), j = static_cast<int>(b - b / J * J);
+    const int i0 = j * T;
+    const int64_t len = static_cast<int64_t>(min(T, N - i0)) * P;  // the chunk's elements of channel k
+    int64_t i = i0 + t / P, p = t % P;                              // element e = t
     double s = 0.0;
-    for (int i = 0; i < N; i++) {
-      const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
-      for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
-        float g;
-        if constexpr (Relu) {
-          g = relu_bwd(dy[off + p], __ldg(y + off + p));
-          dz[off + p] = g;
-        } else {
-          g = __ldg(dy + off + p);
-        }
-        s += g;
+    for (int64_t e = t; e < len; e += B) {
+      const int64_t off = (i * K + k) * P + p;
+      float g;
+      if constexpr (Relu) {
+        g = relu_bwd(dy[off], __ldg(y + off));
+        dz[off] = g;
+      } else {
+        g = __ldg(dy + off);
+      }
+      s += g;
+      i += qB;
+      p += rB;
+      if (p >= P) {
+        p -= P;
+        i++;
       }
     }
-    for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
-    if (lane == 0) warpSums[warp] = s;
+    sums[t] = s;
     __syncthreads();
-    if (warp == 0) {
-      s = lane < static_cast<int>(blockDim.x >> 5) ? warpSums[lane] : 0.0;
-      for (int off = 16; off > 0; off >>= 1) s += __shfl_down_sync(0xffffffffu, s, off);
-      if (lane == 0) db[k] = static_cast<float>(s);
+    for (int stride = B / 2; stride >= 32; stride >>= 1) {
+      if (t < stride) sums[t] += sums[t + stride];
+      __syncthreads();
     }
-    __syncthreads();  // warpSums is reused by the next channel
+    if (t < 32) {
+      s = sums[t];
+      for (int stride = 16; stride > 0; stride >>= 1) s += __shfl_down_sync(0xffffffffu, s, stride);
+      if (t == 0) partial[b] = s;
+    }
+    __syncthreads();  // sums is reused by the block's next pair
   }
+}
+
+// Stage 2: db[k] = (float) Σ_j partial[k·J + j], one thread per channel, in chunk order from 0.0.
+// Planted defect (tests only): the last chunk is left out.
+__global__ void bias_grad_final_kernel(const double* __restrict__ partial, float* __restrict__ db, int K, int J) {
+  const int used = AXN_PLANTED(kPlantBiasGradDropLastChunk) ? J - 1 : J;
+  for (int64_t k = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; k < K;
+       k += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const double* pk = partial + k * J;
+    double s = 0.0;
+    for (int j = 0; j < used; j++) s += pk[j];
+    db[k] = static_cast<float>(s);
+  }
+}
+
+// Both stages; the K·J partials in scratch from the caching allocator (stream-ordered: freed when this
+// returns, after the launches that use it were enqueued).
+template <bool Relu>
+void bias_grad_launch(const char* op, const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+  if (K <= 0) return;
+  if (N <= 0 || P <= 0) {
+    cuda::memsetZero(db, static_cast<size_t>(K) * sizeof(float));
+    return;
+  }
+  const int T = bias_grad_chunk_images(N, P), J = bias_grad_chunks(N, T);
+  const int64_t pairs = static_cast<int64_t>(K) * J;
+  Scratch partial(true, sizeof(double) * static_cast<size_t>(pairs));
+  const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(pairs, INT_MAX));
+  AXN_LAUNCH(op, bias_grad_partial_kernel<Relu>, blocks, kBiasGradLanes, 0, dy, y, dz, partial.as<double>(), N, K, P, T, J);
+  AXN_LAUNCH(op, bias_grad_final_kernel, gridFor(K), kThreads, 0, static_cast<const double*>(partial.as<double>()), db, K, J);
 }
 
 }  // namespace
@@ -213,11 +261,9 @@ void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P) {
 }
 
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P) {
-  if (K <= 0) return;
   const float* none = nullptr;
   float* noneOut = nullptr;
-  AXN_LAUNCH("conv2dBackward.biasGrad", bias_grad_kernel<false>, std::min(K, 65535), kBiasGradThreads, 0, dy, none, noneOut,
-             db, N, K, P);
+  bias_grad_launch<false>("conv2dBackward.biasGrad", dy, none, noneOut, db, N, K, P);
 }
 
 void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
@@ -227,9 +273,7 @@ void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
 }
 
 void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
-  if (K <= 0) return;
-  AXN_LAUNCH("conv2dBackward.reluBiasGrad", bias_grad_kernel<true>, std::min(K, 65535), kBiasGradThreads, 0, dy, y, dz, db,
-             N, K, P);
+  bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, db, N, K, P);
 }
 
 void zero_cuda(float* p, int64_t n) {

@@ -32,6 +32,7 @@
 // The driver (chunking, GEMM calls, workspace) is shared by both devices and lives in conv2d.cc, where
 // it can use axn::Scratch; conv2d.cu holds only the kernels and their launchers.
 #pragma once
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include "../common.h"
@@ -51,6 +52,18 @@ struct Conv2dDims {
 // Default caps on the column workspace (bytes); a call may pass its own (0 = default).
 constexpr size_t kConvWorkspaceCuda = size_t(1) << 30;  // 1 GiB
 constexpr size_t kConvWorkspaceCpu = size_t(256) << 20;  // 256 MiB
+
+// The bias gradient's reduction (see bias_grad_cpu): B accumulators (CUDA: threads per stage-1 block),
+// and the chunk of images one (channel, chunk) pair sums: T = max(1, ⌈8192 / P⌉) images, so that a pair
+// sums between 8,192 and 8,192 + P elements (T·P < 16,384 when T > 1), or one image when P ≥ 8,192.
+constexpr int kBiasGradLanes = 256;
+constexpr int64_t kBiasGradChunkElements = 8192;
+inline int bias_grad_chunk_images(int N, int64_t P) {
+  const int64_t t = P >= kBiasGradChunkElements ? 1 : (kBiasGradChunkElements + P - 1) / std::max<int64_t>(P, 1);
+  return static_cast<int>(std::max<int64_t>(1, std::min<int64_t>(t, std::max(N, 1))));
+}
+// J: the number of chunks (0 for an empty batch).
+inline int bias_grad_chunks(int N, int T) { return N <= 0 ? 0 : (N + T - 1) / T; }
 
 // Throws axn::Error when the dimensions are inconsistent (TypeScript validates first).
 void conv2d_check_dims(const char* op, const Conv2dDims& d);
@@ -78,10 +91,23 @@ void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d);
 void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P);
 // y: (N, K, P) = b[k] everywhere
 void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P);
-// db[k] = Σ_{n, p} dy[n, k, p]
+// db[k] = Σ_{n, p} dy[n, k, p], in double, as a two-stage reduction in a fixed order — the same arithmetic
+// on both devices, so the emulated device gives the CPU's bits (and a GPU, whose double additions round
+// alike, should too):
+//   the batch is cut into J = ⌈N / T⌉ chunks of T = bias_grad_chunk_images(N, P) images (the last one
+//   may be shorter); T depends on (N, P) alone, never on the device.
+//   Stage 1, per (channel k, chunk j): the chunk's elements of channel k, numbered e = (i − i0)·P + p
+//   (i0 the chunk's first image: image by image, pixels in order), go to B = kBiasGradLanes accumulators,
+//   element e to acc[e mod B], each summed in ascending e from 0.0 — on CUDA a block of B threads, thread
+//   t owning acc[t]; then a pairwise tree: for (s = B/2; s > 0; s /= 2) acc[t] += acc[t + s] for t < s.
+//   partial[k·J + j] = acc[0].
+//   Stage 2: db[k] = (float) (((0.0 + partial[k·J]) + partial[k·J + 1]) + … + partial[k·J + J − 1]).
+// Numbering the chunk's elements as one sequence (not per image) keeps all B lanes busy when P < B
+// (AlexNet's conv3–5: P = 169). On CUDA, stage 1 is a grid of K·J blocks (at the paper's batch 128:
+// 4,128 for conv1, 2,816 for conv2, 1,152 for conv3 — every SM busy), stage 2 a second small launch.
 void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P);
 // dz = relu_bwd(dy, y) (dy where y > 0, else 0), db[k] = Σ_{n, p} dz[n, k, p] (the same sum, in the same
-// order, as bias_grad of dz). dz may alias dy.
+// order, as bias_grad of dz). dz may alias dy (each element is read, then written, once).
 void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P);
 void zero_cpu(float* p, int64_t n);
 

@@ -5,7 +5,7 @@ import { conv2d, conv2dBackward, conv2dOutputShape, type Conv2dOptions } from '.
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError, type Fixture } from '../helpers/fixtures.js';
 import { fp32Tol, tolFor } from '../helpers/tolerance.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
-import { cudaBatch, noCuda } from '../helpers/gpu.js';
+import { cudaBatch, emulated, noCuda, withPlanted } from '../helpers/gpu.js';
 
 const numel = (s: readonly number[]) => s.reduce((a, b) => a * b, 1);
 
@@ -396,5 +396,178 @@ describe.skipIf(noCuda)('conv2d on CUDA matches the CPU oracle', () => {
     const after = memoryStats();
     expect(after.tensors).toEqual(before.tensors);
     expect(after.native.cuda!.inUseBytes).toBe(before.native.cuda!.inUseBytes);
+  });
+});
+
+/** The bias gradient alone, through conv2dBackward of a 1×1 convolution of one input channel (dy is
+ * (N, K, Ho, Wo) whatever the layer; dx is skipped, dw is a K×1 GEMM). With `relu` (the fused ReLU's
+ * output y) also dz, the masked gradient, which reluInPlace writes over dy. */
+function biasGrad(s: BiasShape, dyData: Float32Array, device: 'cpu' | 'cuda', relu?: { y: Float32Array; inPlace: boolean }) {
+  const [N, K, Ho, Wo] = s.dy;
+  const x = Tensor.zeros([N, 1, Ho, Wo], device);
+  const w = Tensor.zeros([K, 1, 1, 1], device);
+  const dy = Tensor.from(dyData, s.dy, device);
+  const y = relu ? Tensor.from(relu.y, s.dy, device) : null;
+  const g = conv2dBackward(dy, x, w, { needInputGrad: false, needBiasGrad: true, ...(y ? { reluOutput: y, reluInPlace: relu!.inPlace } : {}) });
+  const db = g.db!.dataSync() as Float32Array;
+  const dz = relu?.inPlace ? (dy.dataSync() as Float32Array) : null;
+  [x, w, dy, y, g.dw, g.db].forEach((t) => t?.dispose());
+  return { db, dz };
+}
+
+interface BiasShape {
+  name: string;
+  dy: [number, number, number, number];
+}
+
+/** The chunking of conv2d.h (bias_grad_chunk_images): T images per chunk, J chunks. */
+function biasChunks(N: number, P: number): { T: number; J: number } {
+  const T = Math.max(1, Math.min(P >= 8192 ? 1 : Math.ceil(8192 / P), Math.max(N, 1)));
+  return { T, J: Math.ceil(N / T) };
+}
+
+/** Gradients over a wide range of magnitudes (2^-30 … 2^8, either sign): their double sums round, so a sum
+ * taken in another order than the oracle's would show in the bits (values of one scale often sum exactly). */
+function wideRandom(n: number, seed: number): Float32Array {
+  const r = mulberry32(seed);
+  return Float32Array.from({ length: n }, () => (r() < 0.5 ? -1 : 1) * 2 ** (-30 + 38 * r()) * (1 + r()));
+}
+
+/** wideRandom, and in every channel two pairs of large values that cancel (±L, L ≈ 2^40 … 2^56), at random
+ * distinct elements (so in random lanes and chunks). The small values that meet an L in a double sum are
+ * rounded to its ulp (2^-12 … 2^4), and which ones do depends on the order of the additions: the float32
+ * result then shows a change of lane, tree or chunk order — where values of one range sum to doubles whose
+ * float rounding hides the order. */
+function orderSensitive(s: BiasShape, seed: number): Float32Array {
+  const [N, K, Ho, Wo] = s.dy;
+  const P = Ho * Wo;
+  const g = wideRandom(N * K * P, seed);
+  const r = mulberry32(seed + 1);
+  for (let k = 0; k < K; k++) {
+    const used = new Set<number>();
+    const pick = () => {
+      for (;;) {
+        const e = Math.floor(r() * N * P); // element e = i·P + p of channel k
+        if (!used.has(e)) {
+          used.add(e);
+          return (Math.floor(e / P) * K + k) * P + (e % P);
+        }
+      }
+    };
+    for (let pair = 0; pair < 2 && used.size + 2 <= N * P; pair++) {
+      const L = Math.fround(2 ** (40 + 16 * r()));
+      g[pick()] = L;
+      g[pick()] = -L;
+    }
+  }
+  return g;
+}
+
+/** Indices where two float32 arrays differ in their bits (so -0 ≠ +0, and NaN = NaN of the same bits). */
+function bitMismatches(a: Float32Array, b: Float32Array): number[] {
+  expect(a.length).toBe(b.length);
+  const ua = new Uint32Array(a.buffer, a.byteOffset, a.length);
+  const ub = new Uint32Array(b.buffer, b.byteOffset, b.length);
+  const out: number[] = [];
+  for (let i = 0; i < a.length; i++) if (ua[i] !== ub[i]) out.push(i);
+  return out;
+}
+
+describe.skipIf(noCuda)('conv2d bias gradient on CUDA: the two-stage reduction in a fixed order', () => {
+  // A fresh seed per run (in every message, to reproduce a failure).
+  const seed = (Math.random() * 2 ** 31) >>> 0;
+  const shapes: BiasShape[] = [
+    // (N, K, Ho, Wo); T and J from biasChunks.
+    { name: 'P = 35 < B, T = 235, N = 487: J = 3, the last chunk 17 images', dy: [487, 3, 5, 7] },
+    { name: 'P = 299 > B, not a multiple of B, T = 28, N = 30: J = 2, the last chunk 2 images', dy: [30, 5, 13, 23] },
+    { name: 'K = 1, P = 1,600, T = 6, N = 17: J = 3', dy: [17, 1, 40, 40] },
+    { name: 'N = 1 (one chunk), P = 99', dy: [1, 6, 9, 11] },
+    { name: 'P = 1, N = 8,200: T = 8,192, J = 2, the last chunk 8 images', dy: [8200, 2, 1, 1] },
+    { name: 'P = 8,281 > 8,192: one image per chunk, J = 3', dy: [3, 2, 91, 91] },
+    { name: 'P = 256 = B exactly, T = 32, N = 33: J = 2, the last chunk 1 image', dy: [33, 3, 16, 16] },
+    { name: `paper conv1 (K = 96, P = 3,025) at batch ${cudaBatch(128, 8)}`, dy: [cudaBatch(128, 8), 96, 55, 55] },
+    { name: `paper conv3 (K = 384, P = 169) at batch ${cudaBatch(128, 8)}`, dy: [cudaBatch(128, 8), 384, 13, 13] },
+  ];
+
+  it('the shapes cover what they claim (the chunking as conv2d.h defines it)', () => {
+    const c = shapes.map((s) => biasChunks(s.dy[0], s.dy[2] * s.dy[3]));
+    expect(c.slice(0, 7)).toEqual([
+      { T: 235, J: 3 },
+      { T: 28, J: 2 },
+      { T: 6, J: 3 },
+      { T: 1, J: 1 },
+      { T: 8192, J: 2 },
+      { T: 1, J: 3 },
+      { T: 32, J: 2 },
+    ]);
+    // The paper's conv1 at batch 8 (emulated) or 128: three images per chunk, J = 3 or 43.
+    expect(c[7]).toEqual({ T: 3, J: Math.ceil(cudaBatch(128, 8) / 3) });
+  });
+
+  /** db (and dz) from CUDA against the CPU oracle: bit for bit on the emulated device (the same arithmetic
+   * in the same order); on a GPU within the bound of two double sums of the same n = N·P float terms,
+   * each within (n − 1)·2^-53·Σ|g| of the exact sum whatever their order, each then rounded to float32
+   * (half an ulp): |a − r| ≤ 2^-23·|r| + 2·n·2^-53·Σ|g| (+ the smallest subnormal, for r = 0). The GPU
+   * does the same double additions in the same order, so it should give the same bits too. */
+  function expectMatchesOracle(s: BiasShape, got: Float32Array, ref: Float32Array, g: Float32Array, what: string) {
+    const [N, K, Ho, Wo] = s.dy;
+    const P = Ho * Wo;
+    expect(hasNaN(got), `${what}: NaN (unwritten?)`).toBe(false);
+    if (emulated) {
+      expect(bitMismatches(got, ref), `${what}: channels whose bits differ from the CPU oracle's (seed ${seed})`).toEqual([]);
+      return;
+    }
+    const n = N * P;
+    for (let k = 0; k < K; k++) {
+      let abs = 0;
+      for (let i = 0; i < N; i++) for (let p = 0; p < P; p++) abs += Math.abs(g[(i * K + k) * P + p]);
+      const tol = 2 ** -23 * Math.abs(ref[k]) + 2 * n * 2 ** -53 * abs + 2 ** -149;
+      expect(Math.abs(got[k] - ref[k]), `${what}: channel ${k}: ${got[k]} vs the CPU's ${ref[k]} (seed ${seed})`).toBeLessThanOrEqual(tol);
+    }
+  }
+
+  it.each(shapes.map((s, i) => [s.name, s, i] as const))('%s: db as the CPU oracle, run to run bit-identical', (_name, s, i) => {
+    // On the emulated device, gradients whose sum shows the order of its additions; on a GPU, where the
+    // comparison has a tolerance, ones whose tolerance is tight.
+    const dy = emulated ? orderSensitive(s, seed + i) : wideRandom(numel(s.dy), seed + i);
+    const ref = biasGrad(s, dy, 'cpu').db;
+    const a = biasGrad(s, dy, 'cuda').db;
+    const b = biasGrad(s, dy, 'cuda').db;
+    expectMatchesOracle(s, a, ref, dy, `${s.name}: db`);
+    expect(bitMismatches(a, b), `${s.name}: run to run (seed ${seed})`).toEqual([]);
+  });
+
+  it.each(shapes.map((s, i) => [s.name, s, i] as const))('%s: fused ReLU — dz and db as the CPU oracle, db as the plain sum of dz', (_name, s, i) => {
+    const dy = emulated ? orderSensitive(s, seed + 100 + i) : wideRandom(numel(s.dy), seed + 100 + i);
+    const r = mulberry32(seed + 200 + i);
+    const y = Float32Array.from({ length: dy.length }, () => Math.max(0, r() - 0.5)); // half of it 0: masked
+    const ref = biasGrad(s, dy, 'cpu', { y, inPlace: true });
+    const got = biasGrad(s, dy, 'cuda', { y, inPlace: true });
+    expect(bitMismatches(got.dz!, ref.dz!), `${s.name}: dz (seed ${seed})`).toEqual([]);
+    expectMatchesOracle(s, got.db, ref.db, ref.dz!, `${s.name}: fused db`);
+    // dz into scratch memory instead of over dy: the same db; and the same bits as the plain reduction of dz.
+    const scratch = biasGrad(s, dy, 'cuda', { y, inPlace: false });
+    expect(bitMismatches(scratch.db, got.db), `${s.name}: dz in scratch vs in place (seed ${seed})`).toEqual([]);
+    expect(bitMismatches(biasGrad(s, got.dz!, 'cuda').db, got.db), `${s.name}: fused vs plain over dz (seed ${seed})`).toEqual([]);
+  });
+
+  it.skipIf(!emulated)('a planted defect — the last image chunk dropped — is caught', async () => {
+    // J = 3 chunks of 235, 235 and 17 images; every channel has gradients in the last chunk.
+    const s = shapes[0];
+    const dy = wideRandom(numel(s.dy), seed + 300);
+    const ref = biasGrad(s, dy, 'cpu').db;
+    const y = new Float32Array(dy.length).fill(1); // the fused variant, nothing masked
+    const planted = await withPlanted('biasGradDropLastChunk', () => ({ plain: biasGrad(s, dy, 'cuda').db, fused: biasGrad(s, dy, 'cuda', { y, inPlace: false }).db }));
+    const all = Array.from({ length: s.dy[1] }, (_, k) => k);
+    expect(bitMismatches(planted.plain, ref), 'plain: the channels the comparison flags').toEqual(all);
+    expect(bitMismatches(planted.fused, ref), 'fused: the channels the comparison flags').toEqual(all);
+    // What the dropped chunk held: db without it is the oracle's sum of the first two chunks.
+    const [N, K, Ho, Wo] = s.dy;
+    const P = Ho * Wo;
+    const head = dy.slice(0, 470 * K * P);
+    expect(bitMismatches(planted.plain, biasGrad({ name: 'the first 470 images', dy: [470, K, Ho, Wo] }, head, 'cpu').db)).toEqual([]);
+    expect(N).toBe(487);
+    // And with the defect gone, the same comparison passes.
+    expect(bitMismatches(biasGrad(s, dy, 'cuda').db, ref)).toEqual([]);
   });
 });
