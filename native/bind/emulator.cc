@@ -67,7 +67,10 @@ Napi::Value SetDropStreamWaits(const Napi::CallbackInfo& info) {
 
 // Planted defects in the real kernels (cuda::Planted): a name, or null / '' for none.
 Napi::Value SetPlanted(const Napi::CallbackInfo& info) {
-  const std::string w = info.Length() > 0 && info[0].IsString() ? info[0].As<Napi::String>().Utf8Value() : "";
+  const bool none = info.Length() == 0 || info[0].IsNull() || info[0].IsUndefined();
+  if (!none && !info[0].IsString())
+    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow' or 'biasGradDropLastChunk'");
+  const std::string w = none ? "" : info[0].As<Napi::String>().Utf8Value();
   const int which = w.empty() ? cuda::kPlantNone
                     : w == "lrnShortWindow" ? cuda::kPlantLrnShortWindow
                     : w == "biasGradDropLastChunk" ? cuda::kPlantBiasGradDropLastChunk

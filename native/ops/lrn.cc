@@ -8,6 +8,8 @@
 #include <cmath>
 #include <vector>
 
+#include <omp.h>
+
 namespace axn::ops {
 
 namespace {
@@ -71,16 +73,24 @@ void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, 
   constexpr int64_t kTile = 256;
   const int64_t tiles = (S + kTile - 1) / kTile;
   const int64_t plane = (int64_t)C * S;
-#pragma omp parallel
+  // Per-thread buffers, allocated before the parallel region: an allocation failure inside it would end
+  // the process (std::terminate), here it is an error the caller sees.
+  const int threads = std::max(1, omp_get_max_threads());
+  const size_t per = (2 * (size_t)C + 1) * kTile;
+  std::vector<float> buffers(per * (size_t)threads);
+#pragma omp parallel num_threads(threads)
   {
-    std::vector<float> pw((size_t)C * kTile), tw((size_t)C * kTile), sw(kTile);
+    float* const mine = buffers.data() + per * (size_t)omp_get_thread_num();
+    float* const pwd = mine;                           // p of every channel: C rows of kTile
+    float* const twd = mine + (size_t)C * kTile;       // t of every channel
+    float* const swd = mine + 2 * (size_t)C * kTile;   // one row of window sums
 #pragma omp for schedule(static)
     for (int64_t job = 0; job < (int64_t)N * tiles; job++) {
       const int64_t n = job / tiles, s0 = (job - n * tiles) * kTile, L = std::min(kTile, S - s0);
       const float* xn = x + n * plane + s0;  // (c, s) of the tile at xn[c·S + s − s0]
       const float* dyn = dy + n * plane + s0;
       for (int c = 0; c < C; c++) {
-        float* sp = sw.data();
+        float* sp = swd;
         std::fill(sp, sp + L, 0.f);
         for (int cc = std::max(c - before, 0); cc <= std::min(c + after, C - 1); cc++) {
           const float* xq = xn + cc * S;
@@ -88,8 +98,8 @@ void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, 
         }
         const float* xp = xn + c * S;
         const float* dyp = dyn + c * S;
-        float* pp = pw.data() + c * kTile;
-        float* tp = tw.data() + c * kTile;
+        float* pp = pwd + c * kTile;
+        float* tp = twd + c * kTile;
         if (beta == 0.75f)
           p_and_t<true>(sp, xp, dyp, pp, tp, L, a_n, beta, k);
         else
@@ -101,12 +111,12 @@ void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, 
         float* dxp = dx + n * plane + c * S + s0;
         std::fill(dxp, dxp + L, 0.f);
         for (int cc = c0; cc <= c1; cc++) {
-          const float* tq = tw.data() + cc * kTile;
+          const float* tq = twd + cc * kTile;
           for (int64_t s = 0; s < L; s++) dxp[s] += tq[s];
         }
         const float* xp = xn + c * S;
         const float* dyp = dyn + c * S;
-        const float* pp = pw.data() + c * kTile;
+        const float* pp = pwd + c * kTile;
         for (int64_t s = 0; s < L; s++) dxp[s] = dyp[s] * pp[s] - coef * xp[s] * dxp[s];
       }
     }

@@ -15,6 +15,10 @@
 #include "cuda/launch.h"
 #include "ops/lrn.h"
 
+#if defined(__USE_FAST_MATH__)
+#error "lrn.cu: --use_fast_math changes powf and sqrtf and flushes subnormals; the LRN kernels' arithmetic (lrn.h) and their tests assume IEEE single operations"
+#endif
+
 namespace axn::ops {
 namespace {
 

@@ -20,7 +20,8 @@
 //           coef = 2·alpha·beta/size rounded to float once
 // On the emulated device rsqrtf is 1/sqrtf, as on the CPU, so the two agree bit for bit. On a GPU rsqrtf
 // (≤ 2 ulp) and powf (≤ 4 ulp) differ from the CPU's correctly rounded operations by a few ulps; the
-// tests bound the difference from that (test/ops/lrn.test.ts).
+// tests bound the difference from that (test/ops/lrn.test.ts). lrn.cu refuses to compile under
+// --use_fast_math, which would change powf, sqrtf and the flushing of subnormals.
 #pragma once
 #include <cstdint>
 

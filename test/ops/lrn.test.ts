@@ -236,19 +236,22 @@ describe.skipIf(noCuda)('localResponseNorm on CUDA matches the CPU', () => {
   /**
    * Elements outside the bound a GPU may differ by (u = 2⁻²⁴, the unit roundoff; native/ops/lrn.h's
    * arithmetic). The window sums and scale round identically on both devices (single IEEE operations in the
-   * same order); only scale^−β differs: rsqrtf is within 2 ulp (≤ 4u relative) where the CPU's 1/sqrt is
-   * within 2u, so each factor differs by ≤ 6u and p = r₁·r₂ by ≤ 14u with the two roundings (powf: 4 ulp
-   * against ≤ 1, ≤ 10u). Then y = x·p: ≤ 16u·|y|. dx = A − B with A = dy·p (≤ 16u·|A|) and
-   * B = coef·x·Σ t: each t differs by ≤ 20u·|t| (p, then three roundings each side), the ≤ size additions
-   * by 2u·Σ|t| each, then three more roundings and the subtraction's: ≤ u·(18·|A| + (26 + 2·size)·|B|),
-   * with |B| = |coef·x|·Σ|t|. The magnitudes come from the float64 evaluation.
+   * same order), and so does sqrtf (correctly rounded on both); only scale^−β differs. CUDA's maximum
+   * errors are counted from the correctly rounded result, so rsqrtf's 2 ulp are ≤ 2.5 ulp (≤ 5u relative)
+   * from the exact value, where the CPU's 1/sqrt is within 2u: each factor differs by ≤ 7u, and p = r₁·r₂
+   * by ≤ 16u with the two roundings (powf: 4.5 ulp against < 1, ≤ 11u). Then y = x·p: ≤ 18u·|y|.
+   * dx = A − B with A = dy·p (≤ 18u·|A|, and 2u for the subtraction's rounding on each side) and
+   * B = coef·x·Σ t: each t differs by ≤ 22u·|t| (p, then three roundings each side), the ≤ size − 1
+   * additions by 2u·Σ|t| each, then two more roundings each side: ≤ u·(20·|A| + (26 + 2·size)·|B|),
+   * with |B| = |coef·x|·Σ|t|. The magnitudes come from the float64 evaluation (the 1.001: its own error).
+   * NVIDIA states its maximum errors as measured, not proven; a GPU run outside them is worth knowing.
    */
   function outsideBound(got: { y: Float32Array; dx: Float32Array }, ref: { y: Float32Array; dx: Float32Array }, r64: ReturnType<typeof lrn64>, size: number) {
     const u = 2 ** -24;
     const bad: string[] = [];
     for (let i = 0; i < got.y.length && bad.length < 5; i++) {
-      if (Math.abs(got.y[i] - ref.y[i]) > 16 * u * Math.abs(r64.y[i]) * 1.001) bad.push(`y[${i}]: ${got.y[i]} vs ${ref.y[i]}`);
-      if (Math.abs(got.dx[i] - ref.dx[i]) > u * (18 * r64.A[i] + (26 + 2 * size) * r64.B[i]) * 1.001) bad.push(`dx[${i}]: ${got.dx[i]} vs ${ref.dx[i]}`);
+      if (Math.abs(got.y[i] - ref.y[i]) > 18 * u * Math.abs(r64.y[i]) * 1.001) bad.push(`y[${i}]: ${got.y[i]} vs ${ref.y[i]}`);
+      if (Math.abs(got.dx[i] - ref.dx[i]) > u * (20 * r64.A[i] + (26 + 2 * size) * r64.B[i]) * 1.001) bad.push(`dx[${i}]: ${got.dx[i]} vs ${ref.dx[i]}`);
     }
     return bad;
   }
