@@ -36,6 +36,11 @@ export class MaxPool2d extends Module {
     this.releaseSaved();
     return dx;
   }
+  /** The argmax of the last training forward (int32 [N, C, Ho, Wo], maxPool2d's convention), kept for the
+   * backward; null when none is kept. Owned by the layer: valid until its backward or next forward. */
+  savedIndices(): Tensor | null {
+    return this.#indices;
+  }
   override releaseSaved(): void {
     release(this.#indices);
     this.#indices = null;
