@@ -27,6 +27,9 @@ import { packageRoot } from './native.js';
 import { setDefaultPrecision, type Precision } from './ops/util.js';
 import { Tensor, backendInfo, cudaAvailable, type Device } from './tensor.js';
 import { train, type EpochRecord } from './train.js';
+import { abortDistributed, distributedSupport, finalizeDistributed, initDistributed, launchedByMpi, mpirunArgs, type DistInfo } from './distributed.js';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { filterGridPng, trainingCurvePng } from './viz.js';
 import { loadSharp } from './sharp.js';
 
@@ -187,8 +190,8 @@ program
   .addOption(new Option('--device <device>', 'where to train').choices(['auto', 'cpu', 'cuda']).default('auto'))
   .addOption(new Option('--precision <p>', 'GEMM precision on CUDA (default tf32: tensor cores)').choices(['fp32', 'tf32']))
   .option('--epochs <n>', 'epochs', int('--epochs'))
-  .option('--batch-size <n>', 'images per batch', int('--batch-size'))
-  .option('--lr <x>', 'initial learning rate', num('--lr'))
+  .option('--batch-size <n>', 'images per batch (with --nproc / mpirun: the global batch, all processes together)', int('--batch-size'))
+  .option('--lr <x>', 'initial learning rate (with --nproc / mpirun: for the global batch)', num('--lr'))
   .option('--momentum <x>', 'SGD momentum, in [0, 1)', inRange('--momentum', 0, 1), 0.9)
   .option('--weight-decay <x>', 'SGD weight decay, in [0, 1)', inRange('--weight-decay', 0, 1), 5e-4)
   .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['plateau', 'step', 'none']))
@@ -208,12 +211,25 @@ program
   .option('--weights <file>', 'start from these weights (fine-tuning; .safetensors or a torch.save\'d .pth, e.g. torchvision\'s ImageNet AlexNet): every layer is loaded, the last one only when it has as many classes as the data (else it is replaced by a fresh one for the data\'s classes)')
   .addOption(new Option('--freeze <what>', 'keep these layers fixed: features (the convolutional layers; train the classifier only) or none').choices(['none', 'features']).default('none'))
   .option('--resume', 'resume from <out>/checkpoint.safetensors when it exists')
+  .option('--checkpoint-every <n>', 'also write the checkpoint every n batches (it is written after every epoch)', int('--checkpoint-every'))
   .option('--no-progress', 'no progress bar (one line per epoch)')
+  .option('--nproc <n>', 'data-parallel training in n processes on this machine (one GPU each on CUDA): runs mpirun -np n for you (needs MPI: Open MPI or MPICH). On several machines, start it with mpirun (or srun) yourself: mpirun -np N -hostfile hosts npx alexnet train …. --batch-size and --lr stay the global ones: each process takes batch-size / n images a step', int('--nproc'))
   .action(async (o) => {
+    if (o.nproc !== undefined && !launchedByMpi()) {
+      if (o.nproc > 1) return launchRanks(o.nproc);
+    }
+    // Under MPI (mpirun -np N, or --nproc): rank, world and this process's GPU first, before anything uses
+    // the device. Rank 0 writes the results; the other ranks train quietly beside it.
+    if (launchedByMpi()) distInfo = initDistributed();
+    const lead = !distInfo || distInfo.rank === 0;
+    if (distInfo && distInfo.world > 1 && !lead) o.progress = false;
+    const log = (m: string) => {
+      if (lead) console.log(m);
+    };
     // Where the results go, first: proven writable and locked against a second run there before anything
     // is loaded or trained (released when the process ends, by an error or a signal too).
     proveWritableFolder(o.out, '--out');
-    const unlock = holdUntilExit(lockFolder(o.out, '--out', (m) => console.error(`warning: ${m}`)));
+    const unlock = lead ? holdUntilExit(lockFolder(o.out, '--out', (m) => console.error(`warning: ${m}`))) : () => {};
     const device = pickDevice(o.device);
     // The paper arch where a GPU runs it; the small one on the CPU and on the emulated device (a test build).
     const arch: Arch = o.arch ?? (device === 'cuda' && !backendInfo().emulated ? 'paper' : 'small');
@@ -235,7 +251,7 @@ program
     const model = createAlexNet({ arch, numClasses: data.classes.length, device, precision, dropout: o.dropout, seed: o.seed, groups: o.groups, inChannels: channels });
     if (o.weights) {
       try {
-        console.log(await loadPretrained(model, o.weights));
+        log(await loadPretrained(model, o.weights));
       } catch (e) {
         model.dispose();
         throw e;
@@ -245,14 +261,14 @@ program
     if (o.resume) {
       if (existsSync(ckpt)) {
         const meta = await readCheckpointMeta(ckpt); // a corrupt checkpoint is an error, not a fresh start
-        console.log(`resuming from ${ckpt}: epoch ${meta.epoch + 1}, batch ${meta.batchInEpoch}`);
+        log(`resuming from ${ckpt}: epoch ${meta.epoch + 1}, batch ${meta.batchInEpoch}`);
       } else {
-        console.log(`no checkpoint at ${ckpt}: starting fresh`);
+        log(`no checkpoint at ${ckpt}: starting fresh`);
       }
     }
     const info = backendInfo();
-    console.log(`alexnet-cuda ${pkg.version}: training the ${arch} arch (${(model.numParameters / 1e6).toFixed(2)}M parameters) on ${device === 'cuda' ? `${info.gpus[0]?.name ?? 'CUDA'} (${precision})` : `the CPU (${info.threads} threads, ${info.blas} GEMM)`}`);
-    console.log(`data: ${data.describe}; ${epochs} epochs, batch ${batchSize}, lr ${lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}`);
+    log(`alexnet-cuda ${pkg.version}: training the ${arch} arch (${(model.numParameters / 1e6).toFixed(2)}M parameters) on ${device === 'cuda' ? `${info.gpus[0]?.name ?? 'CUDA'} (${precision})` : `the CPU (${info.threads} threads, ${info.blas} GEMM)`}`);
+    log(`data: ${data.describe}; ${epochs} epochs, batch ${batchSize}, lr ${lr}, momentum ${o.momentum}, weight decay ${o.weightDecay}`);
     let testBar: ReturnType<typeof evalProgress> | undefined;
     const bar = o.progress && process.stderr.isTTY
       ? new cliProgress.SingleBar({ format: 'epoch {epoch}/{epochs} |{bar}| {value}/{total} | loss {loss} | acc {acc}% | {ips} img/s | eta {eta_formatted}', hideCursor: true }, cliProgress.Presets.shades_classic)
@@ -272,6 +288,7 @@ program
       seed: o.seed,
       freeze: o.freeze,
       checkpoint: ckpt,
+      checkpointEvery: o.checkpointEvery,
       resume: o.resume ? ckpt : undefined,
       timeLimitSeconds: timeLimit !== undefined ? timeLimit * 60 : undefined,
       inputTransform: data.inputTransform,
@@ -297,7 +314,7 @@ program
         testBar?.done();
         testBar = undefined;
         lastEpoch = -1;
-        console.log(
+        log(
           `epoch ${r.epoch + 1}: train loss ${r.trainLoss.toFixed(4)}, train acc ${(r.trainAcc * 100).toFixed(2)}%` +
             (r.test ? `, test loss ${r.test.loss.toFixed(4)}, test top-1 ${(r.test.top1 * 100).toFixed(2)}%, top-5 ${(r.test.top5 * 100).toFixed(2)}%` : '') +
             `, ${r.imagesPerSecond.toFixed(0)} img/s, lr ${r.lr}, ${r.seconds.toFixed(1)} s`,
@@ -305,6 +322,15 @@ program
       },
     });
     bar?.stop();
+    if (!lead) {
+      // rank 0 writes the results
+      result.optimizer.dispose();
+      model.dispose();
+      await data.train.close?.();
+      await data.test.close?.();
+      await finalizeDistributed();
+      return;
+    }
     await model.saveWeights(path.join(o.out, 'weights.safetensors'), { classes: data.classes, input: data.input });
     writeFileSync(path.join(o.out, 'history.json'), JSON.stringify({ arch, device, data: data.describe, classes: data.classes, history: result.history }, null, 2));
     const conv1 = model.namedParameters()[0][1].value;
@@ -317,13 +343,14 @@ program
     }
     const last = result.history.at(-1);
     const minutes = (performance.now() - t0) / 60000;
-    if (last?.test) console.log(`test top-1 ${(last.test.top1 * 100).toFixed(2)}%, top-5 ${(last.test.top5 * 100).toFixed(2)}% after ${result.history.length} epochs in ${minutes.toFixed(1)} min`);
-    console.log(`wrote ${o.out}/{weights.safetensors, checkpoint.safetensors, history.json, curve.png, conv1-filters.png}`);
+    if (last?.test) log(`test top-1 ${(last.test.top1 * 100).toFixed(2)}%, top-5 ${(last.test.top5 * 100).toFixed(2)}% after ${result.history.length} epochs in ${minutes.toFixed(1)} min`);
+    log(`wrote ${o.out}/{weights.safetensors, checkpoint.safetensors, history.json, curve.png, conv1-filters.png}`);
     result.optimizer.dispose();
     model.dispose();
     await data.train.close?.();
     await data.test.close?.();
     unlock();
+    if (distInfo) await finalizeDistributed();
   });
 
 program
@@ -632,7 +659,43 @@ program
     console.log(`wrote ${out}: ${f.tensors.size} tensors, ${(values / 1e6).toFixed(2)} M values, from ${input} (${f.format})`);
   });
 
+/** This process's place in a data-parallel run (set under MPI). */
+let distInfo: DistInfo | null = null;
+
+/** `alexnet train --nproc n`: runs this command again in n processes under mpirun, and ends as it ends. */
+async function launchRanks(nproc: number): Promise<void> {
+  const support = distributedSupport();
+  if (!support.mpi) throw new Error(`--nproc ${nproc}: this build of alexnet-cuda has no MPI: ${support.reason}`);
+  const probe = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
+  if (probe.error)
+    throw new Error(`--nproc ${nproc}: mpirun was not found on the PATH (${(probe.error as NodeJS.ErrnoException).code}); install an MPI (Debian/Ubuntu: apt-get install openmpi-bin libopenmpi-dev), then npm rebuild alexnet-cuda`);
+  // the same command line without --nproc
+  const argv = process.argv.slice(2);
+  const rest: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--nproc') i++;
+    else if (!argv[i].startsWith('--nproc=')) rest.push(argv[i]);
+  }
+  const env = { ...process.env };
+  // the CPU's cores shared among the ranks (unless the user chose)
+  if (env.OMP_NUM_THREADS === undefined) env.OMP_NUM_THREADS = String(Math.max(1, Math.floor(os.availableParallelism() / nproc)));
+  const cli = fileURLToPath(import.meta.url);
+  const child = spawn('mpirun', [...mpirunArgs(nproc), process.execPath, cli, ...rest], { stdio: 'inherit', env });
+  const forward = (sig: NodeJS.Signals) => child.kill(sig);
+  process.on('SIGINT', forward);
+  process.on('SIGTERM', forward);
+  const code = await new Promise<number>((resolve, reject) => {
+    child.on('error', reject);
+    child.on('exit', (c, sig) => resolve(c ?? (sig ? 128 + (os.constants.signals[sig] ?? 0) : 1)));
+  });
+  process.off('SIGINT', forward);
+  process.off('SIGTERM', forward);
+  if (code !== 0) process.exitCode = code;
+}
+
 program.parseAsync(process.argv).catch((e: Error) => {
+  // A rank of a data-parallel run: the others may wait for this one; end the job, naming the rank
+  if (distInfo && distInfo.world > 1) abortDistributed(1, `alexnet: rank ${distInfo.rank} of ${distInfo.world}: ${e.message}`);
   console.error(`alexnet: ${e.message}`);
   process.exitCode = 1;
 });

@@ -24,9 +24,15 @@ export async function evaluate(
     /** The model's class index of each of the data's labels (e.g. ImageNet synset folders → torchvision's
      * indices); default: the same index. */
     labelMap?: ArrayLike<number>;
+    /** Data-parallel evaluation: this rank's share of the data (BatchOptions.shard; `batchSize` is then
+     * per rank), and `combine`, which sums the ranks' counts [n, top-1, top-5, loss sum] (every rank gets
+     * the result for the whole data). */
+    shard?: { rank: number; world: number };
+    combine?: (sums: Float64Array) => Promise<Float64Array>;
   } = {},
 ): Promise<EvalResult> {
-  const total = Math.min(source.size, opts.limit ?? Infinity);
+  if (opts.shard && opts.limit !== undefined) throw new TypeError('evaluate: limit and shard cannot be combined (limit the data set itself)');
+  const total = opts.shard ? Math.ceil(source.size / opts.shard.world) : Math.min(source.size, opts.limit ?? Infinity);
   const was = model.training;
   model.eval();
   const k5 = Math.min(5, model.config.numClasses);
@@ -35,7 +41,7 @@ export async function evaluate(
   let c5 = 0;
   let lossSum = 0;
   try {
-    for await (const batch of source.batches({ batchSize: opts.batchSize ?? 100, shuffle: false, dropLast: false })) {
+    for await (const batch of source.batches({ batchSize: opts.batchSize ?? 100, shuffle: false, dropLast: false, shard: opts.shard })) {
       const temps: Tensor[] = [];
       try {
         const raw = batchInput(batch, model.device, 'evaluate');
@@ -70,5 +76,6 @@ export async function evaluate(
   } finally {
     model.train(was);
   }
+  if (opts.combine) [n, c1, c5, lossSum] = await opts.combine(Float64Array.of(n, c1, c5, lossSum));
   return { n, top1: n ? c1 / n : NaN, top5: n ? c5 / n : NaN, loss: n ? lossSum / n : NaN };
 }

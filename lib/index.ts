@@ -16,6 +16,8 @@ export { SGD, type SGDOptions } from './optim/sgd.js';
 export { StepLR, ReduceLROnPlateau, type LRSchedule } from './optim/schedule.js';
 export { train, type TrainOptions, type TrainResult, type EpochRecord, type ProgressInfo } from './train.js';
 export { evaluate, type EvalResult } from './eval.js';
+export { GradientBuckets, DEFAULT_BUCKET_BYTES, type DistributedOptions } from './data-parallel.js';
+export type { DataParallelHooks } from './models/alexnet.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpointMeta, type CheckpointMeta } from './checkpoint.js';
 export * as data from './data/index.js';
 export { trainingCurvePng, filterGridPng } from './viz.js';

@@ -12,6 +12,8 @@ import type { AlexNet, StepResult } from './models/alexnet.js';
 import { ReduceLROnPlateau, StepLR, type LRSchedule } from './optim/schedule.js';
 import { SGD } from './optim/sgd.js';
 import { Tensor } from './tensor.js';
+import { GradientBuckets, Watchdog, checkSameSettings, watchdogSeconds, type DistributedOptions } from './data-parallel.js';
+import { abortDistributed, allReduceHost, barrier, broadcast, initDistributed, launchedByMpi, type DistInfo } from './distributed.js';
 
 export interface EpochRecord {
   epoch: number;
@@ -74,6 +76,15 @@ export interface TrainOptions {
   /** The test pass after each epoch: images done of the test set. */
   onTestProgress?: (done: number, total: number) => void;
   onEpoch?: (r: EpochRecord) => void;
+  /** Data-parallel training over several processes (one GPU each on CUDA), launched by MPI
+   * (`mpirun -np N`, or `alexnet train --nproc N`): each of the N ranks trains on its block of every global
+   * batch, the gradients are averaged over the ranks (lib/data-parallel.ts), and every rank ends every step
+   * with the same weights, bit for bit. `batchSize` and `lr` stay the global ones: N ranks compute the
+   * function one process computes with the whole batch (the same images, augmentation and dropout masks;
+   * the sums in another order). Rank 0 writes the checkpoint; every rank resumes from it (on several
+   * machines it must be on a shared file system). Default: on when the process was launched by MPI with
+   * more than one rank; `false` never; `true` (or options) always (MPI must be built in). */
+  distributed?: boolean | DistributedOptions;
 }
 
 export interface TrainResult {
@@ -89,7 +100,33 @@ const ANY = Symbol('not recorded');
 const LEGACY_SETTINGS: Partial<Record<keyof TrainingSettings, unknown>> = { trainImages: ANY, freeze: 'none' };
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
+  // Data parallel: which rank this is, of how many (null: one process)
+  let dist: DistInfo | null = null;
+  const distOpts: DistributedOptions = typeof o.distributed === 'object' && o.distributed !== null ? o.distributed : {};
+  if (o.distributed === undefined ? launchedByMpi() : o.distributed !== false) {
+    const info = initDistributed();
+    if (info.world > 1) dist = info;
+  }
+  if (!dist) return trainProcess(o, null, null, { agreed: false });
+  // From here a rank that hangs ends the job (the others would wait for it in a collective)
+  const watchdog = new Watchdog(dist.rank, watchdogSeconds(distOpts));
+  const phase = { agreed: false };
+  try {
+    return await trainProcess(o, dist, watchdog, phase);
+  } catch (e) {
+    // Once the ranks agreed on the run, the others are (or will be) waiting for this one in a collective:
+    // end the job now, naming this rank, rather than leave them to the watchdog. (An error before that is
+    // the same on every rank, or ends this process, which ends the job under mpirun.)
+    if (phase.agreed) abortDistributed(1, `alexnet: rank ${dist.rank} of ${dist.world} failed: ${(e as Error)?.stack ?? String(e)}\nEnding the job; the last checkpoint is intact (--resume continues from it).`);
+    throw e;
+  } finally {
+    watchdog.stop();
+  }
+}
+
+async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Watchdog | null, phase: { agreed: boolean }): Promise<TrainResult> {
   const { model } = o;
+  const distOpts: DistributedOptions = typeof o.distributed === 'object' && o.distributed !== null ? o.distributed : {};
   const t0 = performance.now();
   if (o.checkpoint !== undefined) {
     if (typeof o.checkpoint !== 'string' || o.checkpoint === '') throw new TypeError(`train: expected checkpoint to be a file path, got ${JSON.stringify(o.checkpoint)}`);
@@ -99,6 +136,19 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
   const freeze = o.freeze ?? 'none';
   if (freeze !== 'none' && freeze !== 'features') throw new TypeError(`train: freeze must be 'none' or 'features', got ${JSON.stringify(freeze)}`);
+  if (dist)
+    // Every rank must train the same thing. A mismatch is the same error on every rank (no other collective
+    // has run), so each ends without waiting for the others.
+    await checkSameSettings(dist, {
+      model: model.config, device: model.device, precision: model.precision, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs,
+      momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4, schedule: o.schedule ?? 'plateau', stepSize: o.stepSize ?? null, freeze,
+      seed: o.seed ?? model.config.seed, trainImages: o.train.size, testImages: o.test?.size ?? null, maxBatchesPerEpoch: o.maxBatchesPerEpoch ?? null,
+      checkpoint: o.checkpoint !== undefined, checkpointEvery: o.checkpointEvery ?? null, stopAfterBatches: o.stopAfterBatches ?? null,
+      timeLimit: o.timeLimitSeconds !== undefined, resume: o.resume !== undefined, parameters: model.numParameters, inputTransform: o.inputTransform !== undefined,
+    }, 'train');
+  if (dist && o.batchSize % dist.world !== 0)
+    throw new RangeError(`train: the batch size ${o.batchSize} is the global one and must be divisible by the ${dist.world} ranks (each takes batchSize / ranks images a step); use e.g. ${Math.max(1, Math.round(o.batchSize / dist.world)) * dist.world}`);
+  const local = dist ? o.batchSize / dist.world : o.batchSize; // this rank's images per step
   const trainable = model.namedParameters().filter(([name]) => freeze === 'none' || !name.startsWith('features.')).map(([, p]) => p);
   const opt = new SGD(trainable, { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
   const schedule: LRSchedule | null =
@@ -114,6 +164,7 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     opt.dispose();
     throw new RangeError(`train: the batch size ${o.batchSize} is larger than the training set (${o.train.size} images): no full batch to train on; lower the batch size or use more images`);
   }
+  let resumeError: unknown = null;
   if (o.resume && existsSync(o.resume)) {
     try {
       // The run's settings first: a resume with other ones would not reproduce the uninterrupted run.
@@ -134,15 +185,49 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       step = meta.step;
       if (meta.partial) partial = meta.partial;
     } catch (e) {
+      // Data parallel: the ranks first agree that they all failed (below), else one would wait for the others
+      if (!dist) {
+        opt.dispose();
+        throw e;
+      }
+      resumeError = e;
+    }
+  }
+  let buckets: GradientBuckets | null = null;
+  if (dist) {
+    try {
+      // every rank resumed from the same place (or all failed alike)
+      await checkSameSettings(dist, { resumedAt: resumeError ? `no: ${(resumeError as Error)?.message ?? String(resumeError)}` : [startEpoch, startBatch, step] }, 'train');
+      if (resumeError) throw resumeError;
+      phase.agreed = true;
+      // The same start on every rank: rank 0's weights (the same seed gives them anyway; a resume read the
+      // same checkpoint: the momentum buffers agree too).
+      broadcast(model.parameters().map((p) => p.value), 0);
+      const named = model.namedParameters().filter(([, p]) => trainable.includes(p)).reverse(); // backward's order
+      buckets = new GradientBuckets(named, distOpts.bucketBytes);
+      model.setDataParallel(buckets);
+      model.rng.shard = { start: dist.rank * local, total: o.batchSize };
+      if (dist.rank !== 0 && startBatch > 0) partial = { ...partial, correct: 0 }; // the saved count is the ranks' sum: rank 0 carries it
+    } catch (e) {
+      model.setDataParallel(null);
+      model.rng.shard = null;
       opt.dispose();
       throw e;
     }
   }
+  const shard = dist ? { rank: dist.rank, world: dist.world } : undefined;
+  /** The ranks' sum of each value (identity in one process). */
+  const sumOverRanks = async (v: number[]): Promise<number[]> => (dist ? Array.from(await allReduceHost(Float64Array.from(v), 'sum')) : v);
   const perEpoch = Math.floor(o.train.size / o.batchSize);
   const batches = Math.min(perEpoch, o.maxBatchesPerEpoch ?? Infinity);
   let ran = 0;
   const save = async (epoch: number, batchInEpoch: number, sums?: typeof partial) => {
     if (!o.checkpoint) return;
+    // the running correct count is each rank's own: the checkpoint holds their sum (a collective: every
+    // rank saves at the same points); rank 0 writes
+    if (dist && sums) sums = { ...sums, correct: (await sumOverRanks([sums.correct]))[0] };
+    if (dist && dist.rank !== 0) return;
+    watchdog?.progress(`writing the checkpoint of epoch ${epoch + 1}, batch ${batchInEpoch}`);
     await saveCheckpoint(o.checkpoint, model, opt, { epoch, batchInEpoch, step, partial: sums }, { schedule: schedule?.state() ?? null, history, dataSeed, settings });
   };
 
@@ -150,7 +235,9 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     let lastEpochSeconds = 0;
     for (let epoch = startEpoch; epoch < o.epochs; epoch++) {
       const elapsed = (performance.now() - t0) / 1000;
-      if (o.timeLimitSeconds !== undefined && epoch > startEpoch && elapsed + lastEpochSeconds > o.timeLimitSeconds) break;
+      let late = o.timeLimitSeconds !== undefined && epoch > startEpoch && elapsed + lastEpochSeconds > o.timeLimitSeconds;
+      if (dist && o.timeLimitSeconds !== undefined) late = (await sumOverRanks([late ? 1 : 0]))[0] > 0; // the ranks stop together
+      if (late) break;
       const te = performance.now();
       const resumed = epoch === startEpoch && startBatch > 0;
       let lossSum = resumed ? partial.lossSum : 0;
@@ -168,14 +255,17 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         const { result, n } = inFlight;
         inFlight = null;
         const r = await result;
-        lossSum += r.loss * n;
+        // data parallel: the loss is the global batch's (all-reduced with the gradients), `correct` this rank's
+        const all = dist ? n * dist.world : n;
+        lossSum += r.loss * all;
         correct += r.correct;
-        seen += n;
+        seen += all;
+        watchdog?.progress(`step ${b} of epoch ${epoch + 1}`);
         const secs = (performance.now() - te) / 1000;
-        o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / seen, imagesPerSecond: (seen - seenBefore) / secs, lr: opt.lr });
+        o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / (dist ? seen / dist.world : seen), imagesPerSecond: (seen - seenBefore) / secs, lr: opt.lr });
       };
       try {
-        for await (const batch of o.train.batches({ batchSize: o.batchSize, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b })) {
+        for await (const batch of o.train.batches({ batchSize: local, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b, shard })) {
           if (b >= batches) break;
           const raw = batchInput(batch, model.device, 'train');
           let x = raw;
@@ -207,7 +297,20 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
         if (left) await left.result.catch(() => {});
       }
       const seconds = (performance.now() - te) / 1000;
-      const test = o.test ? await evaluate(model, o.test, { batchSize: Math.max(o.batchSize, 100), inputTransform: o.inputTransform, onProgress: o.onTestProgress }) : undefined;
+      if (dist) [correct] = await sumOverRanks([correct]);
+      const onTestProgress = (d: number, t: number) => {
+        watchdog?.progress(`evaluation batch ${d}/${t} after epoch ${epoch + 1}`);
+        o.onTestProgress?.(d, t);
+      };
+      const test = o.test
+        ? await evaluate(model, o.test, {
+            batchSize: dist ? Math.max(local, Math.ceil(100 / dist.world)) : Math.max(o.batchSize, 100),
+            inputTransform: o.inputTransform,
+            onProgress: onTestProgress,
+            shard,
+            combine: dist ? async (v) => Float64Array.from(await sumOverRanks(Array.from(v))) : undefined,
+          })
+        : undefined;
       const rec: EpochRecord = {
         epoch,
         trainLoss: seen ? lossSum / seen : NaN,
@@ -223,9 +326,15 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
       o.onEpoch?.(rec);
       await save(epoch + 1, 0);
     }
+    if (dist) await barrier(); // rank 0's last checkpoint is written before any rank returns
   } catch (e) {
     opt.dispose();
     throw e;
+  } finally {
+    if (dist) {
+      model.setDataParallel(null);
+      model.rng.shard = null;
+    }
   }
   return { history, interrupted: false, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
 }

@@ -12,6 +12,8 @@ export interface ResolvedBatchOptions {
   epoch: number;
   dropLast: boolean;
   startBatch: number;
+  /** This rank's share (see BatchOptions.shard); null: the whole epoch. */
+  shard: { rank: number; world: number } | null;
 }
 
 /** A key that separates the shuffle stream from the augmentation streams drawn from the same seed. */
@@ -47,7 +49,35 @@ export function resolveBatchOptions(opts: unknown, where: string): ResolvedBatch
     epoch: int(o.epoch, 'epoch', where, 0, 0),
     dropLast: bool(o.dropLast, 'dropLast', where),
     startBatch: int(o.startBatch, 'startBatch', where, 0, 0),
+    shard: resolveShard(o.shard, where),
   };
+}
+
+function resolveShard(v: unknown, where: string): { rank: number; world: number } | null {
+  if (v === undefined || v === null) return null;
+  const s = v as { rank?: unknown; world?: unknown };
+  const ok = typeof v === 'object' && Number.isSafeInteger(s.world) && (s.world as number) >= 1 && Number.isSafeInteger(s.rank) && (s.rank as number) >= 0 && (s.rank as number) < (s.world as number);
+  if (!ok) throw new TypeError(`${where}: expected shard to be { rank, world } with integers 0 ≤ rank < world, got ${describe(v)}`);
+  return s.world === 1 ? null : { rank: s.rank as number, world: s.world as number };
+}
+
+/** This rank's positions of an epoch's `order` (see BatchOptions.shard): block `rank` of every global batch
+ * of `batchSize · world` positions; without a shard, `order` itself. With `dropLast`, the shorter last
+ * global batch is left out here already, so every rank has the same number of full batches. */
+export function shardOrder(order: Uint32Array, o: Pick<ResolvedBatchOptions, 'batchSize' | 'dropLast' | 'shard'>): Uint32Array {
+  if (!o.shard) return order;
+  const { rank, world } = o.shard;
+  const b = o.batchSize;
+  const G = b * world;
+  const full = Math.floor(order.length / G);
+  const rest = order.length - full * G;
+  const part = o.dropLast || rest === 0 ? 0 : Math.ceil(rest / world);
+  const lastFrom = Math.min(rest, rank * part);
+  const lastTo = Math.min(rest, (rank + 1) * part);
+  const out = new Uint32Array(full * b + (lastTo - lastFrom));
+  for (let k = 0; k < full; k++) out.set(order.subarray(k * G + rank * b, k * G + (rank + 1) * b), k * b);
+  out.set(order.subarray(full * G + lastFrom, full * G + lastTo), full * b);
+  return out;
 }
 
 /** Number of batches an epoch of `n` images yields. */

@@ -26,7 +26,7 @@ import { createRequire } from 'node:module';
 import path from 'node:path';
 import { describe } from '../errors.js';
 import { bilinearAxis, resizePlanesInto, type BilinearAxis } from './augment.js';
-import { batchCount, checkStartBatch, epochOrder, resolveBatchOptions } from './batching.js';
+import { batchCount, checkStartBatch, epochOrder, resolveBatchOptions, shardOrder } from './batching.js';
 import type { Batch, BatchOptions, BatchSource } from './types.js';
 
 export const FASHION_MNIST_CLASSES: readonly string[] = Object.freeze([
@@ -407,7 +407,8 @@ export class FashionMnistSource implements BatchSource {
 
   batches(opts: BatchOptions): AsyncIterable<Batch> {
     const o = resolveBatchOptions(opts, 'FashionMnistSource.batches');
-    const count = batchCount(this.size, o.batchSize, o.dropLast);
+    const local = shardOrder(new Uint32Array(this.size), o).length; // this rank's share (its length only)
+    const count = batchCount(local, o.batchSize, o.dropLast);
     checkStartBatch(o.startBatch, count, 'FashionMnistSource.batches');
     const [c, h, w] = this.sampleShape;
     const one = c * h * w;
@@ -416,10 +417,10 @@ export class FashionMnistSource implements BatchSource {
       async *[Symbol.asyncIterator]() {
         await self.ready();
         const raw = self.raw!;
-        const order = epochOrder(self.size, o);
+        const order = shardOrder(epochOrder(self.size, o), o);
         const scratch = new Float32Array(PIXELS);
         for (let b = o.startBatch; b < count; b++) {
-          const idx = order.subarray(b * o.batchSize, Math.min(self.size, (b + 1) * o.batchSize));
+          const idx = order.subarray(b * o.batchSize, Math.min(order.length, (b + 1) * o.batchSize));
           const n = idx.length;
           const x = new Float32Array(n * one);
           const labels = new Int32Array(n);

@@ -29,7 +29,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { describe } from '../errors.js';
 import { IMAGENET_MEAN, IMAGENET_STD, PCA_ALPHA_STD, drawTrainParams } from './augment.js';
-import { AUGMENT_STREAM, batchCount, checkStartBatch, epochOrder, resolveBatchOptions, type ResolvedBatchOptions } from './batching.js';
+import { AUGMENT_STREAM, batchCount, checkStartBatch, epochOrder, resolveBatchOptions, shardOrder, type ResolvedBatchOptions } from './batching.js';
 import { DecodePool, type DecodeConfig, type DecodeResult, type DecodeTask } from './decode-worker.js';
 import { FolderError, listImageFolder, type FolderProblem } from './list-folder.js';
 import { Rng } from './rng.js';
@@ -267,7 +267,7 @@ export class ImageFolder implements BatchSource {
 
   private async *iterate(o: ResolvedBatchOptions): AsyncGenerator<Batch> {
     const order = epochOrder(this.files.length, o);
-    const stream = order.filter((i) => !this.bad.has(i));
+    const stream = shardOrder(order.filter((i) => !this.bad.has(i)), o);
     checkStartBatch(o.startBatch, batchCount(stream.length, o.batchSize, o.dropLast), 'ImageFolder.batches');
     const pool = this.startPool();
     const B = o.batchSize;

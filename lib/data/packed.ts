@@ -29,7 +29,7 @@ import { loadNative, type NativeLoader, type NativeLoaderStats } from '../native
 import { augmentBatch } from '../ops/augment.js';
 import { Tensor, parseDevice, requireCuda, type Device } from '../tensor.js';
 import { IMAGENET_MEAN, IMAGENET_STD, PCA_ALPHA_STD, drawTrainParams, offsetFromUniform } from './augment.js';
-import { AUGMENT_STREAM, batchCount, checkStartBatch, epochOrder, resolveBatchOptions, type ResolvedBatchOptions } from './batching.js';
+import { AUGMENT_STREAM, batchCount, checkStartBatch, epochOrder, resolveBatchOptions, shardOrder, type ResolvedBatchOptions } from './batching.js';
 import { boolOption, intOption, optionsObject } from './options.js';
 import { Rng } from './rng.js';
 import type { Batch, BatchOptions, BatchSource } from './types.js';
@@ -229,9 +229,16 @@ export class PackedDataset implements BatchSource {
   }
 
   /** This rank's record ids for an epoch, in order. */
-  epochRecords(o: Pick<ResolvedBatchOptions, 'shuffle' | 'seed' | 'epoch'>): Uint32Array {
+  epochRecords(o: Pick<ResolvedBatchOptions, 'shuffle' | 'seed' | 'epoch'> & Partial<Pick<ResolvedBatchOptions, 'batchSize' | 'dropLast' | 'shard'>>): Uint32Array {
     const order = epochOrder(this.ids.length, o);
     const { rank, world } = this.o;
+    if (o.shard) {
+      // train()'s data-parallel share (per global batch: see BatchOptions.shard), not this store's own
+      if (world > 1)
+        throw new Error(`PackedDataset.batches: this dataset was opened as rank ${rank} of ${world} (options rank/world) and the batches are asked for with shard ${JSON.stringify(o.shard)}: use one of the two, not both (train() shards by itself: open the dataset without rank/world)`);
+      const mine = shardOrder(order, { batchSize: o.batchSize ?? 1, dropLast: o.dropLast ?? false, shard: o.shard });
+      return mine.map((k) => this.ids[k]);
+    }
     const share = Math.ceil(order.length / world);
     const out = new Uint32Array(share);
     for (let k = 0; k < share; k++) out[k] = this.ids[order[(rank + k * world) % order.length]];

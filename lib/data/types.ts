@@ -33,6 +33,14 @@ export interface BatchOptions {
   /** Start at this batch of the epoch: the first `startBatch` batches are skipped without being decoded,
    * and the batches that follow are exactly those an uninterrupted iteration yields (default 0). */
   startBatch?: number;
+  /** Data-parallel share (distributed training and evaluation): `batchSize` is then this rank's part of a
+   * global batch of `batchSize · world` images. The epoch's order is cut into global batches of
+   * `batchSize · world` consecutive positions and rank `rank` takes block `rank` of each (positions
+   * `rank · batchSize …` of it), so the ranks' batches of step k together are, in rank order, exactly the
+   * batch k of a one-process run with the global batch size: the same images, augmented the same way.
+   * A shorter last global batch (no `dropLast`) is cut into blocks of ⌈rest / world⌉ (the last ranks may
+   * get fewer images, or none). Default: no sharding. */
+  shard?: { rank: number; world: number };
 }
 
 export interface BatchSource {

@@ -193,6 +193,13 @@ function namedAllocationError(e: unknown, param: [string, number[]] | undefined,
   return err;
 }
 
+/** See AlexNet.setDataParallel. */
+export interface DataParallelHooks {
+  beforeBackward(loss: Tensor): void;
+  gradients(params: Parameter[]): void;
+  beforeUpdate(): void;
+}
+
 export class AlexNet {
   readonly config: AlexNetConfig;
   readonly net: Sequential;
@@ -201,6 +208,8 @@ export class AlexNet {
   readonly rng: RandomStream;
   #precision: Precision;
   #disposed = false;
+  /** Data-parallel training's hooks (train() sets them; null: one process). */
+  #dataParallel: DataParallelHooks | null = null;
 
   constructor(opts: AlexNetOptions = {}) {
     if (opts === null || typeof opts !== 'object') throw new TypeError(`createAlexNet: expected an options object, got ${describe(opts)}`);
@@ -387,6 +396,15 @@ export class AlexNet {
     dx?.dispose();
   }
 
+  /** Data-parallel training (train() with `distributed`): `beforeBackward(loss)` is called in step() with
+   * the batch's loss tensor before the backward pass, `gradients(params)` as each layer's gradients are
+   * made, and `beforeUpdate()` after the backward pass, before the optimizer's update (which is enqueued
+   * after whatever the hooks enqueued). null removes them. */
+  setDataParallel(hooks: DataParallelHooks | null): void {
+    this.#dataParallel = hooks;
+    this.net.setGradientHook(hooks ? (ps) => hooks.gradients(ps) : null);
+  }
+
   #labels(labels: Int32Array | Tensor, n: number, op: string): Tensor {
     const k = this.config.numClasses;
     if (labels instanceof Tensor) {
@@ -427,7 +445,10 @@ export class AlexNet {
         own(loss);
         own(probs);
         const correct = own(topkCorrect(logits, lab, [1]));
+        const dp = this.#dataParallel;
+        dp?.beforeBackward(loss);
         this.backward(own(softmaxCrossEntropyBackward(probs, lab)));
+        dp?.beforeUpdate();
         stepNo = opt.step({ guard: loss });
         // One read: [loss, correct (int32 bits), the optimizer's halt flag after this update].
         const packed = own(Tensor.empty([3], this.device));

@@ -5,6 +5,11 @@ import { Module } from './module.js';
 /** A counter-based random stream shared by a model's dropout layers: (seed, offset). Each dropout call
  * takes the next block of counters, so a run is reproducible, and resumable from (seed, offset). */
 export class RandomStream {
+  /** Data-parallel training: this process holds images [start, start + n) of a global batch of `total`
+   * images. Each dropout call then reserves the counters of the whole global batch and draws the masks of
+   * its own images only, so the masks are keyed by the image's index in the global batch: N processes
+   * together draw the masks one process would draw for the global batch (train() sets it). */
+  shard: { start: number; total: number } | null = null;
   constructor(
     public seed: bigint,
     public offset = 0,
@@ -32,7 +37,17 @@ export class Dropout extends Module {
       this.#call = null;
       return x.reshape(x.shape); // a view: the caller owns it like any output
     }
-    const offset = this.rng.take(x.size);
+    let offset: number;
+    const sh = this.rng.shard;
+    if (sh) {
+      const n = x.shape[0];
+      const per = x.size / n;
+      if (sh.start + n > sh.total)
+        throw new RangeError(`Dropout: this process's images [${sh.start}, ${sh.start + n}) lie outside the global batch of ${sh.total} (RandomStream.shard)`);
+      if ((sh.start * per) % 4 !== 0)
+        throw new RangeError(`Dropout: data-parallel dropout needs this process's first element (image ${sh.start} × ${per} features) to start a Philox block of 4; make the per-process batch or the layer width (${per}) a multiple of 4`);
+      offset = this.rng.take(sh.total * per) + (sh.start * per) / 4;
+    } else offset = this.rng.take(x.size);
     this.#call = { offset };
     return dropout(x, { p: this.p, seed: this.rng.seed, offset, training: true });
   }

@@ -26,6 +26,11 @@ export class Sequential extends Module {
   readonly children: [string, Module][];
   /** Run Conv2d/Linear → ReLU pairs as one fused op (see the class comment). */
   fuseRelu = true;
+  /** Called during backward as soon as a layer's parameters hold their gradients (that layer's own
+   * parameters; a Sequential inside reports its own layers): data-parallel training starts reducing them
+   * while the layers before them are still running backward. Set on every Sequential inside by
+   * setGradientHook. */
+  gradientHook: ((params: Parameter[]) => void) | null = null;
   /** Indices i where the last forward ran children i and i + 1 fused (read by backward). */
   #fusedAt = new Set<number>();
 
@@ -46,6 +51,13 @@ export class Sequential extends Module {
   override train(on = true): this {
     super.train(on);
     for (const [, m] of this.children) m.train(on);
+    return this;
+  }
+
+  /** Sets `gradientHook` on this Sequential and every one inside it (null: none). */
+  setGradientHook(hook: ((params: Parameter[]) => void) | null): this {
+    this.gradientHook = hook;
+    for (const [, m] of this.children) if (m instanceof Sequential) m.setGradientHook(hook);
     return this;
   }
 
@@ -91,6 +103,11 @@ export class Sequential extends Module {
       } catch (e) {
         if (cur !== dy) cur.dispose();
         throw e;
+      }
+      if (this.gradientHook) {
+        const done = fused ? [this.children[i - 1][1], this.children[i][1]] : [this.children[i][1]];
+        const params = done.filter((m) => !(m instanceof Sequential)).flatMap((m) => m.parameters());
+        if (params.length) this.gradientHook(params);
       }
       if (fused) i--;
       if (cur !== dy && next !== cur) cur.dispose();
