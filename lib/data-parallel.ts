@@ -30,6 +30,9 @@ export interface DistributedOptions {
   /** No progress (a step, an evaluation batch, a checkpoint) for this long ends the job with MPI_Abort,
    * naming this rank (default: the environment's AXN_DIST_TIMEOUT_S, else 300). */
   timeoutSeconds?: number;
+  /** Benchmark aid (default true): false skips the gradient all-reduce, so a step's time without it can be
+   * measured (bench/dist.mjs: the exposed communication time). The ranks' weights then drift apart. */
+  reduce?: boolean;
 }
 
 export const DEFAULT_BUCKET_BYTES = 25 * 2 ** 20;
@@ -46,7 +49,11 @@ export class GradientBuckets implements DataParallelHooks {
   #loss: Tensor | null = null;
   #names: Map<Parameter, string>;
 
-  constructor(params: [string, Parameter][], bucketBytes = DEFAULT_BUCKET_BYTES) {
+  constructor(
+    params: [string, Parameter][],
+    bucketBytes = DEFAULT_BUCKET_BYTES,
+    readonly reduce = true,
+  ) {
     if (!Number.isSafeInteger(bucketBytes) || bucketBytes < 1) throw new RangeError(`distributed: bucketBytes must be a positive integer, got ${bucketBytes}`);
     this.#names = new Map(params.map(([n, p]) => [p, n]));
     let cur: Parameter[] = [];
@@ -95,7 +102,7 @@ export class GradientBuckets implements DataParallelHooks {
   #issue(k: number): void {
     const ts = this.buckets[k].map((p) => p.grad!);
     if (k === this.buckets.length - 1 && this.#loss) ts.push(this.#loss);
-    allReduce(ts, 'mean');
+    if (this.reduce) allReduce(ts, 'mean');
   }
 }
 

@@ -93,6 +93,9 @@ export interface TrainResult {
   interrupted: boolean;
   optimizer: SGD;
   seconds: number;
+  /** Data-parallel runs: this rank, the ranks, and the bytes all-reduced per step (the gradients in their
+   * buckets, and the loss). */
+  distributed?: { rank: number; world: number; bytesPerStep: number; buckets: number };
 }
 
 const ANY = Symbol('not recorded');
@@ -204,7 +207,7 @@ async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Wa
       // same checkpoint: the momentum buffers agree too).
       broadcast(model.parameters().map((p) => p.value), 0);
       const named = model.namedParameters().filter(([, p]) => trainable.includes(p)).reverse(); // backward's order
-      buckets = new GradientBuckets(named, distOpts.bucketBytes);
+      buckets = new GradientBuckets(named, distOpts.bucketBytes, distOpts.reduce ?? true);
       model.setDataParallel(buckets);
       model.rng.shard = { start: dist.rank * local, total: o.batchSize };
       if (dist.rank !== 0 && startBatch > 0) partial = { ...partial, correct: 0 }; // the saved count is the ranks' sum: rank 0 carries it
@@ -216,6 +219,7 @@ async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Wa
     }
   }
   const shard = dist ? { rank: dist.rank, world: dist.world } : undefined;
+  const distReport = () => (dist && buckets ? { rank: dist.rank, world: dist.world, bytesPerStep: buckets.bytesPerStep, buckets: buckets.buckets.length } : undefined);
   /** The ranks' sum of each value (identity in one process). */
   const sumOverRanks = async (v: number[]): Promise<number[]> => (dist ? Array.from(await allReduceHost(Float64Array.from(v), 'sum')) : v);
   const perEpoch = Math.floor(o.train.size / o.batchSize);
@@ -288,7 +292,7 @@ async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Wa
             await settle();
             await save(epoch, b, { lossSum, correct, seen });
           }
-          if (stop) return { history, interrupted: true, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
+          if (stop) return { history, interrupted: true, optimizer: opt, seconds: (performance.now() - t0) / 1000, distributed: distReport() };
         }
         await settle();
       } finally {
@@ -336,7 +340,7 @@ async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Wa
       model.rng.shard = null;
     }
   }
-  return { history, interrupted: false, optimizer: opt, seconds: (performance.now() - t0) / 1000 };
+  return { history, interrupted: false, optimizer: opt, seconds: (performance.now() - t0) / 1000, distributed: distReport() };
 }
 
 export { readCheckpointMeta };
