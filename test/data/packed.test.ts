@@ -212,6 +212,37 @@ describe.skipIf(!skimage)('pack and PackedDataset', () => {
     }
   });
 
+  it("train()'s shard: block r of each global batch, as for every source; not together with the store's own rank/world", async () => {
+    const ds = await PackedDataset.open(jpegStore, { train: true });
+    try {
+      const whole = Array.from(ds.epochRecords({ shuffle: true, seed: 5, epoch: 2 }));
+      for (const world of [2, 3]) {
+        const b = 3;
+        const shares = Array.from({ length: world }, (_, rank) => Array.from(ds.epochRecords({ shuffle: true, seed: 5, epoch: 2, batchSize: b, dropLast: true, shard: { rank, world } })));
+        const steps = Math.floor(20 / (b * world));
+        const rebuilt: number[] = [];
+        for (let k = 0; k < steps; k++) for (const s of shares) rebuilt.push(...s.slice(k * b, (k + 1) * b));
+        expect(rebuilt).toEqual(whole.slice(0, steps * b * world));
+        // the batches themselves: this rank's images of the global batch
+        const labels: number[] = [];
+        for await (const x of ds.batches({ batchSize: b, shuffle: true, seed: 5, epoch: 2, dropLast: true, shard: { rank: 1, world } })) {
+          labels.push(...x.labels);
+          x.input?.dispose();
+        }
+        expect(labels).toEqual(shares[1].map((id) => ds.record(id).label));
+      }
+    } finally {
+      await ds.close();
+    }
+    const r = await PackedDataset.open(jpegStore, { train: true, rank: 0, world: 2 });
+    try {
+      const it = r.batches({ batchSize: 2, shard: { rank: 0, world: 2 } })[Symbol.asyncIterator]();
+      await expect(it.next()).rejects.toThrow(/opened as rank 0 of 2 .* use one of the two, not both/);
+    } finally {
+      await r.close();
+    }
+  });
+
   it('starts at a batch without decoding the ones before: the tail of the epoch', async () => {
     const ds = await PackedDataset.open(jpegStore, { train: true });
     try {
