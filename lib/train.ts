@@ -250,6 +250,9 @@ async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Wa
       const seenBefore = seen; // images of this epoch done before a resume: not part of this run's throughput
       let b = epoch === startEpoch ? startBatch : 0;
       model.train(true);
+      // Data parallel: the ranks' epochs must hold the same images (an image folder drops a file it finds
+      // unreadable, and a rank that found one would cut its share differently, or run fewer steps)
+      if (dist) await checkSameSettings(dist, { trainImages: o.train.size }, `train: epoch ${epoch + 1}`);
       // One step in flight: step k+1 is enqueued (on CUDA) before step k's loss is awaited, so the device
       // never idles while the host reads a loss or prepares a batch. A step's sums are counted when its
       // loss arrives; everything that needs them (progress, checkpoints) settles the step in flight first.
@@ -271,6 +274,8 @@ async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Wa
       try {
         for await (const batch of o.train.batches({ batchSize: local, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b, shard })) {
           if (b >= batches) break;
+          if (dist && batch.n !== local)
+            throw new Error(`train: rank ${dist.rank}'s batch ${b} of epoch ${epoch + 1} has ${batch.n} images, not ${local} (an unreadable image dropped from it?); data-parallel training needs full batches on every rank: pack the images first (alexnet pack), which leaves the unreadable ones out up front`);
           const raw = batchInput(batch, model.device, 'train');
           let x = raw;
           let result: Promise<StepResult>;
