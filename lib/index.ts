@@ -18,4 +18,8 @@ export { train, type TrainOptions, type TrainResult, type EpochRecord, type Prog
 export { evaluate, type EvalResult } from './eval.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpointMeta, type CheckpointMeta } from './checkpoint.js';
 export * as data from './data/index.js';
+export {
+  distributedSupport, launchedByMpi, initDistributed, distributedInfo, allReduce, broadcast, allReduceHost, allGatherString, barrier,
+  abortDistributed, finalizeDistributed, mpirunArgs, type DistInfo, type DistributedSupport,
+} from './distributed.js';
 export { trainingCurvePng, filterGridPng } from './viz.js';
