@@ -15,6 +15,7 @@
         "NODE_ADDON_API_CPP_EXCEPTIONS_ALL",
         "AXN_BUILD_SYSTEM=\"node-gyp\"",
         "AXN_JPEG_REASON=\"built with node-gyp, which builds without libjpeg-turbo; install cmake and libjpeg62-turbo-dev, then npm rebuild\"",
+        "AXN_MPI_REASON=\"built with node-gyp, which builds without MPI; install cmake and MPI (Debian: apt-get install openmpi-bin libopenmpi-dev), then npm rebuild alexnet-cuda\"",
         "AXN_CUDA_REASON=\"built with node-gyp, which builds the CPU-only addon; install cmake and the CUDA toolkit, then npm rebuild, for the CUDA backend\""
       ],
       "cflags!": ["-fno-exceptions"],

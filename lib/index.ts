@@ -20,4 +20,8 @@ export { GradientBuckets, DEFAULT_BUCKET_BYTES, type DistributedOptions } from '
 export type { DataParallelHooks } from './models/alexnet.js';
 export { saveCheckpoint, loadCheckpoint, readCheckpointMeta, type CheckpointMeta } from './checkpoint.js';
 export * as data from './data/index.js';
+export {
+  distributedSupport, launchedByMpi, initDistributed, distributedInfo, allReduce, broadcast, allReduceHost, allGatherString, barrier,
+  abortDistributed, finalizeDistributed, mpirunArgs, type DistInfo, type DistributedSupport,
+} from './distributed.js';
 export { trainingCurvePng, filterGridPng } from './viz.js';

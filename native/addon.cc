@@ -20,6 +20,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("setPoison", Napi::Function::New(env, axn::SetPoison, "setPoison"));
   exports.Set("ops", axn::OpsExports(env));
   exports.Set("data", axn::data::DataExports(env));
+  exports.Set("dist", axn::DistExports(env));
 #ifdef AXN_CUDA_EMU
   exports.Set("emulator", axn::EmulatorExports(env));
 #endif

@@ -29,6 +29,7 @@ std::string fileLine(const char* file, int line) {
 struct Context {
   std::mutex mu;  // guards the allocator maps and pools (reads finish on worker threads)
   bool initialised = false;
+  int device = 0;  // selectDevice()
   cudaStream_t stream = nullptr;
   cudaStream_t copyStream = nullptr;  // created on first use (copyStream()), under the mutex
   cublasHandle_t cublas = nullptr;
@@ -52,7 +53,10 @@ void ensureInit() {
   if (c.initialised) return;
   std::string reason;
   if (deviceCount(&reason) == 0) throw Error("cuda: no CUDA device is available: " + reason);
-  AXN_CUDA_CHECK(cudaSetDevice(0), "cuda.init");
+  if (c.device >= deviceCount(nullptr))
+    throw Error("cuda: device " + std::to_string(c.device) + " was selected but only " + std::to_string(deviceCount(nullptr)) +
+                " CUDA device(s) exist");
+  AXN_CUDA_CHECK(cudaSetDevice(c.device), "cuda.init");
   AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking), "cuda.init");
   AXN_CUBLAS_CHECK(cublasCreate(&c.cublas), "cuda.init");
   AXN_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream), "cuda.init");
@@ -140,6 +144,21 @@ DeviceInfo deviceInfo(int device) {
   d.smCount = p.multiProcessorCount;
   return d;
 }
+
+void selectDevice(int device) {
+  Context& c = ctx();
+  if (device < 0) throw Error("cuda.selectDevice: device must be >= 0, got " + std::to_string(device));
+  if (c.initialised) {
+    if (device == c.device) return;
+    throw Error("cuda.selectDevice: the CUDA context already exists on device " + std::to_string(c.device) +
+                "; device " + std::to_string(device) + " must be chosen before the first CUDA tensor or op "
+                "(call initDistributed() first)");
+  }
+  c.device = device;
+}
+
+int currentDevice() { return ctx().device; }
+bool contextCreated() { return ctx().initialised; }
 
 cudaStream_t stream() {
   ensureInit();
@@ -253,7 +272,7 @@ void* deviceAlloc(size_t bytes) {
     cudaGetLastError();
     size_t freeB = 0, totalB = 0;
     cudaMemGetInfo(&freeB, &totalB);
-    std::string msg = "cuda: out of memory: could not allocate " + mib(sz) + " on device 0 (" +
+    std::string msg = "cuda: out of memory: could not allocate " + mib(sz) + " on device " + std::to_string(c.device) + " (" +
                       cudaGetErrorName(err) + "; in use by alexnet-cuda " + mib(c.stats.inUseBytes) +
                       ", cache emptied and retried; device free " + mib(freeB) + " of " + mib(totalB) + ")";
     throw OutOfMemory(msg);

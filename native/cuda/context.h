@@ -20,6 +20,17 @@
 // blocks the host; the pinned source is the uploader's to keep until the copy is done (an event of its
 // own). That is the rule the data loader follows; the emulated device checks it (test/streams.test.ts):
 // without either wait the stale or overwritten data shows under some stream interleavings.
+//
+// The communication stream of data-parallel training (native/dist/nccl.cc) follows the same rule: the
+// fusion buffer is allocated and filled on the compute stream, the comm stream waits for the compute
+// stream (wait 1) before NCCL reduces the buffer in place, the compute stream waits for the comm stream
+// (wait 2) before it scales and copies the result back into the tensors, and the buffer is freed after
+// that, in compute-stream order. The tensors themselves are only touched by NCCL between the two waits,
+// so a tensor disposed right after allReduce() is reused only after the reduction (its free is in
+// compute-stream order, after wait 2).
+//
+// The device: 0, or the one selectDevice() chose before the context was created (a data-parallel rank
+// takes localRank % deviceCount, native/dist/).
 #pragma once
 #include <cuda_runtime_api.h>
 
@@ -63,6 +74,14 @@ struct AllocatorStats {
 // Number of CUDA devices; 0 (and *reason set) when there is no driver or device.
 int deviceCount(std::string* reason);
 DeviceInfo deviceInfo(int device);
+
+// The device the context is created on (default 0). Must be called before the context exists (before the
+// first stream(), allocation, ...); afterwards it throws unless `device` is the one already in use.
+void selectDevice(int device);
+// The device the context uses (or will use).
+int currentDevice();
+// Whether the context (stream, cuBLAS handle) has been created.
+bool contextCreated();
 
 // The stream and cuBLAS handle (created on first use).
 cudaStream_t stream();
