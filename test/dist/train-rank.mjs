@@ -1,7 +1,7 @@
-// One process of test/distributed/train.test.ts: trains the small arch on Fashion-MNIST for a few steps (alone, or
+// One process of test/dist/train.test.ts: trains the small arch on Fashion-MNIST for a few steps (alone, or
 // as one rank of `mpirun -np N`) and writes its weights (float32, in namedParameters order) and the losses
 // it saw to <out>.rank<r>.{bin,json}.
-//   node test/distributed/train-rank.mjs <out> <global batch> <steps> <distributed: 0 | 1> [device]
+//   node test/dist/train-rank.mjs <out> <global batch> <steps> <distributed: 0 | 1> [device]
 import { writeFileSync } from 'node:fs';
 import { createAlexNet, train, data } from '../../dist/index.js';
 import { initDistributed } from '../../dist/distributed.js';

@@ -13,7 +13,7 @@ import { readSafetensors } from '../../lib/io/safetensors.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(root, 'dist', 'cli.js');
-const RANK = path.join(root, 'test', 'distributed', 'train-rank.mjs');
+const RANK = path.join(root, 'test', 'dist', 'train-rank.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'axn-dist-train-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
