@@ -108,7 +108,13 @@ export class GradientBuckets implements DataParallelHooks {
 
 /** Throws, on every rank alike, when the ranks were not started with the same settings. */
 export async function checkSameSettings(info: DistInfo, settings: Record<string, unknown>, where: string): Promise<void> {
-  const all = (await allGatherString(JSON.stringify(settings))).map((s) => JSON.parse(s) as Record<string, unknown>);
+  // one level of nesting flattened ("model.seed"), so a message names the setting itself
+  const flat: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(settings)) {
+    if (v !== null && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) flat[`${k}.${k2}`] = v2;
+    else flat[k] = v;
+  }
+  const all = (await allGatherString(JSON.stringify(flat))).map((s) => JSON.parse(s) as Record<string, unknown>);
   const base = all[0];
   const diffs: string[] = [];
   all.forEach((s, r) => {

@@ -124,7 +124,7 @@ describe.skipIf(skip)(`data-parallel training over MPI${skip ? ` (skipped: ${ski
     // two app contexts (MPMD): rank 0 and rank 1 started with other seeds
     const b = run('mpirun', [...mpirunArgs(1), process.execPath, CLI, ...base, ':', '-np', '1', process.execPath, CLI, ...other], 120_000);
     expect(b.code).not.toBe(0);
-    expect(b.err + b.out).toMatch(/ranks were not started with the same settings \(rank 1 has seed 6, rank 0 5/);
+    expect(b.err + b.out).toMatch(/ranks were not started with the same settings \(rank 1 has model\.seed 6, rank 0 5; rank 1 has seed 6, rank 0 5\)/);
   });
 });
 
