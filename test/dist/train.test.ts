@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
 import { distributedSupport, mpirunArgs } from '../../lib/distributed.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
+import { readCheckpointMeta } from '../../lib/checkpoint.js';
 import { emulated, noCuda } from '../helpers/gpu.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -131,6 +132,38 @@ describe.skipIf(skip || emulated)(`data-parallel training over MPI${skip ? ` (sk
     const a = await weightsOf(full);
     const b = await weightsOf(cut);
     for (const [name, t] of a) expect(Buffer.compare(Buffer.from(b.get(name)!.data.buffer), Buffer.from(t.data.buffer)), name).toBe(0);
+  });
+
+  it('a rank that hangs (SIGSTOP) ends the job after the watchdog’s limit, with a message; the checkpoint stays intact', async () => {
+    const dir = path.join(tmp, 'hang');
+    const child = spawn(process.execPath, [CLI, ...trainArgs(dir), '--nproc', '2', '--checkpoint-every', '8'], { cwd: tmp, env: { ...env, AXN_DIST_TIMEOUT_S: '15' } });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (out += d));
+    const ended = new Promise<{ code: number | null; at: number }>((res) => child.on('exit', (code) => res({ code, at: Date.now() })));
+    const t0 = Date.now();
+    let exited = false;
+    void ended.then(() => (exited = true));
+    while (!/epoch 1:/.test(out)) {
+      if (Date.now() - t0 > 100_000 || exited) throw new Error(`no epoch finished: ${out}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    const victim = rankPids(child.pid!).find((p) => p.rank === 1)!;
+    const stoppedAt = Date.now();
+    process.kill(victim.pid, 'SIGSTOP');
+    const { code, at } = await ended;
+    try {
+      process.kill(victim.pid, 'SIGKILL'); // mpirun should have ended it already
+    } catch {
+      /* gone */
+    }
+    expect(code).not.toBe(0);
+    const secs = (at - stoppedAt) / 1000;
+    expect(secs).toBeGreaterThan(10); // not before the limit (less the step that rank 0 had done before)
+    expect(secs).toBeLessThan(60);
+    expect(out).toMatch(/rank 0: no progress for \d+ s \(the limit is 15 s\) after (step \d+ of epoch 2|writing the checkpoint)/);
+    const meta = await readCheckpointMeta(path.join(dir, 'checkpoint.safetensors'));
+    expect(meta.epoch).toBeGreaterThanOrEqual(1);
   });
 
   it('bad launches get clear errors: a batch the ranks do not divide, ranks with other settings', () => {
