@@ -32,6 +32,7 @@ struct Context {
   int device = 0;  // selectDevice()
   cudaStream_t stream = nullptr;
   cudaStream_t copyStream = nullptr;  // created on first use (copyStream()), under the mutex
+  cudaStream_t commStream = nullptr;  // likewise (commStream())
   cublasHandle_t cublas = nullptr;
   bool tf32 = false;
   std::unordered_map<void*, size_t> live;         // ptr -> rounded size
@@ -177,6 +178,14 @@ cudaStream_t copyStream() {
   // Non-blocking, like the compute stream: nothing on the legacy default stream may order it implicitly.
   if (!c.copyStream) AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.copyStream, cudaStreamNonBlocking), "cuda.copyStream");
   return c.copyStream;
+}
+
+cudaStream_t commStream() {
+  ensureInit();
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (!c.commStream) AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.commStream, cudaStreamNonBlocking), "cuda.commStream");
+  return c.commStream;
 }
 
 void streamWait(cudaStream_t waiter, cudaStream_t signaller) {
@@ -419,13 +428,15 @@ void releaseRead(PendingRead& r) {
 
 void synchronize() {
   if (!ctx().initialised) return;
-  cudaStream_t copy = nullptr;
+  cudaStream_t copy = nullptr, comm = nullptr;
   {
     std::lock_guard<std::mutex> lock(ctx().mu);
     ctx().stats.hostSyncs++;
     copy = ctx().copyStream;
+    comm = ctx().commStream;
   }
   AXN_CUDA_CHECK(cudaStreamSynchronize(ctx().stream), "cuda.synchronize");
+  if (comm) AXN_CUDA_CHECK(cudaStreamSynchronize(comm), "cuda.synchronize");
   // Uploads not yet consumed (a prefetched batch) are waited for too: after synchronize() nothing the
   // addon enqueued is still running.
   if (copy) AXN_CUDA_CHECK(cudaStreamSynchronize(copy), "cuda.synchronize");

@@ -103,8 +103,8 @@ void allReduceSumDeterministic(float* buf, size_t n, const void* mpiComm) {
                   op);
     // Rank order 0..w-1, each element once, float32: ((x0 + x1) + x2) + ...
     float* acc = seg + displs[r];
-    std::memcpy(acc, recv.get(), static_cast<size_t>(mine) * sizeof(float));
-    for (int i = 1; i < w; i++) {
+    if (mine > 0) std::memcpy(acc, recv.get(), static_cast<size_t>(mine) * sizeof(float));
+    for (int i = 1; i < w && mine > 0; i++) {
       const float* src = recv.get() + static_cast<size_t>(i) * static_cast<size_t>(mine);
       for (int j = 0; j < mine; j++) acc[j] += src[j];
     }

@@ -5,6 +5,9 @@
 //   nofinalize  init, one all-reduce, exit normally without finalizeDistributed() (the exit hook finalizes).
 //   abort       rank 1 calls abortDistributed(3, ...) while rank 0 waits in a barrier.
 //   kill        rank 1 kills itself (SIGKILL) while rank 0 is in an all-reduce.
+//   dropwait    (emulated device) the compute stream's wait for the communication stream dropped
+//               (emulator.setDropStreamWaits): a read right after allReduce must see the unreduced data
+//               under the reverse order, so that the check above would catch a missing wait.
 // The data of every rank is a function of (case, rank), so each rank computes the expected result of the
 // whole job itself: the float32 sum in rank order (what the communicator promises, bit for bit) and a
 // float64 sum (a sanity bound).
@@ -166,6 +169,29 @@ if (mode === 'check') {
   if (rank === 1) axn.abortDistributed(3, `rank 1: planned abort for the test`);
   await axn.barrier();
   console.log('RESULT rank 0 passed the barrier (it should not have)');
+} else if (mode === 'dropwait') {
+  const { loadNative } = await import('../../dist/native.js');
+  const emu = loadNative().emulator;
+  const initial = emu.order();
+  emu.setOrder('reverse', 0);
+  const mine = data(1, rank, 1000);
+  const { f32 } = expectedSum(1, 1000);
+  const same = (a, b) => a.every((v, i) => Object.is(v, b[i]));
+  const out = {};
+  for (const drop of [false, 'intoCompute']) {
+    const t = axn.Tensor.from(mine, [1000], device);
+    emu.setDropStreamWaits(drop);
+    axn.allReduce([t], 'sum');
+    const early = await t.toFloat32Array();
+    emu.setDropStreamWaits(false);
+    axn.synchronize(); // runs the all-reduce where the read did not wait for it
+    const late = await t.toFloat32Array();
+    out[String(drop)] = { early: same(early, f32) ? 'sum' : same(early, mine) ? 'unreduced' : 'other', late: same(late, f32) ? 'sum' : 'other' };
+    t.dispose();
+  }
+  emu.setOrder(initial.order, initial.seed);
+  console.log('RESULT ' + JSON.stringify({ rank, ...out }));
+  await axn.finalizeDistributed();
 } else if (mode === 'kill') {
   const t = axn.Tensor.from(data(1, rank, 1000), [1000], device);
   await axn.barrier();

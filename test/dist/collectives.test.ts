@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
 import { distributedSupport, mpirunArgs } from '../../lib/distributed.js';
-import { noCuda } from '../helpers/gpu.js';
+import { emulated, noCuda } from '../helpers/gpu.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.join(here, 'collectives-rank.mjs');
@@ -116,5 +116,15 @@ describe.skipIf(!!skipReason || noCuda)('collectives across processes on CUDA (N
   });
   it('the same on 3 ranks', async () => {
     await check(3, 'cuda', 'nccl');
+  });
+  it.skipIf(!emulated)('the check catches a missing stream wait: without the compute stream\'s wait for the communication stream a read sees the unreduced data', async () => {
+    const r = await launch(2, 'dropwait', 'cuda');
+    expect(r.code, r.stderr).toBe(0);
+    const res = results(r);
+    expect(res).toHaveLength(2);
+    for (const x of res) {
+      expect(x.false, 'with the waits').toEqual({ early: 'sum', late: 'sum' });
+      expect(x.intoCompute, 'wait 2 dropped').toEqual({ early: 'unreduced', late: 'sum' });
+    }
   });
 });
