@@ -64,7 +64,7 @@ const INSTALL = 'install MPI (Debian/Ubuntu: apt-get install openmpi-bin libopen
 export function distributedSupport(): DistributedSupport {
   const s = native().support();
   const out: DistributedSupport = { mpi: s.mpi };
-  if (!s.mpi) out.reason = `${s.reason ?? 'built without MPI'}; ${INSTALL}`;
+  if (!s.mpi) out.reason = /apt-get install openmpi-bin/.test(s.reason ?? '') ? s.reason : `${s.reason ?? 'built without MPI'}; ${INSTALL}`;
   if (s.nccl !== undefined) out.nccl = s.nccl;
   return out;
 }
@@ -88,7 +88,7 @@ let exitHook = false;
 function requireMpi(op: string): NativeDist {
   const d = native();
   const s = d.support();
-  if (!s.mpi) throw new Error(`${op}: this alexnet-cuda addon was built without MPI (${s.reason ?? 'no reason given'}); ${INSTALL}`);
+  if (!s.mpi) throw new Error(`${op}: this alexnet-cuda addon was built without MPI: ${distributedSupport().reason}`);
   return d;
 }
 

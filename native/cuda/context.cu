@@ -49,15 +49,29 @@ Context& ctx() {
   return *c;
 }
 
+// The CUDA runtime's current device is per host thread: a thread other than the one that created the
+// context (the data loader's, a libuv worker's) would allocate on device 0. Every entry point that makes
+// device work binds the calling thread to the context's device once (a data-parallel rank uses device
+// localRank % deviceCount, selectDevice).
+thread_local int tBoundDevice = -1;
+void bindThread(int device) {
+  if (tBoundDevice == device) return;
+  AXN_CUDA_CHECK(cudaSetDevice(device), "cuda.bindThread");
+  tBoundDevice = device;
+}
+
 void ensureInit() {
   Context& c = ctx();
-  if (c.initialised) return;
+  if (c.initialised) {
+    bindThread(c.device);
+    return;
+  }
   std::string reason;
   if (deviceCount(&reason) == 0) throw Error("cuda: no CUDA device is available: " + reason);
   if (c.device >= deviceCount(nullptr))
     throw Error("cuda: device " + std::to_string(c.device) + " was selected but only " + std::to_string(deviceCount(nullptr)) +
                 " CUDA device(s) exist");
-  AXN_CUDA_CHECK(cudaSetDevice(c.device), "cuda.init");
+  bindThread(c.device);
   AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking), "cuda.init");
   AXN_CUBLAS_CHECK(cublasCreate(&c.cublas), "cuda.init");
   AXN_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream), "cuda.init");

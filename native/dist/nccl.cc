@@ -58,10 +58,11 @@ const NcclApi* load(std::string* reason) {
     const char* env = std::getenv("AXN_NCCL_LIB");
     const std::string name = env && *env ? env : "libnccl.so.2";
     void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    const char* e = h ? nullptr : dlerror();
+    const std::string first = e ? e : "dlopen failed";  // the message about libnccl.so.2, not the fallback's
     if (!h && !(env && *env)) h = dlopen("libnccl.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-      const char* e = dlerror();
-      l.reason = std::string("could not load ") + name + " (" + (e ? e : "dlopen failed") + "). " + kInstall;
+      l.reason = std::string("could not load ") + name + " (" + first + "). " + kInstall;
     } else {
       bool ok = true;
       auto sym = [&](const char* s) -> void* {
