@@ -119,6 +119,12 @@ describe.skipIf(!!skipReason || noCuda)('collectives across processes on CUDA (N
   it('the same on 3 ranks, up to 65537 floats', async () => {
     await check(3, 'cuda', 'nccl', 65537, 65537);
   });
+  it('a rank that ends without finalizeDistributed() is finalized at exit (the NCCL communicator too), quietly', async () => {
+    const r = await launch(2, 'nofinalize', 'cuda');
+    expect(r.code, r.stderr).toBe(0);
+    expect(results(r)).toHaveLength(2);
+    expect(r.stderr).not.toMatch(/finali[sz]e|abort/i);
+  });
   it.skipIf(!emulated)('the check catches a missing stream wait: without the compute stream\'s wait for the communication stream a read sees the unreduced data', async () => {
     const r = await launch(2, 'dropwait', 'cuda');
     expect(r.code, r.stderr).toBe(0);
