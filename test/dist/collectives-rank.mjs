@@ -5,6 +5,8 @@
 //   nofinalize  init, one all-reduce, exit normally without finalizeDistributed() (the exit hook finalizes).
 //   abort       rank 1 calls abortDistributed(3, ...) while rank 0 waits in a barrier.
 //   kill        rank 1 kills itself (SIGKILL) while rank 0 is in an all-reduce.
+//   hang        (CUDA) rank 1 skips an all-reduce that rank 0 makes: the NCCL watchdog of rank 0 must end the
+//               job after AXN_DIST_TIMEOUT_S, naming the rank and the collective.
 //   dropwait    (emulated device) the compute stream's wait for the communication stream dropped
 //               (emulator.setDropStreamWaits): a read right after allReduce must see the unreduced data
 //               under the reverse order, so that the check above would catch a missing wait.
@@ -205,6 +207,16 @@ if (mode === 'check') {
   emu.setOrder(initial.order, initial.seed);
   console.log('RESULT ' + JSON.stringify({ rank, ...out }));
   await axn.finalizeDistributed();
+} else if (mode === 'hang') {
+  const t = axn.Tensor.from(data(1, rank, 1000), [1000], device);
+  await axn.barrier();
+  if (rank === 0) {
+    axn.allReduce([t], 'sum');
+    await t.toFloat32Array();
+    console.log('RESULT rank 0 finished an all-reduce rank 1 never joined (it should not have)');
+  } else {
+    await new Promise((r) => setTimeout(r, 60_000));
+  }
 } else if (mode === 'kill') {
   const t = axn.Tensor.from(data(1, rank, 1000), [1000], device);
   await axn.barrier();

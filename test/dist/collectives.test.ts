@@ -125,6 +125,19 @@ describe.skipIf(!!skipReason || noCuda)('collectives across processes on CUDA (N
     expect(results(r)).toHaveLength(2);
     expect(r.stderr).not.toMatch(/finali[sz]e|abort/i);
   });
+  it('the NCCL watchdog ends the job when a collective does not complete within AXN_DIST_TIMEOUT_S', async () => {
+    process.env.AXN_DIST_TIMEOUT_S = '2';
+    let r: Run;
+    try {
+      r = await launch(2, 'hang', 'cuda', 60_000);
+    } finally {
+      delete process.env.AXN_DIST_TIMEOUT_S;
+    }
+    expect(r.code).not.toBe(0);
+    expect(r.stdout).not.toContain('RESULT');
+    expect(r.stderr).toMatch(/rank 0 of 2: NCCL allReduce #1 \(1000 floats\) did not complete within 2 s \(AXN_DIST_TIMEOUT_S\)/);
+    expect(r.ms).toBeLessThan(30_000);
+  });
   it.skipIf(!emulated)('the check catches a missing stream wait: without the compute stream\'s wait for the communication stream a read sees the unreduced data', async () => {
     const r = await launch(2, 'dropwait', 'cuda');
     expect(r.code, r.stderr).toBe(0);
