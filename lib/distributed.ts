@@ -10,6 +10,10 @@
  *  - allReduce and broadcast are enqueued like every op: they return at once; reading a tensor (or the next
  *    op on it) comes after them. On the CPU they run on the CPU stream; on CUDA on a communication stream
  *    ordered with the compute stream by events.
+ *  - On the CPU every MPI call runs on the CPU stream's worker thread, in call order: a collective holds the
+ *    worker while it waits for the other ranks (CPU ops enqueued after it wait; no overlap of CPU compute
+ *    and communication), and the host collectives run after the CPU ops enqueued before them.
+ *  - Call initDistributed() before creating any CUDA tensor: it selects this rank's GPU.
  *  - allReduce sums in rank order 0..N-1 in float32 on the CPU and the emulated device: every rank gets the
  *    same bits, and the same inputs give the same bits on every run. NCCL (real GPUs) is deterministic for
  *    a fixed job shape and gives every rank the same bits, in its own order.
