@@ -10,6 +10,10 @@
  *  - allReduce and broadcast are enqueued like every op: they return at once; reading a tensor (or the next
  *    op on it) comes after them. On the CPU they run on the CPU stream; on CUDA on a communication stream
  *    ordered with the compute stream by events.
+ *  - On the CPU every MPI call runs on the CPU stream's worker thread, in call order: a collective holds the
+ *    worker while it waits for the other ranks (CPU ops enqueued after it wait; no overlap of CPU compute
+ *    and communication), and the host collectives run after the CPU ops enqueued before them.
+ *  - Call initDistributed() before creating any CUDA tensor: it selects this rank's GPU.
  *  - allReduce sums in rank order 0..N-1 in float32 on the CPU and the emulated device: every rank gets the
  *    same bits, and the same inputs give the same bits on every run. NCCL (real GPUs) is deterministic for
  *    a fixed job shape and gives every rank the same bits, in its own order.
@@ -64,7 +68,7 @@ const INSTALL = 'install MPI (Debian/Ubuntu: apt-get install openmpi-bin libopen
 export function distributedSupport(): DistributedSupport {
   const s = native().support();
   const out: DistributedSupport = { mpi: s.mpi };
-  if (!s.mpi) out.reason = `${s.reason ?? 'built without MPI'}; ${INSTALL}`;
+  if (!s.mpi) out.reason = /apt-get install openmpi-bin/.test(s.reason ?? '') ? s.reason : `${s.reason ?? 'built without MPI'}; ${INSTALL}`;
   if (s.nccl !== undefined) out.nccl = s.nccl;
   return out;
 }
@@ -88,7 +92,7 @@ let exitHook = false;
 function requireMpi(op: string): NativeDist {
   const d = native();
   const s = d.support();
-  if (!s.mpi) throw new Error(`${op}: this alexnet-cuda addon was built without MPI (${s.reason ?? 'no reason given'}); ${INSTALL}`);
+  if (!s.mpi) throw new Error(`${op}: this alexnet-cuda addon was built without MPI: ${distributedSupport().reason}`);
   return d;
 }
 

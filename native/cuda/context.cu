@@ -32,6 +32,7 @@ struct Context {
   int device = 0;  // selectDevice()
   cudaStream_t stream = nullptr;
   cudaStream_t copyStream = nullptr;  // created on first use (copyStream()), under the mutex
+  cudaStream_t commStream = nullptr;  // likewise (commStream())
   cublasHandle_t cublas = nullptr;
   bool tf32 = false;
   std::unordered_map<void*, size_t> live;         // ptr -> rounded size
@@ -48,15 +49,29 @@ Context& ctx() {
   return *c;
 }
 
+// The CUDA runtime's current device is per host thread: a thread other than the one that created the
+// context (the data loader's, a libuv worker's) would allocate on device 0. Every entry point that makes
+// device work binds the calling thread to the context's device once (a data-parallel rank uses device
+// localRank % deviceCount, selectDevice).
+thread_local int tBoundDevice = -1;
+void bindThread(int device) {
+  if (tBoundDevice == device) return;
+  AXN_CUDA_CHECK(cudaSetDevice(device), "cuda.bindThread");
+  tBoundDevice = device;
+}
+
 void ensureInit() {
   Context& c = ctx();
-  if (c.initialised) return;
+  if (c.initialised) {
+    bindThread(c.device);
+    return;
+  }
   std::string reason;
   if (deviceCount(&reason) == 0) throw Error("cuda: no CUDA device is available: " + reason);
   if (c.device >= deviceCount(nullptr))
     throw Error("cuda: device " + std::to_string(c.device) + " was selected but only " + std::to_string(deviceCount(nullptr)) +
                 " CUDA device(s) exist");
-  AXN_CUDA_CHECK(cudaSetDevice(c.device), "cuda.init");
+  bindThread(c.device);
   AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking), "cuda.init");
   AXN_CUBLAS_CHECK(cublasCreate(&c.cublas), "cuda.init");
   AXN_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream), "cuda.init");
@@ -177,6 +192,14 @@ cudaStream_t copyStream() {
   // Non-blocking, like the compute stream: nothing on the legacy default stream may order it implicitly.
   if (!c.copyStream) AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.copyStream, cudaStreamNonBlocking), "cuda.copyStream");
   return c.copyStream;
+}
+
+cudaStream_t commStream() {
+  ensureInit();
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  if (!c.commStream) AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c.commStream, cudaStreamNonBlocking), "cuda.commStream");
+  return c.commStream;
 }
 
 void streamWait(cudaStream_t waiter, cudaStream_t signaller) {
@@ -419,13 +442,15 @@ void releaseRead(PendingRead& r) {
 
 void synchronize() {
   if (!ctx().initialised) return;
-  cudaStream_t copy = nullptr;
+  cudaStream_t copy = nullptr, comm = nullptr;
   {
     std::lock_guard<std::mutex> lock(ctx().mu);
     ctx().stats.hostSyncs++;
     copy = ctx().copyStream;
+    comm = ctx().commStream;
   }
   AXN_CUDA_CHECK(cudaStreamSynchronize(ctx().stream), "cuda.synchronize");
+  if (comm) AXN_CUDA_CHECK(cudaStreamSynchronize(comm), "cuda.synchronize");
   // Uploads not yet consumed (a prefetched batch) are waited for too: after synchronize() nothing the
   // addon enqueued is still running.
   if (copy) AXN_CUDA_CHECK(cudaStreamSynchronize(copy), "cuda.synchronize");

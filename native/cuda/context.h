@@ -88,6 +88,9 @@ cudaStream_t stream();
 cublasHandle_t cublas();
 // A second non-blocking stream for host-to-device uploads (created on first use, like stream()).
 cudaStream_t copyStream();
+// A third non-blocking stream for data-parallel communication (NCCL, native/dist/nccl.cc), created on
+// first use; synchronize() waits for it too.
+cudaStream_t commStream();
 // Orders everything enqueued later on `waiter` after everything enqueued so far on `signaller`
 // (an event from a pool, recorded on `signaller`, waited on by `waiter`; the host does not wait).
 void streamWait(cudaStream_t waiter, cudaStream_t signaller);
@@ -146,7 +149,7 @@ PendingRead beginRead(const void* src, size_t bytes);
 void finishRead(PendingRead& r, void* dst);
 void releaseRead(PendingRead& r);
 
-// Waits for the compute stream, and for the copy stream where it was created.
+// Waits for the compute stream, and for the copy and communication streams where they were created.
 void synchronize();
 
 }  // namespace axn::cuda

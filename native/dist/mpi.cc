@@ -3,6 +3,7 @@
 #include <mpi.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
 #include <cstdio>
@@ -24,8 +25,9 @@ namespace {
 
 struct State {
   std::mutex mu;  // init / finalize (JS thread, libuv thread, exit hook)
-  bool initialised = false;
-  bool finalized = false;
+  // Read without the mutex by the CPU stream's worker and the bindings.
+  std::atomic<bool> initialised{false};
+  std::atomic<bool> finalized{false};
   bool weInitialisedMpi = false;
   Info info;
   MPI_Comm comm = MPI_COMM_NULL;  // a duplicate of MPI_COMM_WORLD for the collectives of the CPU stream
@@ -103,8 +105,8 @@ void allReduceSumDeterministic(float* buf, size_t n, const void* mpiComm) {
                   op);
     // Rank order 0..w-1, each element once, float32: ((x0 + x1) + x2) + ...
     float* acc = seg + displs[r];
-    std::memcpy(acc, recv.get(), static_cast<size_t>(mine) * sizeof(float));
-    for (int i = 1; i < w; i++) {
+    if (mine > 0) std::memcpy(acc, recv.get(), static_cast<size_t>(mine) * sizeof(float));
+    for (int i = 1; i < w && mine > 0; i++) {
       const float* src = recv.get() + static_cast<size_t>(i) * static_cast<size_t>(mine);
       for (int j = 0; j < mine; j++) acc[j] += src[j];
     }
@@ -176,10 +178,7 @@ int worldRank() { return st().info.rank; }
 void finalize() {
   State& s = st();
   std::lock_guard<std::mutex> lock(s.mu);
-  if (s.finalized || !s.initialised) {
-    s.finalized = s.finalized || s.initialised;
-    return;
-  }
+  if (s.finalized || !s.initialised) return;
   cpu::drain();  // collectives still queued on the CPU stream
 #ifdef AXN_WITH_CUDA
   if (s.info.nccl) ncclShutdown(false);

@@ -25,7 +25,7 @@ namespace axn::dist {
 
 namespace {
 
-const char* kInstall =
+[[maybe_unused]] const char* kInstall =
     "NCCL (libnccl.so.2) is needed for CUDA tensors in data-parallel training: install it (Debian/Ubuntu with "
     "NVIDIA's CUDA repository: apt-get install libnccl2; or pip install nvidia-nccl-cu13 (nvidia-nccl-cu12 "
     "for CUDA 12) and add its nvidia/nccl/lib folder to LD_LIBRARY_PATH), or point AXN_NCCL_LIB at the "
@@ -58,10 +58,11 @@ const NcclApi* load(std::string* reason) {
     const char* env = std::getenv("AXN_NCCL_LIB");
     const std::string name = env && *env ? env : "libnccl.so.2";
     void* h = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+    const char* e = h ? nullptr : dlerror();
+    const std::string first = e ? e : "dlopen failed";  // the message about libnccl.so.2, not the fallback's
     if (!h && !(env && *env)) h = dlopen("libnccl.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
-      const char* e = dlerror();
-      l.reason = std::string("could not load ") + name + " (" + (e ? e : "dlopen failed") + "). " + kInstall;
+      l.reason = std::string("could not load ") + name + " (" + first + "). " + kInstall;
     } else {
       bool ok = true;
       auto sym = [&](const char* s) -> void* {
@@ -262,7 +263,7 @@ void ncclInit(int rank, int world) {
   const int rc = MPI_Bcast(&id, sizeof id, MPI_BYTE, 0, MPI_COMM_WORLD);
   if (rc != MPI_SUCCESS) fail(op, "MPI_Bcast of the NCCL unique id failed", __FILE__, __LINE__);
   AXN_NCCL_CHECK(api, api->commInitRank(&c->comm, world, id, rank), op);
-  AXN_CUDA_CHECK(cudaStreamCreateWithFlags(&c->stream, cudaStreamNonBlocking), op);
+  c->stream = cuda::commStream();
   c->watchdog = std::thread(watchdogLoop, c);
   comm() = c;
 }
@@ -277,8 +278,12 @@ void ncclShutdown(bool abort) {
     return;  // the process ends now (abortJob): nothing else to release
   }
   comm() = nullptr;
-  cuda::synchronize();
-  cudaStreamSynchronize(c->stream);
+  bool deviceOk = true;
+  try {
+    cuda::synchronize();  // the compute, copy and communication streams
+  } catch (const std::exception&) {
+    deviceOk = false;  // a sticky device error: the communicator's work may never complete
+  }
   {
     std::lock_guard<std::mutex> lock(c->mu);
     c->stop = true;
@@ -286,8 +291,8 @@ void ncclShutdown(bool abort) {
   c->wake.notify_all();
   c->watchdog.join();
   for (Watched& w : c->pending) cudaEventDestroy(w.event);
-  c->api->commDestroy(c->comm);
-  cudaStreamDestroy(c->stream);
+  if (deviceOk) c->api->commDestroy(c->comm);
+  else c->api->commAbort(c->comm);
   delete c;
 }
 
