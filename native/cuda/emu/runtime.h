@@ -27,6 +27,8 @@
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "types.h"
 
@@ -186,6 +188,39 @@ Counters counters();
 // allocation; and, with AddressSanitizer, in stream order, the rest of the block's `total` bytes is
 // poisoned, so a kernel that writes past its tensor into the allocator's rounding is reported.
 void markBlock(cudaStream_t stream, void* p, bool live, size_t usable, size_t total);
+
+// ---- traffic per launch (opt-in; the plain emulated build on x86-64 Linux only) -------------------------
+// While counting is on, every kernel launch and cuBLAS call enqueued runs with every device allocation
+// protected PROT_NONE (device memory is page-exclusive: one mmap per cudaMalloc in this build); a SIGSEGV
+// handler records the first read and the first write of each 4 KiB page and lifts the protection page by
+// page (native/cuda/emu/traffic.cc). A record holds the unique pages the operation read and wrote: the
+// DRAM traffic of an ideal cache within that one operation, a floor, to page granularity. cuBLAS records
+// also carry their arguments and the operand bytes those arguments imply; copies and memsets the bytes
+// their arguments name.
+struct TrafficRecord {
+  enum Kind { Kernel, Cublas, Copy, Memset } kind = Kernel;
+  std::string name;              // kernel name, cuBLAS entry point, or the copy's direction
+  std::string op;                // kernels: the operation that launched it (AXN_LAUNCH's first argument)
+  unsigned grid[3] = {0, 0, 0}, block[3] = {0, 0, 0};
+  uint64_t readPages = 0, writePages = 0;  // measured (kernels and cuBLAS); pages of kPageBytes
+  // cuBLAS only: the call and what its arguments make it read and write (column-major, cuBLAS's rules)
+  bool ta = false, tb = false;
+  int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0, batch = 0;
+  long long strideA = 0, strideB = 0, strideC = 0;
+  float alpha = 0, beta = 0;
+  bool tf32 = false;
+  double argReadBytes = 0, argWriteBytes = 0, flops = 0;  // copies and memsets: argReadBytes/argWriteBytes
+  bool overlap = false;  // an operand's batch stride overlaps its matrices: argReadBytes is its extent
+};
+constexpr size_t kTrafficPageBytes = 4096;
+// Whether counting can run in this build, and if not why (AddressSanitizer owns SIGSEGV and the heap
+// device memory comes from; the page-fault error code is read on x86-64 Linux only).
+bool trafficSupported(std::string* why);
+// Start (true) or stop counting, for operations enqueued from now on. False (with *why) when unsupported.
+bool setTrafficCounting(bool on, std::string* why);
+bool trafficCounting();
+// The records of the counted operations that have completed, in the order the device ran them; cleared.
+std::vector<TrafficRecord> takeTrafficRecords();
 
 // What the sticky error, if any, was about (which kernel, block, thread, pointer); empty when none.
 // cudaGetErrorString appends the same detail to the CUDA message of every emulator error.
