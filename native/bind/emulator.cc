@@ -125,6 +125,7 @@ Napi::Value TrafficRecords(const Napi::CallbackInfo& info) {
       o.Set("block", b);
     }
     if (r.kind == emu::TrafficRecord::Kernel || r.kind == emu::TrafficRecord::Cublas) {
+      o.Set("pagesValid", r.pagesValid);
       o.Set("readPages", static_cast<double>(r.readPages));
       o.Set("writePages", static_cast<double>(r.writePages));
       o.Set("readBytes", r.readPages * page);

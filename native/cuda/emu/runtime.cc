@@ -553,8 +553,11 @@ cudaError_t submitKernel(KernelLaunch&& l, cudaStream_t s) {
     const unsigned g[3] = {launch->grid.x, launch->grid.y, launch->grid.z}, bl[3] = {launch->block.x, launch->block.y, launch->block.z};
     std::copy(g, g + 3, rec.grid);
     std::copy(bl, bl + 3, rec.block);
-    enqueueLocked(d, lk, s, [launch, o, sd, id, rec](ExecError& err) {
-      return runCounted(rec, [&] { return runKernel(*launch, o, sd, id, &err); });
+    // Counted launches run their blocks and threads in forward order: the order changes no page a correct
+    // kernel touches, and it keeps the pages each lifts contiguous (every protection boundary splits a
+    // memory mapping, and Linux allows a process 65,530 of them: vm.max_map_count).
+    enqueueLocked(d, lk, s, [launch, sd, id, rec](ExecError& err) {
+      return runCounted(rec, [&] { return runKernel(*launch, Order::Forward, sd, id, &err); });
     });
   } else {
     enqueueLocked(d, lk, s, [launch, o, sd, id](ExecError& err) { return runKernel(*launch, o, sd, id, &err); });

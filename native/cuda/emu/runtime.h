@@ -203,6 +203,7 @@ struct TrafficRecord {
   std::string op;                // kernels: the operation that launched it (AXN_LAUNCH's first argument)
   unsigned grid[3] = {0, 0, 0}, block[3] = {0, 0, 0};
   uint64_t readPages = 0, writePages = 0;  // measured (kernels and cuBLAS); pages of kPageBytes
+  bool pagesValid = true;  // false: the counter ran out of mappings (cuBLAS only: its bytes come from arguments)
   // cuBLAS only: the call and what its arguments make it read and write (column-major, cuBLAS's rules)
   bool ta = false, tb = false;
   int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0, batch = 0;

@@ -71,7 +71,8 @@ size_t gMarksCap = 0;
 std::atomic<const Region*> gTable{nullptr};  // non-null while protected
 std::atomic<size_t> gTableSize{0};
 std::atomic<std::atomic<uint8_t>*> gTableMarks{nullptr};
-std::atomic<uint64_t> gStrayFaults{0};  // faults in a protected region the handler could not place
+std::atomic<uint64_t> gStrayFaults{0};  // faults in a protected region the handler could not lift
+std::atomic<bool> gOverflow{false};      // a region was lifted whole: this operation's pages are a lower bound
 
 struct sigaction gPrevious;
 std::once_flag gInstallOnce;
@@ -96,6 +97,26 @@ void chain(int sig, siginfo_t* info, void* uctx) {
   sigaction(sig, &dfl, nullptr);
 }
 
+// "axn-emu traffic: SIGSEGV at 0x… (not device memory) while counting": async-signal-safe, before the fault
+// goes on to the previous handler (a real crash during a counted operation says where it was).
+std::atomic<const char*> gCurrent{nullptr};  // the name of the operation being counted
+
+void sayStray(const void* addr) {
+  char buf[512] = "axn-emu traffic: SIGSEGV at 0x";
+  size_t n = std::strlen(buf);
+  auto put = [&](const char* t) {
+    for (; *t && n < sizeof buf - 2; t++) buf[n++] = *t;
+  };
+  const uintptr_t a = reinterpret_cast<uintptr_t>(addr);
+  for (int shift = 60; shift >= 0; shift -= 4) buf[n++] = "0123456789abcdef"[(a >> shift) & 15];
+  put(" (not a protected device page) while counting ");
+  const char* cur = gCurrent.load(std::memory_order_relaxed);
+  put(cur ? cur : "an operation");
+  buf[n++] = '\n';
+  ssize_t w = write(2, buf, n);
+  (void)w;
+}
+
 void onSegv(int sig, siginfo_t* info, void* uctx) {
   const Region* table = gTable.load(std::memory_order_acquire);
   if (table && info && uctx) {
@@ -116,9 +137,17 @@ void onSegv(int sig, siginfo_t* info, void* uctx) {
                                                                               std::memory_order_relaxed);
         void* p = reinterpret_cast<void*>(r.base + page * kTrafficPageBytes);
         if (mprotect(p, kTrafficPageBytes, write ? PROT_READ | PROT_WRITE : PROT_READ) == 0) return;
+        // ENOMEM: the process is out of memory mappings (vm.max_map_count: each protection boundary
+        // splits one). Lift the whole region, which merges its mappings back, and say the count is lost.
+        if (mprotect(reinterpret_cast<void*>(r.base), r.pages * kTrafficPageBytes, PROT_READ | PROT_WRITE) == 0) {
+          gOverflow.store(true, std::memory_order_relaxed);
+          return;
+        }
         gStrayFaults.fetch_add(1, std::memory_order_relaxed);
+
       }
     }
+    sayStray(info->si_addr);
   }
   chain(sig, info, uctx);
 }
@@ -226,10 +255,12 @@ bool runCounted(TrafficRecord rec, const std::function<bool()>& op) {
   gTableMarks.store(gMarks.get(), std::memory_order_relaxed);
   gTableSize.store(gRegions.size(), std::memory_order_relaxed);
   gTable.store(gRegions.data(), std::memory_order_release);
+  gCurrent.store(rec.name.c_str(), std::memory_order_relaxed);
   protectAll(PROT_NONE);
   const bool ok = op();
   protectAll(PROT_READ | PROT_WRITE);
   gTable.store(nullptr, std::memory_order_release);
+  gCurrent.store(nullptr, std::memory_order_relaxed);
   for (size_t i = 0; i < total; i++) {
     const uint8_t m = gMarks[i].load(std::memory_order_relaxed);
     rec.readPages += (m & kRead) != 0;
@@ -238,6 +269,15 @@ bool runCounted(TrafficRecord rec, const std::function<bool()>& op) {
   if (gStrayFaults.exchange(0) != 0) {
     fault(cudaErrorLaunchFailure, "traffic counting: mprotect failed in the page-fault handler (" + rec.name + ")");
     return false;
+  }
+  if (gOverflow.exchange(false)) {
+    rec.pagesValid = false;
+    if (rec.kind == TrafficRecord::Kernel) {
+      fault(cudaErrorLaunchFailure,
+            "traffic counting: " + rec.name + " (" + rec.op + ") fragmented device memory into more mappings than "
+            "the kernel allows (vm.max_map_count); its pages were not counted: count at a smaller batch");
+      return false;
+    }
   }
   addTrafficRecord(std::move(rec));
   return ok;
