@@ -462,6 +462,10 @@ async function main() {
       ctx.traffic = t;
     }
   }
+  if (info.emulated && process.env.AXN_EMU_SKIP_KERNELS === '1') {
+    if (cli.check !== 'none') fail('AXN_EMU_SKIP_KERNELS=1: the emulated device runs no kernel (a plan of the launches): use --check none');
+    notes.push('AXN_EMU_SKIP_KERNELS=1: the emulated device checked and recorded every launch and GEMM but ran none (a plan): timings and outputs mean nothing, kernels have no measured bytes.');
+  }
   if (cli.trafficOnly && !ctx.traffic) fail('--traffic-only: there are no training steps on the emulated device to count (--device cuda, a train row)');
   let torch = null;
   let peer = null;

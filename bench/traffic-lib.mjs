@@ -37,9 +37,11 @@ export function entryOf(r) {
   if (r.kind === 'kernel') {
     Object.assign(e, { op: r.op, grid: r.grid, block: r.block, readBytes: r.readBytes, writeBytes: r.writeBytes, flops: 0, bytesFrom: 'pages' });
     e.pages = { read: r.readPages, write: r.writePages };
+    // not run (AXN_EMU_SKIP_KERNELS=1, a plan): no bytes measured
+    if (!r.pagesValid) Object.assign(e, { readBytes: null, writeBytes: null, pages: null, bytesFrom: 'not run' });
   } else if (r.kind === 'cublas') {
     Object.assign(e, { readBytes: r.argReadBytes, writeBytes: r.argWriteBytes, flops: r.flops, bytesFrom: 'args' });
-    e.pages = { read: r.readPages, write: r.writePages };
+    e.pages = r.pagesValid ? { read: r.readPages, write: r.writePages } : null;
     e.gemm = {
       transA: r.transA, transB: r.transB, m: r.m, n: r.n, k: r.k, lda: r.lda, ldb: r.ldb, ldc: r.ldc,
       batch: r.batch, strideA: r.strideA, strideB: r.strideB, strideC: r.strideC, beta: r.beta, tf32: r.tf32,
@@ -79,8 +81,9 @@ export function floorOf(entries, peak, bw = CEILINGS.bytes) {
 export function totalsOf(entries, precision) {
   const t = { readBytes: 0, writeBytes: 0, flops: 0, kernels: 0, cublas: 0, copies: 0 };
   for (const e of entries) {
-    t.readBytes += e.readBytes;
-    t.writeBytes += e.writeBytes;
+    if (e.readBytes === null) t.unmeasured = (t.unmeasured ?? 0) + 1;
+    t.readBytes += e.readBytes ?? 0;
+    t.writeBytes += e.writeBytes ?? 0;
     t.flops += e.flops;
     if (e.kind === 'kernel') t.kernels++;
     else if (e.kind === 'cublas') t.cublas++;

@@ -36,6 +36,10 @@ bool available(std::string* reason);
 // Device thread: run every block of a launch. False on a kernel fault (a barrier or shuffle misuse).
 bool runKernel(const KernelLaunch& launch, Order order, uint64_t seed, uint64_t launchId, ExecError* err);
 
+// AXN_EMU_SKIP_KERNELS=1: kernels and GEMMs are checked, counted and recorded but not run (a plan of the
+// launches at a batch too large to execute; results are meaningless). runtime.h.
+bool skipKernels();
+
 void countCublasCall();
 void countThreads(uint64_t n);
 

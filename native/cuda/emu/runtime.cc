@@ -135,6 +135,7 @@ struct Device {
   std::string stickyDetail;
   Counters c;
   bool eager = false;
+  bool skipKernels = false;  // AXN_EMU_SKIP_KERNELS=1: launches and GEMMs are checked and recorded, not run
   size_t capacity = 0;
   bool present = true;
   uint64_t launchId = 0;
@@ -142,6 +143,7 @@ struct Device {
 
   Device() {
     eager = std::strcmp(envOr("AXN_EMU_EAGER", "0"), "1") == 0;
+    skipKernels = std::strcmp(envOr("AXN_EMU_SKIP_KERNELS", "0"), "1") == 0;
     present = std::strcmp(envOr("AXN_EMU_DEVICES", "1"), "0") != 0;
     capacity = static_cast<size_t>(std::strtoull(envOr("AXN_EMU_MEMORY_MIB", "8192"), nullptr, 10)) << 20;
     lanes[0];  // the legacy default stream
@@ -477,6 +479,8 @@ cudaError_t stickyError() {
   return d.sticky;
 }
 
+bool skipKernels() { return dev().skipKernels; }
+
 bool available(std::string* reason) {
   if (dev().present) return true;
   if (reason) *reason = "AXN_EMU_DEVICES=0: the emulator reports no device";
@@ -545,7 +549,24 @@ cudaError_t submitKernel(KernelLaunch&& l, cudaStream_t s) {
                           (unsigned long long)(threads * l.grid.x * l.grid.y * l.grid.z));
   auto launch = std::make_shared<KernelLaunch>(std::move(l));
   d.c.kernelLaunches++;
-  if (trafficCounting()) {
+  if (d.skipKernels) {
+    // The plan of a run (AXN_EMU_SKIP_KERNELS=1): every check above, the record, no execution.
+    TrafficRecord rec;
+    const bool counted = trafficCounting();
+    if (counted) {
+      rec.kind = TrafficRecord::Kernel;
+      rec.name = launch->name;
+      rec.op = launch->op;
+      rec.pagesValid = false;
+      const unsigned g[3] = {launch->grid.x, launch->grid.y, launch->grid.z}, bl[3] = {launch->block.x, launch->block.y, launch->block.z};
+      std::copy(g, g + 3, rec.grid);
+      std::copy(bl, bl + 3, rec.block);
+    }
+    enqueueLocked(d, lk, s, [rec, counted](ExecError&) {
+      if (counted) addTrafficRecord(rec);
+      return true;
+    });
+  } else if (trafficCounting()) {
     TrafficRecord rec;
     rec.kind = TrafficRecord::Kernel;
     rec.name = launch->name;
@@ -729,7 +750,9 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   if (posix_memalign(&p, 256, bytes) != 0 || !p)
     return ret(cudaErrorMemoryAllocation, "cudaMalloc(" + std::to_string(bytes) + "): the host heap is exhausted");
 #endif
-  std::memset(p, 0xFF, bytes);  // fresh device memory holds garbage: NaN shows a read of what no one wrote
+  // Fresh device memory holds garbage: NaN shows a read of what no one wrote. Not when kernels are skipped
+  // (a plan of the launches only): then it stays zero, untouched (not committed), and a loss read back is 0.
+  if (!d.skipKernels) std::memset(p, 0xFF, bytes);
   d.allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, bytes, true, false};
   d.c.deviceMallocs++;
   d.c.deviceBytes += bytes;

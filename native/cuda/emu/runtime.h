@@ -22,6 +22,9 @@
 //  - sticky errors: a fault inside a kernel (illegal address, a barrier or shuffle misuse) is returned by
 //    every later call, as on a real device; launch-configuration errors are not sticky;
 //  - AXN_EMU_TRACE=1 prints every kernel launch (name, grid, block, threads) to stderr;
+//  - AXN_EMU_SKIP_KERNELS=1 checks, counts and records every launch and GEMM but runs none (copies still
+//    run; fresh device memory is zero): the plan of a run too large to execute (bench/traffic.mjs at
+//    batch 128). Every result is meaningless;
 //  - the properties of an H200-like device (compute capability 9.0, 132 SMs, 48 KiB of shared memory per
 //    block by default, 227 KiB opt-in), with as much memory as AXN_EMU_MEMORY_MIB allows (default 8 GiB).
 #pragma once
