@@ -25,7 +25,7 @@ import { PAGE_BYTES, floorOf, fmtGB, fmtGemm, fmtGrid, fmtMB, peakOf, totalsOf }
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const USAGE = `Usage: ALEXNET_CUDA_ADDON=…/build-emu-plain/Release/alexnet_cuda.node node bench/traffic.mjs [options]
-  --batches LIST   small batches to measure, comma-separated, at least 2 (default 2,4,8); the line goes
+  --batches LIST   small batches to measure, comma-separated, at least 3 (default 2,4,8); the line goes
                    through the two largest, the others check it
   --target N       the batch to extrapolate to (default 128)
   --filter REGEX   training-step rows (default '^train\\.(g1|tv)\\.tf32$')
@@ -61,8 +61,8 @@ if (a.help) {
   process.exit(0);
 }
 const batches = a.batches.split(',').map((s) => Number(s.trim()));
-if (batches.length < 2 || batches.some((b) => !Number.isInteger(b) || b < 1) || new Set(batches).size !== batches.length)
-  fail(`--batches must list at least two different positive integers, got "${a.batches}"`);
+if (batches.length < 3 || batches.some((b) => !Number.isInteger(b) || b < 1) || new Set(batches).size !== batches.length)
+  fail(`--batches must list at least three different positive integers (two for the line, one or more to check it), got "${a.batches}"`);
 batches.sort((x, y) => x - y);
 const target = Number(a.target);
 if (!Number.isInteger(target) || target <= batches.at(-1)) fail(`--target must be an integer above the largest batch, got "${a.target}"`);
@@ -78,8 +78,9 @@ function runBatch(batch, plan) {
   const env = { ...process.env, ...(plan ? { AXN_EMU_SKIP_KERNELS: '1' } : {}) };
   delete env.AXN_EMU_ORDER; // counted launches run in forward order anyway; the plan has no order
   const shown = `${plan ? 'AXN_EMU_SKIP_KERNELS=1 ' : ''}ALEXNET_CUDA_ADDON=${relative(ROOT, process.env.ALEXNET_CUDA_ADDON)} node ${args.map((x) => (/[\\^$|()]/.test(x) ? `'${x}'` : x)).join(' ')}`;
-  commands.push(shown);
-  if (!(a.reuse && existsSync(file))) {
+  const reused = a.reuse && existsSync(file);
+  commands.push(reused ? `${shown}    # run before; --reuse read its JSON` : shown);
+  if (!reused) {
     console.log(`$ ${shown}`);
     const t0 = Date.now();
     const r = spawnSync(process.execPath, args, { cwd: ROOT, env, encoding: 'utf8', maxBuffer: 1 << 26 });
@@ -244,7 +245,7 @@ md.push(
   'How (bench/README.md, "Traffic per step"):',
   '',
   `- **Kernels: measured.** Each launch ran with every device allocation protected; the emulator's page-fault handler recorded the first read and the first write of each ${PAGE_BYTES}-byte page. A launch's bytes are the unique pages it read and wrote × ${PAGE_BYTES}: what an ideal cache within the launch would move from and to DRAM, and nothing cached across launches (the H200's 50 MB L2 does keep some small tensors between launches). So it is a floor per launch, rounded up to pages: each tensor's last page counts whole.`,
-  `- **Scaling.** Measured at batches ${batches.join(', ')}; each kernel's bytes are fitted by a line through batches ${b1} and ${b2} (weights a constant, activations per image), checked at the other batches (a kernel off the line by more than ${affineTol / 1024} KiB is flagged below) and extrapolated to ${target}. Page rounding moves each extrapolated kernel value by at most ±${MB(boundPerDir)} MB per direction (up to ${TENSORS} tensors per direction, ≤ 1 page each, times the lever ${(1 + 2 * s).toFixed(0)} of the extrapolation); the bound per step is in the totals.`,
+  `- **Scaling.** Measured at batches ${batches.join(', ')}; each kernel's bytes are fitted by a line through batches ${b1} and ${b2} (weights a constant, activations per image), checked at the other batches (a kernel off the line by more than ${affineTol / 1024} KiB is flagged below) and extrapolated to ${target}. Page rounding moves each extrapolated kernel value by at most ±${MB(boundPerDir)} MB per direction if a launch touches at most ${TENSORS} tensors in a direction (each rounded up by less than a page at each measured batch, times the lever ${(1 + 2 * s).toFixed(0)} of the extrapolation: v(${target}) = v(${b2}) + ${s}·(v(${b2}) − v(${b1}))); the bound per step (every kernel, both directions) is in the totals.`,
   `- **The sequence at ${target}.** The same command at batch ${target} with AXN_EMU_SKIP_KERNELS=1 checked and recorded every launch and GEMM without running them: the launches, their order and every cuBLAS call match the small batches one for one (checked), so no convolution is cut into workspace chunks at ${target} that is not at the small batches. Grids and blocks below are the ones at ${target}.`,
   `- **cuBLAS calls: from their arguments** at batch ${target} (m, n, k, lda/ldb/ldc, batch strides; each operand element once, C read as well when β ≠ 0), exact. FLOPs = 2·m·n·k per matrix. At the measured batches the page counter saw the same bytes to within ${MB(Math.max(...archs.map((x) => Math.max(Math.abs(x.totals.cublasPagesMinusArgs.min), Math.abs(x.totals.cublasPagesMinusArgs.max)))))} MB per call (cross-check), and the line through batches ${b1} and ${b2} reproduces the exact values at ${target} to within ${Math.max(...archs.map((x) => x.totals.argumentExtrapolationGap))} bytes/FLOPs.`,
   `- **Floor, not a time**: Σ over operations of max((read + written) / ${CEILINGS.bytes / 1e12} TB/s, FLOPs / peak), peak the ${CEILINGS.card} TF32 GEMM ceiling ${CEILINGS.tf32 / 1e12} TFLOP/s; the "bf16 peak" column keeps the same bytes at 2× that peak (bf16 activations would also cut bytes; not counted here). No kernel reaches either ceiling, launches do not overlap here, and nothing about speed is claimed before a GPU runs it.`,

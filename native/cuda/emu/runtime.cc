@@ -90,7 +90,9 @@ struct Wait {
   uint64_t upTo = 0;
 };
 
+#if defined(AXN_EMU_PAGE_EXCLUSIVE)
 size_t pageRound(size_t bytes) { return (bytes + kTrafficPageBytes - 1) / kTrafficPageBytes * kTrafficPageBytes; }
+#endif
 
 double nowMs() {
   using namespace std::chrono;
