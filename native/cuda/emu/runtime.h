@@ -4,8 +4,9 @@
 // kernels run on the CPU, one CUDA thread at a time (native/cuda/emu/exec.cc), far slower than any GPU.
 //
 // What it models (native/cuda/emu/runtime.cc):
-//  - device memory from the host heap (posix_memalign), so AddressSanitizer sees a kernel that reads or
-//    writes past an allocation; every allocation is registered, so a pointer that lies in none (a host
+//  - device memory from the host heap (posix_memalign) under AddressSanitizer, so ASan sees a kernel that
+//    reads or writes past an allocation; without ASan each allocation is mapped on pages of its own (mmap),
+//    which the traffic counter needs (below); every allocation is registered, so a pointer that lies in none (a host
 //    pointer handed to a kernel or a copy) is refused with a CUDA error;
 //  - one device that executes one operation at a time on its own worker thread, asynchronously to the
 //    host: work starts only when the host waits for it (a stream, event or device synchronisation, a copy
