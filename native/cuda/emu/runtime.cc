@@ -755,6 +755,9 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
   // Fresh device memory holds garbage: NaN shows a read of what no one wrote. Not when kernels are skipped
   // (a plan of the launches only): then it stays zero, untouched (not committed), and a loss read back is 0.
   if (!d.skipKernels) std::memset(p, 0xFF, bytes);
+#if !defined(AXN_EMU_PAGE_EXCLUSIVE)
+  else std::memset(p, 0, bytes);  // heap memory is not zero by itself
+#endif
   d.allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, bytes, true, false};
   d.c.deviceMallocs++;
   d.c.deviceBytes += bytes;
