@@ -118,6 +118,7 @@ void sayStray(const void* addr) {
 }
 
 void onSegv(int sig, siginfo_t* info, void* uctx) {
+  const int savedErrno = errno;  // mprotect may set it: the interrupted code must not see that
   const Region* table = gTable.load(std::memory_order_acquire);
   if (table && info && uctx) {
     const uintptr_t a = reinterpret_cast<uintptr_t>(info->si_addr);
@@ -136,15 +137,18 @@ void onSegv(int sig, siginfo_t* info, void* uctx) {
         gTableMarks.load(std::memory_order_relaxed)[r.first + page].fetch_or(write ? kWrite : kRead,
                                                                               std::memory_order_relaxed);
         void* p = reinterpret_cast<void*>(r.base + page * kTrafficPageBytes);
-        if (mprotect(p, kTrafficPageBytes, write ? PROT_READ | PROT_WRITE : PROT_READ) == 0) return;
+        if (mprotect(p, kTrafficPageBytes, write ? PROT_READ | PROT_WRITE : PROT_READ) == 0) {
+          errno = savedErrno;
+          return;
+        }
         // ENOMEM: the process is out of memory mappings (vm.max_map_count: each protection boundary
         // splits one). Lift the whole region, which merges its mappings back, and say the count is lost.
         if (mprotect(reinterpret_cast<void*>(r.base), r.pages * kTrafficPageBytes, PROT_READ | PROT_WRITE) == 0) {
           gOverflow.store(true, std::memory_order_relaxed);
+          errno = savedErrno;
           return;
         }
         gStrayFaults.fetch_add(1, std::memory_order_relaxed);
-
       }
     }
     sayStray(info->si_addr);
