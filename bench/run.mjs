@@ -22,6 +22,7 @@ import { CEILINGS, TARGETS, ceilingOf, fmtMs, fmtRate, loadGeometry, pct, rateOf
 import { compareOutputs, fmtErr } from './check.mjs';
 import { buildTasks } from './ops.mjs';
 import { summaryMarkdown } from './table.mjs';
+import { PAGE_BYTES, entryOf, fmtGB, fmtGF, totalsOf, trafficCounter } from './traffic-lib.mjs';
 
 // The package root from this script's own location (works from a checkout and from node_modules/alexnet-cuda).
 const PKG_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -40,6 +41,10 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --python PATH       the Python with torch (default: $ALEXNET_PYTHON, python3, /usr/bin/python3)
   --unfused           run the training steps' Conv2d/Linear → ReLU pairs as separate layers (an A/B
                       against the default fused pairs: the same values, two launches more per pair)
+  --traffic WHEN      count each training step's traffic on the emulated device (every launch and cuBLAS
+                      call with the bytes it reads and writes, FLOPs; bench/README.md): auto (default: when
+                      the loaded addon is the plain emulated build), on (fail where it cannot), off
+  --traffic-only      training steps: one warm-up step and one counted step, not timed (bench/traffic.mjs)
   --list              print the row keys and exit
   -h, --help          this text
 Env: ALEXNET_CUDA_ADDON=/path/alexnet_cuda.node uses that addon build; ALEXNET_PYTHON the Python with torch.`;
@@ -65,6 +70,8 @@ function parseCli() {
         python: { type: 'string' },
         list: { type: 'boolean', default: false },
         unfused: { type: 'boolean', default: false },
+        traffic: { type: 'string', default: 'auto' },
+        'traffic-only': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
       },
       strict: true,
@@ -94,6 +101,8 @@ function parseCli() {
   const checks = ['auto', 'pytorch', 'cpu', 'all', 'none'];
   if (!checks.includes(a.check)) fail(`--check must be one of ${checks.join(', ')}, got "${a.check}"`);
   if (a['vs-pytorch'] && a.check === 'none') fail('--vs-pytorch compares with PyTorch; it cannot go with --check none');
+  if (!['auto', 'on', 'off'].includes(a.traffic)) fail(`--traffic must be auto, on or off, got "${a.traffic}"`);
+  if (a['traffic-only'] && a.traffic === 'off') fail('--traffic-only counts traffic; it cannot go with --traffic off');
   return {
     device: a.device,
     batch: posInt(a.batch, 'batch'),
@@ -107,6 +116,8 @@ function parseCli() {
     vsPytorch: a['vs-pytorch'],
     check: a.check,
     python: a.python,
+    traffic: a['traffic-only'] ? 'on' : a.traffic,
+    trafficOnly: a['traffic-only'],
   };
 }
 
@@ -240,6 +251,22 @@ function quantile(sorted, q) {
   return sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo);
 }
 
+/** One training step with the emulator counting: its traffic entries and totals (bench/traffic-lib.mjs). */
+async function countStepTraffic(h, task, ctx) {
+  const { emu } = ctx.traffic;
+  ctx.pkg.synchronize();
+  emu.trafficRecords(); // anything left from before: not this step's
+  emu.countTraffic(true);
+  try {
+    await h.call();
+    ctx.pkg.synchronize();
+  } finally {
+    emu.countTraffic(false);
+  }
+  const entries = emu.trafficRecords().map(entryOf);
+  return { batch: task.batch, precision: task.precision, pageBytes: PAGE_BYTES, entries, totals: totalsOf(entries, task.precision) };
+}
+
 /** Times one task; returns its result row (or one with `error`). */
 async function measure(task, ctx) {
   const { pkg, Bench, device, timeMs } = ctx;
@@ -267,65 +294,75 @@ async function measure(task, ctx) {
       row.verdict = verdictOf(row.check);
     }
     const once = h.async ? async () => void (await h.call()) : () => void h.call();
-    // Warm-up: the first call pays one-time costs (module loading, cuBLAS heuristics, allocator misses).
-    await once();
-    sync();
-    // Calibrate (and warm up once more): enough calls per timed iteration that the sync and timer
-    // costs vanish.
-    const t0 = performance.now();
-    await once();
-    sync();
-    const est = Math.max(performance.now() - t0, 1e-4);
-    const inner = Math.max(1, Math.min(ctx.maxInner, Math.round(ctx.iterMs / est)));
-    const minIters = task.kind === 'train' ? ctx.minItersTrain : ctx.minIters;
-    const bench = new Bench({
-      time: timeMs,
-      iterations: minIters,
-      warmup: true,
-      warmupIterations: 1,
-      warmupTime: 0,
-      retainSamples: true,
-      throws: true,
-    });
-    const body = h.async
-      ? async () => {
-          const s = bench.now();
-          for (let i = 0; i < inner; i++) await h.call();
-          sync();
-          const dt = bench.now() - s;
-          return { overriddenDuration: dt / inner, overriddenIterationCost: dt };
-        }
-      : () => {
-          const s = bench.now();
-          for (let i = 0; i < inner; i++) h.call();
-          sync();
-          const dt = bench.now() - s;
-          return { overriddenDuration: dt / inner, overriddenIterationCost: dt };
-        };
-    bench.add(task.key, body, { async: !!h.async });
-    await bench.run();
-    const res = bench.tasks[0].result;
-    if (res.state !== 'completed') throw res.error ?? new Error(`tinybench state ${res.state}`);
-    const samples = [...(res.latency.samples ?? [])].sort((a, b) => a - b);
-    Object.assign(row, {
-      ms: res.latency.p50,
-      p10: quantile(samples, 0.1),
-      p90: quantile(samples, 0.9),
-      mean: res.latency.mean,
-      samples: res.latency.samplesCount,
-      inner,
-    });
-    // Training steps on CUDA: what one step asks of the device in steady state (the backend's counters
-    // over a few more steps): launches, cuBLAS calls, driver and pinned allocations, host waits.
-    if (task.kind === 'train' && device === 'cuda') {
-      const c0 = pkg.memoryStats().native.cuda;
-      const k = 3;
-      for (let i = 0; i < k; i++) await h.call();
+    const counted = task.kind === 'train' && device === 'cuda' && ctx.traffic;
+    if (counted && ctx.trafficOnly) {
+      // A warm-up step (first-call costs, the caching allocator fills), then the counted one: no timing.
+      await once();
       sync();
-      const c1 = pkg.memoryStats().native.cuda;
-      const d = (name) => (c1[name] - c0[name]) / k;
-      // the closing synchronize() is the benchmark's own, not the step's
-      row.perStep = { launches: d('kernelLaunches'), cublasCalls: d('cublasCalls'), driverAllocs: d('cudaMallocCalls'), pinnedAllocs: d('pinnedAllocs'), hostSyncs: (c1.hostSyncs - c0.hostSyncs - 1) / k };
+      row.traffic = await countStepTraffic(h, task, ctx);
+    } else {
+      // Warm-up: the first call pays one-time costs (module loading, cuBLAS heuristics, allocator misses).
+      await once();
+      sync();
+      // Calibrate (and warm up once more): enough calls per timed iteration that the sync and timer
+      // costs vanish.
+      const t0 = performance.now();
+      await once();
+      sync();
+      const est = Math.max(performance.now() - t0, 1e-4);
+      const inner = Math.max(1, Math.min(ctx.maxInner, Math.round(ctx.iterMs / est)));
+      const minIters = task.kind === 'train' ? ctx.minItersTrain : ctx.minIters;
+      const bench = new Bench({
+        time: timeMs,
+        iterations: minIters,
+        warmup: true,
+        warmupIterations: 1,
+        warmupTime: 0,
+        retainSamples: true,
+        throws: true,
+      });
+      const body = h.async
+        ? async () => {
+            const s = bench.now();
+            for (let i = 0; i < inner; i++) await h.call();
+            sync();
+            const dt = bench.now() - s;
+            return { overriddenDuration: dt / inner, overriddenIterationCost: dt };
+          }
+        : () => {
+            const s = bench.now();
+            for (let i = 0; i < inner; i++) h.call();
+            sync();
+            const dt = bench.now() - s;
+            return { overriddenDuration: dt / inner, overriddenIterationCost: dt };
+          };
+      bench.add(task.key, body, { async: !!h.async });
+      await bench.run();
+      const res = bench.tasks[0].result;
+      if (res.state !== 'completed') throw res.error ?? new Error(`tinybench state ${res.state}`);
+      const samples = [...(res.latency.samples ?? [])].sort((a, b) => a - b);
+      Object.assign(row, {
+        ms: res.latency.p50,
+        p10: quantile(samples, 0.1),
+        p90: quantile(samples, 0.9),
+        mean: res.latency.mean,
+        samples: res.latency.samplesCount,
+        inner,
+      });
+      // Training steps on CUDA: what one step asks of the device in steady state (the backend's counters
+      // over a few more steps): launches, cuBLAS calls, driver and pinned allocations, host waits.
+      if (task.kind === 'train' && device === 'cuda') {
+        const c0 = pkg.memoryStats().native.cuda;
+        const k = 3;
+        for (let i = 0; i < k; i++) await h.call();
+        sync();
+        const c1 = pkg.memoryStats().native.cuda;
+        const d = (name) => (c1[name] - c0[name]) / k;
+        // the closing synchronize() is the benchmark's own, not the step's
+        row.perStep = { launches: d('kernelLaunches'), cublasCalls: d('cublasCalls'), driverAllocs: d('cudaMallocCalls'), pinnedAllocs: d('pinnedAllocs'), hostSyncs: (c1.hostSyncs - c0.hostSyncs - 1) / k };
+        // ... and, on the emulated device, what each of its launches reads and writes (one more step)
+        if (counted) row.traffic = await countStepTraffic(h, task, ctx);
+      }
     }
   } catch (e) {
     row.error = String(e?.message ?? e).split('\n')[0];
@@ -368,7 +405,10 @@ function consoleLine(r, device) {
   const leak = r.leakedTensors ? ` (${r.leakedTensors} tensors leaked!)` : '';
   const s = r.perStep;
   const per = s ? `  per step: ${s.launches} launches, ${s.cublasCalls} cuBLAS, ${s.driverAllocs} driver allocs, ${s.pinnedAllocs} pinned allocs, ${s.hostSyncs} host syncs` : '';
-  return `  ${r.key.padEnd(28)} ${fmtMs(r.ms).padStart(9)} ms${spread.padEnd(22)} ×${String(r.inner).padEnd(4)} ${fmtRate(r).padStart(14)}${frac}${leak}${checks}${per}`;
+  const tt = r.traffic?.totals;
+  const traffic = tt ? `  traffic at batch ${r.traffic.batch}: ${fmtGB(tt.readBytes)} read, ${fmtGB(tt.writeBytes)} written, ${fmtGF(tt.flops)} (${tt.kernels} launches, ${tt.cublas} cuBLAS, ${tt.copies} copies)` : '';
+  if (r.ms === undefined && tt) return `  ${r.key.padEnd(28)} not timed (--traffic-only)${checks}${traffic}`;
+  return `  ${r.key.padEnd(28)} ${fmtMs(r.ms).padStart(9)} ms${spread.padEnd(22)} ×${String(r.inner).padEnd(4)} ${fmtRate(r).padStart(14)}${frac}${leak}${checks}${per}${traffic}`;
 }
 
 async function main() {
@@ -408,6 +448,25 @@ async function main() {
   const wantTorch = cli.vsPytorch || ['auto', 'pytorch', 'all'].includes(cli.check);
   const mustTorch = cli.vsPytorch || ['pytorch', 'all'].includes(cli.check);
   const notes = [];
+  // Traffic per training step: counted on the emulated device only (its page-protection counter).
+  ctx.traffic = null;
+  ctx.trafficOnly = cli.trafficOnly;
+  if (device === 'cuda' && cli.traffic !== 'off' && tasks.some((t) => t.kind === 'train')) {
+    const t = info.emulated
+      ? await trafficCounter(pathToFileURL(resolve(PKG_ROOT, 'dist', 'native.js')).href)
+      : { reason: 'the CUDA device is a GPU; traffic is counted on the emulated device only' };
+    if (t.reason) {
+      if (cli.traffic === 'on') fail(`--traffic on: ${t.reason}`);
+      if (info.emulated) notes.push(`Traffic not counted: ${t.reason}.`);
+    } else {
+      ctx.traffic = t;
+    }
+  }
+  if (info.emulated && process.env.AXN_EMU_SKIP_KERNELS === '1') {
+    if (cli.check !== 'none') fail('AXN_EMU_SKIP_KERNELS=1: the emulated device runs no kernel (a plan of the launches): use --check none');
+    notes.push('AXN_EMU_SKIP_KERNELS=1: the emulated device checked and recorded every launch and GEMM but ran none (a plan): timings and outputs mean nothing, kernels have no measured bytes.');
+  }
+  if (cli.trafficOnly && !ctx.traffic) fail('--traffic-only: there are no training steps on the emulated device to count (--device cuda, a train row)');
   let torch = null;
   let peer = null;
   if (wantTorch) {
@@ -469,6 +528,7 @@ async function main() {
     batch,
     precisions,
     fuseRelu: cli.fuseRelu,
+    traffic: ctx.traffic ? { pageBytes: PAGE_BYTES, trafficOnly: cli.trafficOnly } : null,
     gpu: device === 'cuda' ? gpu?.name ?? null : null,
     cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.cpus().length}`,
     backend: info,

@@ -3,6 +3,7 @@
 // error of the outputs against PyTorch's and the CPU oracle's, the tolerance, the verdict. Used by
 // run.mjs (printed at the end of a run) and summary.mjs (from saved JSON).
 import { fmtErr } from './check.mjs';
+import { fmtGB, fmtGF, fmtMsFloor, peakOf } from './traffic-lib.mjs';
 import { CEILINGS, TARGETS, ceilingOf, deriveBackwardRows, fmtBytes, fmtMs, fmtRate, markdownTable, pct, rateOf, targetOf } from './common.mjs';
 
 /** "3.1e-7 / 4.8e-7" (relative L2 / max abs) for the worst output of a comparison, with its name when
@@ -141,6 +142,35 @@ export function summaryMarkdown(run, peer, extraNotes = []) {
       markdownTable(
         ['step', 'kernel launches', 'cuBLAS calls', 'driver allocations', 'pinned allocations', 'host syncs'],
         counted.map((r) => [r.key, ...['launches', 'cublasCalls', 'driverAllocs', 'pinnedAllocs', 'hostSyncs'].map((k) => String(r.perStep[k]))]),
+      ),
+      '',
+    );
+  }
+  const traffic = ours.results.filter((r) => r.traffic);
+  if (traffic.length) {
+    out.push(
+      `Traffic of one training step on the emulated device (kernels: the unique 4 KiB pages each launch read and wrote, measured; ` +
+        `cuBLAS: the operand bytes its arguments imply, FLOPs = 2·m·n·k; copies: their arguments; bench/README.md). ` +
+        `At the run's batch: bench/traffic.mjs extrapolates to 128. The floor is Σ over launches of max(bytes / ${CEILINGS.bytes / 1e12} TB/s, FLOPs / GEMM peak) ` +
+        `at the ${CEILINGS.card} ceilings: a floor, not a time.`,
+      '',
+    );
+    out.push(
+      markdownTable(
+        ['step', 'batch', 'launches / cuBLAS / copies', 'bytes read', 'bytes written', 'FLOPs', 'floor (not a time)', 'floor at bf16 peak (same bytes)'],
+        traffic.map((r) => {
+          const t = r.traffic.totals;
+          return [
+            r.key,
+            String(r.traffic.batch),
+            `${t.kernels} / ${t.cublas} / ${t.copies}`,
+            fmtGB(t.readBytes),
+            fmtGB(t.writeBytes),
+            fmtGF(t.flops),
+            `${fmtMsFloor(t.floor.roofline)} at ${peakOf(r.traffic.precision) / 1e12} TFLOP/s (memory alone ${fmtMsFloor(t.floor.memory)}, compute alone ${fmtMsFloor(t.floor.compute)})`,
+            fmtMsFloor(t.floorBf16Peak.roofline),
+          ];
+        }),
       ),
       '',
     );

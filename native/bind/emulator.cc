@@ -69,16 +69,94 @@ Napi::Value SetDropStreamWaits(const Napi::CallbackInfo& info) {
 Napi::Value SetPlanted(const Napi::CallbackInfo& info) {
   const bool none = info.Length() == 0 || info[0].IsNull() || info[0].IsUndefined();
   if (!none && !info[0].IsString())
-    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow' or 'biasGradDropLastChunk'");
+    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow', 'biasGradDropLastChunk' or 'reluWritesNothing'");
   const std::string w = none ? "" : info[0].As<Napi::String>().Utf8Value();
   const int which = w.empty() ? cuda::kPlantNone
                     : w == "lrnShortWindow" ? cuda::kPlantLrnShortWindow
                     : w == "biasGradDropLastChunk" ? cuda::kPlantBiasGradDropLastChunk
+                    : w == "reluWritesNothing"     ? cuda::kPlantReluWritesNothing
                                                    : -1;
   if (which < 0)
-    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow' or 'biasGradDropLastChunk', got '" + w + "'");
+    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow', 'biasGradDropLastChunk' or 'reluWritesNothing', got '" + w + "'");
   cuda::setPlanted(which);
   return info.Env().Undefined();
+}
+
+// Traffic per operation (runtime.h): countTraffic(true | false) starts or stops counting for what is
+// enqueued from then on (throws, saying why, where this build cannot count); trafficSupported() says
+// whether it can; trafficRecords() returns the completed operations' records and clears them.
+Napi::Value CountTraffic(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsBoolean())
+    throw Napi::TypeError::New(info.Env(), "emulator.countTraffic: expected true or false");
+  std::string why;
+  if (!emu::setTrafficCounting(info[0].As<Napi::Boolean>().Value(), &why))
+    throw Napi::Error::New(info.Env(), "emulator.countTraffic: " + why);
+  return info.Env().Undefined();
+}
+
+Napi::Value TrafficSupported(const Napi::CallbackInfo& info) {
+  std::string why;
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("supported", emu::trafficSupported(&why));
+  o.Set("reason", why);
+  o.Set("pageBytes", static_cast<double>(emu::kTrafficPageBytes));
+  return o;
+}
+
+Napi::Value TrafficRecords(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  const std::vector<emu::TrafficRecord> recs = emu::takeTrafficRecords();
+  Napi::Array out = Napi::Array::New(env, recs.size());
+  const double page = static_cast<double>(emu::kTrafficPageBytes);
+  for (size_t i = 0; i < recs.size(); i++) {
+    const emu::TrafficRecord& r = recs[i];
+    Napi::Object o = Napi::Object::New(env);
+    static const char* kinds[] = {"kernel", "cublas", "copy", "memset"};
+    o.Set("kind", kinds[r.kind]);
+    o.Set("name", r.name);
+    if (r.kind == emu::TrafficRecord::Kernel) {
+      o.Set("op", r.op);
+      Napi::Array g = Napi::Array::New(env, 3), b = Napi::Array::New(env, 3);
+      for (uint32_t j = 0; j < 3; j++) {
+        g.Set(j, r.grid[j]);
+        b.Set(j, r.block[j]);
+      }
+      o.Set("grid", g);
+      o.Set("block", b);
+    }
+    if (r.kind == emu::TrafficRecord::Kernel || r.kind == emu::TrafficRecord::Cublas) {
+      o.Set("pagesValid", r.pagesValid);
+      o.Set("readPages", static_cast<double>(r.readPages));
+      o.Set("writePages", static_cast<double>(r.writePages));
+      o.Set("readBytes", r.readPages * page);
+      o.Set("writeBytes", r.writePages * page);
+    }
+    if (r.kind == emu::TrafficRecord::Cublas) {
+      o.Set("transA", r.ta);
+      o.Set("transB", r.tb);
+      o.Set("m", r.m);
+      o.Set("n", r.n);
+      o.Set("k", r.k);
+      o.Set("lda", r.lda);
+      o.Set("ldb", r.ldb);
+      o.Set("ldc", r.ldc);
+      o.Set("batch", r.batch);
+      o.Set("strideA", static_cast<double>(r.strideA));
+      o.Set("strideB", static_cast<double>(r.strideB));
+      o.Set("strideC", static_cast<double>(r.strideC));
+      o.Set("alpha", r.alpha);
+      o.Set("beta", r.beta);
+      o.Set("tf32", r.tf32);
+      o.Set("flops", r.flops);
+      o.Set("overlap", r.overlap);
+    }
+    if (r.kind != emu::TrafficRecord::Kernel) {
+      o.Set("argReadBytes", r.argReadBytes);
+      o.Set("argWriteBytes", r.argWriteBytes);
+    }
+    out.Set(static_cast<uint32_t>(i), o);
+  }
+  return out;
 }
 
 Napi::Value SelfTest(const Napi::CallbackInfo& info) {
@@ -108,6 +186,9 @@ Napi::Object EmulatorExports(Napi::Env env) {
   o.Set("selfTest", Napi::Function::New(env, SelfTest, "selfTest"));
   o.Set("setDropStreamWaits", Napi::Function::New(env, SetDropStreamWaits, "setDropStreamWaits"));
   o.Set("setPlanted", Napi::Function::New(env, SetPlanted, "setPlanted"));
+  o.Set("countTraffic", Napi::Function::New(env, CountTraffic, "countTraffic"));
+  o.Set("trafficSupported", Napi::Function::New(env, TrafficSupported, "trafficSupported"));
+  o.Set("trafficRecords", Napi::Function::New(env, TrafficRecords, "trafficRecords"));
   return o;
 }
 

@@ -32,7 +32,7 @@ inline void launch(const char* op, const char* name, void (*kernel)(P...), dim3 
                    A&&... args) {
   countLaunch();
 #if defined(AXN_CUDA_EMU)
-  emu::launch(name, kernel, grid, block, shmem, stream(), std::forward<A>(args)...);
+  emu::launch(op, name, kernel, grid, block, shmem, stream(), std::forward<A>(args)...);
 #else
   (void)name;
   kernel<<<grid, block, shmem, stream()>>>(std::forward<A>(args)...);

@@ -134,7 +134,7 @@ Result fromFloats(const std::vector<float>& v) {
 template <class... P, class... A>
 void launchOnStream(cudaStream_t s, const char* op, const char* name, void (*kernel)(P...), unsigned grid,
                     unsigned block, A&&... args) {
-  ::axn::emu::launch(name, kernel, dim3(grid), dim3(block), 0, s, std::forward<A>(args)...);
+  ::axn::emu::launch(op, name, kernel, dim3(grid), dim3(block), 0, s, std::forward<A>(args)...);
   AXN_CUDA_LAUNCH_CHECK(op);
 }
 #define launchOn(s, op, kernel, grid, block, ...) launchOnStream((s), (op), #kernel, (kernel), (grid), (block), __VA_ARGS__)

@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -115,6 +116,21 @@ void extent(int rows, int cols, int ld, long long stride, int batch, long long* 
   *hi = last + std::max(0LL, span);
 }
 
+// The bytes of a rows×cols operand (leading dimension ld) over `batch` matrices `stride` elements apart:
+// each element once (the ld padding between columns is not read). A stride of 0 is one matrix read
+// `batch` times (the weights of a strided-batched convolution); matrices that overlap (0 < |stride| <
+// their extent) count their whole extent, an upper bound, and set *overlap.
+double operandBytes(int rows, int cols, int ld, long long stride, int batch, bool* overlap) {
+  const double one = (double)rows * cols * sizeof(float);
+  if (batch <= 1 || stride == 0) return one;
+  const long long span = (long long)(cols - 1) * ld + rows;
+  if (std::llabs(stride) >= span) return one * batch;
+  *overlap = true;
+  long long lo, hi;
+  extent(rows, cols, ld, stride, batch, &lo, &hi);
+  return (double)(hi - lo + 1) * sizeof(float);
+}
+
 cublasStatus_t checkOperand(const char* fn, const char* name, const float* p, int rows, int cols, int ld,
                             long long stride, int batch) {
   long long lo, hi;
@@ -152,10 +168,42 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
   }
   if (checkOperand(fn, "C", C, m, n, ldc, sC, batch) != CUBLAS_STATUS_SUCCESS) return CUBLAS_STATUS_EXECUTION_FAILED;
   Gemm g{ta, tb, h->mode == CUBLAS_TF32_TENSOR_OP_MATH, m, n, k, lda, ldb, ldc, a, b, A, B, C, sA, sB, sC, batch};
-  const cudaError_t e = enqueue(h->stream, [g](ExecError&) {
+  const bool skip = skipKernels();  // AXN_EMU_SKIP_KERNELS=1: recorded, not run
+  auto run = [g, skip] {
+    if (skip) return true;
     for (int i = 0; i < g.batch; i++) gemmOne(g, g.A + i * g.sA, g.B + i * g.sB, g.C + i * g.sC);
     return true;
-  });
+  };
+  cudaError_t e;
+  if (trafficCounting()) {
+    // What the arguments make the call read and write (each operand element once: an ideal cache within
+    // the call), beside the pages the counter measures when it runs.
+    TrafficRecord rec;
+    rec.kind = TrafficRecord::Cublas;
+    rec.name = fn;
+    rec.ta = ta, rec.tb = tb, rec.m = m, rec.n = n, rec.k = k, rec.lda = lda, rec.ldb = ldb, rec.ldc = ldc;
+    rec.batch = batch, rec.strideA = sA, rec.strideB = sB, rec.strideC = sC, rec.alpha = a, rec.beta = b;
+    rec.tf32 = g.tf32;
+    bool overlap = false;
+    if (readsAB)
+      rec.argReadBytes = operandBytes(aRows, aCols, lda, sA, batch, &overlap) + operandBytes(bRows, bCols, ldb, sB, batch, &overlap);
+    const double cBytes = operandBytes(m, n, ldc, sC, batch, &overlap);
+    if (b != 0.0f) rec.argReadBytes += cBytes;
+    rec.argWriteBytes = cBytes;
+    rec.overlap = overlap;
+    rec.flops = readsAB ? 2.0 * m * n * (double)k * batch : 0.0;
+    if (skip) {
+      rec.pagesValid = false;
+      e = enqueue(h->stream, [rec](ExecError&) {
+        addTrafficRecord(rec);
+        return true;
+      });
+    } else {
+      e = enqueue(h->stream, [run, rec](ExecError&) { return runCounted(rec, run); });
+    }
+  } else {
+    e = enqueue(h->stream, [run](ExecError&) { return run(); });
+  }
   if (e == cudaErrorInvalidResourceHandle) return CUBLAS_STATUS_INVALID_VALUE;
   return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
 }

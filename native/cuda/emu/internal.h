@@ -3,6 +3,8 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "launch.h"
 #include "runtime.h"
@@ -34,8 +36,20 @@ bool available(std::string* reason);
 // Device thread: run every block of a launch. False on a kernel fault (a barrier or shuffle misuse).
 bool runKernel(const KernelLaunch& launch, Order order, uint64_t seed, uint64_t launchId, ExecError* err);
 
+// AXN_EMU_SKIP_KERNELS=1: kernels and GEMMs are checked, counted and recorded but not run (a plan of the
+// launches at a batch too large to execute; results are meaningless). runtime.h.
+bool skipKernels();
+
 void countCublasCall();
 void countThreads(uint64_t n);
+
+// Traffic counting (traffic.cc; runtime.h says what it measures). On the device thread: run `op` with
+// every device allocation protected and the page-fault handler recording, then append `rec` with the
+// pages read and written. addTrafficRecord appends a record whose bytes come from arguments alone.
+bool runCounted(TrafficRecord rec, const std::function<bool()>& op);
+void addTrafficRecord(TrafficRecord rec);
+// Every device allocation (not pinned), live or held by the caching allocator: (start, bytes).
+void deviceAllocations(std::vector<std::pair<uintptr_t, size_t>>& out);
 
 std::string hexPtr(const void* p);
 

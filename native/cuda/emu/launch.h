@@ -31,6 +31,7 @@ struct PointerVisitor {
 
 struct KernelLaunch {
   const char* name = "";
+  const char* op = "";  // the operation that launched it (AXN_LAUNCH's first argument): traffic records
   const void* func = nullptr;
   dim3 grid, block;
   size_t dynShared = 0;
@@ -59,13 +60,14 @@ void collectPointers(const T& v, int index, std::vector<PointerArg>& out) {
 }
 
 template <class... P, class... A>
-void launch(const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem, cudaStream_t stream,
-            A&&... args) {
+void launch(const char* op, const char* name, void (*kernel)(P...), dim3 grid, dim3 block, size_t shmem,
+            cudaStream_t stream, A&&... args) {
   static_assert(sizeof...(P) == sizeof...(A), "kernel launched with the wrong number of arguments");
   using Params = std::tuple<std::decay_t<P>...>;
   auto params = std::make_shared<Params>(std::forward<A>(args)...);
   KernelLaunch l;
   l.name = name;
+  l.op = op ? op : "";
   l.func = reinterpret_cast<const void*>(kernel);
   l.grid = grid;
   l.block = block;

@@ -21,6 +21,8 @@
 
 #include "internal.h"
 
+#include <sys/mman.h>
+
 #if defined(__SANITIZE_ADDRESS__)
 #include <sanitizer/asan_interface.h>
 #define AXN_EMU_POISON(p, n) ASAN_POISON_MEMORY_REGION((p), (n))
@@ -28,6 +30,9 @@
 #else
 #define AXN_EMU_POISON(p, n) ((void)(p), (void)(n))
 #define AXN_EMU_UNPOISON(p, n) ((void)(p), (void)(n))
+// Without AddressSanitizer device memory is mapped page by page (cudaMalloc): every allocation owns its
+// pages, which the traffic counter needs (traffic.cc). With it, from the heap, where ASan checks bounds.
+#define AXN_EMU_PAGE_EXCLUSIVE 1
 #endif
 
 namespace axn::emu {
@@ -85,6 +90,10 @@ struct Wait {
   uint64_t upTo = 0;
 };
 
+#if defined(AXN_EMU_PAGE_EXCLUSIVE)
+size_t pageRound(size_t bytes) { return (bytes + kTrafficPageBytes - 1) / kTrafficPageBytes * kTrafficPageBytes; }
+#endif
+
 double nowMs() {
   using namespace std::chrono;
   return duration<double, std::milli>(steady_clock::now().time_since_epoch()).count();
@@ -128,6 +137,7 @@ struct Device {
   std::string stickyDetail;
   Counters c;
   bool eager = false;
+  bool skipKernels = false;  // AXN_EMU_SKIP_KERNELS=1: launches and GEMMs are checked and recorded, not run
   size_t capacity = 0;
   bool present = true;
   uint64_t launchId = 0;
@@ -135,6 +145,7 @@ struct Device {
 
   Device() {
     eager = std::strcmp(envOr("AXN_EMU_EAGER", "0"), "1") == 0;
+    skipKernels = std::strcmp(envOr("AXN_EMU_SKIP_KERNELS", "0"), "1") == 0;
     present = std::strcmp(envOr("AXN_EMU_DEVICES", "1"), "0") != 0;
     capacity = static_cast<size_t>(std::strtoull(envOr("AXN_EMU_MEMORY_MIB", "8192"), nullptr, 10)) << 20;
     lanes[0];  // the legacy default stream
@@ -432,6 +443,14 @@ void markBlock(cudaStream_t s, void* p, bool live, size_t usable, size_t total) 
 #endif
 }
 
+void deviceAllocations(std::vector<std::pair<uintptr_t, size_t>>& out) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  out.clear();
+  for (const auto& [base, a] : d.allocs)
+    if (!a.pinned) out.emplace_back(base, a.bytes);
+}
+
 cudaError_t enqueue(cudaStream_t s, DeviceWork work) {
   Device& d = dev();
   std::unique_lock<std::mutex> lk(d.mu);
@@ -461,6 +480,8 @@ cudaError_t stickyError() {
   std::lock_guard<std::mutex> lk(d.mu);
   return d.sticky;
 }
+
+bool skipKernels() { return dev().skipKernels; }
 
 bool available(std::string* reason) {
   if (dev().present) return true;
@@ -530,7 +551,40 @@ cudaError_t submitKernel(KernelLaunch&& l, cudaStream_t s) {
                           (unsigned long long)(threads * l.grid.x * l.grid.y * l.grid.z));
   auto launch = std::make_shared<KernelLaunch>(std::move(l));
   d.c.kernelLaunches++;
-  enqueueLocked(d, lk, s, [launch, o, sd, id](ExecError& err) { return runKernel(*launch, o, sd, id, &err); });
+  if (d.skipKernels) {
+    // The plan of a run (AXN_EMU_SKIP_KERNELS=1): every check above, the record, no execution.
+    TrafficRecord rec;
+    const bool counted = trafficCounting();
+    if (counted) {
+      rec.kind = TrafficRecord::Kernel;
+      rec.name = launch->name;
+      rec.op = launch->op;
+      rec.pagesValid = false;
+      const unsigned g[3] = {launch->grid.x, launch->grid.y, launch->grid.z}, bl[3] = {launch->block.x, launch->block.y, launch->block.z};
+      std::copy(g, g + 3, rec.grid);
+      std::copy(bl, bl + 3, rec.block);
+    }
+    enqueueLocked(d, lk, s, [rec, counted](ExecError&) {
+      if (counted) addTrafficRecord(rec);
+      return true;
+    });
+  } else if (trafficCounting()) {
+    TrafficRecord rec;
+    rec.kind = TrafficRecord::Kernel;
+    rec.name = launch->name;
+    rec.op = launch->op;
+    const unsigned g[3] = {launch->grid.x, launch->grid.y, launch->grid.z}, bl[3] = {launch->block.x, launch->block.y, launch->block.z};
+    std::copy(g, g + 3, rec.grid);
+    std::copy(bl, bl + 3, rec.block);
+    // Counted launches run their blocks and threads in forward order: the order changes no page a correct
+    // kernel touches, and it keeps the pages each lifts contiguous (every protection boundary splits a
+    // memory mapping, and Linux allows a process 65,530 of them: vm.max_map_count).
+    enqueueLocked(d, lk, s, [launch, sd, id, rec](ExecError& err) {
+      return runCounted(rec, [&] { return runKernel(*launch, Order::Forward, sd, id, &err); });
+    });
+  } else {
+    enqueueLocked(d, lk, s, [launch, o, sd, id](ExecError& err) { return runKernel(*launch, o, sd, id, &err); });
+  }
   return cudaSuccess;
 }
 
@@ -688,9 +742,22 @@ cudaError_t cudaMalloc(void** ptr, size_t bytes) {
                                               std::to_string(d.capacity >> 20) + " MiB (AXN_EMU_MEMORY_MIB), " +
                                               std::to_string(d.c.deviceBytes >> 20) + " MiB in use");
   void* p = nullptr;
+#if defined(AXN_EMU_PAGE_EXCLUSIVE)
+  // Each allocation on pages of its own, so that the traffic counter (traffic.cc) can protect it alone.
+  p = mmap(nullptr, pageRound(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) p = nullptr;
+  if (!p) return ret(cudaErrorMemoryAllocation, "cudaMalloc(" + std::to_string(bytes) + "): mmap failed");
+#else
+  // From the heap, so that AddressSanitizer sees a kernel that runs past an allocation.
   if (posix_memalign(&p, 256, bytes) != 0 || !p)
     return ret(cudaErrorMemoryAllocation, "cudaMalloc(" + std::to_string(bytes) + "): the host heap is exhausted");
-  std::memset(p, 0xFF, bytes);  // fresh device memory holds garbage: NaN shows a read of what no one wrote
+#endif
+  // Fresh device memory holds garbage: NaN shows a read of what no one wrote. Not when kernels are skipped
+  // (a plan of the launches only): then it stays zero, untouched (not committed), and a loss read back is 0.
+  if (!d.skipKernels) std::memset(p, 0xFF, bytes);
+#if !defined(AXN_EMU_PAGE_EXCLUSIVE)
+  else std::memset(p, 0, bytes);  // heap memory is not zero by itself
+#endif
   d.allocs[reinterpret_cast<uintptr_t>(p)] = Allocation{bytes, bytes, true, false};
   d.c.deviceMallocs++;
   d.c.deviceBytes += bytes;
@@ -710,8 +777,12 @@ cudaError_t cudaFree(void* ptr) {
   d.c.deviceBytes -= it->second.bytes;
   d.c.deviceFrees++;
   AXN_EMU_UNPOISON(ptr, it->second.bytes);
-  d.allocs.erase(it);
+#if defined(AXN_EMU_PAGE_EXCLUSIVE)
+  munmap(ptr, pageRound(it->second.bytes));
+#else
   std::free(ptr);
+#endif
+  d.allocs.erase(it);
   return cudaSuccess;
 }
 
@@ -778,19 +849,30 @@ cudaError_t memcpyImpl(void* dst, const void* src, size_t bytes, cudaMemcpyKind 
                                           ": the source " + hexPtr(src) + " is " + whereName(ws) + ", the destination " +
                                           hexPtr(dst) + " is " + whereName(wd));
   d.c.copies++;
+  // Counted: the device bytes its arguments name (a host side is not device memory traffic).
+  std::shared_ptr<TrafficRecord> rec;
+  if (trafficCounting()) {
+    rec = std::make_shared<TrafficRecord>();
+    rec->kind = TrafficRecord::Copy;
+    rec->name = std::string("memcpy ") + (sDev ? "D" : "H") + "to" + (dDev ? "D" : "H");
+    rec->argReadBytes = sDev ? (double)bytes : 0;
+    rec->argWriteBytes = dDev ? (double)bytes : 0;
+  }
   uint64_t seq;
   if (ws == Where::Host) {
     // From pageable memory the data is staged before the call returns: the source may be reused at once.
     auto staged = std::make_shared<std::vector<unsigned char>>(static_cast<const unsigned char*>(src),
                                                                static_cast<const unsigned char*>(src) + bytes);
-    seq = enqueueLocked(d, lk, s, [dst, staged](ExecError&) {
+    seq = enqueueLocked(d, lk, s, [dst, staged, rec](ExecError&) {
       std::memcpy(dst, staged->data(), staged->size());
+      if (rec) addTrafficRecord(*rec);
       return true;
     });
   } else {
     // From device or pinned memory the copy reads the source when the device gets to it.
-    seq = enqueueLocked(d, lk, s, [dst, src, bytes](ExecError&) {
+    seq = enqueueLocked(d, lk, s, [dst, src, bytes, rec](ExecError&) {
       std::memcpy(dst, src, bytes);
+      if (rec) addTrafficRecord(*rec);
       return true;
     });
   }
@@ -816,9 +898,17 @@ cudaError_t memcpy2DImpl(void* dst, size_t dpitch, const void* src, size_t spitc
   if (classify(d, dst, dpitch * (height - 1) + width, &why) != Where::Device) return ret(cudaErrorInvalidValue, "cudaMemcpy2DAsync destination: " + why);
   if (classify(d, src, spitch * (height - 1) + width, &why) != Where::Device) return ret(cudaErrorInvalidValue, "cudaMemcpy2DAsync source: " + why);
   d.c.copies++;
-  enqueueLocked(d, lk, s, [dst, dpitch, src, spitch, width, height](ExecError&) {
+  const bool counted = trafficCounting();
+  enqueueLocked(d, lk, s, [dst, dpitch, src, spitch, width, height, counted](ExecError&) {
     for (size_t r = 0; r < height; r++)
       std::memcpy(static_cast<unsigned char*>(dst) + r * dpitch, static_cast<const unsigned char*>(src) + r * spitch, width);
+    if (counted) {
+      TrafficRecord rec;
+      rec.kind = TrafficRecord::Copy;
+      rec.name = "memcpy2D DtoD";
+      rec.argReadBytes = rec.argWriteBytes = (double)width * height;
+      addTrafficRecord(std::move(rec));
+    }
     return true;
   });
   return cudaSuccess;
@@ -835,8 +925,16 @@ cudaError_t memsetImpl(void* dst, int value, size_t bytes, cudaStream_t s, bool 
   if (w != Where::Device)
     return ret(cudaErrorInvalidValue, "cudaMemset: " + (w == Where::Partial ? why : hexPtr(dst) + " is " + whereName(w)));
   d.c.copies++;
-  const uint64_t seq = enqueueLocked(d, lk, s, [dst, value, bytes](ExecError&) {
+  const bool counted = trafficCounting();
+  const uint64_t seq = enqueueLocked(d, lk, s, [dst, value, bytes, counted](ExecError&) {
     std::memset(dst, value, bytes);
+    if (counted) {
+      TrafficRecord rec;
+      rec.kind = TrafficRecord::Memset;
+      rec.name = "memset";
+      rec.argWriteBytes = (double)bytes;
+      addTrafficRecord(std::move(rec));
+    }
     return true;
   });
   if (blocking) return ret(waitForOps(d, lk, {seq}));

@@ -4,8 +4,9 @@
 // kernels run on the CPU, one CUDA thread at a time (native/cuda/emu/exec.cc), far slower than any GPU.
 //
 // What it models (native/cuda/emu/runtime.cc):
-//  - device memory from the host heap (posix_memalign), so AddressSanitizer sees a kernel that reads or
-//    writes past an allocation; every allocation is registered, so a pointer that lies in none (a host
+//  - device memory from the host heap (posix_memalign) under AddressSanitizer, so ASan sees a kernel that
+//    reads or writes past an allocation; without ASan each allocation is mapped on pages of its own (mmap),
+//    which the traffic counter needs (below); every allocation is registered, so a pointer that lies in none (a host
 //    pointer handed to a kernel or a copy) is refused with a CUDA error;
 //  - one device that executes one operation at a time on its own worker thread, asynchronously to the
 //    host: work starts only when the host waits for it (a stream, event or device synchronisation, a copy
@@ -22,11 +23,16 @@
 //  - sticky errors: a fault inside a kernel (illegal address, a barrier or shuffle misuse) is returned by
 //    every later call, as on a real device; launch-configuration errors are not sticky;
 //  - AXN_EMU_TRACE=1 prints every kernel launch (name, grid, block, threads) to stderr;
+//  - AXN_EMU_SKIP_KERNELS=1 checks, counts and records every launch and GEMM but runs none (copies still
+//    run; fresh device memory is zero): the plan of a run too large to execute (bench/traffic.mjs at
+//    batch 128). Every result is meaningless;
 //  - the properties of an H200-like device (compute capability 9.0, 132 SMs, 48 KiB of shared memory per
 //    block by default, 227 KiB opt-in), with as much memory as AXN_EMU_MEMORY_MIB allows (default 8 GiB).
 #pragma once
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "types.h"
 
@@ -186,6 +192,40 @@ Counters counters();
 // allocation; and, with AddressSanitizer, in stream order, the rest of the block's `total` bytes is
 // poisoned, so a kernel that writes past its tensor into the allocator's rounding is reported.
 void markBlock(cudaStream_t stream, void* p, bool live, size_t usable, size_t total);
+
+// ---- traffic per launch (opt-in; the plain emulated build on x86-64 Linux only) -------------------------
+// While counting is on, every kernel launch and cuBLAS call enqueued runs with every device allocation
+// protected PROT_NONE (device memory is page-exclusive: one mmap per cudaMalloc in this build); a SIGSEGV
+// handler records the first read and the first write of each 4 KiB page and lifts the protection page by
+// page (native/cuda/emu/traffic.cc). A record holds the unique pages the operation read and wrote: the
+// DRAM traffic of an ideal cache within that one operation, a floor, to page granularity. cuBLAS records
+// also carry their arguments and the operand bytes those arguments imply; copies and memsets the bytes
+// their arguments name.
+struct TrafficRecord {
+  enum Kind { Kernel, Cublas, Copy, Memset } kind = Kernel;
+  std::string name;              // kernel name, cuBLAS entry point, or the copy's direction
+  std::string op;                // kernels: the operation that launched it (AXN_LAUNCH's first argument)
+  unsigned grid[3] = {0, 0, 0}, block[3] = {0, 0, 0};
+  uint64_t readPages = 0, writePages = 0;  // measured (kernels and cuBLAS); pages of kPageBytes
+  bool pagesValid = true;  // false: the counter ran out of mappings (cuBLAS only: its bytes come from arguments)
+  // cuBLAS only: the call and what its arguments make it read and write (column-major, cuBLAS's rules)
+  bool ta = false, tb = false;
+  int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0, batch = 0;
+  long long strideA = 0, strideB = 0, strideC = 0;
+  float alpha = 0, beta = 0;
+  bool tf32 = false;
+  double argReadBytes = 0, argWriteBytes = 0, flops = 0;  // copies and memsets: argReadBytes/argWriteBytes
+  bool overlap = false;  // an operand's batch stride overlaps its matrices: argReadBytes is its extent
+};
+constexpr size_t kTrafficPageBytes = 4096;
+// Whether counting can run in this build, and if not why (AddressSanitizer owns SIGSEGV and the heap
+// device memory comes from; the page-fault error code is read on x86-64 Linux only).
+bool trafficSupported(std::string* why);
+// Start (true) or stop counting, for operations enqueued from now on. False (with *why) when unsupported.
+bool setTrafficCounting(bool on, std::string* why);
+bool trafficCounting();
+// The records of the counted operations that have completed, in the order the device ran them; cleared.
+std::vector<TrafficRecord> takeTrafficRecords();
 
 // What the sticky error, if any, was about (which kernel, block, thread, pointer); empty when none.
 // cudaGetErrorString appends the same detail to the CUDA message of every emulator error.
