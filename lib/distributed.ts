@@ -41,8 +41,19 @@ export interface DistInfo {
   backend: 'mpi' | 'nccl';
 }
 
+/** What {@link ncclSelfTest} ran. */
+export interface NcclSelfTestReport {
+  /** The NCCL library file that was loaded, or "the emulated NCCL (...)" on the emulated device. */
+  library: string;
+  /** ncclGetVersion: major × 10000 + minor × 100 + patch (× 1000 for the major before 2.9); 0 when emulated. */
+  version: number;
+  /** One line per check that passed, in order. */
+  checks: string[];
+}
+
 interface NativeDist {
   support(): DistributedSupport;
+  ncclSelfTest(): Promise<NcclSelfTestReport>;
   init(): DistInfo;
   initialised(): boolean;
   finalized(): boolean;
@@ -71,6 +82,30 @@ export function distributedSupport(): DistributedSupport {
   if (!s.mpi) out.reason = /apt-get install openmpi-bin/.test(s.reason ?? '') ? s.reason : `${s.reason ?? 'built without MPI'}; ${INSTALL}`;
   if (s.nccl !== undefined) out.nccl = s.nccl;
   return out;
+}
+
+/**
+ * A diagnostic of the NCCL layer on one GPU, without MPI (CUDA builds, with or without MPI; the GPU check
+ * runs it): loads NCCL as initDistributed() would (AXN_NCCL_LIB, else libnccl.so.2 on the loader's path,
+ * else in the folders of AXN_NCCL_DIRS, ':'-separated), reads its version, creates a communicator of one
+ * rank on this process's device, runs ncclAllReduce (sum, float32) and ncclBroadcast out of place on 1, 7
+ * and 1,000,003 floats on the communication stream, ordered with the compute stream as the training
+ * collectives are, then allReduce and broadcast's own code path (tensor fusion, waits, watchdog) in place,
+ * checks every result bit for bit (a world of one: the result is the input) and that nothing was written
+ * past the receive buffers, polls ncclCommGetAsyncError, and destroys the communicator. Rejects with the
+ * check that failed, or with every library name tried when NCCL cannot be loaded. It does not cover
+ * several ranks or several GPUs (with one rank the reduction itself is not observable). It creates the
+ * CUDA context: in a data-parallel process call it after initDistributed(). On the emulated device it runs
+ * against the emulated NCCL.
+ */
+export function ncclSelfTest(): Promise<NcclSelfTestReport> {
+  try {
+    const d = native();
+    if (typeof d.ncclSelfTest !== 'function') throw new Error('ncclSelfTest: this native addon predates it; rebuild it (npm rebuild alexnet-cuda)');
+    return d.ncclSelfTest();
+  } catch (e) {
+    return Promise.reject(e);
+  }
 }
 
 /** Whether this process was started by an MPI launcher (mpirun/mpiexec, srun with PMI/PMIx), from the

@@ -22,6 +22,6 @@ export { saveCheckpoint, loadCheckpoint, readCheckpointMeta, type CheckpointMeta
 export * as data from './data/index.js';
 export {
   distributedSupport, launchedByMpi, initDistributed, distributedInfo, allReduce, broadcast, allReduceHost, allGatherString, barrier,
-  abortDistributed, finalizeDistributed, mpirunArgs, type DistInfo, type DistributedSupport,
+  abortDistributed, finalizeDistributed, mpirunArgs, ncclSelfTest, type DistInfo, type DistributedSupport, type NcclSelfTestReport,
 } from './distributed.js';
 export { trainingCurvePng, filterGridPng } from './viz.js';

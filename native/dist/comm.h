@@ -1,7 +1,9 @@
 // The communicator of data-parallel training (DESIGN.md "Distributed"): MPI launches and bootstraps the
 // job and reduces CPU tensors (mpi.cc); NCCL reduces CUDA tensors (nccl.cc, loaded at run time with
-// dlopen; emulated over MPI on the emulated device, native/cuda/emu/nccl.cc). Compiled only when CMake
-// found MPI (AXN_MPI); native/bind/dist.cc says so otherwise. JS API: lib/distributed.ts.
+// dlopen; emulated over MPI on the emulated device, native/cuda/emu/nccl.cc). mpi.cc is compiled only
+// when CMake found MPI (AXN_MPI), and with it nccl.cc's job communicator; native/bind/dist.cc says so
+// otherwise. nccl.cc's loader and ncclSelfTest() (a communicator of one rank) are in every CUDA build, MPI
+// or not. JS API: lib/distributed.ts.
 //
 // Ordering. Every rank must make the same collective calls in the same order (allReduce, broadcast and
 // the host collectives alike; the tensors of a call in the same order with the same sizes). MPI calls
@@ -55,9 +57,27 @@ void barrier();
 // its MPI_Comm (so that this header needs no mpi.h). Shared with the emulated NCCL.
 void allReduceSumDeterministic(float* buf, size_t n, const void* mpiComm);
 
-// NCCL (nccl.cc). Whether it could be loaded (false and *reason when not). CUDA builds only.
+// NCCL (nccl.cc). Whether it could be loaded (false and *reason when not: every name tried, and how to
+// install it). AXN_NCCL_LIB alone when set; else libnccl.so.2 on the loader's path, then in each folder of
+// AXN_NCCL_DIRS (':'-separated), then libnccl.so.
 bool ncclAvailable(std::string* reason);
 #ifdef AXN_WITH_CUDA
+// A diagnostic of the NCCL layer on one GPU, without MPI: loads NCCL, reads its version, creates a
+// communicator of one rank (ncclGetUniqueId, ncclCommInitRank(1, id, 0)) on this process's device, and
+// runs on the communication stream, ordered with the compute stream as the job's collectives are:
+// ncclAllReduce (sum, float32) and ncclBroadcast (root 0) out of place on 1, 7 and 1000003 floats (the
+// receive buffer must hold the input bit for bit, and the 16 floats past it stay untouched), then the job's
+// own allReduce and broadcast code (fusion, waits, watchdog) in place; polls ncclCommGetAsyncError after
+// each, destroys the communicator. With one rank the reduction operation itself is not observable (sum,
+// max, ... of one value are the value): several ranks are not covered. Throws axn::Error naming the failed
+// check. Call it from one thread at a time; it creates the CUDA context (on the device selectDevice chose).
+struct NcclSelfTestResult {
+  std::string library;  // the file loaded (or the emulated NCCL)
+  int version = 0;      // ncclGetVersion (0 for the emulated NCCL)
+  std::vector<std::string> checks;
+};
+NcclSelfTestResult ncclSelfTest();
+// The job's communicator (builds with MPI):
 // Init part: load NCCL, create the communicator (collective over MPI_COMM_WORLD; called by init()).
 void ncclInit(int rank, int world);
 void ncclShutdown(bool abort);

@@ -40,6 +40,9 @@ struct NcclApi {
   ncclResult_t (*commAbort)(ncclComm_t comm);
   ncclResult_t (*commDestroy)(ncclComm_t comm);
   const char* (*getErrorString)(ncclResult_t result);
+  // NCCL_VERSION_CODE of the library: major * 10000 + minor * 100 + patch (major * 1000 + minor * 100 +
+  // patch before 2.9); the emulated NCCL answers 0.
+  ncclResult_t (*getVersion)(int* version);
 };
 
 }  // namespace axn::dist
