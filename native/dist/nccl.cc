@@ -208,6 +208,9 @@ void watchdogLoop(Comm* c) {
       return;
     }
     lock.lock();
+    // Not complete yet: poll again in a millisecond, not at once (the wait above returns at once while
+    // anything is pending: without this the watchdog would keep a core busy during every collective)
+    c->wake.wait_for(lock, std::chrono::milliseconds(1), [&] { return c->stop; });
   }
 }
 
