@@ -110,12 +110,12 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
     const info = initDistributed();
     if (info.world > 1) dist = info;
   }
-  if (!dist) return trainProcess(o, null, null, { agreed: false });
+  if (!dist) return trainProcess(o, distOpts, null, null, { agreed: false });
   // From here a rank that hangs ends the job (the others would wait for it in a collective)
   const watchdog = new Watchdog(dist.rank, watchdogSeconds(distOpts));
   const phase = { agreed: false };
   try {
-    return await trainProcess(o, dist, watchdog, phase);
+    return await trainProcess(o, distOpts, dist, watchdog, phase);
   } catch (e) {
     // Once the ranks agreed on the run, the others are (or will be) waiting for this one in a collective:
     // end the job now, naming this rank, rather than leave them to the watchdog. (An error before that is
@@ -127,9 +127,8 @@ export async function train(o: TrainOptions): Promise<TrainResult> {
   }
 }
 
-async function trainProcess(o: TrainOptions, dist: DistInfo | null, watchdog: Watchdog | null, phase: { agreed: boolean }): Promise<TrainResult> {
+async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist: DistInfo | null, watchdog: Watchdog | null, phase: { agreed: boolean }): Promise<TrainResult> {
   const { model } = o;
-  const distOpts: DistributedOptions = typeof o.distributed === 'object' && o.distributed !== null ? o.distributed : {};
   const t0 = performance.now();
   if (o.checkpoint !== undefined) {
     if (typeof o.checkpoint !== 'string' || o.checkpoint === '') throw new TypeError(`train: expected checkpoint to be a file path, got ${JSON.stringify(o.checkpoint)}`);

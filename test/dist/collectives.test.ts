@@ -4,20 +4,17 @@
 // rank order (bit for bit) and a float64 sum, and the ranks compare checksums of every result.
 // Also: a rank that exits without finalizeDistributed(), abortDistributed(), and a rank killed by SIGKILL
 // while the other is in an all-reduce (mpirun must end the job, quickly).
-import { spawn, spawnSync } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 
-import { distributedSupport, mpirunArgs } from '../../lib/distributed.js';
 import { emulated, noCuda } from '../helpers/gpu.js';
+import { mpiSkipReason, mpirunEnv, mpirunTestArgs } from '../helpers/mpi.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const script = path.join(here, 'collectives-rank.mjs');
-const support = distributedSupport();
-const mpirun = spawnSync('mpirun', ['--version'], { encoding: 'utf8' });
-const haveMpirun = !mpirun.error && mpirun.status === 0;
-const skipReason = !support.mpi ? `the addon was built without MPI: ${support.reason}` : !haveMpirun ? 'mpirun is not on PATH (Debian: apt-get install openmpi-bin)' : '';
+const skipReason = mpiSkipReason;
 if (skipReason) console.warn(`test/dist/collectives: skipped: ${skipReason}`);
 
 interface Run {
@@ -32,10 +29,8 @@ interface Run {
 /** mpirun -np <np> node collectives-rank.mjs <mode> <device>. The ranks inherit this environment, except
  * LD_PRELOAD (the sanitizer runtime of the emulated build), which goes to the ranks only (-x). */
 function launch(np: number, mode: string, device: string, timeoutMs = 100_000, extra: string[] = []): Promise<Run> {
-  const env = { ...process.env };
-  const preload = env.LD_PRELOAD;
-  delete env.LD_PRELOAD;
-  const args = [...mpirunArgs(np), ...(preload ? ['-x', `LD_PRELOAD=${preload}`] : []), process.execPath, script, mode, device, ...extra];
+  const env = mpirunEnv();
+  const args = [...mpirunTestArgs(np), process.execPath, script, mode, device, ...extra];
   const t0 = Date.now();
   return new Promise((resolve, reject) => {
     const child = spawn('mpirun', args, { env, stdio: ['ignore', 'pipe', 'pipe'] });

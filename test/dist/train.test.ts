@@ -8,10 +8,11 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { distributedSupport, mpirunArgs } from '../../lib/distributed.js';
+import { mpirunArgs } from '../../lib/distributed.js';
 import { readSafetensors } from '../../lib/io/safetensors.js';
 import { readCheckpointMeta } from '../../lib/checkpoint.js';
 import { emulated, noCuda } from '../helpers/gpu.js';
+import { mpiSkipReason, mpirunEnv, mpirunTestArgs, sanitizerPreload } from '../helpers/mpi.js';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const CLI = path.join(root, 'dist', 'cli.js');
@@ -19,14 +20,10 @@ const RANK = path.join(root, 'test', 'dist', 'train-rank.mjs');
 const tmp = mkdtempSync(path.join(tmpdir(), 'axn-dist-train-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-const support = distributedSupport();
-const mpirun = spawnSync('mpirun', ['--version']).error === undefined;
-const skip = !support.mpi ? `the addon has no MPI (${support.reason})` : !mpirun ? 'mpirun is not on the PATH' : '';
-// One OpenMP thread a rank: the ranks share this machine's cores. The sanitizer runtime of the emulated
-// device's build (LD_PRELOAD, npm run test:emu) goes to the ranks only (mpirun -x), not to mpirun.
-const { LD_PRELOAD: preload, ...rest } = process.env;
-const env = { ...rest, OMP_NUM_THREADS: '1' };
-const mpiArgs = (np: number) => [...mpirunArgs(np), ...(preload ? ['-x', `LD_PRELOAD=${preload}`] : [])];
+const skip = mpiSkipReason;
+// One OpenMP thread a rank: the ranks share this machine's cores.
+const preload = sanitizerPreload;
+const env = mpirunEnv({ OMP_NUM_THREADS: '1' });
 
 function run(cmd: string, args: string[], timeout = 240_000) {
   // a node process itself gets the sanitizer runtime; mpirun passes it to its ranks
@@ -41,7 +38,7 @@ function trainBoth(world: number, batch: number, steps: number, device: string) 
   const many = path.join(tmp, `many-${device}-${world}`);
   const a = run(process.execPath, [RANK, one, String(batch), String(steps), '0', device]);
   expect(a.code, a.err).toBe(0);
-  const b = run('mpirun', [...mpiArgs(world), process.execPath, RANK, many, String(batch), String(steps), '1', device]);
+  const b = run('mpirun', [...mpirunTestArgs(world), process.execPath, RANK, many, String(batch), String(steps), '1', device]);
   expect(b.code, b.err + b.out).toBe(0);
   return {
     w0: f32(`${one}.init.bin`),
