@@ -41,6 +41,8 @@ const USAGE = `Usage: node bench/run.mjs [options]
   --python PATH       the Python with torch (default: $ALEXNET_PYTHON, python3, /usr/bin/python3)
   --unfused           run the training steps' Conv2d/Linear → ReLU pairs as separate layers (an A/B
                       against the default fused pairs: the same values, two launches more per pair)
+  --conv-path PATH    columns (default) or legacy: the convolution path (lib/ops/conv.ts
+                      setConvolutionPath; an A/B of issue 19's data path, the same values to GEMM rounding)
   --traffic WHEN      count each training step's traffic on the emulated device (every launch and cuBLAS
                       call with the bytes it reads and writes, FLOPs; bench/README.md): auto (default: when
                       the loaded addon is the plain emulated build), on (fail where it cannot), off
@@ -70,6 +72,7 @@ function parseCli() {
         python: { type: 'string' },
         list: { type: 'boolean', default: false },
         unfused: { type: 'boolean', default: false },
+        'conv-path': { type: 'string', default: 'columns' },
         traffic: { type: 'string', default: 'auto' },
         'traffic-only': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -101,6 +104,7 @@ function parseCli() {
   const checks = ['auto', 'pytorch', 'cpu', 'all', 'none'];
   if (!checks.includes(a.check)) fail(`--check must be one of ${checks.join(', ')}, got "${a.check}"`);
   if (a['vs-pytorch'] && a.check === 'none') fail('--vs-pytorch compares with PyTorch; it cannot go with --check none');
+  if (!['columns', 'legacy'].includes(a['conv-path'])) fail(`--conv-path must be columns or legacy, got "${a['conv-path']}"`);
   if (!['auto', 'on', 'off'].includes(a.traffic)) fail(`--traffic must be auto, on or off, got "${a.traffic}"`);
   if (a['traffic-only'] && a.traffic === 'off') fail('--traffic-only counts traffic; it cannot go with --traffic off');
   return {
@@ -113,6 +117,7 @@ function parseCli() {
     json: a.json,
     list: a.list,
     fuseRelu: !a.unfused,
+    convPath: a['conv-path'],
     vsPytorch: a['vs-pytorch'],
     check: a.check,
     python: a.python,
@@ -300,6 +305,8 @@ async function measure(task, ctx) {
       await once();
       sync();
       row.traffic = await countStepTraffic(h, task, ctx);
+      // The allocator's peak since the process started: the model, its optimizer state and two steps.
+      row.traffic.peakDeviceBytes = pkg.memoryStats().native.cuda.peakInUseBytes;
     } else {
       // Warm-up: the first call pays one-time costs (module loading, cuBLAS heuristics, allocator misses).
       await once();
@@ -420,6 +427,10 @@ async function main() {
   const device = cli.device ?? (info.cuda ? 'cuda' : 'cpu');
   if (device === 'cuda' && !info.cuda && !cli.list) fail(`--device cuda: CUDA is not available: ${info.cudaReason}`);
   const batch = cli.batch ?? (device === 'cuda' ? 128 : 8);
+  if (cli.convPath !== 'columns') {
+    if (typeof pkg.ops.setConvolutionPath !== 'function') fail('--conv-path: this package has no ops.setConvolutionPath');
+    pkg.ops.setConvolutionPath(cli.convPath);
+  }
   const precisions = device === 'cuda' ? ['fp32', 'tf32'] : ['fp32'];
   let tasks = buildTasks(pkg, geo, { device, batch, precisions, fuseRelu: cli.fuseRelu });
   if (cli.filter) tasks = tasks.filter((t) => cli.filter.test(t.key));
@@ -528,6 +539,7 @@ async function main() {
     batch,
     precisions,
     fuseRelu: cli.fuseRelu,
+    convPath: cli.convPath,
     traffic: ctx.traffic ? { pageBytes: PAGE_BYTES, trafficOnly: cli.trafficOnly } : null,
     gpu: device === 'cuda' ? gpu?.name ?? null : null,
     cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.cpus().length}`,

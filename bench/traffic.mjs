@@ -31,7 +31,8 @@ const USAGE = `Usage: ALEXNET_CUDA_ADDON=…/build-emu-plain/Release/alexnet_cud
   --filter REGEX   training-step rows (default '^train\\.(g1|tv)\\.tf32$')
   --out PREFIX     write PREFIX.json and PREFIX.md (default bench/results/tmp/traffic)
   --work DIR       where the per-batch runs write their JSON and logs (default bench/results/tmp)
-  --reuse          use a per-batch JSON already in --work instead of running it again`;
+  --reuse          use a per-batch JSON already in --work instead of running it again
+  --conv-path P    columns (default) or legacy: the convolution path counted (bench/run.mjs --conv-path)`;
 
 function fail(msg) {
   console.error(`traffic: ${msg}`);
@@ -48,6 +49,7 @@ try {
       out: { type: 'string', default: 'bench/results/tmp/traffic' },
       work: { type: 'string', default: 'bench/results/tmp' },
       reuse: { type: 'boolean', default: false },
+      'conv-path': { type: 'string', default: 'columns' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -73,8 +75,9 @@ mkdirSync(work, { recursive: true });
 // ---- 1 and 2: the runs ---------------------------------------------------------------------------------
 const commands = [];
 function runBatch(batch, plan) {
-  const file = join(work, `traffic-${plan ? 'plan-' : ''}b${batch}.json`);
-  const args = ['bench/run.mjs', '--device', 'cuda', '--batch', String(batch), '--check', 'none', '--traffic-only', '--filter', a.filter, '--json', relative(ROOT, file)];
+  const legacy = a['conv-path'] === 'legacy';
+  const file = join(work, `traffic-${legacy ? 'legacy-' : ''}${plan ? 'plan-' : ''}b${batch}.json`);
+  const args = ['bench/run.mjs', '--device', 'cuda', '--batch', String(batch), '--check', 'none', '--traffic-only', '--filter', a.filter, '--json', relative(ROOT, file), ...(legacy ? ['--conv-path', 'legacy'] : [])];
   const env = { ...process.env, ...(plan ? { AXN_EMU_SKIP_KERNELS: '1' } : {}) };
   delete env.AXN_EMU_ORDER; // counted launches run in forward order anyway; the plan has no order
   const shown = `${plan ? 'AXN_EMU_SKIP_KERNELS=1 ' : ''}ALEXNET_CUDA_ADDON=${relative(ROOT, process.env.ALEXNET_CUDA_ADDON)} node ${args.map((x) => (/[\\^$|()]/.test(x) ? `'${x}'` : x)).join(' ')}`;
@@ -117,12 +120,19 @@ function phaseLabels(entries) {
   return entries.map((e, i) => {
     const bwd = back >= 0 && i > back;
     if (e.kind === 'cublas') {
+      // the legacy path: per-image GEMMs, and the dw GEMM after the permute
       if (e.name === 'cublasSgemmStridedBatched') return bwd ? 'conv dx GEMM' : 'conv GEMM (fwd)';
       if (bwd && entries[i - 1]?.op === 'conv2dBackward.permute') return 'conv dw GEMM';
+      // the columns path: a layer's GEMMs end at its epilogue (forward), its col2im or the unpadding of dw
+      const next = entries.slice(i + 1).find((x) => x.kind === 'kernel')?.op;
+      if (!bwd && next === 'conv2d.epilogue') return 'conv GEMM (fwd)';
+      if (bwd && (next === 'conv2dBackward.col2im' || next === 'conv2dBackward.unpadK')) return e.gemm?.transA ? 'conv dx GEMM' : 'conv dw GEMM';
       return 'fc GEMM';
     }
     if (e.kind !== 'kernel') return `${e.name}`;
     if (e.op === 'conv2d.im2col') return bwd ? 'im2col again (bwd, for dw)' : 'im2col (fwd)';
+    if (e.op === 'conv2d.epilogue' || e.op === 'conv2d.biasRelu') return 'bias + ReLU (+ permute, columns path)';
+    if (e.op === 'conv2d.padK' || e.op === 'conv2dBackward.unpadK') return 'pad K (weights in, dw out)';
     if (e.op === 'conv2dBackward.reluBiasGrad' || e.op === 'linearBackward.reluBiasGrad' || e.op === 'linearBackward.biasGrad') return 'ReLU mask + bias gradient';
     if (/^(dropout|dropoutBackward|softmaxCrossEntropy|softmaxCrossEntropyBackward|topkCorrect|linear\.bias|linear\.biasRelu)$/.test(e.op)) return 'fc bias/ReLU, dropout, softmax, top-k';
     return e.op;
@@ -204,7 +214,7 @@ for (const row of plan.results) {
     g.floor += floorOf([e], peakOf(precision)).roofline;
     byLabel.set(e.label, g);
   }
-  archs.push({ key, precision, label: row.label, shape: row.shape, entries, totals, byLabel: [...byLabel.values()] });
+  archs.push({ key, precision, label: row.label, shape: row.shape, entries, totals, byLabel: [...byLabel.values()], peakDeviceBytes: row.traffic.peakDeviceBytes ?? null });
 }
 
 // ---- output ---------------------------------------------------------------------------------------------------
@@ -220,6 +230,7 @@ const out = {
     runs: commands,
     batches,
     target,
+    convPath: a['conv-path'],
     pageBytes: PAGE_BYTES,
     ceilings: CEILINGS,
     method: {
@@ -248,13 +259,15 @@ md.push(
   `- **Scaling.** Measured at batches ${batches.join(', ')}; each kernel's bytes are fitted by a line through batches ${b1} and ${b2} (weights a constant, activations per image), checked at the other batches (a kernel off the line by more than ${affineTol / 1024} KiB is flagged below) and extrapolated to ${target}. Page rounding moves each extrapolated kernel value by at most ±${MB(boundPerDir)} MB per direction if a launch touches at most ${TENSORS} tensors in a direction (each rounded up by less than a page at each measured batch, times the lever ${(1 + 2 * s).toFixed(0)} of the extrapolation: v(${target}) = v(${b2}) + ${s}·(v(${b2}) − v(${b1}))); the bound per step (every kernel, both directions) is in the totals.`,
   `- **The sequence at ${target}.** The same command at batch ${target} with AXN_EMU_SKIP_KERNELS=1 checked and recorded every launch and GEMM without running them: the launches, their order and every cuBLAS call match the small batches one for one (checked), so no convolution is cut into workspace chunks at ${target} that is not at the small batches. Grids and blocks below are the ones at ${target}.`,
   `- **cuBLAS calls: from their arguments** at batch ${target} (m, n, k, lda/ldb/ldc, batch strides; each operand element once, C read as well when β ≠ 0), exact. FLOPs = 2·m·n·k per matrix. At the measured batches the page counter saw the same bytes to within ${MB(Math.max(...archs.map((x) => Math.max(Math.abs(x.totals.cublasPagesMinusArgs.min), Math.abs(x.totals.cublasPagesMinusArgs.max)))))} MB per call (cross-check), and the line through batches ${b1} and ${b2} reproduces the exact values at ${target} to within ${Math.max(...archs.map((x) => x.totals.argumentExtrapolationGap))} bytes/FLOPs.`,
+  `- **Convolution path: ${a['conv-path']}** (lib/ops/conv.ts, setConvolutionPath; bench/run.mjs --conv-path).`,
+  `- **Peak device memory**: the caching allocator's peak in-use bytes in the batch-${target} plan's process (the model, the SGD state, a warm-up step and the counted one; memoryStats().native.cuda.peakInUseBytes): what a GPU's allocator would hold at its peak, without cuBLAS's workspace and the CUDA context.`,
   `- **Floor, not a time**: Σ over operations of max((read + written) / ${CEILINGS.bytes / 1e12} TB/s, FLOPs / peak), peak the ${CEILINGS.card} TF32 GEMM ceiling ${CEILINGS.tf32 / 1e12} TFLOP/s; the "bf16 peak" column keeps the same bytes at 2× that peak (bf16 activations would also cut bytes; not counted here). No kernel reaches either ceiling, launches do not overlap here, and nothing about speed is claimed before a GPU runs it.`,
   '',
 );
 md.push('## Totals', '');
 md.push(
   markdownTable(
-    ['step', 'operations (kernels / cuBLAS / copies)', 'bytes read', 'bytes written', 'read + written', 'FLOPs', 'floor (not a time)', 'floor at bf16 peak (same bytes)', 'page-rounding bound'],
+    ['step', 'operations (kernels / cuBLAS / copies)', 'bytes read', 'bytes written', 'read + written', 'FLOPs', 'floor (not a time)', 'floor at bf16 peak (same bytes)', 'page-rounding bound', `peak device memory at ${target}`],
     archs.map((x) => {
       const t = x.totals;
       return [
@@ -267,6 +280,7 @@ md.push(
         `${(t.floor.roofline * 1e3).toFixed(2)} ms (memory alone ${(t.floor.memory * 1e3).toFixed(2)}, GEMM math alone ${(t.floor.compute * 1e3).toFixed(2)})`,
         `${(t.floorBf16Peak.roofline * 1e3).toFixed(2)} ms`,
         `±${fmtMB(t.roundingBound)}`,
+        x.peakDeviceBytes == null ? '—' : `${(x.peakDeviceBytes / 2 ** 30).toFixed(2)} GiB`,
       ];
     }),
   ),

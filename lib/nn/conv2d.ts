@@ -1,4 +1,4 @@
-import { conv2d, conv2dBackward } from '../ops/conv.js';
+import { conv2d, conv2dBackward, conv2dForTraining } from '../ops/conv.js';
 import { Tensor, type Device } from '../tensor.js';
 import { Module, Parameter, keep, release } from './module.js';
 import type { ReLU } from './relu.js';
@@ -23,6 +23,8 @@ export class Conv2d extends Module {
   readonly groups: number;
   precision: Precision = 'fp32';
   #x: Tensor | null = null;
+  /** The forward's columns (conv2dForTraining), for the backward; null when it kept none. */
+  #columns: Tensor | null = null;
 
   constructor(
     readonly inChannels: number,
@@ -59,9 +61,16 @@ export class Conv2d extends Module {
   /** y for x; with `relu` (the ReLU after this convolution: Sequential fuses the pair), y = max(·, 0) in the
    * same op, kept by `relu` for the backward as its own forward would. */
   forward(x: Tensor, relu: ReLU | null = null): Tensor {
-    const y = conv2d(x, this.weight.value, this.bias?.value ?? null, { ...this.#opts(), relu: relu !== null });
-    release(this.#x);
-    this.#x = this.training ? keep(x) : null;
+    const o = { ...this.#opts(), relu: relu !== null };
+    this.releaseSaved();
+    if (!this.training) {
+      const y = conv2d(x, this.weight.value, this.bias?.value ?? null, o);
+      relu?.saveFusedOutput(y);
+      return y;
+    }
+    const { y, columns } = conv2dForTraining(x, this.weight.value, this.bias?.value ?? null, o);
+    this.#columns = columns;
+    this.#x = keep(x);
     relu?.saveFusedOutput(y);
     return y;
   }
@@ -77,6 +86,7 @@ export class Conv2d extends Module {
         needInputGrad: this.needInputGrad,
         needBiasGrad: this.bias !== null,
         ...(relu ? { reluOutput: relu.savedOutput(), reluInPlace: consumeDy } : {}),
+        columns: this.#columns,
       });
       this.weight.setGrad(dw);
       if (this.bias && db) this.bias.setGrad(db);
@@ -90,6 +100,8 @@ export class Conv2d extends Module {
   override releaseSaved(): void {
     release(this.#x);
     this.#x = null;
+    this.#columns?.dispose();
+    this.#columns = null;
   }
 
   toString(): string {

@@ -29,7 +29,36 @@ export interface Conv2dForwardOptions extends Conv2dOptions {
   relu?: boolean;
 }
 
+/** How convolutions run (native/ops/conv2d.h says both in full):
+ * - 'columns' (the default): im2col into a batch-wide layout with 16-byte-aligned rows (the reduction
+ *   dimension padded to a multiple of 4 with zero rows), one GEMM per group over the whole chunk, the NCHW
+ *   permute folded into the bias+ReLU pass; a training forward keeps its columns for the backward
+ *   (`conv2dForTraining`), which reads them instead of computing im2col again, and writes dz in the
+ *   (K, N, Ho·Wo) layout its GEMMs read directly.
+ * - 'legacy': the path before it (per-image GEMMs, im2col again and a permute in the backward), kept for
+ *   A/B comparisons (bench/run.mjs --conv-path legacy; the GPU check). */
+export type ConvolutionPath = 'columns' | 'legacy';
+let convPath: ConvolutionPath = 'columns';
+
+/** Sets the convolution path for later calls (process-wide). Returns the previous one. */
+export function setConvolutionPath(path: ConvolutionPath): ConvolutionPath {
+  if (path !== 'columns' && path !== 'legacy') throw new TypeError(`setConvolutionPath: expected 'columns' or 'legacy', got ${describe(path)}`);
+  const prev = convPath;
+  convPath = path;
+  return prev;
+}
+
+/** The convolution path later calls take. */
+export function getConvolutionPath(): ConvolutionPath {
+  return convPath;
+}
+
+const pathCode = (p: ConvolutionPath) => (p === 'legacy' ? 1 : 0);
+
 export interface Conv2dBackwardOptions extends Conv2dOptions {
+  /** The columns that `conv2dForTraining` kept for this x and w: the backward reads them instead of
+   * computing im2col again, and overwrites them (they serve one backward; dispose them after). */
+  columns?: Tensor | null;
   /** Compute dx (default true; conv1 needs none). */
   needInputGrad?: boolean;
   /** Compute db (default true). */
@@ -38,7 +67,8 @@ export interface Conv2dBackwardOptions extends Conv2dOptions {
    * gradients go through the ReLU too (dy masked where y ≤ 0, in the bias gradient's pass). */
   reluOutput?: Tensor;
   /** With reluOutput: write the masked gradient over dy instead of a scratch buffer (dy is then the
-   * gradient at the convolution's output) — for a caller that has no further use for dy. Default false. */
+   * gradient at the convolution's output) — for a caller that has no further use for dy. Default false.
+   * The legacy path only: on the columns path dz has another layout than dy and dy is left as it is. */
   reluInPlace?: boolean;
 }
 
@@ -151,12 +181,48 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null, opts?: Conv2dForw
   const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
   try {
     if (g.N > 0)
-      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, useTf32, fuseRelu);
+      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, useTf32, fuseRelu, pathCode(convPath), null);
   } catch (e) {
     y.dispose();
     throw e;
   }
   return y;
+}
+
+/** The floats of the whole batch's columns that a training forward keeps on the columns path, or 0 when
+ * it keeps none (the legacy path, a 1×1 stride-1 unpadded convolution, an empty batch, or columns and the
+ * GEMM's output over the workspace cap: the backward then computes them again, chunk by chunk). */
+function columnsFloats(g: Geometry, ws: number, dev: 'cpu' | 'cuda'): number {
+  if (convPath === 'legacy') return 0;
+  return nativeOps().conv2d_columns_floats(...geomArgs(g), ws, dev === 'cuda');
+}
+
+/** conv2d for training: y as conv2d gives it, and the columns for `conv2dBackward`'s `columns` option
+ * (null when this convolution keeps none; see getConvolutionPath). The caller owns both. */
+export function conv2dForTraining(x: Tensor, w: Tensor, b: Tensor | null, opts?: Conv2dForwardOptions): { y: Tensor; columns: Tensor | null } {
+  const op = 'conv2dForTraining';
+  expectTensor(x, op, 'x');
+  expectTensor(w, op, 'w');
+  const o = parseOptions(opts, op);
+  const g = geometry(x.shape, w.shape, o, op);
+  const bias = biasArg(b, op, g.K);
+  const dev = sameDevice(op, { x, w, b: bias });
+  const useTf32 = tf32(o.precision, op);
+  const ws = workspaceOption(o, op);
+  const fuseRelu = reluForwardOption(o, op, 'conv2dBackward');
+  const n = g.N > 0 ? columnsFloats(g, ws, dev) : 0;
+  const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
+  let columns: Tensor | null = null;
+  try {
+    columns = n > 0 ? Tensor.empty([n], dev) : null;
+    if (g.N > 0)
+      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, useTf32, fuseRelu, pathCode(convPath), columns ? st(columns, op) : null);
+  } catch (e) {
+    y.dispose();
+    columns?.dispose();
+    throw e;
+  }
+  return { y, columns };
 }
 
 /**
@@ -178,6 +244,15 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
   const useTf32 = tf32(o.precision, op);
   const ws = workspaceOption(o, op);
   const relu = reluBackwardOptions(o, op, 'conv2d', dy);
+  const columns = o.columns === undefined || o.columns === null ? null : o.columns;
+  if (columns !== null) {
+    if (!(columns instanceof Tensor)) throw new TypeError(`${op}: columns must be a Tensor (from conv2dForTraining) or null, got ${describe(columns)}`);
+    expectTensor(columns, op, 'columns');
+    sameDevice(op, { dy, columns });
+    const want = nativeOps().conv2d_columns_floats(...geomArgs(g), ws, dev === 'cuda');
+    if (want === 0 || columns.shape.length !== 1 || columns.shape[0] !== want)
+      throw new RangeError(`${op}: expected columns of shape [${want}] (what conv2dForTraining keeps for x ${formatShape(x.shape)}, w ${formatShape(w.shape)}${want === 0 ? ': none' : ''}), got ${formatShape(columns.shape)}`);
+  }
   const made: Tensor[] = [];
   try {
     const dx = needDx ? Tensor.empty(x.shape, dev) : null;
@@ -188,7 +263,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
     if (db) made.push(db);
     nativeOps().conv2d_backward(
       st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, ...geomArgs(g), ws, useTf32,
-      relu.y ? st(relu.y, op) : null, relu.inPlace,
+      relu.y ? st(relu.y, op) : null, relu.inPlace, columns ? 0 : pathCode(convPath), columns ? st(columns, op) : null,
     );
     return { dx, dw, db };
   } catch (e) {

@@ -3,9 +3,13 @@
 //                      relu)
 //   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
 //                       workspaceBytes, tf32, reluY | null, reluInPlace)
+//   (both followed by: path (0 columns, 1 legacy), columns | null)
+//   ops.conv2d_columns_floats(N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, cuda) -> number
 // workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU). relu fuses a ReLU
 // into the forward; reluY is that fused forward's output, for the backward through both; reluInPlace
-// writes the gradient at the convolution's output over dy (then held as written, not read-only).
+// writes the gradient at the convolution's output over dy (then held as written, not read-only; the
+// legacy path only). columns: conv2d_columns_floats floats that the forward fills with the whole batch's
+// columns and the backward reads, then overwrites (conv2d.h, "Kept columns").
 #include <string>
 
 #include "bind/util.h"
@@ -42,6 +46,13 @@ size_t workspace(const Napi::CallbackInfo& info, size_t i, const char* op) {
   return static_cast<size_t>(ws);
 }
 
+ops::ConvPath pathArg(const Napi::CallbackInfo& info, size_t i, const char* op) {
+  if (absent(info, i)) return ops::ConvPath::Columns;
+  const int p = i32(info, i, op, "path");
+  AXN_CHECK(p == 0 || p == 1, op, "path must be 0 (columns) or 1 (legacy), got " + std::to_string(p));
+  return static_cast<ops::ConvPath>(p);
+}
+
 struct Sizes {
   size_t x, w, y;
   explicit Sizes(const ops::Conv2dDims& d)
@@ -61,10 +72,19 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const float* w = ptr<const float>(info, 1, op, "w", n.w);
   const float* b = absent(info, 2) ? nullptr : ptr<const float>(info, 2, op, "b", d.K);
   float* y = ptr<float>(info, 3, op, "y", n.y);
+  const ops::ConvPath path = pathArg(info, 19, op);
+  const bool hasCols = !absent(info, 20);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
-                                b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
-  AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, tf32, relu),
-               ops::conv2d_forward_cuda(x, w, b, y, d, ws, tf32, relu));
+                                b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y"),
+                                hasCols ? storage(info, 20, op, "columns") : nullptr});
+  float* cols = nullptr;
+  if (hasCols) {
+    const int64_t nc = ops::conv2d_columns_floats(d, ws, cuda);
+    AXN_CHECK(nc > 0, op, "columns were given, but this convolution keeps none (a 1×1 convolution, or columns over the workspace cap)");
+    cols = ptr<float>(info, 20, op, "columns", static_cast<size_t>(nc));
+  }
+  AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, tf32, relu, path, cols),
+               ops::conv2d_forward_cuda(x, w, b, y, d, ws, tf32, relu, path, cols));
   return info.Env().Undefined();
 }
 
@@ -82,16 +102,34 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   float* dw = ptr<float>(info, 4, op, "dw", n.w);
   float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", d.K);
   const float* reluY = absent(info, 20) ? nullptr : ptr<const float>(info, 20, op, "reluY", n.y);
+  const ops::ConvPath path = pathArg(info, 22, op);
+  const bool hasCols = !absent(info, 23);
   const bool cuda =
       onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
-                  db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr});
-  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace),
-               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace));
+                  db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr,
+                  hasCols ? storage(info, 23, op, "columns") : nullptr});
+  float* cols = nullptr;
+  if (hasCols) {
+    const int64_t nc = ops::conv2d_columns_floats(d, ws, cuda);
+    AXN_CHECK(nc > 0, op, "columns were given, but this convolution keeps none (a 1×1 convolution, or columns over the workspace cap)");
+    cols = ptr<float>(info, 23, op, "columns", static_cast<size_t>(nc));
+  }
+  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace, path, cols),
+               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace, path, cols));
   return info.Env().Undefined();
 }
 
+Napi::Value Conv2dColumnsFloats(const Napi::CallbackInfo& info) {
+  const char* op = "conv2d_columns_floats";
+  const ops::Conv2dDims d = dims(info, 0, op);
+  const size_t ws = workspace(info, 12, op);
+  const bool cuda = flag(info, 13);
+  return Napi::Number::New(info.Env(), static_cast<double>(ops::conv2d_columns_floats(d, ws, cuda)));
+}
+
 void RegisterConv2d(Napi::Env env, Napi::Object& ops) {
+  ops.Set("conv2d_columns_floats", Napi::Function::New(env, Conv2dColumnsFloats, "conv2d_columns_floats"));
   ops.Set("conv2d_forward", Napi::Function::New(env, Conv2dForward, "conv2d_forward"));
   ops.Set("conv2d_backward", Napi::Function::New(env, Conv2dBackward, "conv2d_backward"));
 }

@@ -39,6 +39,8 @@ Napi::Value Counters(const Napi::CallbackInfo& info) {
   o.Set("kernelLaunches", static_cast<double>(c.kernelLaunches));
   o.Set("threadsRun", static_cast<double>(c.threadsRun));
   o.Set("cublasCalls", static_cast<double>(c.cublasCalls));
+  o.Set("cublasMisaligned", static_cast<double>(c.cublasMisaligned));
+  o.Set("lastMisalignedGemm", emu::lastMisalignedGemm());
   o.Set("deviceMallocs", static_cast<double>(c.deviceMallocs));
   o.Set("deviceFrees", static_cast<double>(c.deviceFrees));
   o.Set("pinnedMallocs", static_cast<double>(c.pinnedMallocs));
@@ -69,15 +71,16 @@ Napi::Value SetDropStreamWaits(const Napi::CallbackInfo& info) {
 Napi::Value SetPlanted(const Napi::CallbackInfo& info) {
   const bool none = info.Length() == 0 || info[0].IsNull() || info[0].IsUndefined();
   if (!none && !info[0].IsString())
-    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow', 'biasGradDropLastChunk' or 'reluWritesNothing'");
+    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow', 'biasGradDropLastChunk', 'reluWritesNothing' or 'convUnpaddedK'");
   const std::string w = none ? "" : info[0].As<Napi::String>().Utf8Value();
   const int which = w.empty() ? cuda::kPlantNone
                     : w == "lrnShortWindow" ? cuda::kPlantLrnShortWindow
                     : w == "biasGradDropLastChunk" ? cuda::kPlantBiasGradDropLastChunk
                     : w == "reluWritesNothing"     ? cuda::kPlantReluWritesNothing
+                    : w == "convUnpaddedK"         ? cuda::kPlantConvUnpaddedK
                                                    : -1;
   if (which < 0)
-    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow', 'biasGradDropLastChunk' or 'reluWritesNothing', got '" + w + "'");
+    throw Napi::TypeError::New(info.Env(), "emulator.setPlanted: expected null, 'lrnShortWindow', 'biasGradDropLastChunk', 'reluWritesNothing' or 'convUnpaddedK', got '" + w + "'");
   cuda::setPlanted(which);
   return info.Env().Undefined();
 }

@@ -104,7 +104,7 @@ void setDropStreamWaits(int which);
 // Tests only: defects planted in the real kernels, to prove that the tests catch them (set with
 // emulator.setPlanted on the emulated device; in every other build AXN_PLANTED is the constant false,
 // so the kernels compile as if it were not there).
-enum Planted { kPlantNone = 0, kPlantLrnShortWindow = 1, kPlantBiasGradDropLastChunk = 2, kPlantReluWritesNothing = 3 };
+enum Planted { kPlantNone = 0, kPlantLrnShortWindow = 1, kPlantBiasGradDropLastChunk = 2, kPlantReluWritesNothing = 3, kPlantConvUnpaddedK = 4 };
 #ifdef AXN_CUDA_EMU
 void setPlanted(int which);
 int planted();

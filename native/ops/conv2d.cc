@@ -36,16 +36,19 @@ void conv2d_check_dims(const char* op, const Conv2dDims& d) {
     bad("one image's input, output or kernel footprint exceeds 2^31 elements");
 }
 
-void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow) {
+void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                int64_t groupRows) {
   const int C = d.C, H = d.H, W = d.W, kh = d.kh, kw = d.kw, sh = d.sh, sw = d.sw, ph = d.ph, pw = d.pw;
   const int Ho = d.Ho(), Wo = d.Wo();
+  const int Cg = C / d.groups;
+  const int64_t gr = groupRows ? groupRows : static_cast<int64_t>(Cg) * kh * kw;
 #pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(n) * C * kh * kw * Ho * Wo >= kParallelMin)
   for (int i = 0; i < n; i++) {
     for (int c = 0; c < C; c++) {
       const float* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;
       for (int ki = 0; ki < kh; ki++) {
         for (int kj = 0; kj < kw; kj++) {
-          const int64_t r = (static_cast<int64_t>(c) * kh + ki) * kw + kj;
+          const int64_t r = (c / Cg) * gr + (static_cast<int64_t>(c % Cg) * kh + ki) * kw + kj;
           float* dst = col + i * strideImage + r * strideRow;
           // Output columns whose input column ow·sw − pw + kj lies inside [0, W): [owLo, owHi).
           const int lo = pw - kj, hi = W - 1 + pw - kj;
@@ -74,21 +77,23 @@ void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t 
   }
 }
 
-void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d) {
+void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                int64_t groupRows) {
   const int C = d.C, H = d.H, W = d.W, kh = d.kh, kw = d.kw, sh = d.sh, sw = d.sw, ph = d.ph, pw = d.pw;
   const int Ho = d.Ho(), Wo = d.Wo();
   const int64_t P = static_cast<int64_t>(Ho) * Wo;
-  const int64_t strideImage = static_cast<int64_t>(C) * kh * kw * P;
+  const int Cg = C / d.groups;
+  const int64_t gr = groupRows ? groupRows : static_cast<int64_t>(Cg) * kh * kw;
   // Each (image, channel) plane is owned by one thread: a scatter-add without races.
-#pragma omp parallel for collapse(2) schedule(static) if (n * strideImage >= kParallelMin)
+#pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(n) * C * kh * kw * P >= kParallelMin)
   for (int i = 0; i < n; i++) {
     for (int c = 0; c < C; c++) {
       float* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;
       std::fill(xc, xc + static_cast<int64_t>(H) * W, 0.0f);
       for (int ki = 0; ki < kh; ki++) {
         for (int kj = 0; kj < kw; kj++) {
-          const int64_t r = (static_cast<int64_t>(c) * kh + ki) * kw + kj;
-          const float* src = col + i * strideImage + r * P;
+          const int64_t r = (c / Cg) * gr + (static_cast<int64_t>(c % Cg) * kh + ki) * kw + kj;
+          const float* src = col + i * strideImage + r * strideRow;
           const int lo = pw - kj, hi = W - 1 + pw - kj;
           int owLo = lo <= 0 ? 0 : (lo + sw - 1) / sw;
           int owHi = hi < 0 ? 0 : std::min(Wo, hi / sw + 1);
@@ -115,6 +120,37 @@ void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P) {
                   sizeof(float) * P);
 }
 
+void pad_rows_cpu(const float* src, float* dst, int64_t rows, int64_t cols, int64_t ldDst) {
+  for (int64_t r = 0; r < rows; r++) {
+    std::memcpy(dst + r * ldDst, src + r * cols, sizeof(float) * cols);
+    std::fill(dst + r * ldDst + cols, dst + (r + 1) * ldDst, 0.0f);
+  }
+}
+
+void unpad_rows_cpu(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; r++) std::memcpy(dst + r * cols, src + r * ldSrc, sizeof(float) * cols);
+}
+
+void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) {
+#pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(n) * K * P >= kParallelMin)
+  for (int i = 0; i < n; i++)
+    for (int k = 0; k < K; k++) {
+      const float* s = src + static_cast<int64_t>(k) * ld + static_cast<int64_t>(i) * P;
+      float* row = y + (static_cast<int64_t>(i) * K + k) * P;
+      if (b) {
+        const float v = b[k];
+        if (relu)
+          for (int64_t p = 0; p < P; p++) row[p] = relu_fwd(s[p] + v);
+        else
+          for (int64_t p = 0; p < P; p++) row[p] = s[p] + v;
+      } else if (relu) {
+        for (int64_t p = 0; p < P; p++) row[p] = relu_fwd(s[p]);
+      } else {
+        std::memcpy(row, s, sizeof(float) * P);
+      }
+    }
+}
+
 void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P) {
 #pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
   for (int i = 0; i < N; i++)
@@ -129,14 +165,17 @@ namespace {
 // e = (i − i0)·P + p goes to acc[e mod B], then the pairwise tree — what a stage-1 block does on CUDA.
 // Plain: g = dy. Relu: g = relu_bwd(dy, y), also written to dz (which may alias dy) — the same sum as the
 // plain one over dz, so the same bits.
+// dz (null: not written) in NCHW (dzLd = 0) or at dz[k·dzLd + i·P + p] (the columns path's (K, N, P)).
 template <bool Relu>
-double bias_grad_pair(const float* dy, const float* y, float* dz, int i0, int nc, int K, int k, int64_t P) {
+double bias_grad_pair(const float* dy, const float* y, float* dz, int64_t dzLd, int i0, int nc, int K, int k,
+                      int64_t P) {
   constexpr int B = kBiasGradLanes;
   double acc[B];
   std::fill(acc, acc + B, 0.0);
   int lane = 0;  // e mod B
   for (int i = i0; i < i0 + nc; i++) {
     const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
+    const int64_t zoff = dzLd ? k * dzLd + static_cast<int64_t>(i) * P : off;
     for (int64_t p = 0; p < P;) {
       // A run of consecutive lanes: acc[lane + q] += g[p + q] (independent lanes: vectorisable, same sums).
       const int len = static_cast<int>(std::min<int64_t>(B - lane, P - p));
@@ -148,10 +187,11 @@ double bias_grad_pair(const float* dy, const float* y, float* dz, int i0, int nc
         const float* d = dy + off + p;
         const float* yy = y + off + p;
         for (int q = 0; q < len; q++) g[q] = relu_bwd(d[q], yy[q]);
-        std::memcpy(dz + off + p, g, sizeof(float) * len);
+        if (dz) std::memcpy(dz + zoff + p, g, sizeof(float) * len);
         for (int q = 0; q < len; q++) a[q] += g[q];
       } else {
         const float* src = dy + off + p;
+        if (dz) std::memcpy(dz + zoff + p, src, sizeof(float) * len);
         for (int q = 0; q < len; q++) a[q] += src[q];
       }
       p += len;
@@ -167,10 +207,10 @@ double bias_grad_pair(const float* dy, const float* y, float* dz, int i0, int nc
 // db[k] = Σ_{n, p} g[n, k, p]: stage 1 over the K·J (channel, chunk) pairs in parallel, then stage 2 per
 // channel, summing its J partials in chunk order (conv2d.h).
 template <bool Relu>
-void bias_grad_loop(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+void bias_grad_loop(const float* dy, const float* y, float* dz, int64_t dzLd, float* db, int N, int K, int64_t P) {
   if (K <= 0) return;
   if (N <= 0) {
-    std::fill(db, db + K, 0.0f);
+    if (db) std::fill(db, db + K, 0.0f);
     return;
   }
   const int T = bias_grad_chunk_images(N, P), J = bias_grad_chunks(N, T);
@@ -180,8 +220,9 @@ void bias_grad_loop(const float* dy, const float* y, float* dz, float* db, int N
   for (int64_t b = 0; b < pairs; b++) {
     const int k = static_cast<int>(b / J), j = static_cast<int>(b - static_cast<int64_t>(k) * J);
     const int i0 = j * T;
-    partial[b] = bias_grad_pair<Relu>(dy, y, dz, i0, std::min(T, N - i0), K, k, P);
+    partial[b] = bias_grad_pair<Relu>(dy, y, dz, dzLd, i0, std::min(T, N - i0), K, k, P);
   }
+  if (!db) return;
   for (int k = 0; k < K; k++) {
     double s = 0.0;
     for (int j = 0; j < J; j++) s += partial[static_cast<size_t>(k) * J + j];
@@ -191,11 +232,16 @@ void bias_grad_loop(const float* dy, const float* y, float* dz, float* db, int N
 }  // namespace
 
 void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P) {
-  bias_grad_loop<false>(dy, nullptr, nullptr, db, N, K, P);
+  bias_grad_loop<false>(dy, nullptr, nullptr, 0, db, N, K, P);
 }
 
 void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
-  bias_grad_loop<true>(dy, y, dz, db, N, K, P);
+  bias_grad_loop<true>(dy, y, dz, 0, db, N, K, P);
+}
+
+void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
+  if (y) bias_grad_loop<true>(dy, y, dz, ldZ, db, N, K, P);
+  else bias_grad_loop<false>(dy, nullptr, dz, ldZ, db, N, K, P);
 }
 
 void zero_cpu(float* p, int64_t n) {
@@ -219,7 +265,7 @@ inline int conv2d_chunk_images(int N, size_t perImage, size_t cap, int64_t P) {
 // precision — and the constants kCuda, kDefaultWorkspace), so both devices chunk, lay out and call
 // GEMMs identically.
 template <class Dev>
-void conv2d_forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+void conv2d_forward_legacy(const Dev& dev, const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
                     size_t workspaceBytes, bool relu) {
   const int G = d.groups, Kg = d.K / G, Cg = d.C / G;
   const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
@@ -239,7 +285,7 @@ void conv2d_forward(const Dev& dev, const float* x, const float* w, const float*
     const int nc = std::min(chunk, d.N - n0);
     const float* src = x + n0 * imgIn;
     if (!identity) {
-      dev.im2col(src, col, nc, d, CRS * P, P);
+      dev.im2col(src, col, nc, d, CRS * P, P, 0);
       src = col;
     }
     for (int g = 0; g < G; g++)
@@ -252,7 +298,7 @@ void conv2d_forward(const Dev& dev, const float* x, const float* w, const float*
 }
 
 template <class Dev>
-void conv2d_backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
+void conv2d_backward_legacy(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
                      const Conv2dDims& d, size_t workspaceBytes, const float* reluY, bool reluInPlace) {
   const int G = d.groups, Kg = d.K / G, Cg = d.C / G;
   const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
@@ -293,10 +339,10 @@ void conv2d_backward(const Dev& dev, const float* dy, const float* x, const floa
         dev.gemm_sb(true, false, static_cast<int>(CgRS), static_cast<int>(P), Kg, 1.0f, w + g * Kg * CgRS,
                      static_cast<int>(CgRS), 0, dyc + g * Kg * P, static_cast<int>(P), imgOut, 0.0f,
                      dcol + g * CgRS * P, static_cast<int>(P), CRS * P, nc);
-      if (!identity) dev.col2im(col, dxc, nc, d);
+      if (!identity) dev.col2im(col, dxc, nc, d, CRS * P, P, 0);
     }
     // dw_g (+)= dyᵀ_g · col'_gᵀ over the chunk's n·P columns.
-    dev.im2col(x + n0 * imgIn, col, nc, d, P, nc * P);
+    dev.im2col(x + n0 * imgIn, col, nc, d, P, nc * P, 0);
     dev.permute_nkp(dyc, dyt, nc, d.K, P);
     const int red = static_cast<int>(nc * P);
     for (int g = 0; g < G; g++)
@@ -306,16 +352,163 @@ void conv2d_backward(const Dev& dev, const float* dy, const float* x, const floa
 }
 
 
+// ---- The columns path (conv2d.h) ----
+
+// Images per chunk on the columns path: the cap's rule, and few enough that pad4(n·P) fits an int (a
+// GEMM dimension); then down to a multiple of 4 when the chunks are more than one and hold at least 4, so
+// that every chunk's offset n0·P into dz is a multiple of 16 bytes.
+inline int cols_chunk_images(int N, size_t perImage, size_t cap, int64_t P) {
+  int64_t n = conv2d_chunk_images(N, perImage, cap, P);
+  n = std::max<int64_t>(1, std::min<int64_t>(n, (INT_MAX - 3) / std::max<int64_t>(P, 1)));
+  if (n < N && n >= 4) n -= n % 4;
+  return static_cast<int>(n);
+}
+
+// The layout of one call's columns.
+struct ColsLayout {
+  int G, Kg, Cg;
+  int64_t P, CgRS, CgRSp, rows, imgIn, imgOut;
+  ColsLayout(const Conv2dDims& d, bool padK)
+      : G(d.groups), Kg(d.K / d.groups), Cg(d.C / d.groups), P(static_cast<int64_t>(d.Ho()) * d.Wo()),
+        CgRS(static_cast<int64_t>(d.C / d.groups) * d.kh * d.kw), CgRSp(padK ? conv_pad4(CgRS) : CgRS),
+        rows(G * CgRSp), imgIn(static_cast<int64_t>(d.C) * d.H * d.W), imgOut(static_cast<int64_t>(d.K) * P) {}
+  bool padded() const { return CgRSp != CgRS; }
+};
+
+template <class Dev>
+void conv2d_forward_cols(const Dev& dev, const float* x, const float* w, const float* b, float* y,
+                         const Conv2dDims& d, size_t workspaceBytes, bool relu, float* kept) {
+  if (d.N == 0) return;
+  const ColsLayout L(d, dev.padK());
+  const int64_t P = L.P;
+  const size_t cap = workspaceBytes ? workspaceBytes : Dev::kDefaultWorkspace;
+  // Per image: its columns and its part of Y'.
+  const int chunk = kept ? d.N : cols_chunk_images(d.N, static_cast<size_t>((L.rows + d.K) * P) * sizeof(float), cap, P);
+  const int64_t ldMax = conv_pad4(static_cast<int64_t>(chunk) * P);
+  Scratch colBuf(Dev::kCuda, kept ? 0 : static_cast<size_t>(L.rows * ldMax) * sizeof(float));
+  float* col = kept ? kept : colBuf.as<float>();
+  Scratch out(Dev::kCuda, static_cast<size_t>(d.K * ldMax) * sizeof(float));
+  Scratch wpad(Dev::kCuda, L.padded() ? static_cast<size_t>(d.K * L.CgRSp) * sizeof(float) : 0);
+  const float* wp = w;
+  if (L.padded()) {
+    dev.pad_rows(w, wpad.as<float>(), d.K, L.CgRS, L.CgRSp);
+    wp = wpad.as<float>();
+  }
+  for (int n0 = 0; n0 < d.N; n0 += chunk) {
+    const int nc = std::min(chunk, d.N - n0);
+    const int64_t ld = conv_pad4(static_cast<int64_t>(nc) * P);
+    dev.im2col(x + n0 * L.imgIn, col, nc, d, P, ld, L.CgRSp);
+    if (L.padded())
+      for (int g = 0; g < L.G; g++) dev.zero(col + (g * L.CgRSp + L.CgRS) * ld, (L.CgRSp - L.CgRS) * ld);
+    for (int g = 0; g < L.G; g++)
+      dev.gemm(false, false, L.Kg, static_cast<int>(nc * P), static_cast<int>(L.CgRSp), 1.0f, wp + g * L.Kg * L.CgRSp,
+               static_cast<int>(L.CgRSp), col + g * L.CgRSp * ld, static_cast<int>(ld), 0.0f,
+               out.as<float>() + g * L.Kg * ld, static_cast<int>(ld));
+    dev.epilogue(out.as<float>(), ld, b, y + n0 * L.imgOut, nc, d.K, P, relu);
+  }
+}
+
+template <class Dev>
+void conv2d_backward_cols(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw,
+                          float* db, const Conv2dDims& d, size_t workspaceBytes, const float* reluY, float* kept) {
+  const ColsLayout L(d, dev.padK());
+  const int64_t P = L.P;
+  if (d.N == 0) {  // empty sums
+    if (db) dev.zero(db, d.K);
+    dev.zero(dw, d.K * L.CgRS);
+    return;
+  }
+  // dz in (K, N, P), rows ldZ apart; db from the same pass.
+  const int64_t ldZ = conv_pad4(static_cast<int64_t>(d.N) * P);
+  Scratch dzBuf(Dev::kCuda, static_cast<size_t>(d.K * ldZ) * sizeof(float));
+  float* dz = dzBuf.as<float>();
+  dev.grad_knp(dy, reluY, dz, ldZ, db, d.N, d.K, P);
+  const size_t cap = workspaceBytes ? workspaceBytes : Dev::kDefaultWorkspace;
+  const int chunk = kept ? d.N : cols_chunk_images(d.N, static_cast<size_t>(L.rows * P) * sizeof(float), cap, P);
+  const int64_t ldMax = conv_pad4(static_cast<int64_t>(chunk) * P);
+  Scratch colBuf(Dev::kCuda, kept ? 0 : static_cast<size_t>(L.rows * ldMax) * sizeof(float));
+  float* col = kept ? kept : colBuf.as<float>();
+  Scratch wpad(Dev::kCuda, L.padded() && dx ? static_cast<size_t>(d.K * L.CgRSp) * sizeof(float) : 0);
+  Scratch dwpad(Dev::kCuda, L.padded() ? static_cast<size_t>(d.K * L.CgRSp) * sizeof(float) : 0);
+  const float* wp = w;
+  if (L.padded() && dx) {
+    dev.pad_rows(w, wpad.as<float>(), d.K, L.CgRS, L.CgRSp);
+    wp = wpad.as<float>();
+  }
+  float* dwp = L.padded() ? dwpad.as<float>() : dw;
+  for (int n0 = 0; n0 < d.N; n0 += chunk) {
+    const int nc = std::min(chunk, d.N - n0);
+    const int64_t ld = conv_pad4(static_cast<int64_t>(nc) * P);
+    const int red = static_cast<int>(nc * P);
+    // The padding rows are left as they are here: only dw's padding columns read them, and those are
+    // dropped (kept columns have them zero from the forward).
+    if (!kept) dev.im2col(x + n0 * L.imgIn, col, nc, d, P, ld, L.CgRSp);
+    const float* dzc = dz + n0 * P;
+    // dw_g (+)= dz_g · col'_gᵀ over the chunk's n·P columns.
+    for (int g = 0; g < L.G; g++)
+      dev.gemm(false, true, L.Kg, static_cast<int>(L.CgRSp), red, 1.0f, dzc + g * L.Kg * ldZ, static_cast<int>(ldZ),
+               col + g * L.CgRSp * ld, static_cast<int>(ld), n0 == 0 ? 0.0f : 1.0f, dwp + g * L.Kg * L.CgRSp,
+               static_cast<int>(L.CgRSp));
+    if (dx) {
+      // dcol'_g = w_gᵀ · dz_g over the columns just read (stream order: after the dw GEMM), then col2im.
+      for (int g = 0; g < L.G; g++)
+        dev.gemm(true, false, static_cast<int>(L.CgRSp), red, L.Kg, 1.0f, wp + g * L.Kg * L.CgRSp,
+                 static_cast<int>(L.CgRSp), dzc + g * L.Kg * ldZ, static_cast<int>(ldZ), 0.0f, col + g * L.CgRSp * ld,
+                 static_cast<int>(ld));
+      dev.col2im(col, dx + n0 * L.imgIn, nc, d, P, ld, L.CgRSp);
+    }
+  }
+  if (L.padded()) dev.unpad_rows(dwp, L.CgRSp, dw, d.K, L.CgRS);
+}
+
+// The whole batch's dz as one (K, N·P) matrix needs pad4(N·P) to fit an int (a GEMM's leading dimension).
+inline bool cols_backward_fits(const Conv2dDims& d) {
+  return static_cast<int64_t>(d.N) * d.Ho() * d.Wo() <= INT_MAX - 3;
+}
+
+template <class Dev>
+void conv2d_forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+                    size_t workspaceBytes, bool relu, ConvPath path, float* kept) {
+  if (kept && conv2d_columns_floats(d, workspaceBytes, Dev::kCuda) == 0)
+    fail("conv2d", "columns were given for a convolution that keeps none (a 1×1 convolution, an empty batch, or columns over the workspace cap)", __FILE__, __LINE__);
+  if (kept && path == ConvPath::Legacy) fail("conv2d", "columns were given on the legacy path, which keeps none", __FILE__, __LINE__);
+  if (path == ConvPath::Legacy || conv2d_identity(d)) conv2d_forward_legacy(dev, x, w, b, y, d, workspaceBytes, relu);
+  else conv2d_forward_cols(dev, x, w, b, y, d, workspaceBytes, relu, kept);
+}
+
+template <class Dev>
+void conv2d_backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
+                     const Conv2dDims& d, size_t workspaceBytes, const float* reluY, bool reluInPlace, ConvPath path,
+                     float* kept) {
+  if (kept && (path == ConvPath::Legacy || conv2d_columns_floats(d, workspaceBytes, Dev::kCuda) == 0))
+    fail("conv2dBackward", "columns were given for a convolution that keeps none (the legacy path, a 1×1 convolution, an empty batch, or columns over the workspace cap)", __FILE__, __LINE__);
+  if (path == ConvPath::Legacy || conv2d_identity(d) || !cols_backward_fits(d))
+    conv2d_backward_legacy(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
+  else
+    conv2d_backward_cols(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, kept);
+}
+
 struct CpuConv {
   static constexpr bool kCuda = false;
   static constexpr size_t kDefaultWorkspace = kConvWorkspaceCpu;
   // No launches to save on the CPU: the bias fill, the GEMM and a ReLU pass, as unfused (bit for bit).
   static constexpr bool kBiasReluEpilogue = false;
   bool tf32;
-  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR) const {
-    im2col_cpu(x, col, n, d, sI, sR);
+  bool padK() const { return true; }
+  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+    im2col_cpu(x, col, n, d, sI, sR, gr);
   }
-  void col2im(const float* col, float* x, int n, const Conv2dDims& d) const { col2im_cpu(col, x, n, d); }
+  void col2im(const float* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+    col2im_cpu(col, x, n, d, sI, sR, gr);
+  }
+  void pad_rows(const float* s, float* t, int64_t rows, int64_t cols, int64_t ld) const { pad_rows_cpu(s, t, rows, cols, ld); }
+  void unpad_rows(const float* s, int64_t ld, float* t, int64_t rows, int64_t cols) const { unpad_rows_cpu(s, ld, t, rows, cols); }
+  void epilogue(const float* s, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) const {
+    conv_epilogue_cpu(s, ld, b, y, n, K, P, relu);
+  }
+  void grad_knp(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
+    conv_grad_knp_cpu(dy, y, dz, ldZ, db, N, K, P);
+  }
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cpu(s, t, n, K, P); }
   void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cpu(y, b, N, K, P); }
   void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cpu(dy, db, N, K, P); }
@@ -342,10 +535,22 @@ struct CudaConv {
   static constexpr size_t kDefaultWorkspace = kConvWorkspaceCuda;
   static constexpr bool kBiasReluEpilogue = true;  // one launch adds the bias and applies the ReLU
   bool tf32;
-  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR) const {
-    im2col_cuda(x, col, n, d, sI, sR);
+  // Planted defect (tests only, the emulated device): the columns path leaves K unpadded.
+  bool padK() const { return !AXN_PLANTED(kPlantConvUnpaddedK); }
+  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+    im2col_cuda(x, col, n, d, sI, sR, gr);
   }
-  void col2im(const float* col, float* x, int n, const Conv2dDims& d) const { col2im_cuda(col, x, n, d); }
+  void col2im(const float* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+    col2im_cuda(col, x, n, d, sI, sR, gr);
+  }
+  void pad_rows(const float* s, float* t, int64_t rows, int64_t cols, int64_t ld) const { pad_rows_cuda(s, t, rows, cols, ld); }
+  void unpad_rows(const float* s, int64_t ld, float* t, int64_t rows, int64_t cols) const { unpad_rows_cuda(s, ld, t, rows, cols); }
+  void epilogue(const float* s, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) const {
+    conv_epilogue_cuda(s, ld, b, y, n, K, P, relu);
+  }
+  void grad_knp(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
+    conv_grad_knp_cuda(dy, y, dz, ldZ, db, N, K, P);
+  }
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cuda(s, t, n, K, P); }
   void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cuda(y, b, N, K, P); }
   void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cuda(dy, db, N, K, P); }
@@ -369,31 +574,43 @@ struct CudaConv {
 
 }  // namespace
 
+int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool cuda) {
+  if (d.N <= 0 || conv2d_identity(d)) return 0;
+  const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
+  if (static_cast<int64_t>(d.N) * P > INT_MAX - 3) return 0;
+  const ColsLayout L(d, true);
+  const int64_t ld = conv_pad4(static_cast<int64_t>(d.N) * P);
+  const size_t cap = workspaceBytes ? workspaceBytes : cuda ? kConvWorkspaceCuda : kConvWorkspaceCpu;
+  // The cap bounds what the forward holds at once: the columns and Y'.
+  if (static_cast<double>(L.rows + d.K) * ld * sizeof(float) > static_cast<double>(cap)) return 0;
+  return L.rows * ld;
+}
+
 void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                        size_t workspaceBytes, bool tf32, bool relu) {
+                        size_t workspaceBytes, bool tf32, bool relu, ConvPath path, float* columns) {
   conv2d_check_dims("conv2d", d);
-  conv2d_forward(CpuConv{tf32}, x, w, b, y, d, workspaceBytes, relu);
+  conv2d_forward(CpuConv{tf32}, x, w, b, y, d, workspaceBytes, relu, path, columns);
 }
 
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
-                         bool reluInPlace) {
+                         bool reluInPlace, ConvPath path, float* columns) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
+  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
 
 #ifdef AXN_WITH_CUDA
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                         size_t workspaceBytes, bool tf32, bool relu) {
+                         size_t workspaceBytes, bool tf32, bool relu, ConvPath path, float* columns) {
   conv2d_check_dims("conv2d", d);
-  conv2d_forward(CudaConv{tf32}, x, w, b, y, d, workspaceBytes, relu);
+  conv2d_forward(CudaConv{tf32}, x, w, b, y, d, workspaceBytes, relu, path, columns);
 }
 
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
                           const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
-                          bool reluInPlace) {
+                          bool reluInPlace, ConvPath path, float* columns) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
+  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
 #endif
 

@@ -23,9 +23,10 @@ using cuda::gridFor;
 using cuda::kThreads;
 
 // x: (n, C, H, W) -> col entry (i, r = (c·kh + ki)·kw + kj, p) at col[i·strideImage + r·strideRow + p].
+// Channel c's rows start at (c / Cg)·groupRows + (c mod Cg)·kh·kw (groupRows = Cg·kh·kw: unpadded).
 __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ col, int n, int C, int H, int W,
                               int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int64_t strideImage,
-                              int64_t strideRow) {
+                              int64_t strideRow, int Cg, int64_t groupRows) {
   const int P = Ho * Wo;
   const int CP = C * P;  // ≤ INT_MAX (conv2d_check_dims)
   const int64_t imgIn = static_cast<int64_t>(C) * H * W;
@@ -38,7 +39,7 @@ __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ c
       const int oh = p / Wo;
       const int ow = p - oh * Wo;
       const float* xc = xi + static_cast<int64_t>(c) * H * W;
-      float* dst = coli + static_cast<int64_t>(c) * kh * kw * strideRow + p;
+      float* dst = coli + ((c / Cg) * groupRows + static_cast<int64_t>(c % Cg) * kh * kw) * strideRow + p;
       const int ih0 = oh * sh - ph, iw0 = ow * sw - pw;
       for (int ki = 0; ki < kh; ki++) {
         const int ih = ih0 + ki;
@@ -55,13 +56,13 @@ __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ c
   }
 }
 
-// col (image-major: strideImage = C·kh·kw·P, strideRow = P) -> x: (n, C, H, W), overwritten.
+// col (entry (i, r, p) at col[i·strideImage + r·strideRow + p], rows as im2col_kernel's) -> x: (n, C, H, W),
+// overwritten.
 __global__ void col2im_kernel(const float* __restrict__ col, float* __restrict__ x, int n, int C, int H, int W,
-                              int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {
+                              int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int64_t strideImage,
+                              int64_t strideRow, int Cg, int64_t groupRows) {
   const int HW = H * W;
   const int CHW = C * HW;  // ≤ INT_MAX (conv2d_check_dims)
-  const int64_t P = static_cast<int64_t>(Ho) * Wo;
-  const int64_t strideImage = static_cast<int64_t>(C) * kh * kw * P;
   for (int i = blockIdx.y; i < n; i += gridDim.y) {
     const float* coli = col + i * strideImage;
     float* xi = x + static_cast<int64_t>(i) * CHW;
@@ -76,13 +77,13 @@ __global__ void col2im_kernel(const float* __restrict__ col, float* __restrict__
       const int ohEnd = min(hp / sh + 1, Ho);
       const int owStart = wp < kw ? 0 : (wp - kw) / sw + 1;
       const int owEnd = min(wp / sw + 1, Wo);
-      const float* colc = coli + static_cast<int64_t>(c) * kh * kw * P;
+      const float* colc = coli + ((c / Cg) * groupRows + static_cast<int64_t>(c % Cg) * kh * kw) * strideRow;
       float sum = 0.0f;
       for (int oh = ohStart; oh < ohEnd; oh++) {
         const int ki = hp - oh * sh;
         for (int ow = owStart; ow < owEnd; ow++) {
           const int kj = wp - ow * sw;
-          sum += __ldg(colc + static_cast<int64_t>(ki * kw + kj) * P + oh * Wo + ow);
+          sum += __ldg(colc + static_cast<int64_t>(ki * kw + kj) * strideRow + oh * Wo + ow);
         }
       }
       xi[t] = sum;
@@ -115,6 +116,50 @@ __global__ void permute_nkp_kernel(const float* __restrict__ src, float* __restr
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x)
       d[p] = __ldg(s + p);
+  }
+}
+
+// dst (rows × ldDst) = src (rows × cols) with zero columns after; or dst (rows × cols) = src's first cols
+// (row stride ldSrc). One thread per destination element.
+__global__ void pad_rows_kernel(const float* __restrict__ src, float* __restrict__ dst, int64_t rows, int64_t cols,
+                                int64_t ldDst) {
+  const int64_t n = rows * ldDst;
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < n;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = t / ldDst, c = t - r * ldDst;
+    dst[t] = c < cols ? __ldg(src + r * cols + c) : 0.0f;
+  }
+}
+
+__global__ void unpad_rows_kernel(const float* __restrict__ src, int64_t ldSrc, float* __restrict__ dst, int64_t rows,
+                                  int64_t cols) {
+  const int64_t n = rows * cols;
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < n;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t r = t / cols, c = t - r * cols;
+    dst[t] = __ldg(src + r * ldSrc + c);
+  }
+}
+
+// The columns path's epilogue: y[i, k, p] = act(src[k·ld + i·P + p] (+ b[k])), one row (i, k) of P pixels
+// per thread row: the reads (a row of Y') and the writes (a row of y) are both contiguous along the warp.
+template <bool Relu>
+__global__ void conv_epilogue_kernel(const float* __restrict__ src, int64_t ld, const float* __restrict__ b,
+                                     float* __restrict__ y, int n, int K, int64_t P) {
+  const int64_t rows = static_cast<int64_t>(n) * K;
+  for (int64_t r = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y; r < rows;
+       r += static_cast<int64_t>(gridDim.y) * blockDim.y) {
+    const int i = static_cast<int>(r / K);
+    const int k = static_cast<int>(r - static_cast<int64_t>(i) * K);
+    const float v = b ? __ldg(b + k) : 0.0f;
+    const float* s = src + k * ld + static_cast<int64_t>(i) * P;
+    float* row = y + r * P;
+    for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P;
+         p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+      const float a = __ldg(s + p);
+      const float z = b ? a + v : a;
+      row[p] = Relu ? relu_fwd(z) : z;
+    }
   }
 }
 
@@ -153,9 +198,12 @@ __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict_
 // Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same sum
 // in the same order, so db is bit for bit the unfused path's. dz may alias dy (each element is read, then
 // written, by one thread; no read-only-cache load of dy then).
+// dz: null (not written), NCHW (dzLd = 0), or dz[k·dzLd + i·P + p] (the columns path's (K, N, P) layout;
+// Plain then writes g = dy there: the permute in the same pass).
 template <bool Relu>
 __global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const float* dy, const float* __restrict__ y,
-                                                                            float* dz, double* __restrict__ partial,
+                                                                            float* dz, int64_t dzLd,
+                                                                            double* __restrict__ partial,
                                                                             int N, int K, int64_t P, int T, int J) {
   constexpr int B = kBiasGradLanes;
   static_assert(B % 64 == 0 && (B & (B - 1)) == 0, "the tree's shared-memory steps end at stride 32");
@@ -175,10 +223,10 @@ __global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const
       float g;
       if constexpr (Relu) {
         g = relu_bwd(dy[off], __ldg(y + off));
-        dz[off] = g;
       } else {
-        g = __ldg(dy + off);
+        g = dzLd ? __ldg(dy + off) : dy[off];
       }
+      if (dz) dz[dzLd ? k * dzLd + i * P + p : off] = g;
       s += g;
       i += qB;
       p += rB;
@@ -218,34 +266,64 @@ __global__ void bias_grad_final_kernel(const double* __restrict__ partial, float
 // Both stages; the K·J partials in scratch from the caching allocator (stream-ordered: freed when this
 // returns, after the launches that use it were enqueued).
 template <bool Relu>
-void bias_grad_launch(const char* op, const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
+void bias_grad_launch(const char* op, const float* dy, const float* y, float* dz, int64_t dzLd, float* db, int N, int K,
+                      int64_t P) {
   if (K <= 0) return;
   if (N <= 0 || P <= 0) {
-    cuda::memsetZero(db, static_cast<size_t>(K) * sizeof(float));
+    if (db) cuda::memsetZero(db, static_cast<size_t>(K) * sizeof(float));
     return;
   }
   const int T = bias_grad_chunk_images(N, P), J = bias_grad_chunks(N, T);
   const int64_t pairs = static_cast<int64_t>(K) * J;
   Scratch partial(true, sizeof(double) * static_cast<size_t>(pairs));
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(pairs, INT_MAX));
-  AXN_LAUNCH(op, bias_grad_partial_kernel<Relu>, blocks, kBiasGradLanes, 0, dy, y, dz, partial.as<double>(), N, K, P, T, J);
-  AXN_LAUNCH(op, bias_grad_final_kernel, gridFor(K), kThreads, 0, static_cast<const double*>(partial.as<double>()), db, K, J);
+  AXN_LAUNCH(op, bias_grad_partial_kernel<Relu>, blocks, kBiasGradLanes, 0, dy, y, dz, dzLd, partial.as<double>(), N, K, P, T, J);
+  if (db)
+    AXN_LAUNCH(op, bias_grad_final_kernel, gridFor(K), kThreads, 0, static_cast<const double*>(partial.as<double>()), db, K, J);
 }
 
 }  // namespace
 
-void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow) {
+void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows) {
   if (n <= 0) return;
+  const int Cg = d.C / d.groups;
+  const int64_t gr = groupRows ? groupRows : static_cast<int64_t>(Cg) * d.kh * d.kw;
   const int64_t CP = static_cast<int64_t>(d.C) * d.Ho() * d.Wo();
   dim3 grid(gridFor(CP), std::min(n, 65535));
-  AXN_LAUNCH("conv2d.im2col", im2col_kernel, grid, kThreads, 0, x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow);
+  AXN_LAUNCH("conv2d.im2col", im2col_kernel, grid, kThreads, 0, x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
 }
 
-void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d) {
+void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows) {
   if (n <= 0) return;
+  const int Cg = d.C / d.groups;
+  const int64_t gr = groupRows ? groupRows : static_cast<int64_t>(Cg) * d.kh * d.kw;
   const int64_t CHW = static_cast<int64_t>(d.C) * d.H * d.W;
   dim3 grid(gridFor(CHW), std::min(n, 65535));
-  AXN_LAUNCH("conv2dBackward.col2im", col2im_kernel, grid, kThreads, 0, col, x, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo());
+  AXN_LAUNCH("conv2dBackward.col2im", col2im_kernel, grid, kThreads, 0, col, x, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
+}
+
+void pad_rows_cuda(const float* src, float* dst, int64_t rows, int64_t cols, int64_t ldDst) {
+  if (rows <= 0 || ldDst <= 0) return;
+  AXN_LAUNCH("conv2d.padK", pad_rows_kernel, gridFor(rows * ldDst), kThreads, 0, src, dst, rows, cols, ldDst);
+}
+
+void unpad_rows_cuda(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols) {
+  if (rows <= 0 || cols <= 0) return;
+  AXN_LAUNCH("conv2dBackward.unpadK", unpad_rows_kernel, gridFor(rows * cols), kThreads, 0, src, ldSrc, dst, rows, cols);
+}
+
+void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) {
+  if (n <= 0 || K <= 0 || P <= 0) return;
+  RowLaunch l(static_cast<int64_t>(n) * K, P);
+  if (relu) AXN_LAUNCH("conv2d.epilogue", conv_epilogue_kernel<true>, l.grid, l.block, 0, src, ld, b, y, n, K, P);
+  else AXN_LAUNCH("conv2d.epilogue", conv_epilogue_kernel<false>, l.grid, l.block, 0, src, ld, b, y, n, K, P);
+}
+
+void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
+  if (y) bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
+  else bias_grad_launch<false>("conv2dBackward.biasGrad", dy, nullptr, dz, ldZ, db, N, K, P);
 }
 
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P) {
@@ -263,7 +341,7 @@ void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P) {
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P) {
   const float* none = nullptr;
   float* noneOut = nullptr;
-  bias_grad_launch<false>("conv2dBackward.biasGrad", dy, none, noneOut, db, N, K, P);
+  bias_grad_launch<false>("conv2dBackward.biasGrad", dy, none, noneOut, 0, db, N, K, P);
 }
 
 void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
@@ -273,7 +351,7 @@ void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
 }
 
 void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
-  bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, db, N, K, P);
+  bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, 0, db, N, K, P);
 }
 
 void zero_cuda(float* p, int64_t n) {

@@ -31,6 +31,34 @@
 // memory of the unfused path (there dy is freed before the convolution's backward).
 // The driver (chunking, GEMM calls, workspace) is shared by both devices and lives in conv2d.cc, where
 // it can use axn::Scratch; conv2d.cu holds only the kernels and their launchers.
+//
+// Two paths (ConvPath), the same function, the same chunking rule (the workspace cap):
+//  Columns (the default; issue 19 item 1). Columns are laid out "batch-row-major" over the whole chunk:
+//   col'[r][i·P + p] with a row stride ld = pad4(n·P) (a multiple of 4 floats: 16 bytes), and the rows of
+//   each group padded to CgRSp = pad4(CgRS) with zero rows (conv1's 363 → 364); the weights then go to the
+//   GEMMs as a (K × CgRSp) copy with zero columns (no copy when CgRS is already a multiple of 4). Every
+//   GEMM's leading dimensions and operand pointers are then multiples of 16 bytes (cuBLAS's aligned TF32
+//   kernels), and each layer is one GEMM per group over the whole chunk:
+//     forward   Y'_g (Kg × n·P, ld) = w_g (Kg × CgRSp) · col'_g (CgRSp × n·P); then one epilogue kernel
+//               reads Y' in its (K, n, P) layout and writes y in NCHW with the bias and the ReLU (the
+//               permute folded into the bias+ReLU pass: the same bytes as the in-place bias+ReLU).
+//     backward  one pass over dy writes dz = relu_bwd(dy, y) (or dy) in the (K, N, P) layout (row stride
+//               ldZ = pad4(N·P)) while summing db (the same sums, in the same order, as bias_grad);
+//               dw_g (Kg × CgRSp) (+)= dz_g (Kg × n·P) · col'_gᵀ: the chunk's columns read as they are;
+//               dcol'_g (CgRSp × n·P) = w_gᵀ · dz_g, written over col' (after the dw GEMM has read it);
+//               dx = col2im(dcol') reading the batch-row-major layout.
+//   Kept columns: when the whole batch's columns and the forward's Y' fit the workspace cap
+//   (conv2d_columns_floats > 0), a training forward may write its columns into a buffer the caller keeps
+//   (lib/nn/conv2d.ts does), and the backward reads them instead of computing im2col again; the backward
+//   overwrites them (dcol'), so they serve one backward. Otherwise the backward recomputes them per chunk
+//   (chunks of a multiple of 4 images where possible, so every chunk's dz pointer stays 16-byte aligned).
+//   Peak memory: the forward's workspace is columns + Y' (Y' replaces nothing: the output y is separate);
+//   the backward's is dz (replacing the legacy dyᵀ) + the columns (kept, or one chunk's) — dcol' reuses them.
+//   reluInPlace has no effect on this path: dz has another layout than dy, so it always goes to scratch.
+//  Legacy (the path before issue 19; kept for the GPU check's A/B): image-major columns, a strided-batched
+//   GEMM per image writing NCHW, im2col again and a permute of dz in the backward, unaligned leading
+//   dimensions — as described above. A 1×1 convolution with stride 1 and no padding (x is its own column
+//   matrix) always takes this path.
 #pragma once
 #include <algorithm>
 #include <cstddef>
@@ -68,25 +96,55 @@ inline int bias_grad_chunks(int N, int T) { return N <= 0 ? 0 : (N + T - 1) / T;
 // Throws axn::Error when the dimensions are inconsistent (TypeScript validates first).
 void conv2d_check_dims(const char* op, const Conv2dDims& d);
 
+enum class ConvPath { Columns = 0, Legacy = 1 };
+inline int64_t conv_pad4(int64_t v) { return (v + 3) / 4 * 4; }
+// x is its own column matrix (1×1, stride 1, no padding): the legacy path, with no columns.
+inline bool conv2d_identity(const Conv2dDims& d) {
+  return d.kh == 1 && d.kw == 1 && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0;
+}
+// The floats of the whole batch's columns on the columns path (rows G·CgRSp, row stride pad4(N·P)), or 0
+// when they cannot be kept: an identity convolution, an empty batch, or columns + Y' over the cap
+// (workspaceBytes; 0 = the device's default).
+int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool cuda);
+
 // x: (N, C, H, W), w: (K, C/G, kh, kw), b: (K) or null -> y: (N, K, Ho, Wo); relu: y = max(y, 0) fused.
+// columns: null, or a buffer of conv2d_columns_floats(d, workspaceBytes, false) floats that receives the
+// whole batch's columns for the backward (path Columns only).
 void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                        size_t workspaceBytes, bool tf32, bool relu);
+                        size_t workspaceBytes, bool tf32, bool relu, ConvPath path = ConvPath::Columns,
+                        float* columns = nullptr);
 // dy: (N, K, Ho, Wo), x: (N, C, H, W), w: (K, C/G, kh, kw) -> dx: (N, C, H, W) or null (skipped),
 // dw: (K, C/G, kh, kw), db: (K) or null (skipped). dx, dw and db are overwritten. reluY: (N, K, Ho, Wo),
 // the fused (relu = true) forward's output, or null: with it, dy is the gradient at the ReLU's output;
 // reluInPlace: dy is overwritten with the gradient at the convolution's output (dy must be writable).
+// columns: null, or the forward's kept columns (read, then overwritten).
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
-                         bool reluInPlace);
+                         bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
 
 // The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
 // at col[i·strideImage + r·strideRow + p]. Image-major: strideImage = C·kh·kw·P, strideRow = P;
 // batch-row-major: strideImage = P, strideRow = n·P.
+// groupRows: the rows of one group in col; 0 = unpadded (Cg·kh·kw). Channel c's rows start at
+// (c / Cg)·groupRows + (c mod Cg)·kh·kw; the padding rows are not written.
 // x: (n, C, H, W) -> col
-void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow);
-// col (image-major) -> x: (n, C, H, W), overwritten: x[i, c, h, w] = Σ of the col entries that im2col
-// copied from it.
-void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d);
+void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                int64_t groupRows = 0);
+// col -> x: (n, C, H, W), overwritten: x[i, c, h, w] = Σ of the col entries that im2col copied from it,
+// for each (in ascending ki, then kj order).
+void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                int64_t groupRows = 0);
+// dst (rows × ldDst) = src (rows × cols, dense), the columns cols..ldDst−1 of each row zero (pad, or with
+// ldDst = cols a dense copy); copy_rows_from: dst (rows × cols, dense) = the first cols of src's rows
+// (row stride ldSrc).
+void pad_rows_cpu(const float* src, float* dst, int64_t rows, int64_t cols, int64_t ldDst);
+void unpad_rows_cpu(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols);
+// The columns path's epilogue: y[i, k, p] = act(src[k·ld + i·P + p] (+ b[k])) for n images; act = ReLU
+// when relu, else the identity; without b nothing is added (−0 stays −0).
+void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu);
+// The columns path's first backward pass: dz[k·ldZ + i·P + p] = g (g = relu_bwd(dy, y) with y, else dy),
+// and db (null: skipped) = Σ g in bias_grad's order (the same bits as bias_grad of g).
+void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
 // src: (n, K, P) -> dst: (K, n, P)
 void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P);
 // y: (N, K, P) = b[k] everywhere
@@ -113,12 +171,19 @@ void zero_cpu(float* p, int64_t n);
 
 #ifdef AXN_WITH_CUDA
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                         size_t workspaceBytes, bool tf32, bool relu);
+                         size_t workspaceBytes, bool tf32, bool relu, ConvPath path = ConvPath::Columns,
+                         float* columns = nullptr);
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
                           const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
-                          bool reluInPlace);
-void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow);
-void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d);
+                          bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
+void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows = 0);
+void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows = 0);
+void pad_rows_cuda(const float* src, float* dst, int64_t rows, int64_t cols, int64_t ldDst);
+void unpad_rows_cuda(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols);
+void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu);
+void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P);
 void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P);
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P);

@@ -22,7 +22,7 @@ export function cudaBatch(n: number, small = 2): number {
 /** Runs `fn` with a defect planted in the real kernels (`emulator.setPlanted`, the emulated device only; see
  * cuda::Planted in native/cuda/context.h), to prove a test catches it. The kernels read the flag when they
  * run, so `fn` must wait for their results (read them back) before it returns. */
-export async function withPlanted<T>(defect: 'lrnShortWindow' | 'biasGradDropLastChunk' | 'reluWritesNothing', fn: () => T | Promise<T>): Promise<T> {
+export async function withPlanted<T>(defect: 'lrnShortWindow' | 'biasGradDropLastChunk' | 'reluWritesNothing' | 'convUnpaddedK', fn: () => T | Promise<T>): Promise<T> {
   if (!emulated) throw new Error('withPlanted: defects are planted on the emulated device only');
   const { loadNative } = await import('../../lib/native.js');
   const e = (loadNative() as unknown as { emulator: { setPlanted(d: string | null): void } }).emulator;

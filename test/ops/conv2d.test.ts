@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisposedError } from '../../lib/errors.js';
 import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
-import { conv2d, conv2dBackward, conv2dOutputShape, type Conv2dOptions } from '../../lib/ops/conv.js';
+import { conv2d, conv2dBackward, conv2dForTraining, conv2dOutputShape, getConvolutionPath, setConvolutionPath, type Conv2dOptions, type ConvolutionPath } from '../../lib/ops/conv.js';
+import { loadNative } from '../../lib/native.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError, type Fixture } from '../helpers/fixtures.js';
 import { fp32Tol, tolFor } from '../helpers/tolerance.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
@@ -96,7 +97,16 @@ describe('conv2d on the CPU matches PyTorch (float64 references)', () => {
     );
   });
 
-  it.each(cases)('%s: forward and every gradient', (name) => {
+  it.each(cases.flatMap((c) => (['columns', 'legacy'] as const).map((p) => [c, p] as const)))('%s (%s path): forward and every gradient', (name, path) => {
+    const prev = setConvolutionPath(path);
+    try {
+      fixtureCase(name);
+    } finally {
+      setConvolutionPath(prev);
+    }
+  });
+
+  function fixtureCase(name: string) {
     const fx = loadFixture('conv2d', name);
     const opts = optsOf(fx);
     const x = input(fx, 'x');
@@ -114,7 +124,7 @@ describe('conv2d on the CPU matches PyTorch (float64 references)', () => {
     if (b) expectMatchesFixture(fx, 'db', g.db!.dataSync() as Float32Array, g.db!.shape);
     else expect(g.db).toBeNull();
     [x, w, b, y, dy, g.dx, g.dw, g.db].forEach((t) => t?.dispose());
-  });
+  }
 
   it('skips dx and db when asked', () => {
     const fx = loadFixture('conv2d', 'paper_conv1');
@@ -555,5 +565,127 @@ describe.skipIf(noCuda)('conv2d bias gradient on CUDA: the two-stage reduction i
     expect(N).toBe(487);
     // And with the defect gone, the same comparison passes.
     expect(bitMismatches(biasGrad(s, dy, 'cuda').db, ref)).toEqual([]);
+  });
+});
+
+/** Forward with kept columns (conv2dForTraining) and the backward that reads them. */
+function runKept(p: Problem, data: ReturnType<typeof randomData>, device: 'cpu' | 'cuda', opts: Conv2dOptions = {}): Result & { kept: number } {
+  const K = p.w[0];
+  const x = Tensor.from(data.x, p.x, device);
+  const w = Tensor.from(data.w, p.w, device);
+  const b = data.b ? Tensor.from(data.b, [K], device) : null;
+  const o = { ...p.opts, ...opts };
+  const { y, columns } = conv2dForTraining(x, w, b, o);
+  const dy = Tensor.from(data.dy, y.shape, device);
+  const g = conv2dBackward(dy, x, w, { ...o, needBiasGrad: !!b, columns });
+  const out = { y: y.dataSync() as Float32Array, dx: g.dx!.dataSync() as Float32Array, dw: g.dw.dataSync() as Float32Array, db: g.db ? (g.db.dataSync() as Float32Array) : null, kept: columns ? columns.shape[0] : 0 };
+  [x, w, b, y, dy, g.dx, g.dw, g.db, columns].forEach((t) => t?.dispose());
+  return out;
+}
+
+const pad4 = (v: number) => Math.ceil(v / 4) * 4;
+/** The floats conv2d.h's columns path keeps: G·pad4(C/G·kh·kw) rows of pad4(N·Ho·Wo). */
+function keptFloats(p: Problem): number {
+  const G = p.opts.groups ?? 1;
+  const [, , Ho, Wo] = conv2dOutputShape(p.x, p.w, p.opts);
+  const identity = p.w[2] === 1 && p.w[3] === 1 && (p.opts.stride ?? 1) === 1 && (p.opts.padding ?? 0) === 0;
+  return identity ? 0 : G * pad4(p.w[1] * p.w[2] * p.w[3]) * pad4(p.x[0] * Ho * Wo);
+}
+
+describe('conv2d columns path: kept columns (CPU)', () => {
+  it.each([...ODD, ALEXNET_BATCH8[0], ALEXNET_BATCH8[1]].map((p) => [p.name, p] as const))('%s: the backward reading the kept columns equals the one computing them again, bit for bit', (_name, p) => {
+    const q = p.name.startsWith('paper') ? { ...p, x: [3, ...p.x.slice(1)] } : p; // an odd batch: N·P not a multiple of 4
+    const d = randomData(q, 31);
+    const again = run(q, d, 'cpu');
+    const kept = runKept(q, d, 'cpu');
+    expect(kept.kept).toBe(keptFloats(q));
+    for (const k of ['y', 'dx', 'dw', 'db'] as const) expect(kept[k], k).toEqual(again[k]);
+  });
+
+  it('keeps none over the workspace cap, on the legacy path, or for a 1×1 convolution; wrong columns are refused', () => {
+    const p = ODD[0];
+    const d = randomData(p, 3);
+    expect(runKept(p, d, 'cpu', { workspaceBytes: 64 }).kept).toBe(0);
+    const prev = setConvolutionPath('legacy');
+    try {
+      expect(getConvolutionPath()).toBe('legacy');
+      expect(runKept(p, d, 'cpu').kept).toBe(0);
+    } finally {
+      setConvolutionPath(prev);
+    }
+    expect(runKept(ODD[2], randomData(ODD[2], 4), 'cpu').kept).toBe(0);
+    expect(() => setConvolutionPath('fast' as ConvolutionPath)).toThrow(`setConvolutionPath: expected 'columns' or 'legacy', got "fast"`);
+    const x = Tensor.from(d.x, p.x);
+    const w = Tensor.from(d.w, p.w);
+    const { y, columns } = conv2dForTraining(x, w, null, p.opts);
+    const dy = Tensor.zeros(y.shape);
+    const short = Tensor.zeros([columns!.shape[0] - 1]);
+    expect(() => conv2dBackward(dy, x, w, { ...p.opts, columns: short })).toThrow(`conv2dBackward: expected columns of shape [${keptFloats(p)}]`);
+    expect(() => conv2dBackward(dy, x, w, { ...p.opts, columns: 3 as unknown as Tensor })).toThrow('conv2dBackward: columns must be a Tensor (from conv2dForTraining) or null, got 3');
+    [x, w, y, dy, short, columns].forEach((t) => t?.dispose());
+  });
+});
+
+interface EmuCounters {
+  cublasCalls: number;
+  cublasMisaligned: number;
+  lastMisalignedGemm: string;
+}
+const emuCounters = () => (loadNative() as unknown as { emulator: { counters(): EmuCounters } }).emulator.counters();
+
+describe.skipIf(noCuda)('conv2d columns path on CUDA', () => {
+  const problems = [...ODD, ...ALEXNET_BATCH8.map((p) => ({ ...p, x: [cudaBatch(p.x[0], 3), ...p.x.slice(1)] }))];
+  it.each(problems.map((p) => [p.name, p] as const))('%s: kept columns equal recomputed ones bit for bit; the legacy path agrees to GEMM rounding', (_name, p) => {
+    const d = randomData(p, 77);
+    const kept = runKept(p, d, 'cuda');
+    const again = run(p, d, 'cuda');
+    expect(kept.kept).toBe(keptFloats(p));
+    for (const k of ['y', 'dx', 'dw', 'db'] as const) expect(kept[k], k).toEqual(again[k]);
+    const prev = setConvolutionPath('legacy');
+    let legacy: Result;
+    try {
+      legacy = run(p, d, 'cuda');
+    } finally {
+      setConvolutionPath(prev);
+    }
+    const K = reductionLengths(p);
+    for (const k of ['y', 'dx', 'dw'] as const) expect(relError(again[k], legacy[k]), k).toBeLessThanOrEqual(fp32Tol(K[k]));
+    if (again.db) expect(again.db).toEqual(legacy.db); // the same reduction, in the same order
+  });
+
+  it.skipIf(!emulated)('every GEMM of the columns path has 16-byte-aligned leading dimensions, strides and pointers; the legacy path and a planted unpadded K do not', async () => {
+    const shapes = [ALEXNET_BATCH8[0], ALEXNET_BATCH8[1], ALEXNET_BATCH8[5], ODD[0], ODD[1], ODD[4]].map((p) => ({ ...p, x: [Math.min(p.x[0], 3), ...p.x.slice(1)] }));
+    const misaligned = (fn: () => void) => {
+      const c0 = emuCounters();
+      fn();
+      const c1 = emuCounters();
+      expect(c1.cublasCalls).toBeGreaterThan(c0.cublasCalls);
+      return { n: c1.cublasMisaligned - c0.cublasMisaligned, last: c1.lastMisalignedGemm };
+    };
+    for (const p of shapes) {
+      const d = randomData(p, 5);
+      const m = misaligned(() => runKept(p, d, 'cuda'));
+      expect(m.n, `${p.name}: ${m.last}`).toBe(0);
+      expect(misaligned(() => run(p, d, 'cuda')).n, `${p.name}, recomputed columns`).toBe(0);
+    }
+    // conv1 (K = 3·11·11 = 363): the legacy path's leading dimensions are 363 and P = 3,025
+    const c1 = shapes[0];
+    const d = randomData(c1, 6);
+    const prev = setConvolutionPath('legacy');
+    try {
+      expect(misaligned(() => run(c1, d, 'cuda')).n).toBeGreaterThan(0);
+    } finally {
+      setConvolutionPath(prev);
+    }
+    // planted: the columns path without the padding of K: still the right values, but misaligned GEMMs
+    const want = run(c1, d, 'cuda');
+    const planted = await withPlanted('convUnpaddedK', () => {
+      let out: Result | null = null;
+      const m = misaligned(() => (out = runKept(c1, d, 'cuda')));
+      return { m, out: out! };
+    });
+    expect(planted.m.n).toBeGreaterThan(0);
+    expect(planted.m.last).toMatch(/ld[abc] 363/);
+    expect(relError(planted.out.y, want.y)).toBeLessThanOrEqual(fp32Tol(363));
   });
 });

@@ -4,7 +4,7 @@
  * backward on CUDA. Fresh random inputs each run (the seed is in the test names). */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor, memoryStats, setPoison, synchronize } from '../../lib/tensor.js';
-import { conv2d, conv2dBackward, conv2dOutputShape, type Conv2dOptions } from '../../lib/ops/conv.js';
+import { conv2d, conv2dBackward, conv2dOutputShape, setConvolutionPath, type Conv2dOptions } from '../../lib/ops/conv.js';
 import { linear, linearBackward } from '../../lib/ops/linear.js';
 import { relu, reluBackward } from '../../lib/ops/activation.js';
 import { createAlexNet } from '../../lib/models/alexnet.js';
@@ -173,26 +173,32 @@ describe(`fused conv2d → ReLU on the CPU equals the two ops bit for bit (seed 
     }
   });
 
-  it('reluInPlace writes the masked gradient over dy, with the same gradients; a chunked convolution too', () => {
+  it.each(['legacy', 'columns'] as const)('reluInPlace (%s path) gives the same gradients; the legacy path writes the masked gradient over dy, the columns path leaves dy; a chunked convolution too', (path) => {
     const p = CONV[4]; // paper conv2, groups 2
     const d = convData(p, seed + 77);
     const x = Tensor.from(d.x, p.x);
     const w = Tensor.from(d.w, p.w);
     const b = Tensor.from(d.b!, [p.w[0]]);
-    for (const workspaceBytes of [undefined, 1]) {
-      const o = { ...p.opts, ...(workspaceBytes ? { workspaceBytes } : {}) };
-      // (a chunked convolution sums dw in another order: the reference runs with the same chunks)
-      const want = convRelu(p, d, 'cpu', false, o);
-      const y = conv2d(x, w, b, { ...o, relu: true });
-      expectBitEqual(read(y), want.y, `y (workspace ${workspaceBytes ?? 'default'})`);
-      const dy = Tensor.from(d.dy, y.shape);
-      const g = conv2dBackward(dy, x, w, { ...o, reluOutput: y, reluInPlace: true });
-      expectBitEqual(read(g.dx), want.dx, 'dx');
-      expectBitEqual(read(g.dw), want.dw, 'dw');
-      expectBitEqual(read(g.db), want.db, 'db');
-      const dz = reluBackward(Tensor.from(d.dy, y.shape), y);
-      expectBitEqual(read(dy), read(dz), 'dy now holds the gradient at the convolution output');
-      [y, dy, dz, g.dx, g.dw, g.db].forEach((t) => t?.dispose());
+    const prev = setConvolutionPath(path);
+    try {
+      for (const workspaceBytes of [undefined, 1]) {
+        const o = { ...p.opts, ...(workspaceBytes ? { workspaceBytes } : {}) };
+        // (a chunked convolution sums dw in another order: the reference runs with the same chunks)
+        const want = convRelu(p, d, 'cpu', false, o);
+        const y = conv2d(x, w, b, { ...o, relu: true });
+        expectBitEqual(read(y), want.y, `y (workspace ${workspaceBytes ?? 'default'})`);
+        const dy = Tensor.from(d.dy, y.shape);
+        const g = conv2dBackward(dy, x, w, { ...o, reluOutput: y, reluInPlace: true });
+        expectBitEqual(read(g.dx), want.dx, 'dx');
+        expectBitEqual(read(g.dw), want.dw, 'dw');
+        expectBitEqual(read(g.db), want.db, 'db');
+        const dz = reluBackward(Tensor.from(d.dy, y.shape), y);
+        if (path === 'legacy') expectBitEqual(read(dy), read(dz), 'dy now holds the gradient at the convolution output');
+        else expectBitEqual(read(dy), d.dy, 'dy is left as it was (dz has another layout)');
+        [y, dy, dz, g.dx, g.dw, g.db].forEach((t) => t?.dispose());
+      }
+    } finally {
+      setConvolutionPath(prev);
     }
     [x, w, b].forEach((t) => t.dispose());
     // linear, no bias (the plain masking path) and with one
@@ -436,9 +442,12 @@ describe.skipIf(noCuda)(`fused ops on CUDA (seed ${seed})`, () => {
       const l1 = memoryStats().native.cuda!.kernelLaunches;
       const plain = convRelu(q, d, 'cuda', false, { precision });
       const l2 = memoryStats().native.cuda!.kernelLaunches;
-      // With a bias: the ReLU's forward and backward launches are saved (they join the bias fill and the
-      // bias gradient). Without one there is no bias pass to join: the same launches.
-      expect(l2 - l1 - (l1 - l0), `${q.name} ${precision}: launches saved`).toBe(q.bias ? 2 : 0);
+      // The ReLU's forward and backward launches are saved: they join the columns path's epilogue and its
+      // dz pass, which run with or without a bias. A 1×1 stride-1 unpadded convolution takes the legacy path
+      // (conv2d.h), where without a bias there is no bias pass to join: the same launches.
+      const s = q.opts.stride ?? 1, pd = q.opts.padding ?? 0;
+      const identity = q.w[2] === 1 && q.w[3] === 1 && (Array.isArray(s) ? s.every((v) => v === 1) : s === 1) && (Array.isArray(pd) ? pd.every((v) => v === 0) : pd === 0);
+      expect(l2 - l1 - (l1 - l0), `${q.name} ${precision}: launches saved`).toBe(q.bias || !identity ? 2 : 0);
       expect(relError(fused.y, ref.y), `${q.name} ${precision}: y vs the CPU oracle`).toBeLessThanOrEqual(tolFor(precision, K.y));
       // The gradients against the oracle's, through the oracle's ReLU mask on both sides.
       const masked = convRelu(q, d, 'cuda', true, { precision }, ref.y);

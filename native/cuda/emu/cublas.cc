@@ -157,6 +157,20 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
   const int aRows = ta ? k : m, aCols = ta ? m : k, bRows = tb ? n : k, bCols = tb ? k : n;
   if (lda < std::max(1, aRows) || ldb < std::max(1, bRows) || ldc < std::max(1, m)) return CUBLAS_STATUS_INVALID_VALUE;
   countCublasCall();
+  {
+    auto al = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
+    const bool strided = batch > 1;
+    if (lda % 4 || ldb % 4 || ldc % 4 || !al(A) || !al(B) || !al(C) ||
+        (strided && (sA % 4 || sB % 4 || sC % 4)))
+      countMisalignedGemm(std::string(fn) + ": m " + std::to_string(m) + " n " + std::to_string(n) + " k " +
+                          std::to_string(k) + " lda " + std::to_string(lda) + " ldb " + std::to_string(ldb) + " ldc " +
+                          std::to_string(ldc) + (strided ? " strides " + std::to_string(sA) + "/" + std::to_string(sB) +
+                                                               "/" + std::to_string(sC)
+                                                         : "") +
+                          " A%16 " + std::to_string(reinterpret_cast<uintptr_t>(A) & 15) + " B%16 " +
+                          std::to_string(reinterpret_cast<uintptr_t>(B) & 15) + " C%16 " +
+                          std::to_string(reinterpret_cast<uintptr_t>(C) & 15));
+  }
   if (m == 0 || n == 0 || batch == 0) return CUBLAS_STATUS_SUCCESS;
   const float a = *alpha, b = *beta;  // CUBLAS_POINTER_MODE_HOST: read at the call
   if (b == 1.0f && (a == 0.0f || k == 0)) return CUBLAS_STATUS_SUCCESS;

@@ -41,6 +41,8 @@ bool runKernel(const KernelLaunch& launch, Order order, uint64_t seed, uint64_t 
 bool skipKernels();
 
 void countCublasCall();
+// A GEMM call whose leading dimensions, strides or pointers are not 16-byte multiples (Counters).
+void countMisalignedGemm(const std::string& what);
 void countThreads(uint64_t n);
 
 // Traffic counting (traffic.cc; runtime.h says what it measures). On the device thread: run `op` with

@@ -495,6 +495,23 @@ void countCublasCall() {
   d.c.cublasCalls++;
 }
 
+namespace {
+std::string gLastMisaligned;  // under dev().mu
+}
+
+void countMisalignedGemm(const std::string& what) {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  d.c.cublasMisaligned++;
+  gLastMisaligned = what;
+}
+
+std::string lastMisalignedGemm() {
+  Device& d = dev();
+  std::lock_guard<std::mutex> lk(d.mu);
+  return gLastMisaligned;
+}
+
 void countThreads(uint64_t n) {
   Device& d = dev();
   std::lock_guard<std::mutex> lk(d.mu);

@@ -173,6 +173,9 @@ struct Counters {
   uint64_t kernelLaunches = 0;     // launches accepted
   uint64_t threadsRun = 0;         // CUDA threads executed
   uint64_t cublasCalls = 0;        // GEMM calls accepted
+  // GEMM calls that rule out cuBLAS's 16-byte-aligned kernels: a leading dimension or batch stride that is
+  // not a multiple of 4 floats, or an operand pointer that is not 16-byte aligned (issue 19 item 1).
+  uint64_t cublasMisaligned = 0;
   uint64_t deviceMallocs = 0;      // cudaMalloc calls that succeeded
   uint64_t deviceFrees = 0;
   uint64_t pinnedMallocs = 0;      // cudaMallocHost
@@ -185,6 +188,8 @@ struct Counters {
   size_t pinnedBytes = 0;
 };
 Counters counters();
+// The arguments of the last misaligned GEMM call (empty if none yet), e.g. "m 96 n 6050 k 363 lda 363 …".
+std::string lastMisalignedGemm();
 
 // The emulator's view of a block of the project's caching allocator (native/cuda/context.cu): `live`
 // with its first `usable` bytes in use, or held in the cache (freed). From then on a kernel argument or
