@@ -34,7 +34,9 @@
 #   end-to-end training step (paper and torchvision archs, batch 128, fp32 and tf32), PyTorch's then
 #     ours, loss and every updated parameter checked against PyTorch's                               ~90 s
 #   the same steps (paper g1, torchvision; tf32) with the ReLUs unfused, an A/B of the fusion      ~40 s
-#   → about 8–9 minutes.
+#   the same steps on the legacy convolution path (--conv-path legacy), an A/B of issue 19's data path
+#     (the default columns path's times are the "training step" row's)                              ~40 s
+#   → about 9 minutes (GPU_CHECK_TRAIN_MIN=3 if the call's 540 s get tight).
 # Each call writes, whatever fails: $OUT/summary.md (the table: check, PASS/FAIL, figure), the benchmark
 # JSONs, and $OUT/gpu-check-logs.tar.gz (every log). boot.sh adds $OUT/gpu.log.
 #
@@ -42,7 +44,7 @@
 # with the stub cuBLAS (npm run check:cuda's path), the GPU steps run against the emulated device
 # (build-emu/, AXN_CUDA=EMU) at small sizes, compute-sanitizer steps report SKIP where the tool is missing,
 # and the PyTorch peer runs on the CPU — so that every step but the GPU itself has run before the minutes
-# start. Env: GPU_CHECK_SKIP="tests sanitizer bench train step unfused nccl" leaves parts out.
+# start. Env: GPU_CHECK_SKIP="tests sanitizer bench train step unfused convab nccl" leaves parts out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 call=${1:-}
@@ -278,6 +280,17 @@ for n in ("nvidia", "torch"):
     rc=$?
     tail -3 "$W/bench-unfused.log"
     row "training step, ReLUs unfused (A/B)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-unfused.log" | tail -1)"
+  fi
+  if [[ $skip != *" convab "* ]]; then
+    # A/B: the same steps on the convolution path before issue 19 item 1 (per-image GEMMs, unaligned
+    # leading dimensions, im2col again and a permute in the backward); the columns path is the default.
+    cargs=(--device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --conv-path legacy)
+    [ "$rehearse" = 1 ] && cargs+=(--batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.tf32$')
+    step "training step on the legacy convolution path (A/B): node bench/run.mjs ${cargs[*]}"
+    node bench/run.mjs "${cargs[@]}" --json "$W/bench-cuda-conv-legacy.json" > "$W/bench-conv-legacy.log" 2>&1
+    rc=$?
+    tail -3 "$W/bench-conv-legacy.log"
+    row "training step, legacy conv path (A/B)" "$(verdict $rc)" "$(grep -E '^  train\.' "$W/bench-conv-legacy.log" | awk '{printf "%s %s ms; ", $1, $2}')$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-conv-legacy.log" | tail -1)"
   fi
 fi
 
