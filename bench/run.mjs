@@ -292,6 +292,8 @@ async function measure(task, ctx) {
     note: task.note,
   };
   let h;
+  // The row's own peak: from the memory in use before its model exists.
+  if (device === 'cuda' && typeof pkg.resetPeakMemoryStats === 'function') pkg.resetPeakMemoryStats();
   try {
     h = task.make();
     if (ctx.checking) {
@@ -305,7 +307,7 @@ async function measure(task, ctx) {
       await once();
       sync();
       row.traffic = await countStepTraffic(h, task, ctx);
-      // The allocator's peak since the process started: the model, its optimizer state and two steps.
+      // The allocator's peak for this row: the model, its optimizer state and two steps.
       row.traffic.peakDeviceBytes = pkg.memoryStats().native.cuda.peakInUseBytes;
     } else {
       // Warm-up: the first call pays one-time costs (module loading, cuBLAS heuristics, allocator misses).

@@ -126,7 +126,8 @@ function phaseLabels(entries) {
       // the columns path: a layer's GEMMs end at its epilogue (forward), its col2im or the unpadding of dw
       const next = entries.slice(i + 1).find((x) => x.kind === 'kernel')?.op;
       if (!bwd && next === 'conv2d.epilogue') return 'conv GEMM (fwd)';
-      if (bwd && (next === 'conv2dBackward.col2im' || next === 'conv2dBackward.unpadK')) return e.gemm?.transA ? 'conv dx GEMM' : 'conv dw GEMM';
+      // (the recorded operations are cuBLAS's, column-major: the row-major dw = dz · colᵀ is cuBLAS's T·N)
+      if (bwd && (next === 'conv2dBackward.col2im' || next === 'conv2dBackward.unpadK')) return e.gemm?.transA ? 'conv dw GEMM' : 'conv dx GEMM';
       return 'fc GEMM';
     }
     if (e.kind !== 'kernel') return `${e.name}`;
@@ -260,7 +261,7 @@ md.push(
   `- **The sequence at ${target}.** The same command at batch ${target} with AXN_EMU_SKIP_KERNELS=1 checked and recorded every launch and GEMM without running them: the launches, their order and every cuBLAS call match the small batches one for one (checked), so no convolution is cut into workspace chunks at ${target} that is not at the small batches. Grids and blocks below are the ones at ${target}.`,
   `- **cuBLAS calls: from their arguments** at batch ${target} (m, n, k, lda/ldb/ldc, batch strides; each operand element once, C read as well when β ≠ 0), exact. FLOPs = 2·m·n·k per matrix. At the measured batches the page counter saw the same bytes to within ${MB(Math.max(...archs.map((x) => Math.max(Math.abs(x.totals.cublasPagesMinusArgs.min), Math.abs(x.totals.cublasPagesMinusArgs.max)))))} MB per call (cross-check), and the line through batches ${b1} and ${b2} reproduces the exact values at ${target} to within ${Math.max(...archs.map((x) => x.totals.argumentExtrapolationGap))} bytes/FLOPs.`,
   `- **Convolution path: ${a['conv-path']}** (lib/ops/conv.ts, setConvolutionPath; bench/run.mjs --conv-path).`,
-  `- **Peak device memory**: the caching allocator's peak in-use bytes in the batch-${target} plan's process (the model, the SGD state, a warm-up step and the counted one; memoryStats().native.cuda.peakInUseBytes): what a GPU's allocator would hold at its peak, without cuBLAS's workspace and the CUDA context.`,
+  `- **Peak device memory**: the caching allocator's peak in-use bytes in the batch-${target} plan, from before the row's model existed (resetPeakMemoryStats) through the model, the SGD state, a warm-up step and the counted one (memoryStats().native.cuda.peakInUseBytes): what a GPU's allocator would hold at its peak, without cuBLAS's workspace and the CUDA context.`,
   `- **Floor, not a time**: Σ over operations of max((read + written) / ${CEILINGS.bytes / 1e12} TB/s, FLOPs / peak), peak the ${CEILINGS.card} TF32 GEMM ceiling ${CEILINGS.tf32 / 1e12} TFLOP/s; the "bf16 peak" column keeps the same bytes at 2× that peak (bf16 activations would also cut bytes; not counted here). No kernel reaches either ceiling, launches do not overlap here, and nothing about speed is claimed before a GPU runs it.`,
   '',
 );

@@ -97,6 +97,7 @@ export interface NativeAddon {
   memoryStats(): NativeMemoryStats;
   cudaSynchronize(): void;
   cudaEmptyCache(): void;
+  resetPeakMemory(): void;
   setPoison(on: boolean): void;
   // Op bindings: raw pointers and sizes, validated in lib/ops before the call.
   ops: Record<string, (...args: any[]) => any>;

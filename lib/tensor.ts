@@ -433,6 +433,12 @@ export function synchronize(): void {
   loadNative().cudaSynchronize();
 }
 
+/** Starts the CUDA allocator's peak (memoryStats().native.cuda.peakInUseBytes) again from the bytes in use
+ * now, as torch.cuda.reset_peak_memory_stats does; a no-op without CUDA. */
+export function resetPeakMemoryStats(): void {
+  loadNative().resetPeakMemory();
+}
+
 /** Returns the allocators' cached (freed) blocks: host blocks to the OS, CUDA blocks to the driver. */
 export function emptyCache(): void {
   loadNative().cudaEmptyCache();

@@ -17,6 +17,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("memoryStats", Napi::Function::New(env, axn::NativeMemoryStats, "memoryStats"));
   exports.Set("cudaSynchronize", Napi::Function::New(env, axn::CudaSynchronize, "cudaSynchronize"));
   exports.Set("cudaEmptyCache", Napi::Function::New(env, axn::CudaEmptyCache, "cudaEmptyCache"));
+  exports.Set("resetPeakMemory", Napi::Function::New(env, axn::ResetPeakMemory, "resetPeakMemory"));
   exports.Set("setPoison", Napi::Function::New(env, axn::SetPoison, "setPoison"));
   exports.Set("ops", axn::OpsExports(env));
   exports.Set("data", axn::data::DataExports(env));

@@ -153,6 +153,13 @@ Napi::Value SetPoison(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info) {
+#ifdef AXN_WITH_CUDA
+  cuda::resetPeakMemory();
+#endif
+  return info.Env().Undefined();
+}
+
 Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info) {
   cpu::drain();  // frees still queued return their blocks first
   host::emptyCache();

@@ -8,6 +8,7 @@ Napi::Value CudaDevices(const Napi::CallbackInfo& info);   // [{ index, name, to
 Napi::Value NativeMemoryStats(const Napi::CallbackInfo& info);
 Napi::Value CudaSynchronize(const Napi::CallbackInfo& info);
 Napi::Value CudaEmptyCache(const Napi::CallbackInfo& info);
+Napi::Value ResetPeakMemory(const Napi::CallbackInfo& info);
 Napi::Value SetPoison(const Napi::CallbackInfo& info);  // (on: boolean) test aid, see storage.h
 Napi::Object DistExports(Napi::Env env);  // native/bind/dist.cc: data-parallel communication (native/dist/)
 #ifdef AXN_CUDA_EMU

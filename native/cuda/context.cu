@@ -327,6 +327,12 @@ AllocatorStats allocatorStats() {
   return c.stats;
 }
 
+void resetPeakMemory() {
+  Context& c = ctx();
+  std::lock_guard<std::mutex> lock(c.mu);
+  c.stats.peakInUseBytes = c.stats.inUseBytes;
+}
+
 void emptyCache() {
   Context& c = ctx();
   if (!c.initialised) return;

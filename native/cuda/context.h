@@ -122,6 +122,8 @@ void setTf32(bool on);
 void* deviceAlloc(size_t bytes);
 void deviceFree(void* ptr);
 AllocatorStats allocatorStats();
+// peakInUseBytes = inUseBytes from now on (torch.cuda.reset_peak_memory_stats).
+void resetPeakMemory();
 void emptyCache();
 
 // Copies on the stream. H2D from pageable memory returns when the source may be reused.
