@@ -168,39 +168,24 @@ export function conv2dOutputShape(xShape: readonly number[], wShape: readonly nu
 /** y = conv2d(x, w) + b: x [N, C, H, W], w [K, C/groups, kh, kw], b [K] or null → y [N, K, Ho, Wo];
  * with `relu: true`, y = max(conv2d(x, w) + b, 0). */
 export function conv2d(x: Tensor, w: Tensor, b: Tensor | null, opts?: Conv2dForwardOptions): Tensor {
-  const op = 'conv2d';
-  expectTensor(x, op, 'x');
-  expectTensor(w, op, 'w');
-  const o = parseOptions(opts, op);
-  const g = geometry(x.shape, w.shape, o, op);
-  const bias = biasArg(b, op, g.K);
-  const dev = sameDevice(op, { x, w, b: bias });
-  const useTf32 = tf32(o.precision, op);
-  const ws = workspaceOption(o, op);
-  const fuseRelu = reluForwardOption(o, op, 'conv2dBackward');
-  const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
-  try {
-    if (g.N > 0)
-      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, useTf32, fuseRelu, pathCode(convPath), null);
-  } catch (e) {
-    y.dispose();
-    throw e;
-  }
-  return y;
+  return forward('conv2d', x, w, b, opts, false).y;
 }
 
 /** The floats of the whole batch's columns that a training forward keeps on the columns path, or 0 when
  * it keeps none (the legacy path, a 1×1 stride-1 unpadded convolution, an empty batch, or columns and the
  * GEMM's output over the workspace cap: the backward then computes them again, chunk by chunk). */
 function columnsFloats(g: Geometry, ws: number, dev: 'cpu' | 'cuda'): number {
-  if (convPath === 'legacy') return 0;
+  if (convPath === 'legacy' || g.N === 0) return 0;
   return nativeOps().conv2d_columns_floats(...geomArgs(g), ws, dev === 'cuda');
 }
 
 /** conv2d for training: y as conv2d gives it, and the columns for `conv2dBackward`'s `columns` option
  * (null when this convolution keeps none; see getConvolutionPath). The caller owns both. */
 export function conv2dForTraining(x: Tensor, w: Tensor, b: Tensor | null, opts?: Conv2dForwardOptions): { y: Tensor; columns: Tensor | null } {
-  const op = 'conv2dForTraining';
+  return forward('conv2dForTraining', x, w, b, opts, true);
+}
+
+function forward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dForwardOptions | undefined, keepColumns: boolean): { y: Tensor; columns: Tensor | null } {
   expectTensor(x, op, 'x');
   expectTensor(w, op, 'w');
   const o = parseOptions(opts, op);
@@ -210,7 +195,7 @@ export function conv2dForTraining(x: Tensor, w: Tensor, b: Tensor | null, opts?:
   const useTf32 = tf32(o.precision, op);
   const ws = workspaceOption(o, op);
   const fuseRelu = reluForwardOption(o, op, 'conv2dBackward');
-  const n = g.N > 0 ? columnsFloats(g, ws, dev) : 0;
+  const n = keepColumns ? columnsFloats(g, ws, dev) : 0;
   const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
   let columns: Tensor | null = null;
   try {

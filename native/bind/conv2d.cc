@@ -53,6 +53,15 @@ ops::ConvPath pathArg(const Napi::CallbackInfo& info, size_t i, const char* op) 
   return static_cast<ops::ConvPath>(p);
 }
 
+// The kept columns at argument i (null when absent): conv2d_columns_floats floats on the call's device.
+float* columnsArg(const Napi::CallbackInfo& info, size_t i, const char* op, const ops::Conv2dDims& d, size_t ws,
+                  bool cuda) {
+  if (absent(info, i)) return nullptr;
+  const int64_t nc = ops::conv2d_columns_floats(d, ws, cuda);
+  AXN_CHECK(nc > 0, op, "columns were given, but this convolution keeps none (a 1×1 convolution, or columns over the workspace cap)");
+  return ptr<float>(info, i, op, "columns", static_cast<size_t>(nc));
+}
+
 struct Sizes {
   size_t x, w, y;
   explicit Sizes(const ops::Conv2dDims& d)
@@ -77,12 +86,7 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y"),
                                 hasCols ? storage(info, 20, op, "columns") : nullptr});
-  float* cols = nullptr;
-  if (hasCols) {
-    const int64_t nc = ops::conv2d_columns_floats(d, ws, cuda);
-    AXN_CHECK(nc > 0, op, "columns were given, but this convolution keeps none (a 1×1 convolution, or columns over the workspace cap)");
-    cols = ptr<float>(info, 20, op, "columns", static_cast<size_t>(nc));
-  }
+  float* cols = columnsArg(info, 20, op, d, ws, cuda);
   AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, tf32, relu, path, cols),
                ops::conv2d_forward_cuda(x, w, b, y, d, ws, tf32, relu, path, cols));
   return info.Env().Undefined();
@@ -109,12 +113,7 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
                   db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr,
                   hasCols ? storage(info, 23, op, "columns") : nullptr});
-  float* cols = nullptr;
-  if (hasCols) {
-    const int64_t nc = ops::conv2d_columns_floats(d, ws, cuda);
-    AXN_CHECK(nc > 0, op, "columns were given, but this convolution keeps none (a 1×1 convolution, or columns over the workspace cap)");
-    cols = ptr<float>(info, 23, op, "columns", static_cast<size_t>(nc));
-  }
+  float* cols = columnsArg(info, 23, op, d, ws, cuda);
   AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace, path, cols),
                ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace, path, cols));
   return info.Env().Undefined();
