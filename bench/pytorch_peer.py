@@ -741,8 +741,8 @@ def main():
                          "their PyTorch-only variants (key~variant); outputs are written for the listed keys only")
     ap.add_argument("--train-variants", action="store_true", default=os.environ.get("PYTORCH_PEER_TRAIN_VARIANTS") == "1",
                     help="with --keys-file: time the training step's bf16/torch.compile variants too (key~bf16, ~compiled, "
-                         "~bf16_compiled; they compile for tens of seconds); without --keys-file they run when --filter "
-                         "selects them. Env PYTORCH_PEER_TRAIN_VARIANTS=1 does the same (for bench/run.mjs --vs-pytorch)")
+                         "~bf16_compiled; they compile for tens of seconds); without --keys-file they run like any row (unless --filter "
+                         "leaves them out). Env PYTORCH_PEER_TRAIN_VARIANTS=1 does the same (for bench/run.mjs --vs-pytorch)")
     ap.add_argument("--precisions", default=None,
                     help="row precisions, comma-separated (default: fp32,tf32 on cuda, fp32 on cpu); on the CPU a tf32 "
                          "row computes in fp32 (a reference for CUDA rows where torch has no CUDA)")
