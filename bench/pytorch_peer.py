@@ -21,6 +21,24 @@ have been spent (and at least 10 repetitions on CUDA, 3 on the CPU). On CUDA a r
 CUDA events recorded around the `inner` calls on the current stream; on the CPU with perf_counter. The
 row's figure is the median per call; p10 and p90 are kept too.
 
+PyTorch-only rows (key~variant: no outputs of ours to compare, so none are written; bench/run.mjs shows
+them beside the table, unchecked): sgd~foreach_off and sgd~fused (torch.optim.SGD's other implementations),
+and, on CUDA only, for train.g1 and train.tv, variants of the tf32 training step (same model, inputs,
+cross-entropy, SGD update, PyTorch's own dropout and the same two .item() read-backs as the eager row):
+  train.<g1|tv>.tf32~bf16            eager, forward + loss under torch.autocast('cuda', torch.bfloat16): the
+                                     standard AMP recipe (fp32 master weights and SGD, no GradScaler for bf16);
+  train.<g1|tv>.tf32~compiled        torch.compile (default mode) of forward + loss (backward compiled
+                                     with it by AOTAutograd) and of the SGD update; TF32 on;
+  train.<g1|tv>.tf32~bf16_compiled   both (autocast inside the compiled forward).
+The compiled rows start with zeroed momentum buffers (the first update is the same; the update then
+compiles once, not again at the second step), reset torch.compile's caches first, and get 2 warm-up steps
+before measure()'s own warm-up and calibration calls: compiling (and any recompile at the second call)
+happens in those 4 untimed calls; the row's warmupSeconds is the 2 warm-up steps' wall time (mostly
+compiling). On the CPU none of these rows exist; on torch < 2.0 (no torch.compile, e.g. the development
+machine's 1.13) the ~compiled ones are absent, also from --list. With --keys-file (bench/run.mjs) the
+training variants are left out unless --train-variants or PYTORCH_PEER_TRAIN_VARIANTS=1: they compile
+for tens of seconds, which a plain `run.mjs --vs-pytorch --filter '^train'` should not pay.
+
 Precision: 'fp32' rows set torch.backends.cuda.matmul.allow_tf32 = False and
 torch.backends.cudnn.allow_tf32 = False; 'tf32' rows set both True (on torch >= 2.9, which deprecates
 those flags, the same through torch.backends.cuda.matmul.fp32_precision and
@@ -569,7 +587,72 @@ def build_rows(geo, dev, batch, precisions):
                 return step, ref
 
             row("train.%s.%s" % (key, prec), prec, train, batch=N)
+
+        # PyTorch-only variants of the tf32 step (no outputs of ours to compare, like sgd~fused): bf16
+        # autocast and/or torch.compile. CUDA only; the compiled ones only where torch has torch.compile.
+        if dev.type != "cuda" or "tf32" not in precisions or key not in TRAIN_VARIANT_ARCHS:
+            continue
+        for variant, bf16, compiled in TRAIN_VARIANTS:
+            if compiled and not hasattr(torch, "compile"):
+                continue
+
+            def variant_row(key=key, groups=groups, input_shape=input_shape, bf16=bf16, compiled=compiled):
+                rand, labels = inputs("train." + key)  # the eager row's inputs
+                x, lab = rand("x", N, *input_shape), labels("labels", N)
+                model = (paper_alexnet(geo, groups) if groups else torchvision_alexnet(C)).to(dev).train()
+                opt = torch.optim.SGD(model.parameters(), lr=t["lr"], momentum=t["momentum"], weight_decay=t["weightDecay"])
+
+                def forward(x, lab):
+                    if bf16:  # AMP: bf16 convolutions and GEMMs, fp32 master weights, the loss in fp32
+                        with torch.autocast("cuda", dtype=torch.bfloat16):
+                            logits = model(x)
+                            return logits, F.cross_entropy(logits, lab)
+                    logits = model(x)
+                    return logits, F.cross_entropy(logits, lab)
+
+                def update():
+                    opt.step()
+
+                if compiled:
+                    compiler_reset()  # a fresh cache per row: no recompile limit reached, no graph of the last row
+                    # momentum buffers from the start (zeros: the first update is the same, buf = 0.9·0 + g),
+                    # so the update compiles once instead of again at the second step
+                    for prm in model.parameters():
+                        opt.state[prm]["momentum_buffer"] = torch.zeros_like(prm)
+                    forward, update = torch.compile(forward), torch.compile(update)
+
+                def step():
+                    opt.zero_grad(set_to_none=True)
+                    with torch.enable_grad():
+                        logits, loss = forward(x, lab)
+                        loss.backward()
+                    update()
+                    correct = (logits.detach().argmax(1) == lab).sum()
+                    return loss.item(), correct.item()
+
+                return step, None
+
+            what = " + ".join(w for w in ("bf16 autocast" if bf16 else "", "torch.compile" if compiled else "") if w)
+            row("train.%s.tf32~%s" % (key, variant), "tf32", variant_row, batch=N, optin=True,
+                autocast="bf16" if bf16 else None, compiled=compiled, warmups=COMPILED_WARMUPS if compiled else 0,
+                note="PyTorch's step with %s%s" % (what, ", %d warm-up steps not timed" % COMPILED_WARMUPS if compiled else ""))
     return rows
+
+
+# The PyTorch-only training-step variants: (key suffix, bf16 autocast, torch.compile), for these archs.
+TRAIN_VARIANTS = [("bf16", True, False), ("compiled", False, True), ("bf16_compiled", True, True)]
+TRAIN_VARIANT_ARCHS = ("g1", "tv")
+COMPILED_WARMUPS = 2
+
+
+def compiler_reset():
+    """Drops torch.compile's caches (torch.compiler.reset on torch >= 2.1, torch._dynamo.reset on 2.0)."""
+    reset = getattr(getattr(torch, "compiler", None), "reset", None)
+    if reset is None:
+        import torch._dynamo  # noqa: F401
+
+        reset = torch._dynamo.reset
+    reset()
 
 
 # ---- timing ----------------------------------------------------------------------------------------
@@ -656,6 +739,10 @@ def main():
     ap.add_argument("--keys-file", default=None,
                     help="exactly these rows (one key a line; bench/run.mjs passes its own list), and when timing "
                          "their PyTorch-only variants (key~variant); outputs are written for the listed keys only")
+    ap.add_argument("--train-variants", action="store_true", default=os.environ.get("PYTORCH_PEER_TRAIN_VARIANTS") == "1",
+                    help="with --keys-file: time the training step's bf16/torch.compile variants too (key~bf16, ~compiled, "
+                         "~bf16_compiled; they compile for tens of seconds); without --keys-file they run like any row (unless --filter "
+                         "leaves them out). Env PYTORCH_PEER_TRAIN_VARIANTS=1 does the same (for bench/run.mjs --vs-pytorch)")
     ap.add_argument("--precisions", default=None,
                     help="row precisions, comma-separated (default: fp32,tf32 on cuda, fp32 on cpu); on the CPU a tf32 "
                          "row computes in fp32 (a reference for CUDA rows where torch has no CUDA)")
@@ -684,7 +771,7 @@ def main():
     if a.keys_file:
         with open(a.keys_file, encoding="utf-8") as f:
             listed = set(k.strip() for k in f if k.strip())
-        rows = [r for r in rows if r["key"] in listed or (not a.no_time and r["key"].split("~")[0] in listed)]
+        rows = [r for r in rows if r["key"] in listed or (not a.no_time and r["key"].split("~")[0] in listed and (a.train_variants or not r.get("optin")))]
     if a.list:
         for r in rows:
             print(r["key"])
@@ -719,20 +806,29 @@ def main():
             group = g
             set_precision(r["precision"] or "fp32")
             out = dict(key=r["key"], precision=r["precision"])
-            for k in ("note", "batch"):
-                if k in r:
+            for k in ("note", "batch", "autocast", "compiled"):
+                if r.get(k) is not None:
                     out[k] = r[k]
             try:
                 call, ref = r["make"]()
-                if a.outputs and (listed is None or r["key"] in listed):
+                if a.outputs and ref is not None and (listed is None or r["key"] in listed):
                     outs = ref()
                     write_safetensors(os.path.join(a.outputs, r["key"] + ".safetensors"), outs)
                     outs = None
                 if a.no_time:
-                    print("  [%d/%d] %-28s outputs written" % (i + 1, len(rows), r["key"]), flush=True)
+                    print("  [%d/%d] %-28s %s" % (i + 1, len(rows), r["key"], "outputs written" if ref else "no outputs (PyTorch-only)"), flush=True)
                 else:
+                    warm = ""
+                    if r.get("warmups"):  # torch.compile compiles here (and may recompile): not timed
+                        w0 = time.perf_counter()
+                        for _ in range(r["warmups"]):
+                            call()
+                        if cuda:
+                            torch.cuda.synchronize()
+                        out["warmupSeconds"] = time.perf_counter() - w0
+                        warm = " (%d warm-up steps: %.1f s)" % (r["warmups"], out["warmupSeconds"])
                     out.update(measure(call, dev, time_ms, 4 if cuda else 20, 1000 if cuda else 200, 10 if cuda else 3))
-                    print("  [%d/%d] %-28s %10.5f ms [%.5f–%.5f] ×%d" % (i + 1, len(rows), r["key"], out["ms"], out["p10"], out["p90"], out["inner"]), flush=True)
+                    print("  [%d/%d] %-28s %10.5f ms [%.5f–%.5f] ×%d%s" % (i + 1, len(rows), r["key"], out["ms"], out["p10"], out["p90"], out["inner"], warm), flush=True)
             except Exception as e:  # one failing row must not lose the others
                 out["error"] = ("%s: %s" % (type(e).__name__, e)).splitlines()[0]
                 failed += 1

@@ -2,7 +2,8 @@
 # The GPU check: a verdict on the CUDA backend in two device calls, each well under the 10 minutes a call
 # may run (a lent H200 has 15 minutes in all, machine start, transfers and idle time included).
 #
-#   call 1   bash scripts/gpu-check.sh 1   build, GPU tests, compute-sanitizer, per-op benchmarks
+#   call 1   bash scripts/gpu-check.sh 1   build, GPU tests, compute-sanitizer, per-op benchmarks, data,
+#                                          PyTorch's bf16 / torch.compile training steps
 #   call 2   bash scripts/gpu-check.sh 2   build, the main job (paper arch on Fashion-MNIST), training step
 #
 # Prepare each call here, then run it there (the device tool; `files` come back from $OUT):
@@ -25,7 +26,11 @@
 #   per-op benchmarks at batch 128, fp32 and tf32, PyTorch + cuDNN then ours, outputs checked     ~180 s
 #   the data pipeline: the packed loader (16 decode threads) into the GPU, and the paper arch's step
 #     fed by it vs on a synthetic batch (bench/data.mjs --store .gpu/photos.axpk)                   ~40 s
-#   → about 6–7 minutes with the machine's start (~1 min).
+#   PyTorch's reference steps (torchref): bench/pytorch_peer.py's PyTorch-only rows train.<g1|tv>.tf32~bf16
+#     (autocast), ~compiled (torch.compile, TF32), ~bf16_compiled at batch 128, beside call 2's eager
+#     ones; compiling untimed. Last, under a hard timeout of 150 s that never reaches past
+#     GPU_CHECK_DEADLINE_S (default 500) s of the call; under 45 s left it SKIPs        ~60–150 s (estimate)
+#   → about 7–8 minutes with the machine's start (~1 min); the last step takes only what is left.
 # Call 2:
 #   build                                                                                            ~30 s
 #   NCCL self-test (scripts/nccl-selftest.mjs): the libnccl.so.2 of PyTorch's wheel (AXN_NCCL_LIB), a
@@ -44,7 +49,8 @@
 # with the stub cuBLAS (npm run check:cuda's path), the GPU steps run against the emulated device
 # (build-emu/, AXN_CUDA=EMU) at small sizes, compute-sanitizer steps report SKIP where the tool is missing,
 # and the PyTorch peer runs on the CPU — so that every step but the GPU itself has run before the minutes
-# start. Env: GPU_CHECK_SKIP="tests sanitizer bench train step unfused convab nccl" leaves parts out.
+# start (the torchref step, PyTorch on CUDA only, SKIPs with the rows it would run). Env:
+# GPU_CHECK_SKIP="tests sanitizer bench data torchref train step unfused convab nccl" leaves parts out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 call=${1:-}
@@ -210,6 +216,39 @@ if [ "$call" = 1 ]; then
       [ "$rehearse" = 1 ] || row "data: training step fed by the loader" "$(verdict $rc)" "$(grep -oE '^bench:data: training .*' "$W/data.log" | sed 's/^bench:data: training //')"
     else
       row "data pipeline" SKIP "no .gpu/photos.axpk (bash scripts/gpu-pack.sh 1 makes it)"
+    fi
+  fi
+
+  if [[ $skip != *" torchref "* ]]; then
+    # PyTorch's reference steps beside call 2's eager ones: the peer's PyTorch-only training rows for the
+    # paper arch g1 and torchvision's at batch 128 — bf16 autocast (eager), torch.compile (TF32) and both;
+    # compiling happens in untimed warm-up calls (bench/pytorch_peer.py's docstring). Last in the call,
+    # under a hard timeout: at most 150 s, and never past GPU_CHECK_DEADLINE_S (default 500) s of the
+    # call, so that a slow compile cannot eat it; with under 45 s left it skips. Rows timed before a
+    # timeout still show: the medians come from the peer's log.
+    pfilter='^train\.(g1|tv)\.tf32~(bf16|compiled|bf16_compiled)$'
+    left=$(( ${GPU_CHECK_DEADLINE_S:-500} - ($(date +%s) - t0) ))
+    [ $left -gt 150 ] && left=150
+    step "PyTorch's reference steps (bf16, torch.compile): $PY bench/pytorch_peer.py --device cuda --filter '$pfilter' (timeout ${left}s)"
+    if [ $have_torch_cuda = 0 ]; then
+      keys=$($PY bench/pytorch_peer.py --list --device cuda --filter "$pfilter" 2>&1 | tr '\n' ' ' | cut -c1-200)
+      row "PyTorch reference steps (bf16, compiled)" SKIP "no torch with CUDA here (its rows here: ${keys:-none})"
+    elif [ $left -lt 45 ]; then
+      row "PyTorch reference steps (bf16, compiled)" SKIP "only ${left}s left of the call's ${GPU_CHECK_DEADLINE_S:-500}s"
+    else
+      timeout -k 10 "$left" "$PY" bench/pytorch_peer.py --device cuda --batch 128 --filter "$pfilter" \
+        --json "$W/pytorch-ref.json" > "$W/pytorch-ref.log" 2>&1
+      rc=$?
+      tail -8 "$W/pytorch-ref.log"
+      # "key ms ms; " per timed row (with the compiled rows' warm-up time), "key ERROR; " per failed one
+      medians=$(grep -E '^  \[[0-9]+/[0-9]+\] train\.' "$W/pytorch-ref.log" | awk '
+        $4 == "ms" { w = ""; if (match($0, /warm-up steps: [0-9.]+ s/)) w = " (warm-up " substr($0, RSTART + 15, RLENGTH - 15) ")"; printf "%s %s ms%s; ", $2, $3, w }
+        $3 == "ERROR" { printf "%s ERROR; ", $2 }')
+      case $rc in
+        0) row "PyTorch reference steps (bf16, compiled)" PASS "${medians}batch 128" ;;
+        124 | 137) row "PyTorch reference steps (bf16, compiled)" FAIL "${medians}stopped after ${left}s (pytorch-ref.log)" ;;
+        *) row "PyTorch reference steps (bf16, compiled)" FAIL "${medians}exit $rc (pytorch-ref.log)" ;;
+      esac
     fi
   fi
 fi
