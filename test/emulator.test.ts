@@ -261,7 +261,14 @@ describe.skipIf(!emulated)('the alexnet command on the emulated device', () => {
     expect(g.testLoss).toBeLessThan(2.0);
     expect(g.top1).toBeGreaterThan(25);
     const c = train('cpu');
+    // Rounding alone moves where this short run ends up: on the CPU, the legacy and the columns convolution
+    // path (the same arithmetic summed in other orders) ended at test top-1 34.9 % and 39.2 %, test loss
+    // 1.627 and 1.652, train loss 2.2716 and 2.2717 (2026-12-05). So top-1 after one epoch of 2,000 images
+    // is no sharper than several points between two roundings; the losses, averaged over every image, are
+    // the comparison, and top-1 only within what rounding alone was seen to move it (twice that). (The
+    // emulated device itself gives the same bits on both paths: its GEMM sums every dot product in one order.)
     expect(Math.abs(g.trainLoss - c.trainLoss), `train loss: emulated ${g.trainLoss}, CPU ${c.trainLoss}`).toBeLessThan(0.05);
-    expect(Math.abs(g.top1 - c.top1), `test top-1: emulated ${g.top1} %, CPU ${c.top1} %`).toBeLessThan(3);
+    expect(Math.abs(g.testLoss - c.testLoss), `test loss: emulated ${g.testLoss}, CPU ${c.testLoss}`).toBeLessThan(0.1);
+    expect(Math.abs(g.top1 - c.top1), `test top-1: emulated ${g.top1} %, CPU ${c.top1} %`).toBeLessThan(9);
   }, 900_000);
 });
