@@ -122,7 +122,7 @@ describe.skipIf(noCuda)('a training step on CUDA never waits on the host', () =>
     await Promise.all([model.step(b.x, b.y, opt), model.step(small.x, small.y, opt)]);
     // Steady state, big and small batches alternating, steps kept in flight.
     const s0 = memoryStats().native.cuda!;
-    const steps = 4;
+    const steps = 2;
     const results = [];
     for (let i = 0; i < steps; i++) results.push(model.step(i % 2 ? small.x : b.x, i % 2 ? small.y : b.y, opt));
     await Promise.all(results);
