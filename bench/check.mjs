@@ -56,11 +56,17 @@ export function labelArray(n, name, classes) {
 //  - a length-K float32 sum, evaluated in two orders, differs by about u·√(K/3) relative (L2, random
 //    data; u = 2^-24); the bound is 4·u·√K plus 2u for the final roundings;
 //  - each side that computes in TF32 adds 2·2^-10 (inputs cut to 10 mantissa bits, no averaging assumed);
+//    each side in bf16 adds 2·2^-7 (inputs cut to 7 mantissa bits: 2^-7 bounds truncation, the larger of
+//    the two errors hardware may make; rounding to nearest is 2^-8);
 //  - elementwise transcendental functions (exp, log, pow) add a few ulps: `ulps`.
 // Outputs that must match exactly (max pooling, ReLU, dropout, integer counts) have tolerance 0.
 
 export const U_FP32 = 2 ** -24;
 export const U_TF32 = 2 ** -10;
+export const U_BF16 = 2 ** -7;
+
+/** The per-product relative error a GEMM precision adds on one side: its inputs' cut, twice. */
+export const cutOf = (precision) => (precision === 'tf32' ? 2 * U_TF32 : precision === 'bf16' ? 2 * U_BF16 : 0);
 
 export const fp32Sum = (K) => 4 * U_FP32 * Math.sqrt(Math.max(1, K)) + 2 * U_FP32;
 
@@ -74,7 +80,7 @@ export function toleranceOf(spec, ours, ref) {
   // relative errors add, and each GEMM stage run in TF32 cuts its inputs again.
   const Ks = spec.chain ?? [spec.K];
   let t = Ks.reduce((a, K) => a + fp32Sum(K), 0) + (spec.ulps ?? 0) * U_FP32 + (spec.extra ?? 0);
-  const tf = spec.fp32 ? 0 : ((ours === 'tf32') + (ref === 'tf32')) * 2 * U_TF32;
+  const tf = spec.fp32 ? 0 : cutOf(ours) + cutOf(ref);
   t += tf * (spec.tf32Stages ?? Ks.length);
   // ReLU and max pooling switch where a pre-activation, or the top two values of a window, lie within the
   // rounding error ε of one stage: a switched unit sends its whole gradient elsewhere, so a gradient's
@@ -92,8 +98,9 @@ export function describeTolerance(spec, ours, ref) {
     ? [`${spec.chain.length} reductions, K ≤ ${Math.max(...spec.chain).toLocaleString('en-US')}`]
     : [`K ${spec.K.toLocaleString('en-US')}`];
   if (spec.ulps) parts.push(`+${spec.ulps} ulp`);
-  const tf = spec.fp32 ? 0 : (ours === 'tf32') + (ref === 'tf32');
-  if (tf) parts.push(`${tf}× tf32${spec.chain ? ` × ${spec.tf32Stages ?? spec.chain.length}` : ''}`);
+  const cuts = spec.fp32 ? [] : [ours, ref].filter((p) => p === 'tf32' || p === 'bf16');
+  const cutText = [...new Set(cuts)].map((p) => `${cuts.filter((c) => c === p).length}× ${p}`).join(' + ');
+  if (cutText) parts.push(`${cutText}${spec.chain ? ` × ${spec.tf32Stages ?? spec.chain.length}` : ''}`);
   if (spec.switches) parts.push(`√(${spec.switches}·ε) for ReLU/max-pool switches`);
   if (spec.extraHow) parts.push(spec.extraHow);
   return parts.join(', ');

@@ -188,7 +188,7 @@ program
   .option('--data <source>', '"fashion-mnist", an image folder with train/ and test/ subfolders, or a packed folder (alexnet pack) with train.axpk and test.axpk', 'fashion-mnist')
   .addOption(new Option('--arch <arch>', 'network').choices(['small', 'paper', 'torchvision']))
   .addOption(new Option('--device <device>', 'where to train').choices(['auto', 'cpu', 'cuda']).default('auto'))
-  .addOption(new Option('--precision <p>', 'GEMM precision on CUDA (default tf32: tensor cores)').choices(['fp32', 'tf32']))
+  .addOption(new Option('--precision <p>', 'GEMM precision (default on CUDA tf32: tensor cores; bf16: GEMM inputs rounded to bfloat16, float32 sums)').choices(['fp32', 'tf32', 'bf16']))
   .option('--epochs <n>', 'epochs', int('--epochs'))
   .option('--batch-size <n>', 'images per batch (with --nproc / mpirun: the global batch, all processes together)', int('--batch-size'))
   .option('--lr <x>', 'initial learning rate (with --nproc / mpirun: for the global batch)', num('--lr'))

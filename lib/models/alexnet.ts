@@ -21,7 +21,9 @@ export interface AlexNetOptions {
   device?: Device | string;
   /** GEMM precision of the convolutions and linear layers. Default on CUDA: 'tf32' (tensor cores, 8× the
    * strict float32 rate on an H100/H200; PyTorch's default for cuDNN convolutions too); elsewhere the
-   * process default ('fp32' unless setDefaultPrecision). The CPU always computes in float32. */
+   * process default ('fp32' unless setDefaultPrecision). 'bf16': the GEMM inputs rounded to bfloat16 with
+   * float32 sums (bf16 tensor cores on CUDA, twice TF32's rate; the CPU rounds the same way, as its oracle);
+   * weights, activations, the loss and SGD stay float32. On the CPU 'tf32' computes in float32. */
   precision?: Precision;
   /** Dropout probability in the classifier (0.5 in the paper and torchvision). */
   dropout?: number;
@@ -268,7 +270,7 @@ export class AlexNet {
   get precision(): Precision {
     return this.#precision;
   }
-  /** GEMM precision of the convolutions and linear layers: 'fp32' or 'tf32' (CUDA tensor cores). */
+  /** GEMM precision of the convolutions and linear layers: 'fp32', 'tf32' (CUDA tensor cores) or 'bf16'. */
   set precision(p: Precision) {
     this.#precision = parsePrecision(p, 'AlexNet.precision');
     for (const m of this.modules()) if (m instanceof Conv2d || m instanceof Linear) m.precision = this.#precision;

@@ -4,7 +4,7 @@
  * Native: native/ops/conv2d.*, native/ops/gemm.*, native/bind/conv2d.cc. */
 import { describe } from '../errors.js';
 import { Tensor, parseShape } from '../tensor.js';
-import { expectShape, expectTensor, formatShape, intOption, nativeOps, pairOption, reluBackwardOptions, reluForwardOption, sameDevice, st, tf32, type Precision } from './util.js';
+import { expectShape, expectTensor, formatShape, intOption, nativeOps, pairOption, reluBackwardOptions, reluForwardOption, sameDevice, st, gemmMath, type Precision } from './util.js';
 
 export interface Conv2dOptions {
   /** Step between windows (sh, sw). Default 1. */
@@ -13,7 +13,8 @@ export interface Conv2dOptions {
   padding?: number | [number, number];
   /** Channel groups: C and K must be divisible by it. Default 1. */
   groups?: number;
-  /** GEMM precision: 'fp32' (strict) or 'tf32' (CUDA tensor cores; the CPU computes in fp32).
+  /** GEMM precision: 'fp32' (strict), 'tf32' (CUDA tensor cores; the CPU computes in fp32) or 'bf16' (inputs
+   * rounded to bfloat16, float32 sums; see Precision).
    * Default: getDefaultPrecision(). */
   precision?: Precision;
   /** Cap on the im2col column buffer in bytes (default 1 GiB on CUDA, 256 MiB on the CPU). The batch is
@@ -192,7 +193,7 @@ function forward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2
   const g = geometry(x.shape, w.shape, o, op);
   const bias = biasArg(b, op, g.K);
   const dev = sameDevice(op, { x, w, b: bias });
-  const useTf32 = tf32(o.precision, op);
+  const math = gemmMath(o.precision, op);
   const ws = workspaceOption(o, op);
   const fuseRelu = reluForwardOption(o, op, 'conv2dBackward');
   const n = keepColumns ? columnsFloats(g, ws, dev) : 0;
@@ -201,7 +202,7 @@ function forward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2
   try {
     columns = n > 0 ? Tensor.empty([n], dev) : null;
     if (g.N > 0)
-      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, useTf32, fuseRelu, pathCode(convPath), columns ? st(columns, op) : null);
+      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, math, fuseRelu, pathCode(convPath), columns ? st(columns, op) : null);
   } catch (e) {
     y.dispose();
     columns?.dispose();
@@ -226,7 +227,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
   const dev = sameDevice(op, { dy, x, w });
   const needDx = boolOption(o.needInputGrad, op, 'needInputGrad', true);
   const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
-  const useTf32 = tf32(o.precision, op);
+  const math = gemmMath(o.precision, op);
   const ws = workspaceOption(o, op);
   const relu = reluBackwardOptions(o, op, 'conv2d', dy);
   const columns = o.columns === undefined || o.columns === null ? null : o.columns;
@@ -247,7 +248,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
     const db = needDb ? Tensor.empty([g.K], dev) : null;
     if (db) made.push(db);
     nativeOps().conv2d_backward(
-      st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, ...geomArgs(g), ws, useTf32,
+      st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, ...geomArgs(g), ws, math,
       relu.y ? st(relu.y, op) : null, relu.inPlace, columns ? 0 : pathCode(convPath), columns ? st(columns, op) : null,
     );
     return { dx, dw, db };

@@ -3,10 +3,11 @@
  * Native: native/ops/linear.*, native/ops/gemm.*, native/bind/{linear,gemm}.cc. */
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { expectShape, expectTensor, formatShape, nativeOps, reluBackwardOptions, reluForwardOption, sameDevice, st, tf32, type Precision } from './util.js';
+import { expectShape, expectTensor, formatShape, nativeOps, reluBackwardOptions, reluForwardOption, sameDevice, st, gemmMath, type Precision } from './util.js';
 
 export interface LinearOptions {
-  /** GEMM precision: 'fp32' (strict) or 'tf32' (CUDA tensor cores; the CPU computes in fp32).
+  /** GEMM precision: 'fp32' (strict), 'tf32' (CUDA tensor cores; the CPU computes in fp32) or 'bf16' (inputs
+   * rounded to bfloat16, float32 sums; see Precision).
    * Default: getDefaultPrecision(). */
   precision?: Precision;
 }
@@ -86,11 +87,11 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearForw
     expectShape(b, op, 'b', [out]);
   }
   const dev = sameDevice(op, { x, w, b });
-  const useTf32 = tf32(o.precision, op);
+  const math = gemmMath(o.precision, op);
   const fuseRelu = reluForwardOption(o, op, 'linearBackward');
   const y = Tensor.empty([N, out], dev);
   try {
-    if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, useTf32, fuseRelu);
+    if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, math, fuseRelu);
   } catch (e) {
     y.dispose();
     throw e;
@@ -112,7 +113,7 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
   const dev = sameDevice(op, { dy, x, w });
   const needDx = boolOption(o.needInputGrad, op, 'needInputGrad', true);
   const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
-  const useTf32 = tf32(o.precision, op);
+  const math = gemmMath(o.precision, op);
   const relu = reluBackwardOptions(o, op, 'linear', dy);
   const made: Tensor[] = [];
   try {
@@ -122,7 +123,7 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
     made.push(dw);
     const db = needDb ? Tensor.empty([out], dev) : null;
     if (db) made.push(db);
-    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, useTf32, relu.y ? st(relu.y, op) : null, relu.inPlace);
+    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, math, relu.y ? st(relu.y, op) : null, relu.inPlace);
     return { dx, dw, db };
   } catch (e) {
     made.forEach((t) => t.dispose());
@@ -149,12 +150,12 @@ export function matmul(a: Tensor, b: Tensor, opts?: MatmulOptions): Tensor {
         `but op(b) is ${formatShape([K2, N])} (b is ${formatShape(b.shape)}${transB ? ', transposed' : ''})`,
     );
   const dev = sameDevice(op, { a, b });
-  const useTf32 = tf32(o.precision, op);
+  const math = gemmMath(o.precision, op);
   const c = Tensor.empty([M, N], dev);
   try {
     // Row-major leading dimensions are the stored column counts (≥ 1 for BLAS even when a side is empty).
     if (M > 0 && N > 0)
-      nativeOps().gemm(transA, transB, M, N, K, 1, st(a, op), Math.max(1, a.shape[1]), st(b, op), Math.max(1, b.shape[1]), 0, st(c, op), N, useTf32);
+      nativeOps().gemm(transA, transB, M, N, K, 1, st(a, op), Math.max(1, a.shape[1]), st(b, op), Math.max(1, b.shape[1]), 0, st(c, op), N, math);
   } catch (e) {
     c.dispose();
     throw e;

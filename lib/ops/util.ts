@@ -4,11 +4,20 @@ import { describe } from '../errors.js';
 import { loadNative, type NativeAddon, type NativeStorage } from '../native.js';
 import { Tensor, type DType, type Device } from '../tensor.js';
 
-export type Precision = 'fp32' | 'tf32';
+/**
+ * The arithmetic of the GEMMs (convolutions, linear layers, matmul). All accumulate in float32.
+ * - 'fp32': strict float32.
+ * - 'tf32': CUDA multiplies on TF32 tensor cores (inputs cut to 10 mantissa bits); the CPU has no TF32 and
+ *   computes in fp32.
+ * - 'bf16': the GEMM inputs rounded to bfloat16 (7 mantissa bits), float32 products and sums (CUDA:
+ *   cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF, bf16 tensor cores; the CPU rounds the same way, to
+ *   nearest even, as the oracle of that mode). Weights, activations, gradients, the loss and SGD stay float32.
+ */
+export type Precision = 'fp32' | 'tf32' | 'bf16';
 
 let defaultPrecision: Precision = 'fp32';
 
-/** The GEMM precision used by ops called without `precision`: strict 'fp32' (default) or 'tf32'. */
+/** The GEMM precision used by ops called without `precision`: strict 'fp32' (default), 'tf32' or 'bf16'. */
 export function setDefaultPrecision(p: Precision): void {
   defaultPrecision = parsePrecision(p, 'setDefaultPrecision');
 }
@@ -18,13 +27,15 @@ export function getDefaultPrecision(): Precision {
 
 export function parsePrecision(p: unknown, op: string): Precision {
   if (p === undefined) return defaultPrecision;
-  if (p === 'fp32' || p === 'tf32') return p;
-  throw new TypeError(`${op}: precision must be "fp32" or "tf32", got ${describe(p)}`);
+  if (p === 'fp32' || p === 'tf32' || p === 'bf16') return p;
+  throw new TypeError(`${op}: precision must be "fp32", "tf32" or "bf16", got ${describe(p)}`);
 }
 
-/** True when the GEMMs of this call may use TF32 tensor cores (only meaningful on CUDA). */
-export function tf32(p: unknown, op: string): boolean {
-  return parsePrecision(p, op) === 'tf32';
+const GEMM_MATH: Record<Precision, number> = { fp32: 0, tf32: 1, bf16: 2 };
+
+/** The native GEMM arithmetic code of a precision (native/ops/gemm.h GemmMath: 0 fp32, 1 tf32, 2 bf16). */
+export function gemmMath(p: unknown, op: string): number {
+  return GEMM_MATH[parsePrecision(p, op)];
 }
 
 export function nativeOps(): NativeAddon['ops'] {

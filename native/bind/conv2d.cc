@@ -1,8 +1,8 @@
 // N-API bindings of conv2d (lib/ops/conv.ts validates first and allocates the outputs):
-//   ops.conv2d_forward(x, w, b | null, y, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, tf32,
+//   ops.conv2d_forward(x, w, b | null, y, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, math,
 //                      relu)
 //   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
-//                       workspaceBytes, tf32, reluY | null, reluInPlace)
+//                       workspaceBytes, math, reluY | null, reluInPlace)
 //   (both followed by: path (0 columns, 1 legacy), columns | null)
 //   ops.conv2d_columns_floats(N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, cuda) -> number
 // workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU). relu fuses a ReLU
@@ -74,7 +74,7 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const char* op = "conv2d_forward";
   const ops::Conv2dDims d = dims(info, 4, op);
   const size_t ws = workspace(info, 16, op);
-  const bool tf32 = flag(info, 17);
+  const ops::GemmMath math = gemmMath(info, 17);
   const bool relu = flag(info, 18);
   const Sizes n(d);
   const float* x = ptr<const float>(info, 0, op, "x", n.x);
@@ -87,8 +87,8 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y"),
                                 hasCols ? storage(info, 20, op, "columns") : nullptr});
   float* cols = columnsArg(info, 20, op, d, ws, cuda);
-  AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, tf32, relu, path, cols),
-               ops::conv2d_forward_cuda(x, w, b, y, d, ws, tf32, relu, path, cols));
+  AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, math, relu, path, cols),
+               ops::conv2d_forward_cuda(x, w, b, y, d, ws, math, relu, path, cols));
   return info.Env().Undefined();
 }
 
@@ -96,7 +96,7 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const char* op = "conv2d_backward";
   const ops::Conv2dDims d = dims(info, 6, op);
   const size_t ws = workspace(info, 18, op);
-  const bool tf32 = flag(info, 19);
+  const ops::GemmMath math = gemmMath(info, 19);
   const Sizes n(d);
   const bool inPlace = !absent(info, 20) && flag(info, 21);
   const float* dy = inPlace ? ptr<float>(info, 0, op, "dy", n.y) : ptr<const float>(info, 0, op, "dy", n.y);
@@ -114,8 +114,8 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
                   db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr,
                   hasCols ? storage(info, 23, op, "columns") : nullptr});
   float* cols = columnsArg(info, 23, op, d, ws, cuda);
-  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace, path, cols),
-               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, tf32, reluY, inPlace, path, cols));
+  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols),
+               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols));
   return info.Env().Undefined();
 }
 

@@ -150,6 +150,7 @@ Napi::Value TrafficRecords(const Napi::CallbackInfo& info) {
       o.Set("alpha", r.alpha);
       o.Set("beta", r.beta);
       o.Set("tf32", r.tf32);
+      o.Set("bf16", r.bf16);
       o.Set("flops", r.flops);
       o.Set("overlap", r.overlap);
     }

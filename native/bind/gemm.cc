@@ -1,9 +1,9 @@
 // N-API bindings of the row-major GEMM (lib/ops/linear.ts's matmul validates first; tests call these
 // directly with leading dimensions and strides):
-//   ops.gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32)
+//   ops.gemm(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math)
 //   ops.gemm_strided_batched(transA, transB, M, N, K, alpha, A, lda, strideA, B, ldb, strideB, beta,
-//                            C, ldc, strideC, batch, tf32)
-//   ops.gemm_builtin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, isa)   CPU only
+//                            C, ldc, strideC, batch, math)
+//   ops.gemm_builtin(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, isa, math?)   CPU only
 //   ops.gemm_builtin_isas() -> the micro-kernel variants this CPU runs, e.g. ['generic', 'avx2', 'avx512']
 #include <string>
 
@@ -38,14 +38,14 @@ Napi::Value Gemm(const Napi::CallbackInfo& info) {
   const int lda = i32(info, 7, op, "lda"), ldb = i32(info, 9, op, "ldb");
   const float beta = f32(info, 10, op, "beta");
   const int ldc = i32(info, 12, op, "ldc");
-  const bool tf32 = flag(info, 13);
+  const ops::GemmMath math = gemmMath(info, 13);
   ops::gemm_check_args(op, tA, tB, M, N, K, lda, ldb, ldc);
   const float* A = ptr<const float>(info, 6, op, "A", extent(tA ? K : M, tA ? M : K, lda));
   const float* B = ptr<const float>(info, 8, op, "B", extent(tB ? N : K, tB ? K : N, ldb));
   float* C = ptr<float>(info, 11, op, "C", extent(M, N, ldc));
   const bool cuda = onCuda(op, {storage(info, 6, op, "A"), storage(info, 8, op, "B"), storage(info, 11, op, "C")});
-  AXN_DISPATCH(cuda, ops::gemm_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32),
-               ops::gemm_cuda(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32));
+  AXN_DISPATCH(cuda, ops::gemm_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math),
+               ops::gemm_cuda(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math));
   return info.Env().Undefined();
 }
 
@@ -62,7 +62,7 @@ Napi::Value GemmStridedBatched(const Napi::CallbackInfo& info) {
   const int ldc = i32(info, 14, op, "ldc");
   const long long sC = i64(info, 15, op, "strideC");
   const int batch = i32(info, 16, op, "batch");
-  const bool tf32 = flag(info, 17);
+  const ops::GemmMath math = gemmMath(info, 17);
   ops::gemm_check_args(op, tA, tB, M, N, K, lda, ldb, ldc);
   AXN_CHECK(sA >= 0 && sB >= 0 && sC >= 0 && batch >= 0, op, "strides and batch must be ≥ 0");
   const size_t eC = extent(M, N, ldc);
@@ -75,9 +75,9 @@ Napi::Value GemmStridedBatched(const Napi::CallbackInfo& info) {
   const bool cuda = onCuda(op, {storage(info, 6, op, "A"), storage(info, 9, op, "B"), storage(info, 13, op, "C")});
   AXN_DISPATCH(cuda,
                ops::gemm_strided_batched_cpu(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch,
-                                             tf32),
+                                             math),
                ops::gemm_strided_batched_cuda(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch,
-                                              tf32));
+                                              math));
   return info.Env().Undefined();
 }
 
@@ -98,13 +98,14 @@ Napi::Value GemmBuiltin(const Napi::CallbackInfo& info) {
   const float beta = f32(info, 10, op, "beta");
   const int ldc = i32(info, 12, op, "ldc");
   const ops::GemmIsa isa = parseIsa(info, 13, op);
+  const ops::GemmMath math = info.Length() > 14 && !info[14].IsUndefined() ? gemmMath(info, 14) : ops::GemmMath::Fp32;
   ops::gemm_check_args(op, tA, tB, M, N, K, lda, ldb, ldc);
   const float* A = ptr<const float>(info, 6, op, "A", extent(tA ? K : M, tA ? M : K, lda));
   const float* B = ptr<const float>(info, 8, op, "B", extent(tB ? N : K, tB ? K : N, ldb));
   float* C = ptr<float>(info, 11, op, "C", extent(M, N, ldc));
   if (onCuda(op, {storage(info, 6, op, "A"), storage(info, 8, op, "B"), storage(info, 11, op, "C")}))
     fail(op, "the built-in GEMM runs on the CPU; got CUDA tensors", __FILE__, __LINE__);
-  AXN_CPU_ENQUEUE(ops::gemm_builtin_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, false, isa));
+  AXN_CPU_ENQUEUE(ops::gemm_builtin_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math, isa));
   return info.Env().Undefined();
 }
 

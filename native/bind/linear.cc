@@ -1,6 +1,6 @@
 // N-API bindings of linear (lib/ops/linear.ts validates first and allocates the outputs):
-//   ops.linear_forward(x, w, b | null, y, N, in, out, tf32, relu)
-//   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, tf32, reluY | null, reluInPlace)
+//   ops.linear_forward(x, w, b | null, y, N, in, out, math, relu)
+//   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, math, reluY | null, reluInPlace)
 // relu fuses a ReLU into the forward; reluY is that fused forward's output, for the backward through both;
 // reluInPlace writes the gradient at the layer's output over dy (then held as written, not read-only).
 #include <string>
@@ -24,7 +24,7 @@ void sizes(const char* op, int N, int in, int out) {
 Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const char* op = "linear_forward";
   const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
-  const bool tf32 = flag(info, 7);
+  const ops::GemmMath math = gemmMath(info, 7);
   const bool relu = flag(info, 8);
   sizes(op, N, in, out);
   const float* x = ptr<const float>(info, 0, op, "x", static_cast<size_t>(N) * in);
@@ -33,15 +33,15 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   float* y = ptr<float>(info, 3, op, "y", static_cast<size_t>(N) * out);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y")});
-  AXN_DISPATCH(cuda, ops::linear_forward_cpu(x, w, b, y, N, in, out, tf32, relu),
-               ops::linear_forward_cuda(x, w, b, y, N, in, out, tf32, relu));
+  AXN_DISPATCH(cuda, ops::linear_forward_cpu(x, w, b, y, N, in, out, math, relu),
+               ops::linear_forward_cuda(x, w, b, y, N, in, out, math, relu));
   return info.Env().Undefined();
 }
 
 Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   const char* op = "linear_backward";
   const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
-  const bool tf32 = flag(info, 9);
+  const ops::GemmMath math = gemmMath(info, 9);
   sizes(op, N, in, out);
   const bool inPlace = !absent(info, 10) && flag(info, 11);
   const float* dy = inPlace ? ptr<float>(info, 0, op, "dy", static_cast<size_t>(N) * out)
@@ -57,8 +57,8 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
       onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
                   db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 10, op, "reluY") : nullptr});
-  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, tf32, reluY, inPlace),
-               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, tf32, reluY, inPlace));
+  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, math, reluY, inPlace),
+               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, math, reluY, inPlace));
   return info.Env().Undefined();
 }
 

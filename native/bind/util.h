@@ -13,6 +13,7 @@
 #include "../common.h"
 #include "../cpu_stream.h"
 #include "../storage.h"
+#include "../ops/gemm.h"
 #ifdef AXN_WITH_CUDA
 #include "../cuda/context.h"
 #endif
@@ -64,6 +65,17 @@ inline long long i64(const Napi::CallbackInfo& info, size_t i, const char* op, c
 inline float f32(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
   if (i >= info.Length() || !info[i].IsNumber()) fail(op, std::string("expected a number for ") + what, __FILE__, __LINE__);
   return info[i].As<Napi::Number>().FloatValue();
+}
+
+// The GEMM arithmetic argument: 0 fp32, 1 tf32, 2 bf16 (lib/ops/util.ts gemmMath). Anything else is an error,
+// not a silent fp32: an old caller passing a boolean `true` would otherwise lose its TF32.
+inline ops::GemmMath gemmMath(const Napi::CallbackInfo& info, size_t i) {
+  if (i >= info.Length() || !info[i].IsNumber())
+    fail("gemm", "expected the GEMM precision as a number (0 fp32, 1 tf32, 2 bf16)", __FILE__, __LINE__);
+  const int v = info[i].As<Napi::Number>().Int32Value();
+  if (v < 0 || v > 2 || info[i].As<Napi::Number>().DoubleValue() != v)
+    fail("gemm", "expected the GEMM precision 0 (fp32), 1 (tf32) or 2 (bf16), got " + std::to_string(info[i].As<Napi::Number>().DoubleValue()), __FILE__, __LINE__);
+  return static_cast<ops::GemmMath>(v);
 }
 
 inline bool flag(const Napi::CallbackInfo& info, size_t i) {

@@ -493,7 +493,7 @@ struct CpuConv {
   static constexpr size_t kDefaultWorkspace = kConvWorkspaceCpu;
   // No launches to save on the CPU: the bias fill, the GEMM and a ReLU pass, as unfused (bit for bit).
   static constexpr bool kBiasReluEpilogue = false;
-  bool tf32;
+  GemmMath math;
   bool padK() const { return true; }
   void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
     im2col_cpu(x, col, n, d, sI, sR, gr);
@@ -521,11 +521,11 @@ struct CpuConv {
   void zero(float* p, int64_t n) const { zero_cpu(p, n); }
   void gemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) const {
-    gemm_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32);
+    gemm_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math);
   }
   void gemm_sb(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, int64_t sA,
                const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC, int batch) const {
-    gemm_strided_batched_cpu(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, tf32);
+    gemm_strided_batched_cpu(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, math);
   }
 };
 
@@ -534,7 +534,7 @@ struct CudaConv {
   static constexpr bool kCuda = true;
   static constexpr size_t kDefaultWorkspace = kConvWorkspaceCuda;
   static constexpr bool kBiasReluEpilogue = true;  // one launch adds the bias and applies the ReLU
-  bool tf32;
+  GemmMath math;
   // Planted defect (tests only, the emulated device): the columns path leaves K unpadded.
   bool padK() const { return !AXN_PLANTED(kPlantConvUnpaddedK); }
   void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
@@ -563,11 +563,11 @@ struct CudaConv {
   void zero(float* p, int64_t n) const { zero_cuda(p, n); }
   void gemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) const {
-    gemm_cuda(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32);
+    gemm_cuda(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math);
   }
   void gemm_sb(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, int64_t sA,
                const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC, int batch) const {
-    gemm_strided_batched_cuda(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, tf32);
+    gemm_strided_batched_cuda(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, math);
   }
 };
 #endif
@@ -587,30 +587,30 @@ int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool c
 }
 
 void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                        size_t workspaceBytes, bool tf32, bool relu, ConvPath path, float* columns) {
+                        size_t workspaceBytes, GemmMath math, bool relu, ConvPath path, float* columns) {
   conv2d_check_dims("conv2d", d);
-  conv2d_forward(CpuConv{tf32}, x, w, b, y, d, workspaceBytes, relu, path, columns);
+  conv2d_forward(CpuConv{math}, x, w, b, y, d, workspaceBytes, relu, path, columns);
 }
 
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                         const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
                          bool reluInPlace, ConvPath path, float* columns) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CpuConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
+  conv2d_backward(CpuConv{math}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
 
 #ifdef AXN_WITH_CUDA
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                         size_t workspaceBytes, bool tf32, bool relu, ConvPath path, float* columns) {
+                         size_t workspaceBytes, GemmMath math, bool relu, ConvPath path, float* columns) {
   conv2d_check_dims("conv2d", d);
-  conv2d_forward(CudaConv{tf32}, x, w, b, y, d, workspaceBytes, relu, path, columns);
+  conv2d_forward(CudaConv{math}, x, w, b, y, d, workspaceBytes, relu, path, columns);
 }
 
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
                           bool reluInPlace, ConvPath path, float* columns) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CudaConv{tf32}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
+  conv2d_backward(CudaConv{math}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
 #endif
 

@@ -111,7 +111,7 @@ int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool c
 // columns: null, or a buffer of conv2d_columns_floats(d, workspaceBytes, false) floats that receives the
 // whole batch's columns for the backward (path Columns only).
 void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                        size_t workspaceBytes, bool tf32, bool relu, ConvPath path = ConvPath::Columns,
+                        size_t workspaceBytes, GemmMath math, bool relu, ConvPath path = ConvPath::Columns,
                         float* columns = nullptr);
 // dy: (N, K, Ho, Wo), x: (N, C, H, W), w: (K, C/G, kh, kw) -> dx: (N, C, H, W) or null (skipped),
 // dw: (K, C/G, kh, kw), db: (K) or null (skipped). dx, dw and db are overwritten. reluY: (N, K, Ho, Wo),
@@ -119,7 +119,7 @@ void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y
 // reluInPlace: dy is overwritten with the gradient at the convolution's output (dy must be writable).
 // columns: null, or the forward's kept columns (read, then overwritten).
 void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                         const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
                          bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
 
 // The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
@@ -171,10 +171,10 @@ void zero_cpu(float* p, int64_t n);
 
 #ifdef AXN_WITH_CUDA
 void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
-                         size_t workspaceBytes, bool tf32, bool relu, ConvPath path = ConvPath::Columns,
+                         size_t workspaceBytes, GemmMath math, bool relu, ConvPath path = ConvPath::Columns,
                          float* columns = nullptr);
 void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, bool tf32, const float* reluY,
+                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
                           bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                  int64_t groupRows = 0);

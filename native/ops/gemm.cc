@@ -184,6 +184,12 @@ AXN_ALWAYS_INLINE void micro_kernel(int kc, const float* AXN_RESTRICT a, const f
   }
 }
 
+// GemmMath::Bf16: a packed panel's operands rounded to bfloat16 in place (packing is O(MK + KN), the
+// product O(MNK): the pass costs nothing measurable). The zero padding stays zero.
+void round_panel_bf16(float* p, int64_t n) {
+  for (int64_t i = 0; i < n; i++) p[i] = round_bf16(p[i]);
+}
+
 // One parallel task: rows [ic, ic+mc) × packed columns [j0, j1) of the current NC block.
 struct TileArgs {
   bool transA;
@@ -196,11 +202,13 @@ struct TileArgs {
   float* C;             // C at (0, jc)
   int ldc;
   float alpha, beta;
+  bool bf16;            // round the packed A panel to bfloat16 (B's panels are rounded as they are packed)
 };
 
 template <int MR, int NR, typename V>
 AXN_ALWAYS_INLINE void run_tile(const TileArgs& t) {
   pack_a<MR>(t.transA, t.A, t.lda, t.ic, t.mc, t.pc, t.kc, t.Ap);
+  if (t.bf16) round_panel_bf16(t.Ap, static_cast<int64_t>((t.mc + MR - 1) / MR) * MR * t.kc);
   for (int jr = t.j0; jr < t.j1; jr += NR) {
     const float* bpanel = t.Bp + static_cast<int64_t>(jr / NR) * t.kc * NR;
     const int nr = std::min(NR, t.j1 - jr);
@@ -217,7 +225,7 @@ using TileFn = void (*)(const TileArgs&);
 // The blocked GEMM driver (threads, B packing) for one MR×NR tile shape; alpha != 0, K, M, N > 0.
 template <int MR, int NR>
 void gemm_blocked(TileFn tile, bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
-                  const float* B, int ldb, float beta, float* C, int ldc) {
+                  const float* B, int ldb, float beta, float* C, int ldc, bool bf16) {
   constexpr int MC = MR * 16;
   static_assert(NB % NR == 0 && NC % NB == 0, "gemm block sizes");
   int threads = 1;
@@ -246,7 +254,10 @@ void gemm_blocked(TileFn tile, bool transA, bool transB, int M, int N, int K, fl
         const int nc = std::min(NC, N - jc);
         const int panels = (nc + NR - 1) / NR;
 #pragma omp for schedule(static)
-        for (int jp = 0; jp < panels; jp++) pack_b_panel<NR>(transB, B, ldb, pc, kc, jc, nc, jp, Bp);
+        for (int jp = 0; jp < panels; jp++) {
+          pack_b_panel<NR>(transB, B, ldb, pc, kc, jc, nc, jp, Bp);
+          if (bf16) round_panel_bf16(Bp + static_cast<int64_t>(jp) * kc * NR, static_cast<int64_t>(kc) * NR);
+        }
         // (implicit barrier: Bp complete)
         const int mBlocks = (M + MC - 1) / MC;
         const int nBlocks = (nc + NB - 1) / NB;
@@ -269,6 +280,7 @@ void gemm_blocked(TileFn tile, bool transA, bool transB, int M, int N, int K, fl
             t.ldc = ldc;
             t.alpha = alpha;
             t.beta = betaEff;
+            t.bf16 = bf16;
             tile(t);
           }
         }
@@ -320,7 +332,8 @@ bool gemm_builtin_isa_supported(GemmIsa isa) {
 }
 
 void gemm_builtin_cpu(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
-                      const float* B, int ldb, float beta, float* C, int ldc, bool /*tf32*/, GemmIsa isa) {
+                      const float* B, int ldb, float beta, float* C, int ldc, GemmMath math, GemmIsa isa) {
+  const bool bf16 = math == GemmMath::Bf16;
   gemm_check_args("gemm", transA, transB, M, N, K, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {  // BLAS: A and B are not referenced
@@ -331,20 +344,24 @@ void gemm_builtin_cpu(bool transA, bool transB, int M, int N, int K, float alpha
   AXN_CHECK(gemm_builtin_isa_supported(isa), "gemm", "this CPU (or build) has no " + std::string(gemm_isa_name(isa)) + " kernel");
 #ifdef AXN_GEMM_X86_DISPATCH
   if (isa == GemmIsa::Avx512) {
-    gemm_blocked<8, 32>(tile_avx512, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_blocked<8, 32>(tile_avx512, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bf16);
     return;
   }
   if (isa == GemmIsa::Avx2) {
-    gemm_blocked<6, 16>(tile_avx2, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    gemm_blocked<6, 16>(tile_avx2, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bf16);
     return;
   }
 #endif
-  gemm_blocked<4, 8>(tile_generic, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  gemm_blocked<4, 8>(tile_generic, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, bf16);
 }
 
 void gemm_cpu(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-              int ldb, float beta, float* C, int ldc, bool tf32) {
+              int ldb, float beta, float* C, int ldc, GemmMath math) {
 #ifdef AXN_WITH_OPENBLAS
+  if (math == GemmMath::Bf16) {  // OpenBLAS's sgemm cannot round its operands: the built-in GEMM does
+    gemm_builtin_cpu(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math, GemmIsa::Auto);
+    return;
+  }
   gemm_check_args("gemm", transA, transB, M, N, K, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {  // handled here so that beta == 0 surely writes zeros over NaN
@@ -354,13 +371,13 @@ void gemm_cpu(bool transA, bool transB, int M, int N, int K, float alpha, const 
   cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans, M, N, K, alpha,
               A, lda, B, ldb, beta, C, ldc);
 #else
-  gemm_builtin_cpu(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, tf32, GemmIsa::Auto);
+  gemm_builtin_cpu(transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math, GemmIsa::Auto);
 #endif
 }
 
 void gemm_strided_batched_cpu(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                               int64_t strideA, const float* B, int ldb, int64_t strideB, float beta, float* C,
-                              int ldc, int64_t strideC, int batch, bool tf32) {
+                              int ldc, int64_t strideC, int batch, GemmMath math) {
   AXN_CHECK(batch >= 0, "gemm", "negative batch count " + std::to_string(batch));
 #if !defined(AXN_WITH_OPENBLAS) && defined(_OPENMP)
   // Products too small to be threaded inside (see gemm_blocked) run side by side instead, one per
@@ -372,7 +389,7 @@ void gemm_strided_batched_cpu(bool transA, bool transB, int M, int N, int K, flo
     for (int i = 0; i < batch; i++) {
       try {
         gemm_builtin_cpu(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta,
-                         C + i * strideC, ldc, tf32);
+                         C + i * strideC, ldc, math);
       } catch (...) {
 #pragma omp critical(axn_gemm_error)
         if (!error) error = std::current_exception();
@@ -385,7 +402,7 @@ void gemm_strided_batched_cpu(bool transA, bool transB, int M, int N, int K, flo
   // Each GEMM is threaded inside; the batch runs in order.
   for (int i = 0; i < batch; i++)
     gemm_cpu(transA, transB, M, N, K, alpha, A + i * strideA, lda, B + i * strideB, ldb, beta, C + i * strideC, ldc,
-             tf32);
+             math);
 }
 
 }  // namespace axn::ops

@@ -36,22 +36,29 @@ inline cublasOperation_t op(bool t) { return t ? CUBLAS_OP_T : CUBLAS_OP_N; }
 }  // namespace
 
 void gemm_cuda(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda, const float* B,
-               int ldb, float beta, float* C, int ldc, bool tf32) {
+               int ldb, float beta, float* C, int ldc, GemmMath math) {
   gemm_check_args("gemm", transA, transB, M, N, K, lda, ldb, ldc);
   if (M == 0 || N == 0) return;
   if (K == 0 || alpha == 0.0f) {
     scale_c_cuda(M, N, beta, C, ldc, 1, 0);
     return;
   }
-  cuda::setTf32(tf32);
   cuda::countCublasCall();
+  if (math == GemmMath::Bf16) {  // float32 operands, bf16 tensor cores, float32 accumulation and output
+    AXN_CUBLAS_CHECK(cublasGemmEx(cuda::cublas(), op(transB), op(transA), N, M, K, &alpha, B, CUDA_R_32F, ldb, A,
+                                  CUDA_R_32F, lda, &beta, C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F_FAST_16BF,
+                                  CUBLAS_GEMM_DEFAULT),
+                     "gemm");
+    return;
+  }
+  cuda::setTf32(math == GemmMath::Tf32);
   AXN_CUBLAS_CHECK(cublasSgemm(cuda::cublas(), op(transB), op(transA), N, M, K, &alpha, B, ldb, A, lda, &beta, C, ldc),
                    "gemm");
 }
 
 void gemm_strided_batched_cuda(bool transA, bool transB, int M, int N, int K, float alpha, const float* A, int lda,
                                int64_t strideA, const float* B, int ldb, int64_t strideB, float beta, float* C,
-                               int ldc, int64_t strideC, int batch, bool tf32) {
+                               int ldc, int64_t strideC, int batch, GemmMath math) {
   gemm_check_args("gemm", transA, transB, M, N, K, lda, ldb, ldc);
   AXN_CHECK(batch >= 0, "gemm", "negative batch count " + std::to_string(batch));
   if (M == 0 || N == 0 || batch == 0) return;
@@ -59,12 +66,22 @@ void gemm_strided_batched_cuda(bool transA, bool transB, int M, int N, int K, fl
     scale_c_cuda(M, N, beta, C, ldc, batch, strideC);
     return;
   }
-  cuda::setTf32(tf32);
+  if (math != GemmMath::Bf16) cuda::setTf32(math == GemmMath::Tf32);
   // Keep each call's batch within the grid's y/z limit, whatever cuBLAS maps the batch to.
   constexpr int kMaxBatch = 65535;
   for (int b0 = 0; b0 < batch; b0 += kMaxBatch) {
     const int nb = std::min(kMaxBatch, batch - b0);
     cuda::countCublasCall();
+    if (math == GemmMath::Bf16) {
+      AXN_CUBLAS_CHECK(cublasGemmStridedBatchedEx(cuda::cublas(), op(transB), op(transA), N, M, K, &alpha,
+                                                  B + b0 * strideB, CUDA_R_32F, ldb, static_cast<long long>(strideB),
+                                                  A + b0 * strideA, CUDA_R_32F, lda, static_cast<long long>(strideA),
+                                                  &beta, C + b0 * strideC, CUDA_R_32F, ldc,
+                                                  static_cast<long long>(strideC), nb, CUBLAS_COMPUTE_32F_FAST_16BF,
+                                                  CUBLAS_GEMM_DEFAULT),
+                       "gemm");
+      continue;
+    }
     AXN_CUBLAS_CHECK(cublasSgemmStridedBatched(cuda::cublas(), op(transB), op(transA), N, M, K, &alpha,
                                                B + b0 * strideB, ldb, static_cast<long long>(strideB),
                                                A + b0 * strideA, lda, static_cast<long long>(strideA), &beta,

@@ -54,10 +54,10 @@ void check(const char* op, int N, int in, int out) {
 struct CpuLinear {
   static constexpr bool kCuda = false;
   static constexpr bool kBiasReluEpilogue = false;  // bias fill, GEMM, ReLU pass: the unfused values
-  bool tf32;
+  GemmMath math;
   void gemm(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
             float* C, int ldc) const {
-    gemm_cpu(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, tf32);
+    gemm_cpu(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, math);
   }
   void fill_rows(float* y, const float* b, int N, int out) const { fill_rows_cpu(y, b, N, out); }
   void column_sums(const float* dy, float* db, int N, int out) const { column_sums_cpu(dy, db, N, out); }
@@ -73,10 +73,10 @@ struct CpuLinear {
 struct CudaLinear {
   static constexpr bool kCuda = true;
   static constexpr bool kBiasReluEpilogue = true;  // GEMM (beta = 0), then bias + ReLU in one launch
-  bool tf32;
+  GemmMath math;
   void gemm(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
             float* C, int ldc) const {
-    gemm_cuda(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, tf32);
+    gemm_cuda(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, math);
   }
   void fill_rows(float* y, const float* b, int N, int out) const { fill_rows_cuda(y, b, N, out); }
   void column_sums(const float* dy, float* db, int N, int out) const { column_sums_cuda(dy, db, N, out); }
@@ -125,23 +125,23 @@ void backward(const Dev& dev, const float* dy, const float* x, const float* w, f
 
 }  // namespace
 
-void linear_forward_cpu(const float* x, const float* w, const float* b, float* y, int N, int in, int out, bool tf32,
+void linear_forward_cpu(const float* x, const float* w, const float* b, float* y, int N, int in, int out, GemmMath math,
                         bool relu) {
-  forward(CpuLinear{tf32}, x, w, b, y, N, in, out, relu);
+  forward(CpuLinear{math}, x, w, b, y, N, in, out, relu);
 }
 void linear_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                         int in, int out, bool tf32, const float* reluY, bool reluInPlace) {
-  backward(CpuLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
+                         int in, int out, GemmMath math, const float* reluY, bool reluInPlace) {
+  backward(CpuLinear{math}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
 }
 
 #ifdef AXN_WITH_CUDA
 void linear_forward_cuda(const float* x, const float* w, const float* b, float* y, int N, int in, int out,
-                         bool tf32, bool relu) {
-  forward(CudaLinear{tf32}, x, w, b, y, N, in, out, relu);
+                         GemmMath math, bool relu) {
+  forward(CudaLinear{math}, x, w, b, y, N, in, out, relu);
 }
 void linear_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                          int in, int out, bool tf32, const float* reluY, bool reluInPlace) {
-  backward(CudaLinear{tf32}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
+                          int in, int out, GemmMath math, const float* reluY, bool reluInPlace) {
+  backward(CudaLinear{math}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
 }
 #endif
 

@@ -310,7 +310,7 @@ describe('conv2d rejects bad input with clear errors', () => {
     expect(() => conv2d(x3, w1, null, { padding: -1 })).toThrow('conv2d: padding must be an integer ≥ 0, got -1');
     expect(() => conv2d(x3, w1, null, { stride: [1, 2, 3] as unknown as [number, number] })).toThrow(/conv2d: stride must be/);
     expect(() => conv2d(x3, w1, null, { groups: 0 })).toThrow(/conv2d: groups must be an integer ≥ 1, got 0/);
-    expect(() => conv2d(x3, w1, null, { precision: 'fp16' as 'fp32' })).toThrow('conv2d: precision must be "fp32" or "tf32", got "fp16"');
+    expect(() => conv2d(x3, w1, null, { precision: 'fp16' as 'fp32' })).toThrow('conv2d: precision must be "fp32", "tf32" or "bf16", got "fp16"');
     expect(() => conv2d(x3, w1, null, { workspaceBytes: 0 })).toThrow(/conv2d: workspaceBytes must be an integer ≥ 1, got 0/);
     expect(() => conv2d(x3, w1, null, 'big' as unknown as Conv2dOptions)).toThrow(/conv2d: expected options/);
     w1.dispose();
@@ -357,11 +357,14 @@ function reductionLengths(p: Problem): Record<'y' | 'dx' | 'dw' | 'db', number> 
 describe.skipIf(noCuda)('conv2d on CUDA matches the CPU oracle', () => {
   // AlexNet's layer shapes at batch 8 on a GPU, at batch 2 on the emulated device.
   const problems = [...ODD, ...ALEXNET_BATCH8.map((p) => ({ ...p, x: [cudaBatch(p.x[0]), ...p.x.slice(1)] }))];
-  it.each(problems.map((p) => [p.name, p] as const))('%s: fp32 and tf32', (_name, p) => {
+  // bf16 too on a GPU (test/ops/bf16.test.ts checks it on odd shapes on the emulated device, where these
+  // shapes are slow): its inputs cut to bf16, against the float32 CPU within the bf16 bound.
+  const precisions = emulated ? (['fp32', 'tf32'] as const) : (['fp32', 'tf32', 'bf16'] as const);
+  it.each(problems.map((p) => [p.name, p] as const))(`%s: ${precisions.join(', ')}`, (_name, p) => {
     const d = randomData(p, 2024);
     const ref = run(p, d, 'cpu', { precision: 'fp32' });
     const K = reductionLengths(p);
-    for (const precision of ['fp32', 'tf32'] as const) {
+    for (const precision of precisions) {
       const got = run(p, d, 'cuda', { precision });
       for (const k of ['y', 'dx', 'dw', 'db'] as const) {
         const tol = tolFor(precision, K[k]);

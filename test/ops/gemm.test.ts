@@ -55,7 +55,7 @@ type Runner = (p: Problem, A: Tensor, B: Tensor, C: Tensor) => void;
 const viaGemm =
   (tf32 = false): Runner =>
   (p, A, B, C) =>
-    nativeOps().gemm(p.tA, p.tB, p.M, p.N, p.K, p.alpha, st(A, 't'), p.lda, st(B, 't'), p.ldb, p.beta, st(C, 't'), p.ldc, tf32);
+    nativeOps().gemm(p.tA, p.tB, p.M, p.N, p.K, p.alpha, st(A, 't'), p.lda, st(B, 't'), p.ldb, p.beta, st(C, 't'), p.ldc, tf32 ? 1 : 0);
 const viaBuiltin =
   (isa: string): Runner =>
   (p, A, B, C) =>
@@ -193,7 +193,7 @@ describe('strided-batched GEMM (CPU)', () => {
     const tA = Tensor.from(A, [A.length]);
     const tB = Tensor.from(B, [B.length]);
     const tC = Tensor.from(C, [C.length]);
-    nativeOps().gemm_strided_batched(p.tA, p.tB, p.M, p.N, p.K, 1, st(tA, 't'), p.lda, sA, st(tB, 't'), p.ldb, sB, 0, st(tC, 't'), p.ldc, sC, batch, false);
+    nativeOps().gemm_strided_batched(p.tA, p.tB, p.M, p.N, p.K, 1, st(tA, 't'), p.lda, sA, st(tB, 't'), p.ldb, sB, 0, st(tC, 't'), p.ldc, sC, batch, 0);
     const got = tC.dataSync() as Float32Array;
     for (let b = 0; b < batch; b++) {
       const ref = naive(p, A, B.subarray(b * sB, b * sB + rowsB(p) * p.ldb), new Float32Array(p.M * p.ldc));
@@ -241,7 +241,7 @@ describe('matmul', () => {
     const v = Tensor.zeros([3]);
     expect(() => matmul(v, b)).toThrow('matmul: expected a of shape [M, K], got [3]');
     expect(() => matmul(a, b, { transB: 'yes' as unknown as boolean })).toThrow('matmul: transB must be a boolean, got "yes"');
-    expect(() => matmul(a, a, { transB: true, precision: 'half' as 'fp32' })).toThrow('matmul: precision must be "fp32" or "tf32", got "half"');
+    expect(() => matmul(a, a, { transB: true, precision: 'half' as 'fp32' })).toThrow('matmul: precision must be "fp32", "tf32" or "bf16", got "half"');
     [a, b, v].forEach((t) => t.dispose());
   });
 });
@@ -301,7 +301,7 @@ describe.skipIf(noCuda)('cuBLAS GEMM matches the CPU', () => {
       const tA = Tensor.from(A, [A.length], device);
       const tB = Tensor.from(B, [B.length], device);
       const tC = Tensor.empty([sC * batch], device);
-      nativeOps().gemm_strided_batched(false, false, p.M, p.N, p.K, 1, st(tA, 't'), p.lda, 0, st(tB, 't'), p.ldb, sB, 0, st(tC, 't'), p.ldc, sC, batch, tf32);
+      nativeOps().gemm_strided_batched(false, false, p.M, p.N, p.K, 1, st(tA, 't'), p.lda, 0, st(tB, 't'), p.ldb, sB, 0, st(tC, 't'), p.ldc, sC, batch, tf32 ? 1 : 0);
       out.push(tC.dataSync() as Float32Array);
       [tA, tB, tC].forEach((t) => t.dispose());
     }

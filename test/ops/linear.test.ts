@@ -23,7 +23,7 @@ interface Result {
   db: Float32Array | null;
 }
 
-function run(N: number, inF: number, out: number, d: { x: Float32Array; w: Float32Array; b: Float32Array | null; dy: Float32Array }, device: 'cpu' | 'cuda', precision: 'fp32' | 'tf32' = 'fp32'): Result {
+function run(N: number, inF: number, out: number, d: { x: Float32Array; w: Float32Array; b: Float32Array | null; dy: Float32Array }, device: 'cpu' | 'cuda', precision: 'fp32' | 'tf32' | 'bf16' = 'fp32'): Result {
   const x = Tensor.from(d.x, [N, inF], device);
   const w = Tensor.from(d.w, [out, inF], device);
   const b = d.b ? Tensor.from(d.b, [out], device) : null;
@@ -161,7 +161,7 @@ describe('linear rejects bad input with clear errors', () => {
   });
 
   it('options, dtype, disposed', () => {
-    expect(() => linear(x, w, null, { precision: 'bf16' as 'fp32' })).toThrow('linear: precision must be "fp32" or "tf32", got "bf16"');
+    expect(() => linear(x, w, null, { precision: 'fp16' as 'fp32' })).toThrow('linear: precision must be "fp32", "tf32" or "bf16", got "fp16"');
     const dy = Tensor.zeros([2, 4096]);
     expect(() => linearBackward(dy, x, w, { needBiasGrad: 'no' as unknown as boolean })).toThrow('linearBackward: needBiasGrad must be a boolean, got "no"');
     const xi = Tensor.zeros([2, 9216], 'cpu', 'int32');
@@ -187,7 +187,7 @@ describe.skipIf(noCuda)('linear on CUDA matches the CPU oracle', () => {
     const ref = run(N, inF, out, d, 'cpu');
     // y sums inF products, dx out, dw and db the batch.
     const K = { y: inF, dx: out, dw: N, db: N };
-    for (const precision of ['fp32', 'tf32'] as const) {
+    for (const precision of ['fp32', 'tf32', 'bf16'] as const) {
       const got = run(N, inF, out, d, 'cuda', precision);
       for (const k of ['y', 'dx', 'dw', 'db'] as const) {
         const tol = tolFor(precision, K[k]);

@@ -10,6 +10,11 @@
 // holds here holds on the GPU. Operand ranges are checked against the live device allocations before
 // the call returns: an out-of-range operand is CUBLAS_STATUS_EXECUTION_FAILED and a sticky
 // cudaErrorIllegalAddress, as the faulting kernel of a real cuBLAS would leave.
+// cublasGemmEx / cublasGemmStridedBatchedEx take float32 operands (CUDA_R_32F for A, B and C) with compute
+// type CUBLAS_COMPUTE_32F (the handle's math mode), _PEDANTIC (strict fp32), _FAST_TF32 (TF32 cut) or
+// _FAST_16BF: the inputs cut to bfloat16 (7 explicit mantissa bits), again by truncation, the larger error
+// (cuBLAS does not document the conversion's rounding; the CPU oracle rounds to nearest even). Other data
+// types answer CUBLAS_STATUS_NOT_SUPPORTED.
 #include <omp.h>
 
 #include <cmath>
@@ -43,12 +48,27 @@ bool live(cublasHandle_t h) {
   return h && gHandles.count(h);
 }
 
-float tf32(float v) {
-  if (std::isnan(v)) return v;
+// v with the mantissa bits outside `keep` cleared (truncation); a NaN stays the NaN it is. The NaN test is
+// made on the bits: with std::isnan(v) before the mask, g++ 12.2 at -O2 dropped the mask altogether in the
+// bf16 branch of cut() below (the inputs reached the products uncut; test/ops/bf16.test.ts caught it).
+float keepBits(float v, uint32_t keep) {
   uint32_t b;
   std::memcpy(&b, &v, 4);
-  b &= 0xFFFFE000u;  // keep sign, exponent and the top 10 mantissa bits
+  if ((b & 0x7F800000u) == 0x7F800000u && (b & 0x007FFFFFu)) return v;
+  b &= keep;
   std::memcpy(&v, &b, 4);
+  return v;
+}
+// TF32: sign, exponent and the top 10 mantissa bits.
+float tf32(float v) { return keepBits(v, 0xFFFFE000u); }
+// bfloat16: sign, exponent and the top 7 mantissa bits.
+float bf16(float v) { return keepBits(v, 0xFFFF0000u); }
+
+// What the inputs are cut to before the float32 products.
+enum Cut { kNone = 0, kTf32 = 1, kBf16 = 2 };
+float cut(float v, int c) {
+  if (c == kTf32) return tf32(v);
+  if (c == kBf16) return bf16(v);
   return v;
 }
 
@@ -62,7 +82,8 @@ __attribute__((no_sanitize_address)) void fmaColumnSw(float* acc, const float* a
 const bool kHaveFma = __builtin_cpu_supports("fma");
 
 struct Gemm {
-  bool ta, tb, tf32;
+  bool ta, tb;
+  int cut;  // Cut
   int m, n, k, lda, ldb, ldc;
   float alpha, beta;
   const float *A, *B;
@@ -82,12 +103,12 @@ __attribute__((no_sanitize_address)) void gemmOne(const Gemm& g, const float* A,
       }
     return;
   }
-  // op(A) packed column-major m×k (contiguous columns), TF32-cut when asked.
+  // op(A) packed column-major m×k (contiguous columns), cut to TF32 or bf16 when asked.
   std::vector<float> ap((size_t)m * k);
   for (int l = 0; l < k; l++)
     for (int i = 0; i < m; i++) {
       const float v = g.ta ? A[l + (int64_t)i * g.lda] : A[i + (int64_t)l * g.lda];
-      ap[i + (size_t)l * m] = g.tf32 ? tf32(v) : v;
+      ap[i + (size_t)l * m] = cut(v, g.cut);
     }
 #pragma omp parallel
   {
@@ -97,7 +118,7 @@ __attribute__((no_sanitize_address)) void gemmOne(const Gemm& g, const float* A,
       std::fill(acc.begin(), acc.end(), 0.0f);
       for (int l = 0; l < k; l++) {
         float bv = g.tb ? B[j + (int64_t)l * g.ldb] : B[l + (int64_t)j * g.ldb];
-        if (g.tf32) bv = tf32(bv);
+        bv = cut(bv, g.cut);
         if (kHaveFma) fmaColumnHw(acc.data(), ap.data() + (size_t)l * m, bv, m);
         else fmaColumnSw(acc.data(), ap.data() + (size_t)l * m, bv, m);
       }
@@ -148,7 +169,7 @@ cublasStatus_t checkOperand(const char* fn, const char* name, const float* p, in
 
 cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
                     int k, const float* alpha, const float* A, int lda, long long sA, const float* B, int ldb,
-                    long long sB, const float* beta, float* C, int ldc, long long sC, int batch) {
+                    long long sB, const float* beta, float* C, int ldc, long long sC, int batch, int cutEx = -1) {
   if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
   const bool opsOk = (transa == CUBLAS_OP_N || transa == CUBLAS_OP_T || transa == CUBLAS_OP_C) &&
                      (transb == CUBLAS_OP_N || transb == CUBLAS_OP_T || transb == CUBLAS_OP_C);
@@ -181,7 +202,8 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
       return CUBLAS_STATUS_EXECUTION_FAILED;
   }
   if (checkOperand(fn, "C", C, m, n, ldc, sC, batch) != CUBLAS_STATUS_SUCCESS) return CUBLAS_STATUS_EXECUTION_FAILED;
-  Gemm g{ta, tb, h->mode == CUBLAS_TF32_TENSOR_OP_MATH, m, n, k, lda, ldb, ldc, a, b, A, B, C, sA, sB, sC, batch};
+  const int c = cutEx >= 0 ? cutEx : h->mode == CUBLAS_TF32_TENSOR_OP_MATH ? kTf32 : kNone;
+  Gemm g{ta, tb, c, m, n, k, lda, ldb, ldc, a, b, A, B, C, sA, sB, sC, batch};
   const bool skip = skipKernels();  // AXN_EMU_SKIP_KERNELS=1: recorded, not run
   auto run = [g, skip] {
     if (skip) return true;
@@ -197,7 +219,8 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
     rec.name = fn;
     rec.ta = ta, rec.tb = tb, rec.m = m, rec.n = n, rec.k = k, rec.lda = lda, rec.ldb = ldb, rec.ldc = ldc;
     rec.batch = batch, rec.strideA = sA, rec.strideB = sB, rec.strideC = sC, rec.alpha = a, rec.beta = b;
-    rec.tf32 = g.tf32;
+    rec.tf32 = g.cut == kTf32;
+    rec.bf16 = g.cut == kBf16;
     bool overlap = false;
     if (readsAB)
       rec.argReadBytes = operandBytes(aRows, aCols, lda, sA, batch, &overlap) + operandBytes(bRows, bCols, ldb, sB, batch, &overlap);
@@ -220,6 +243,18 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
   }
   if (e == cudaErrorInvalidResourceHandle) return CUBLAS_STATUS_INVALID_VALUE;
   return e == cudaSuccess ? CUBLAS_STATUS_SUCCESS : CUBLAS_STATUS_EXECUTION_FAILED;
+}
+
+// The cut a cublasGemmEx compute type asks for on float32 operands, or -1 when it is not supported here.
+int exCut(cublasHandle_t h, cudaDataType a, cudaDataType b, cudaDataType c, cublasComputeType_t t) {
+  if (a != CUDA_R_32F || b != CUDA_R_32F || c != CUDA_R_32F) return -1;
+  switch (t) {
+    case CUBLAS_COMPUTE_32F: return h && h->mode == CUBLAS_TF32_TENSOR_OP_MATH ? kTf32 : kNone;
+    case CUBLAS_COMPUTE_32F_PEDANTIC: return kNone;
+    case CUBLAS_COMPUTE_32F_FAST_TF32: return kTf32;
+    case CUBLAS_COMPUTE_32F_FAST_16BF: return kBf16;
+    default: return -1;
+  }
 }
 
 }  // namespace
@@ -297,6 +332,34 @@ cublasStatus_t cublasSgemmStridedBatched(cublasHandle_t h, cublasOperation_t tra
                                          int ldc, long long strideC, int batchCount) {
   return gemm("cublasSgemmStridedBatched", h, transa, transb, m, n, k, alpha, A, lda, strideA, B, ldb, strideB, beta,
               C, ldc, strideC, batchCount);
+}
+
+cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m, int n, int k,
+                            const void* alpha, const void* A, cudaDataType Atype, int lda, const void* B,
+                            cudaDataType Btype, int ldb, const void* beta, void* C, cudaDataType Ctype, int ldc,
+                            cublasComputeType_t computeType, cublasGemmAlgo_t algo) {
+  if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  const int c = exCut(h, Atype, Btype, Ctype, computeType);
+  if (c < 0) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (algo != CUBLAS_GEMM_DEFAULT) return CUBLAS_STATUS_INVALID_VALUE;
+  return gemm("cublasGemmEx", h, transa, transb, m, n, k, static_cast<const float*>(alpha),
+              static_cast<const float*>(A), lda, 0, static_cast<const float*>(B), ldb, 0,
+              static_cast<const float*>(beta), static_cast<float*>(C), ldc, 0, 1, c);
+}
+
+cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m,
+                                          int n, int k, const void* alpha, const void* A, cudaDataType Atype, int lda,
+                                          long long strideA, const void* B, cudaDataType Btype, int ldb,
+                                          long long strideB, const void* beta, void* C, cudaDataType Ctype, int ldc,
+                                          long long strideC, int batchCount, cublasComputeType_t computeType,
+                                          cublasGemmAlgo_t algo) {
+  if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
+  const int c = exCut(h, Atype, Btype, Ctype, computeType);
+  if (c < 0) return CUBLAS_STATUS_NOT_SUPPORTED;
+  if (algo != CUBLAS_GEMM_DEFAULT) return CUBLAS_STATUS_INVALID_VALUE;
+  return gemm("cublasGemmStridedBatchedEx", h, transa, transb, m, n, k, static_cast<const float*>(alpha),
+              static_cast<const float*>(A), lda, strideA, static_cast<const float*>(B), ldb, strideB,
+              static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC, batchCount, c);
 }
 
 }  // extern "C"

@@ -218,7 +218,7 @@ struct TrafficRecord {
   int m = 0, n = 0, k = 0, lda = 0, ldb = 0, ldc = 0, batch = 0;
   long long strideA = 0, strideB = 0, strideC = 0;
   float alpha = 0, beta = 0;
-  bool tf32 = false;
+  bool tf32 = false, bf16 = false;  // the inputs' cut (cuBLAS calls)
   double argReadBytes = 0, argWriteBytes = 0, flops = 0;  // copies and memsets: argReadBytes/argWriteBytes
   bool overlap = false;  // an operand's batch stride overlaps its matrices: argReadBytes is its extent
 };
