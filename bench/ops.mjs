@@ -80,6 +80,8 @@ function initBounds(shapes) {
 /**
  * All tasks for `device` at batch `batch`. `pkg` is the loaded package (dist/index.js).
  * precisions: ['fp32', 'tf32'] on CUDA, ['fp32'] on the CPU (it computes tf32 requests in fp32).
+ * trainPrecisions: the training-step rows' (default: precisions); on CUDA bf16 too (GEMM inputs rounded to
+ * bf16, float32 sums), beside PyTorch's autocast step.
  *
  * A task: key, what it counts, `check` ({ output name: tolerance spec }, bench/check.mjs) and
  * make(dev = device) → { call, dispose, outputs }. Inputs come from the shared generator, one stream per
@@ -88,7 +90,7 @@ function initBounds(shapes) {
  * the host; for the ops that change their inputs (SGD, the training step) it is called first, on the
  * fresh state.
  */
-export function buildTasks(pkg, geo, { device, batch, precisions, fuseRelu = true }) {
+export function buildTasks(pkg, geo, { device, batch, precisions, trainPrecisions = precisions, fuseRelu = true }) {
   const { Tensor, ops, createAlexNet, SGD } = pkg;
   const N = batch;
   const C = geo.classes;
@@ -533,7 +535,7 @@ export function buildTasks(pkg, geo, { device, batch, precisions, fuseRelu = tru
         };
       };
     });
-    for (const precision of precisions) {
+    for (const precision of trainPrecisions) {
       tasks.push({
         group: 'train',
         key: `${base}.${precision}`,

@@ -21,6 +21,12 @@ have been spent (and at least 10 repetitions on CUDA, 3 on the CPU). On CUDA a r
 CUDA events recorded around the `inner` calls on the current stream; on the CPU with perf_counter. The
 row's figure is the median per call; p10 and p90 are kept too.
 
+train.<arch>.bf16 (with --precisions …,bf16, CUDA): the training step with forward and loss under
+torch.autocast('cuda', torch.bfloat16) — the same step as train.<g1|tv>.tf32~bf16 below, but with its
+outputs written: the reference (timing and check) for alexnet-cuda's bf16 step, whose GEMM inputs are
+rounded to bf16 with float32 activations (autocast also stores activations in bf16). On the CPU it
+computes in fp32, like a tf32 row.
+
 PyTorch-only rows (key~variant: no outputs of ours to compare, so none are written; bench/run.mjs shows
 them beside the table, unchecked): sgd~foreach_off and sgd~fused (torch.optim.SGD's other implementations),
 and, on CUDA only, for train.g1 and train.tv, variants of the tf32 training step (same model, inputs,
@@ -215,8 +221,9 @@ def tf32_api():
 
 
 def set_precision(p):
-    """'fp32': strict fp32 in cuBLAS and cuDNN; 'tf32': TF32 tensor cores allowed in both."""
-    on = p == "tf32"
+    """'fp32': strict fp32 in cuBLAS and cuDNN; 'tf32': TF32 tensor cores allowed in both; 'bf16' (the
+    training-step rows under autocast) allows TF32 for what autocast leaves in fp32, as the ~bf16 variants."""
+    on = p in ("tf32", "bf16")
     if tf32_api() == "fp32_precision":
         torch.backends.cuda.matmul.fp32_precision = "tf32" if on else "ieee"
         torch.backends.cudnn.conv.fp32_precision = "tf32" if on else "ieee"
@@ -295,6 +302,8 @@ def build_rows(geo, dev, batch, precisions):
         return rand, labels
 
     rows = []
+    # bf16 is a training-step precision only (autocast); the per-op rows run fp32 and tf32
+    op_precisions = [p for p in precisions if p != "bf16"]
     # fp32 references on CUDA in float64: cuDNN may pick Winograd/FFT algorithms for fp32, whose error is
     # several times a plain sum's; in double it has none of them, and the reference is then exact to fp32
     exact = dev.type == "cuda"
@@ -312,7 +321,7 @@ def build_rows(geo, dev, batch, precisions):
             M, Kg, Ng = l["K"] // g, (l["C"] // g) * l["k"] ** 2, N * ho * ho
             base = "%s.g%d" % (l["name"], g)
             s, p = [l["stride"]] * 2, [l["pad"]] * 2
-            for prec in precisions:
+            for prec in op_precisions:
 
                 def fwd(xs=xs, ws=ws, l=l, g=g, base=base, prec=prec):
                     rand, _ = inputs(base + ".fwd")
@@ -353,7 +362,7 @@ def build_rows(geo, dev, batch, precisions):
                 row("%s.bwd_all.%s" % (base, prec), prec, lambda bwd=bwd: bwd([True, True, True]))
 
     for l in geo["fc"]:
-        for prec in precisions:
+        for prec in op_precisions:
 
             def fc_fwd(l=l, prec=prec):
                 rand, _ = inputs(l["name"] + ".fwd")
@@ -543,19 +552,23 @@ def build_rows(geo, dev, batch, precisions):
                     return paper_alexnet(geo, groups, make_dropout=make_dropout)
                 return torchvision_alexnet(C, make_dropout=make_dropout)
 
-            def train(key=key, build=build, input_shape=input_shape):
+            def train(key=key, build=build, input_shape=input_shape, prec=prec):
                 base = "train." + key
                 rand, labels = inputs(base)
                 x, lab = rand("x", N, *input_shape), labels("labels", N)
+                # bf16 on CUDA: the standard AMP recipe (forward and loss under autocast, fp32 master weights
+                # and SGD, no GradScaler for bf16), as the ~bf16 variant. On the CPU the peer computes fp32.
+                amp = prec == "bf16" and dev.type == "cuda"
 
                 def stepper(model, lr=t["lr"]):
                     opt = torch.optim.SGD(model.parameters(), lr=lr, momentum=t["momentum"], weight_decay=t["weightDecay"])
 
                     def step():
                         opt.zero_grad(set_to_none=True)
-                        with torch.enable_grad():
+                        with torch.enable_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                             logits = model(x)
                             loss = F.cross_entropy(logits, lab)
+                        with torch.enable_grad():
                             loss.backward()
                         opt.step()
                         correct = (logits.detach().argmax(1) == lab).sum()
@@ -586,7 +599,8 @@ def build_rows(geo, dev, batch, precisions):
 
                 return step, ref
 
-            row("train.%s.%s" % (key, prec), prec, train, batch=N)
+            row("train.%s.%s" % (key, prec), prec, train, batch=N,
+                **(dict(autocast="bf16", note="forward + loss under torch.autocast(bfloat16)") if prec == "bf16" and dev.type == "cuda" else {}))
 
         # PyTorch-only variants of the tf32 step (no outputs of ours to compare, like sgd~fused): bf16
         # autocast and/or torch.compile. CUDA only; the compiled ones only where torch has torch.compile.
@@ -744,7 +758,8 @@ def main():
                          "~bf16_compiled; they compile for tens of seconds); without --keys-file they run like any row (unless --filter "
                          "leaves them out). Env PYTORCH_PEER_TRAIN_VARIANTS=1 does the same (for bench/run.mjs --vs-pytorch)")
     ap.add_argument("--precisions", default=None,
-                    help="row precisions, comma-separated (default: fp32,tf32 on cuda, fp32 on cpu); on the CPU a tf32 "
+                    help="row precisions, comma-separated (default: fp32,tf32 on cuda, fp32 on cpu; bf16: the training steps under "
+                         "autocast); on the CPU a tf32 or bf16 "
                          "row computes in fp32 (a reference for CUDA rows where torch has no CUDA)")
     a = ap.parse_args()
     if a.no_time and not a.outputs:
@@ -756,8 +771,8 @@ def main():
     if batch < 1:
         sys.exit("pytorch_peer: --batch must be ≥ 1")
     precisions = a.precisions.split(",") if a.precisions else ["fp32", "tf32"] if dev.type == "cuda" else ["fp32"]
-    if any(p not in ("fp32", "tf32") for p in precisions):
-        sys.exit("pytorch_peer: --precisions takes fp32 and/or tf32, got %r" % a.precisions)
+    if any(p not in ("fp32", "tf32", "bf16") for p in precisions):
+        sys.exit("pytorch_peer: --precisions takes fp32, tf32 and/or bf16 (training steps only), got %r" % a.precisions)
     try:
         filt = re.compile(a.filter) if a.filter else None
     except re.error as e:

@@ -232,7 +232,8 @@ async function checkRow(task, h, ctx) {
     } finally {
       o.dispose();
     }
-    out.cpu = compareOutputs(ours, ref, task.check, { ours: prec, ref: 'fp32' });
+    // the CPU computes tf32 requests in fp32, and bf16 ones as the GPU does (its inputs rounded to bf16)
+    out.cpu = compareOutputs(ours, ref, task.check, { ours: prec, ref: prec === 'bf16' ? 'bf16' : 'fp32' });
   }
   return out;
 }
@@ -434,7 +435,10 @@ async function main() {
     pkg.ops.setConvolutionPath(cli.convPath);
   }
   const precisions = device === 'cuda' ? ['fp32', 'tf32'] : ['fp32'];
-  let tasks = buildTasks(pkg, geo, { device, batch, precisions, fuseRelu: cli.fuseRelu });
+  // bf16 (GEMM inputs rounded to bf16, float32 sums) for the training steps on CUDA, beside PyTorch's
+  // autocast step; the per-op rows stay fp32 and tf32 (the GPU check's time).
+  const trainPrecisions = device === 'cuda' ? [...precisions, 'bf16'] : precisions;
+  let tasks = buildTasks(pkg, geo, { device, batch, precisions, trainPrecisions, fuseRelu: cli.fuseRelu });
   if (cli.filter) tasks = tasks.filter((t) => cli.filter.test(t.key));
   if (cli.list) {
     for (const t of tasks) console.log(t.key);
@@ -514,7 +518,7 @@ async function main() {
     // the exact rows (not the regex: Python's re and JavaScript's RegExp differ at the edges)
     const keysFile = join(ctx.peerDir, 'keys.txt');
     writeFileSync(keysFile, `${tasks.map((t) => t.key).join('\n')}\n`);
-    const args = ['--device', torch.cpuOnly ? 'cpu' : device, '--batch', String(batch), '--outputs', ctx.peerDir, '--precisions', precisions.join(','), '--keys-file', keysFile];
+    const args = ['--device', torch.cpuOnly ? 'cpu' : device, '--batch', String(batch), '--outputs', ctx.peerDir, '--precisions', [...new Set(tasks.map((t) => t.precision).filter(Boolean))].join(','), '--keys-file', keysFile];
     ctx.peerPrecision = torch.cpuOnly ? 'fp32' : null;
     if (cli.vsPytorch) args.push('--time', String(ctx.timeMs), '--json', peerJson);
     else args.push('--no-time');
@@ -540,6 +544,7 @@ async function main() {
     device,
     batch,
     precisions,
+    trainPrecisions,
     fuseRelu: cli.fuseRelu,
     convPath: cli.convPath,
     traffic: ctx.traffic ? { pageBytes: PAGE_BYTES, trafficOnly: cli.trafficOnly } : null,

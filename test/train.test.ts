@@ -7,6 +7,7 @@ import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createAlexNet, memoryStats, synchronize, train, evaluate, readCheckpointMeta, data } from '../lib/index.js';
 import { makeImageTree } from './data/helpers/image-tree.js';
+import { emulated } from './helpers/gpu.js';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'axn-train-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -30,6 +31,27 @@ describe('training on the CPU', () => {
     result.optimizer.dispose();
     model.dispose();
   });
+
+  // precision 'bf16' (GEMM inputs rounded to bf16, float32 sums) learns what fp32 learns: the small arch on
+  // 20,000 real Fashion-MNIST images for 2 epochs from the same seed, scored on the whole test set. Measured
+  // on the 2-core AMD EPYC VM (2026-12-05): 84.49 % fp32 vs 84.64 % bf16 (seed 7), 83.16 vs 83.20 (seed 8),
+  // while another seed moves fp32 itself by 1.3 points: the rounding moves the trajectory far less than the
+  // initial weights do. About 45 s a run. Left out of the emulated suite, which reruns the CPU tests under
+  // AddressSanitizer (test/ops/bf16.test.ts checks the same arithmetic there, bit for bit).
+  it.skipIf(emulated)("bf16 reaches fp32's test accuracy within 0.5 points in the same epochs (small arch, Fashion-MNIST)", async () => {
+    const top1: Record<string, number> = {};
+    for (const precision of ['fp32', 'bf16'] as const) {
+      const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 7, dropout: 0, precision });
+      const r = await train({ model, train: data.loadFashionMnist({ split: 'train', limit: 20000 }), epochs: 2, batchSize: 64, lr: 0.03, seed: 7, schedule: 'none' });
+      const t = await evaluate(model, data.loadFashionMnist({ split: 'test' }), { batchSize: 500 });
+      top1[precision] = t.top1 * 100;
+      expect(t.n).toBeGreaterThan(9900);
+      r.optimizer.dispose();
+      model.dispose();
+    }
+    expect(top1.fp32).toBeGreaterThan(80); // learned (chance is 10 %)
+    expect(Math.abs(top1.bf16 - top1.fp32), `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeLessThanOrEqual(0.5);
+  }, 600_000);
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
     const before = memoryStats();

@@ -58,7 +58,9 @@ const pathCode = (p: ConvolutionPath) => (p === 'legacy' ? 1 : 0);
 
 export interface Conv2dBackwardOptions extends Conv2dOptions {
   /** The columns that `conv2dForTraining` kept for this x and w: the backward reads them instead of
-   * computing im2col again, and overwrites them (they serve one backward; dispose them after). */
+   * computing im2col again, and overwrites them (they serve one backward; dispose them after). The backward
+   * must use the forward's precision and workspaceBytes: on CUDA in 'bf16' the columns are stored in bfloat16
+   * (half the bytes, another layout). */
   columns?: Tensor | null;
   /** Compute dx (default true; conv1 needs none). */
   needInputGrad?: boolean;
@@ -175,9 +177,9 @@ export function conv2d(x: Tensor, w: Tensor, b: Tensor | null, opts?: Conv2dForw
 /** The floats of the whole batch's columns that a training forward keeps on the columns path, or 0 when
  * it keeps none (the legacy path, a 1×1 stride-1 unpadded convolution, an empty batch, or columns and the
  * GEMM's output over the workspace cap: the backward then computes them again, chunk by chunk). */
-function columnsFloats(g: Geometry, ws: number, dev: 'cpu' | 'cuda'): number {
+function columnsFloats(g: Geometry, ws: number, dev: 'cpu' | 'cuda', math: number): number {
   if (convPath === 'legacy' || g.N === 0) return 0;
-  return nativeOps().conv2d_columns_floats(...geomArgs(g), ws, dev === 'cuda');
+  return nativeOps().conv2d_columns_floats(...geomArgs(g), ws, dev === 'cuda', math);
 }
 
 /** conv2d for training: y as conv2d gives it, and the columns for `conv2dBackward`'s `columns` option
@@ -196,7 +198,7 @@ function forward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2
   const math = gemmMath(o.precision, op);
   const ws = workspaceOption(o, op);
   const fuseRelu = reluForwardOption(o, op, 'conv2dBackward');
-  const n = keepColumns ? columnsFloats(g, ws, dev) : 0;
+  const n = keepColumns ? columnsFloats(g, ws, dev, math) : 0;
   const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
   let columns: Tensor | null = null;
   try {
@@ -235,7 +237,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
     if (!(columns instanceof Tensor)) throw new TypeError(`${op}: columns must be a Tensor (from conv2dForTraining) or null, got ${describe(columns)}`);
     expectTensor(columns, op, 'columns');
     sameDevice(op, { dy, columns });
-    const want = nativeOps().conv2d_columns_floats(...geomArgs(g), ws, dev === 'cuda');
+    const want = nativeOps().conv2d_columns_floats(...geomArgs(g), ws, dev === 'cuda', math);
     if (want === 0 || columns.shape.length !== 1 || columns.shape[0] !== want)
       throw new RangeError(`${op}: expected columns of shape [${want}] (what conv2dForTraining keeps for x ${formatShape(x.shape)}, w ${formatShape(w.shape)}${want === 0 ? ': none' : ''}), got ${formatShape(columns.shape)}`);
   }

@@ -4,7 +4,7 @@
 //   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
 //                       workspaceBytes, math, reluY | null, reluInPlace)
 //   (both followed by: path (0 columns, 1 legacy), columns | null)
-//   ops.conv2d_columns_floats(N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, cuda) -> number
+//   ops.conv2d_columns_floats(N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, cuda, math) -> number
 // workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU). relu fuses a ReLU
 // into the forward; reluY is that fused forward's output, for the backward through both; reluInPlace
 // writes the gradient at the convolution's output over dy (then held as written, not read-only; the
@@ -55,9 +55,9 @@ ops::ConvPath pathArg(const Napi::CallbackInfo& info, size_t i, const char* op) 
 
 // The kept columns at argument i (null when absent): conv2d_columns_floats floats on the call's device.
 float* columnsArg(const Napi::CallbackInfo& info, size_t i, const char* op, const ops::Conv2dDims& d, size_t ws,
-                  bool cuda) {
+                  bool cuda, ops::GemmMath math) {
   if (absent(info, i)) return nullptr;
-  const int64_t nc = ops::conv2d_columns_floats(d, ws, cuda);
+  const int64_t nc = ops::conv2d_columns_floats(d, ws, cuda, math);
   AXN_CHECK(nc > 0, op, "columns were given, but this convolution keeps none (a 1×1 convolution, or columns over the workspace cap)");
   return ptr<float>(info, i, op, "columns", static_cast<size_t>(nc));
 }
@@ -86,7 +86,7 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y"),
                                 hasCols ? storage(info, 20, op, "columns") : nullptr});
-  float* cols = columnsArg(info, 20, op, d, ws, cuda);
+  float* cols = columnsArg(info, 20, op, d, ws, cuda, math);
   AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, math, relu, path, cols),
                ops::conv2d_forward_cuda(x, w, b, y, d, ws, math, relu, path, cols));
   return info.Env().Undefined();
@@ -113,7 +113,7 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
                   dx ? storage(info, 3, op, "dx") : nullptr, storage(info, 4, op, "dw"),
                   db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr,
                   hasCols ? storage(info, 23, op, "columns") : nullptr});
-  float* cols = columnsArg(info, 23, op, d, ws, cuda);
+  float* cols = columnsArg(info, 23, op, d, ws, cuda, math);
   AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols),
                ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols));
   return info.Env().Undefined();
@@ -124,7 +124,8 @@ Napi::Value Conv2dColumnsFloats(const Napi::CallbackInfo& info) {
   const ops::Conv2dDims d = dims(info, 0, op);
   const size_t ws = workspace(info, 12, op);
   const bool cuda = flag(info, 13);
-  return Napi::Number::New(info.Env(), static_cast<double>(ops::conv2d_columns_floats(d, ws, cuda)));
+  const ops::GemmMath math = gemmMath(info, 14);
+  return Napi::Number::New(info.Env(), static_cast<double>(ops::conv2d_columns_floats(d, ws, cuda, math)));
 }
 
 void RegisterConv2d(Napi::Env env, Napi::Object& ops) {

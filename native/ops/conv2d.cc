@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <type_traits>
 #include <cstring>
 #include <string>
 #include <vector>
@@ -244,6 +245,11 @@ void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, 
   else bias_grad_loop<false>(dy, nullptr, dz, ldZ, db, N, K, P);
 }
 
+void round_bf16_cpu(float* p, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) p[i] = round_bf16(p[i]);
+}
+
 void zero_cpu(float* p, int64_t n) {
   if (n > 0) std::memset(p, 0, sizeof(float) * n);
 }
@@ -354,64 +360,87 @@ void conv2d_backward_legacy(const Dev& dev, const float* dy, const float* x, con
 
 // ---- The columns path (conv2d.h) ----
 
-// Images per chunk on the columns path: the cap's rule, and few enough that pad4(n·P) fits an int (a
-// GEMM dimension); then down to a multiple of 4 when the chunks are more than one and hold at least 4, so
-// that every chunk's offset n0·P into dz is a multiple of 16 bytes.
-inline int cols_chunk_images(int N, size_t perImage, size_t cap, int64_t P) {
+// Images per chunk on the columns path: the cap's rule, and few enough that padq(n·P) fits an int (a
+// GEMM dimension); then down to a multiple of q (the elements per 16 bytes) when the chunks are more than
+// one and hold at least q, so that every chunk's offset n0·P into dz is 16-byte aligned.
+inline int cols_chunk_images(int N, size_t perImage, size_t cap, int64_t P, int64_t q) {
   int64_t n = conv2d_chunk_images(N, perImage, cap, P);
-  n = std::max<int64_t>(1, std::min<int64_t>(n, (INT_MAX - 3) / std::max<int64_t>(P, 1)));
-  if (n < N && n >= 4) n -= n % 4;
+  n = std::max<int64_t>(1, std::min<int64_t>(n, (INT_MAX - 7) / std::max<int64_t>(P, 1)));
+  if (n < N && n >= q) n -= n % q;
   return static_cast<int>(n);
 }
 
-// The layout of one call's columns.
+// The layout of one call's columns; q: the elements per 16 bytes of its element type.
 struct ColsLayout {
   int G, Kg, Cg;
-  int64_t P, CgRS, CgRSp, rows, imgIn, imgOut;
-  ColsLayout(const Conv2dDims& d, bool padK)
-      : G(d.groups), Kg(d.K / d.groups), Cg(d.C / d.groups), P(static_cast<int64_t>(d.Ho()) * d.Wo()),
-        CgRS(static_cast<int64_t>(d.C / d.groups) * d.kh * d.kw), CgRSp(padK ? conv_pad4(CgRS) : CgRS),
+  int64_t q, P, CgRS, CgRSp, rows, imgIn, imgOut;
+  ColsLayout(const Conv2dDims& d, bool padK, int64_t quantum)
+      : G(d.groups), Kg(d.K / d.groups), Cg(d.C / d.groups), q(quantum), P(static_cast<int64_t>(d.Ho()) * d.Wo()),
+        CgRS(static_cast<int64_t>(d.C / d.groups) * d.kh * d.kw), CgRSp(padK ? conv_padq(CgRS, q) : CgRS),
         rows(G * CgRSp), imgIn(static_cast<int64_t>(d.C) * d.H * d.W), imgOut(static_cast<int64_t>(d.K) * P) {}
   bool padded() const { return CgRSp != CgRS; }
+  int64_t ld(int64_t n) const { return conv_padq(n * P, q); }
 };
 
-template <class Dev>
+// n elements of type T set to zero (bf16: n is even wherever this is called: a row count times a row
+// stride that is a multiple of 8).
+template <class Dev, class T>
+void zero_elems(const Dev& dev, T* p, int64_t n) {
+  dev.zero(reinterpret_cast<float*>(p), n * static_cast<int64_t>(sizeof(T)) / static_cast<int64_t>(sizeof(float)));
+}
+
+// The GEMM operand copy of w (K × CgRS): made to pad K, and always for bf16 storage (rounded); else w.
+template <class T>
+bool weights_copied(const ColsLayout& L) {
+  return !std::is_same<T, float>::value || L.padded();
+}
+template <class T>
+size_t weights_copy_bytes(const ColsLayout& L, int K) {
+  return weights_copied<T>(L) ? static_cast<size_t>(K * L.CgRSp) * sizeof(T) : 0;
+}
+template <class Dev, class T>
+const T* weights_for_gemm(const Dev& dev, const float* w, const Scratch& buf, const ColsLayout& L, int K) {
+  if constexpr (std::is_same<T, float>::value) {
+    if (!L.padded()) return w;
+  }
+  dev.pad_rows(w, buf.as<T>(), K, L.CgRS, L.CgRSp);
+  return buf.as<T>();
+}
+
+// T: the columns' element type (float; bf16_t for bf16 storage on CUDA, conv_bf16_storage).
+template <class Dev, class T>
 void conv2d_forward_cols(const Dev& dev, const float* x, const float* w, const float* b, float* y,
-                         const Conv2dDims& d, size_t workspaceBytes, bool relu, float* kept) {
+                         const Conv2dDims& d, size_t workspaceBytes, bool relu, T* kept) {
   if (d.N == 0) return;
-  const ColsLayout L(d, dev.padK());
+  const ColsLayout L(d, dev.padK(), conv_quantum(std::is_same<T, bf16_t>::value));
   const int64_t P = L.P;
   const size_t cap = workspaceBytes ? workspaceBytes : Dev::kDefaultWorkspace;
   // Per image: its columns and its part of Y'.
-  const int chunk = kept ? d.N : cols_chunk_images(d.N, static_cast<size_t>((L.rows + d.K) * P) * sizeof(float), cap, P);
-  const int64_t ldMax = conv_pad4(static_cast<int64_t>(chunk) * P);
-  Scratch colBuf(Dev::kCuda, kept ? 0 : static_cast<size_t>(L.rows * ldMax) * sizeof(float));
-  float* col = kept ? kept : colBuf.as<float>();
+  const int chunk = kept ? d.N : cols_chunk_images(d.N, static_cast<size_t>(L.rows * P) * sizeof(T) + static_cast<size_t>(d.K * P) * sizeof(float), cap, P, L.q);
+  const int64_t ldMax = L.ld(chunk);
+  Scratch colBuf(Dev::kCuda, kept ? 0 : static_cast<size_t>(L.rows * ldMax) * sizeof(T));
+  T* col = kept ? kept : colBuf.template as<T>();
   Scratch out(Dev::kCuda, static_cast<size_t>(d.K * ldMax) * sizeof(float));
-  Scratch wpad(Dev::kCuda, L.padded() ? static_cast<size_t>(d.K * L.CgRSp) * sizeof(float) : 0);
-  const float* wp = w;
-  if (L.padded()) {
-    dev.pad_rows(w, wpad.as<float>(), d.K, L.CgRS, L.CgRSp);
-    wp = wpad.as<float>();
-  }
+  Scratch wbuf(Dev::kCuda, weights_copy_bytes<T>(L, d.K));
+  const T* wp = weights_for_gemm<Dev, T>(dev, w, wbuf, L, d.K);
   for (int n0 = 0; n0 < d.N; n0 += chunk) {
     const int nc = std::min(chunk, d.N - n0);
-    const int64_t ld = conv_pad4(static_cast<int64_t>(nc) * P);
+    const int64_t ld = L.ld(nc);
     dev.im2col(x + n0 * L.imgIn, col, nc, d, P, ld, L.CgRSp);
     if (L.padded())
-      for (int g = 0; g < L.G; g++) dev.zero(col + (g * L.CgRSp + L.CgRS) * ld, (L.CgRSp - L.CgRS) * ld);
+      for (int g = 0; g < L.G; g++) zero_elems(dev, col + (g * L.CgRSp + L.CgRS) * ld, (L.CgRSp - L.CgRS) * ld);
     for (int g = 0; g < L.G; g++)
-      dev.gemm(false, false, L.Kg, static_cast<int>(nc * P), static_cast<int>(L.CgRSp), 1.0f, wp + g * L.Kg * L.CgRSp,
-               static_cast<int>(L.CgRSp), col + g * L.CgRSp * ld, static_cast<int>(ld), 0.0f,
-               out.as<float>() + g * L.Kg * ld, static_cast<int>(ld));
+      dev.gemm_t(false, false, L.Kg, static_cast<int>(nc * P), static_cast<int>(L.CgRSp), wp + g * L.Kg * L.CgRSp,
+                 static_cast<int>(L.CgRSp), col + g * L.CgRSp * ld, static_cast<int>(ld), 0.0f,
+                 out.as<float>() + g * L.Kg * ld, static_cast<int>(ld));
     dev.epilogue(out.as<float>(), ld, b, y + n0 * L.imgOut, nc, d.K, P, relu);
   }
 }
 
-template <class Dev>
+template <class Dev, class T>
 void conv2d_backward_cols(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw,
-                          float* db, const Conv2dDims& d, size_t workspaceBytes, const float* reluY, float* kept) {
-  const ColsLayout L(d, dev.padK());
+                          float* db, const Conv2dDims& d, size_t workspaceBytes, const float* reluY, T* kept) {
+  const ColsLayout L(d, dev.padK(), conv_quantum(std::is_same<T, bf16_t>::value));
   const int64_t P = L.P;
   if (d.N == 0) {  // empty sums
     if (db) dev.zero(db, d.K);
@@ -419,73 +448,95 @@ void conv2d_backward_cols(const Dev& dev, const float* dy, const float* x, const
     return;
   }
   // dz in (K, N, P), rows ldZ apart; db from the same pass.
-  const int64_t ldZ = conv_pad4(static_cast<int64_t>(d.N) * P);
-  Scratch dzBuf(Dev::kCuda, static_cast<size_t>(d.K * ldZ) * sizeof(float));
-  float* dz = dzBuf.as<float>();
+  const int64_t ldZ = L.ld(d.N);
+  Scratch dzBuf(Dev::kCuda, static_cast<size_t>(d.K * ldZ) * sizeof(T));
+  T* dz = dzBuf.template as<T>();
   dev.grad_knp(dy, reluY, dz, ldZ, db, d.N, d.K, P);
   const size_t cap = workspaceBytes ? workspaceBytes : Dev::kDefaultWorkspace;
-  const int chunk = kept ? d.N : cols_chunk_images(d.N, static_cast<size_t>(L.rows * P) * sizeof(float), cap, P);
-  const int64_t ldMax = conv_pad4(static_cast<int64_t>(chunk) * P);
-  Scratch colBuf(Dev::kCuda, kept ? 0 : static_cast<size_t>(L.rows * ldMax) * sizeof(float));
-  float* col = kept ? kept : colBuf.as<float>();
-  Scratch wpad(Dev::kCuda, L.padded() && dx ? static_cast<size_t>(d.K * L.CgRSp) * sizeof(float) : 0);
+  const int chunk = kept ? d.N : cols_chunk_images(d.N, static_cast<size_t>(L.rows * P) * sizeof(T), cap, P, L.q);
+  const int64_t ldMax = L.ld(chunk);
+  Scratch colBuf(Dev::kCuda, kept ? 0 : static_cast<size_t>(L.rows * ldMax) * sizeof(T));
+  T* col = kept ? kept : colBuf.template as<T>();
+  Scratch wbuf(Dev::kCuda, dx ? weights_copy_bytes<T>(L, d.K) : 0);
+  const T* wp = dx ? weights_for_gemm<Dev, T>(dev, w, wbuf, L, d.K) : nullptr;
   Scratch dwpad(Dev::kCuda, L.padded() ? static_cast<size_t>(d.K * L.CgRSp) * sizeof(float) : 0);
-  const float* wp = w;
-  if (L.padded() && dx) {
-    dev.pad_rows(w, wpad.as<float>(), d.K, L.CgRS, L.CgRSp);
-    wp = wpad.as<float>();
-  }
   float* dwp = L.padded() ? dwpad.as<float>() : dw;
   for (int n0 = 0; n0 < d.N; n0 += chunk) {
     const int nc = std::min(chunk, d.N - n0);
-    const int64_t ld = conv_pad4(static_cast<int64_t>(nc) * P);
+    const int64_t ld = L.ld(nc);
     const int red = static_cast<int>(nc * P);
     // The padding rows are left as they are here: only dw's padding columns read them, and those are
     // dropped (kept columns have them zero from the forward).
     if (!kept) dev.im2col(x + n0 * L.imgIn, col, nc, d, P, ld, L.CgRSp);
-    const float* dzc = dz + n0 * P;
+    const T* dzc = dz + n0 * P;
     // dw_g (+)= dz_g · col'_gᵀ over the chunk's n·P columns.
     for (int g = 0; g < L.G; g++)
-      dev.gemm(false, true, L.Kg, static_cast<int>(L.CgRSp), red, 1.0f, dzc + g * L.Kg * ldZ, static_cast<int>(ldZ),
-               col + g * L.CgRSp * ld, static_cast<int>(ld), n0 == 0 ? 0.0f : 1.0f, dwp + g * L.Kg * L.CgRSp,
-               static_cast<int>(L.CgRSp));
+      dev.gemm_t(false, true, L.Kg, static_cast<int>(L.CgRSp), red, dzc + g * L.Kg * ldZ, static_cast<int>(ldZ),
+                 col + g * L.CgRSp * ld, static_cast<int>(ld), n0 == 0 ? 0.0f : 1.0f, dwp + g * L.Kg * L.CgRSp,
+                 static_cast<int>(L.CgRSp));
     if (dx) {
       // dcol'_g = w_gᵀ · dz_g over the columns just read (stream order: after the dw GEMM), then col2im.
       for (int g = 0; g < L.G; g++)
-        dev.gemm(true, false, static_cast<int>(L.CgRSp), red, L.Kg, 1.0f, wp + g * L.Kg * L.CgRSp,
-                 static_cast<int>(L.CgRSp), dzc + g * L.Kg * ldZ, static_cast<int>(ldZ), 0.0f, col + g * L.CgRSp * ld,
-                 static_cast<int>(ld));
+        dev.gemm_t(true, false, static_cast<int>(L.CgRSp), red, L.Kg, wp + g * L.Kg * L.CgRSp,
+                   static_cast<int>(L.CgRSp), dzc + g * L.Kg * ldZ, static_cast<int>(ldZ), 0.0f, col + g * L.CgRSp * ld,
+                   static_cast<int>(ld));
+      dev.round_dcol(col, L.rows * ld);  // the CPU in bf16: dcol' as the GPU stores it
       dev.col2im(col, dx + n0 * L.imgIn, nc, d, P, ld, L.CgRSp);
     }
   }
   if (L.padded()) dev.unpad_rows(dwp, L.CgRSp, dw, d.K, L.CgRS);
 }
 
-// The whole batch's dz as one (K, N·P) matrix needs pad4(N·P) to fit an int (a GEMM's leading dimension).
+// The whole batch's dz as one (K, N·P) matrix needs padq(N·P) to fit an int (a GEMM's leading dimension).
 inline bool cols_backward_fits(const Conv2dDims& d) {
-  return static_cast<int64_t>(d.N) * d.Ho() * d.Wo() <= INT_MAX - 3;
+  return static_cast<int64_t>(d.N) * d.Ho() * d.Wo() <= INT_MAX - 7;
+}
+
+// The columns path in the device's element type.
+template <class Dev>
+void conv2d_forward_cols_any(const Dev& dev, const float* x, const float* w, const float* b, float* y,
+                             const Conv2dDims& d, size_t workspaceBytes, bool relu, float* kept) {
+  if constexpr (Dev::kCuda) {
+    if (conv_bf16_storage(true, dev.math)) {
+      conv2d_forward_cols<Dev, bf16_t>(dev, x, w, b, y, d, workspaceBytes, relu, reinterpret_cast<bf16_t*>(kept));
+      return;
+    }
+  }
+  conv2d_forward_cols<Dev, float>(dev, x, w, b, y, d, workspaceBytes, relu, kept);
+}
+
+template <class Dev>
+void conv2d_backward_cols_any(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw,
+                              float* db, const Conv2dDims& d, size_t workspaceBytes, const float* reluY, float* kept) {
+  if constexpr (Dev::kCuda) {
+    if (conv_bf16_storage(true, dev.math)) {
+      conv2d_backward_cols<Dev, bf16_t>(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reinterpret_cast<bf16_t*>(kept));
+      return;
+    }
+  }
+  conv2d_backward_cols<Dev, float>(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, kept);
 }
 
 template <class Dev>
 void conv2d_forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
                     size_t workspaceBytes, bool relu, ConvPath path, float* kept) {
-  if (kept && conv2d_columns_floats(d, workspaceBytes, Dev::kCuda) == 0)
+  if (kept && conv2d_columns_floats(d, workspaceBytes, Dev::kCuda, dev.math) == 0)
     fail("conv2d", "columns were given for a convolution that keeps none (a 1×1 convolution, an empty batch, or columns over the workspace cap)", __FILE__, __LINE__);
   if (kept && path == ConvPath::Legacy) fail("conv2d", "columns were given on the legacy path, which keeps none", __FILE__, __LINE__);
   if (path == ConvPath::Legacy || conv2d_identity(d)) conv2d_forward_legacy(dev, x, w, b, y, d, workspaceBytes, relu);
-  else conv2d_forward_cols(dev, x, w, b, y, d, workspaceBytes, relu, kept);
+  else conv2d_forward_cols_any(dev, x, w, b, y, d, workspaceBytes, relu, kept);
 }
 
 template <class Dev>
 void conv2d_backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
                      const Conv2dDims& d, size_t workspaceBytes, const float* reluY, bool reluInPlace, ConvPath path,
                      float* kept) {
-  if (kept && (path == ConvPath::Legacy || conv2d_columns_floats(d, workspaceBytes, Dev::kCuda) == 0))
+  if (kept && (path == ConvPath::Legacy || conv2d_columns_floats(d, workspaceBytes, Dev::kCuda, dev.math) == 0))
     fail("conv2dBackward", "columns were given for a convolution that keeps none (the legacy path, a 1×1 convolution, an empty batch, or columns over the workspace cap)", __FILE__, __LINE__);
   if (path == ConvPath::Legacy || conv2d_identity(d) || !cols_backward_fits(d))
     conv2d_backward_legacy(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
   else
-    conv2d_backward_cols(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, kept);
+    conv2d_backward_cols_any(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, kept);
 }
 
 struct CpuConv {
@@ -522,6 +573,15 @@ struct CpuConv {
   void gemm(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, const float* B, int ldb,
             float beta, float* C, int ldc) const {
     gemm_cpu(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math);
+  }
+  // The columns path's GEMMs (alpha 1).
+  void gemm_t(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+              float* C, int ldc) const {
+    gemm_cpu(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, math);
+  }
+  // In bf16 the GPU stores dcol' in bf16 (conv_bf16_storage): the oracle rounds it the same way.
+  void round_dcol(float* col, int64_t n) const {
+    if (math == GemmMath::Bf16) round_bf16_cpu(col, n);
   }
   void gemm_sb(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, int64_t sA,
                const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC, int batch) const {
@@ -565,6 +625,31 @@ struct CudaConv {
             float beta, float* C, int ldc) const {
     gemm_cuda(tA, tB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, math);
   }
+  // The columns path's GEMMs (alpha 1): float32 storage, or bf16 storage with a float32 or bf16 C.
+  void gemm_t(bool tA, bool tB, int M, int N, int K, const float* A, int lda, const float* B, int ldb, float beta,
+              float* C, int ldc) const {
+    gemm_cuda(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc, math);
+  }
+  void gemm_t(bool tA, bool tB, int M, int N, int K, const bf16_t* A, int lda, const bf16_t* B, int ldb, float beta,
+              float* C, int ldc) const {
+    gemm_bf16_cuda(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, false, ldc);
+  }
+  void gemm_t(bool tA, bool tB, int M, int N, int K, const bf16_t* A, int lda, const bf16_t* B, int ldb, float beta,
+              bf16_t* C, int ldc) const {
+    gemm_bf16_cuda(tA, tB, M, N, K, 1.0f, A, lda, B, ldb, beta, C, true, ldc);
+  }
+  void round_dcol(float*, int64_t) const {}   // float32 storage: nothing rounded
+  void round_dcol(bf16_t*, int64_t) const {}  // bf16 storage: cuBLAS wrote dcol' in bf16
+  void im2col(const float* x, bf16_t* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+    im2col_cuda(x, col, n, d, sI, sR, gr);
+  }
+  void col2im(const bf16_t* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+    col2im_cuda(col, x, n, d, sI, sR, gr);
+  }
+  void pad_rows(const float* s, bf16_t* t, int64_t rows, int64_t cols, int64_t ld) const { pad_rows_cuda(s, t, rows, cols, ld); }
+  void grad_knp(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
+    conv_grad_knp_cuda(dy, y, dz, ldZ, db, N, K, P);
+  }
   void gemm_sb(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, int64_t sA,
                const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC, int batch) const {
     gemm_strided_batched_cuda(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, math);
@@ -574,16 +659,19 @@ struct CudaConv {
 
 }  // namespace
 
-int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool cuda) {
+int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool cuda, GemmMath math) {
   if (d.N <= 0 || conv2d_identity(d)) return 0;
   const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
-  if (static_cast<int64_t>(d.N) * P > INT_MAX - 3) return 0;
-  const ColsLayout L(d, true);
-  const int64_t ld = conv_pad4(static_cast<int64_t>(d.N) * P);
+  if (!cols_backward_fits(d)) return 0;
+  const bool bf = conv_bf16_storage(cuda, math);
+  const ColsLayout L(d, true, conv_quantum(bf));
+  const int64_t ld = L.ld(d.N);
   const size_t cap = workspaceBytes ? workspaceBytes : cuda ? kConvWorkspaceCuda : kConvWorkspaceCpu;
   // The cap bounds what the forward holds at once: the columns and Y'.
-  if (static_cast<double>(L.rows + d.K) * ld * sizeof(float) > static_cast<double>(cap)) return 0;
-  return L.rows * ld;
+  const double elem = bf ? 2.0 : 4.0;
+  if (static_cast<double>(L.rows) * ld * elem + static_cast<double>(d.K) * ld * sizeof(float) > static_cast<double>(cap)) return 0;
+  (void)P;
+  return bf ? L.rows * ld / 2 : L.rows * ld;
 }
 
 void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,

@@ -22,9 +22,17 @@ namespace {
 using cuda::gridFor;
 using cuda::kThreads;
 
+// Column entries (and dz, and the padded weights) are float32, or bf16 on the columns path in bf16
+// (GemmMath::Bf16): stored rounded to nearest even, read back exactly.
+__device__ __forceinline__ void store_to(float* p, float v) { *p = v; }
+__device__ __forceinline__ void store_to(bf16_t* p, float v) { *p = to_bf16(v); }
+__device__ __forceinline__ float load_from(const float* p) { return __ldg(p); }
+__device__ __forceinline__ float load_from(const bf16_t* p) { return from_bf16(__ldg(p)); }
+
 // x: (n, C, H, W) -> col entry (i, r = (c·kh + ki)·kw + kj, p) at col[i·strideImage + r·strideRow + p].
 // Channel c's rows start at (c / Cg)·groupRows + (c mod Cg)·kh·kw (groupRows = Cg·kh·kw: unpadded).
-__global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ col, int n, int C, int H, int W,
+template <class T>
+__global__ void im2col_kernel(const float* __restrict__ x, T* __restrict__ col, int n, int C, int H, int W,
                               int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int64_t strideImage,
                               int64_t strideRow, int Cg, int64_t groupRows) {
   const int P = Ho * Wo;
@@ -32,14 +40,14 @@ __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ c
   const int64_t imgIn = static_cast<int64_t>(C) * H * W;
   for (int i = blockIdx.y; i < n; i += gridDim.y) {
     const float* xi = x + i * imgIn;
-    float* coli = col + i * strideImage;
+    T* coli = col + i * strideImage;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < CP; t += gridDim.x * blockDim.x) {
       const int c = t / P;
       const int p = t - c * P;
       const int oh = p / Wo;
       const int ow = p - oh * Wo;
       const float* xc = xi + static_cast<int64_t>(c) * H * W;
-      float* dst = coli + ((c / Cg) * groupRows + static_cast<int64_t>(c % Cg) * kh * kw) * strideRow + p;
+      T* dst = coli + ((c / Cg) * groupRows + static_cast<int64_t>(c % Cg) * kh * kw) * strideRow + p;
       const int ih0 = oh * sh - ph, iw0 = ow * sw - pw;
       for (int ki = 0; ki < kh; ki++) {
         const int ih = ih0 + ki;
@@ -48,7 +56,7 @@ __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ c
           const int iw = iw0 + kj;
           float v = 0.0f;
           if (rowIn && static_cast<unsigned>(iw) < static_cast<unsigned>(W)) v = __ldg(xc + ih * W + iw);
-          *dst = v;
+          store_to(dst, v);
           dst += strideRow;
         }
       }
@@ -58,13 +66,14 @@ __global__ void im2col_kernel(const float* __restrict__ x, float* __restrict__ c
 
 // col (entry (i, r, p) at col[i·strideImage + r·strideRow + p], rows as im2col_kernel's) -> x: (n, C, H, W),
 // overwritten.
-__global__ void col2im_kernel(const float* __restrict__ col, float* __restrict__ x, int n, int C, int H, int W,
+template <class T>
+__global__ void col2im_kernel(const T* __restrict__ col, float* __restrict__ x, int n, int C, int H, int W,
                               int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int64_t strideImage,
                               int64_t strideRow, int Cg, int64_t groupRows) {
   const int HW = H * W;
   const int CHW = C * HW;  // ≤ INT_MAX (conv2d_check_dims)
   for (int i = blockIdx.y; i < n; i += gridDim.y) {
-    const float* coli = col + i * strideImage;
+    const T* coli = col + i * strideImage;
     float* xi = x + static_cast<int64_t>(i) * CHW;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < CHW; t += gridDim.x * blockDim.x) {
       const int c = t / HW;
@@ -77,13 +86,13 @@ __global__ void col2im_kernel(const float* __restrict__ col, float* __restrict__
       const int ohEnd = min(hp / sh + 1, Ho);
       const int owStart = wp < kw ? 0 : (wp - kw) / sw + 1;
       const int owEnd = min(wp / sw + 1, Wo);
-      const float* colc = coli + ((c / Cg) * groupRows + static_cast<int64_t>(c % Cg) * kh * kw) * strideRow;
+      const T* colc = coli + ((c / Cg) * groupRows + static_cast<int64_t>(c % Cg) * kh * kw) * strideRow;
       float sum = 0.0f;
       for (int oh = ohStart; oh < ohEnd; oh++) {
         const int ki = hp - oh * sh;
         for (int ow = owStart; ow < owEnd; ow++) {
           const int kj = wp - ow * sw;
-          sum += __ldg(colc + static_cast<int64_t>(ki * kw + kj) * strideRow + oh * Wo + ow);
+          sum += load_from(colc + static_cast<int64_t>(ki * kw + kj) * strideRow + oh * Wo + ow);
         }
       }
       xi[t] = sum;
@@ -121,13 +130,14 @@ __global__ void permute_nkp_kernel(const float* __restrict__ src, float* __restr
 
 // dst (rows × ldDst) = src (rows × cols) with zero columns after; or dst (rows × cols) = src's first cols
 // (row stride ldSrc). One thread per destination element.
-__global__ void pad_rows_kernel(const float* __restrict__ src, float* __restrict__ dst, int64_t rows, int64_t cols,
+template <class T>
+__global__ void pad_rows_kernel(const float* __restrict__ src, T* __restrict__ dst, int64_t rows, int64_t cols,
                                 int64_t ldDst) {
   const int64_t n = rows * ldDst;
   for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < n;
        t += static_cast<int64_t>(gridDim.x) * blockDim.x) {
     const int64_t r = t / ldDst, c = t - r * ldDst;
-    dst[t] = c < cols ? __ldg(src + r * cols + c) : 0.0f;
+    store_to(dst + t, c < cols ? __ldg(src + r * cols + c) : 0.0f);
   }
 }
 
@@ -200,9 +210,9 @@ __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict_
 // written, by one thread; no read-only-cache load of dy then).
 // dz: null (not written), NCHW (dzLd = 0), or dz[k·dzLd + i·P + p] (the columns path's (K, N, P) layout;
 // Plain then writes g = dy there: the permute in the same pass).
-template <bool Relu>
+template <bool Relu, class TZ>
 __global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const float* dy, const float* __restrict__ y,
-                                                                            float* dz, int64_t dzLd,
+                                                                            TZ* dz, int64_t dzLd,
                                                                             double* __restrict__ partial,
                                                                             int N, int K, int64_t P, int T, int J) {
   constexpr int B = kBiasGradLanes;
@@ -226,7 +236,7 @@ __global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const
       } else {
         g = dzLd ? __ldg(dy + off) : dy[off];
       }
-      if (dz) dz[dzLd ? k * dzLd + i * P + p : off] = g;
+      if (dz) store_to(dz + (dzLd ? k * dzLd + i * P + p : off), g);
       s += g;
       i += qB;
       p += rB;
@@ -265,8 +275,8 @@ __global__ void bias_grad_final_kernel(const double* __restrict__ partial, float
 
 // Both stages; the K·J partials in scratch from the caching allocator (stream-ordered: freed when this
 // returns, after the launches that use it were enqueued).
-template <bool Relu>
-void bias_grad_launch(const char* op, const float* dy, const float* y, float* dz, int64_t dzLd, float* db, int N, int K,
+template <bool Relu, class TZ = float>
+void bias_grad_launch(const char* op, const float* dy, const float* y, TZ* dz, int64_t dzLd, float* db, int N, int K,
                       int64_t P) {
   if (K <= 0) return;
   if (N <= 0 || P <= 0) {
@@ -277,36 +287,43 @@ void bias_grad_launch(const char* op, const float* dy, const float* y, float* dz
   const int64_t pairs = static_cast<int64_t>(K) * J;
   Scratch partial(true, sizeof(double) * static_cast<size_t>(pairs));
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(pairs, INT_MAX));
-  AXN_LAUNCH(op, bias_grad_partial_kernel<Relu>, blocks, kBiasGradLanes, 0, dy, y, dz, dzLd, partial.as<double>(), N, K, P, T, J);
+  AXN_LAUNCH(op, (bias_grad_partial_kernel<Relu, TZ>), blocks, kBiasGradLanes, 0, dy, y, dz, dzLd, partial.as<double>(), N, K, P, T, J);
   if (db)
     AXN_LAUNCH(op, bias_grad_final_kernel, gridFor(K), kThreads, 0, static_cast<const double*>(partial.as<double>()), db, K, J);
 }
 
 }  // namespace
 
-void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
-                 int64_t groupRows) {
+template <class T>
+void im2col_launch(const float* x, T* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                   int64_t groupRows) {
   if (n <= 0) return;
   const int Cg = d.C / d.groups;
   const int64_t gr = groupRows ? groupRows : static_cast<int64_t>(Cg) * d.kh * d.kw;
   const int64_t CP = static_cast<int64_t>(d.C) * d.Ho() * d.Wo();
   dim3 grid(gridFor(CP), std::min(n, 65535));
-  AXN_LAUNCH("conv2d.im2col", im2col_kernel, grid, kThreads, 0, x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
+  AXN_LAUNCH("conv2d.im2col", im2col_kernel<T>, grid, kThreads, 0, x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
 }
 
-void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
-                 int64_t groupRows) {
+template <class T>
+void col2im_launch(const T* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                   int64_t groupRows) {
   if (n <= 0) return;
   const int Cg = d.C / d.groups;
   const int64_t gr = groupRows ? groupRows : static_cast<int64_t>(Cg) * d.kh * d.kw;
   const int64_t CHW = static_cast<int64_t>(d.C) * d.H * d.W;
   dim3 grid(gridFor(CHW), std::min(n, 65535));
-  AXN_LAUNCH("conv2dBackward.col2im", col2im_kernel, grid, kThreads, 0, col, x, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
+  AXN_LAUNCH("conv2dBackward.col2im", col2im_kernel<T>, grid, kThreads, 0, col, x, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
 }
 
 void pad_rows_cuda(const float* src, float* dst, int64_t rows, int64_t cols, int64_t ldDst) {
   if (rows <= 0 || ldDst <= 0) return;
-  AXN_LAUNCH("conv2d.padK", pad_rows_kernel, gridFor(rows * ldDst), kThreads, 0, src, dst, rows, cols, ldDst);
+  AXN_LAUNCH("conv2d.padK", pad_rows_kernel<float>, gridFor(rows * ldDst), kThreads, 0, src, dst, rows, cols, ldDst);
+}
+
+void pad_rows_cuda(const float* src, bf16_t* dst, int64_t rows, int64_t cols, int64_t ldDst) {
+  if (rows <= 0 || ldDst <= 0) return;
+  AXN_LAUNCH("conv2d.weightsBf16", pad_rows_kernel<bf16_t>, gridFor(rows * ldDst), kThreads, 0, src, dst, rows, cols, ldDst);
 }
 
 void unpad_rows_cuda(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols) {
@@ -324,6 +341,11 @@ void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, 
 void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
   if (y) bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
   else bias_grad_launch<false>("conv2dBackward.biasGrad", dy, nullptr, dz, ldZ, db, N, K, P);
+}
+
+void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
+  if (y) bias_grad_launch<true, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
+  else bias_grad_launch<false, bf16_t>("conv2dBackward.biasGrad", dy, nullptr, dz, ldZ, db, N, K, P);
 }
 
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P) {
@@ -352,6 +374,19 @@ void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
 
 void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
   bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, 0, db, N, K, P);
+}
+
+void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {
+  im2col_launch(x, col, n, d, sI, sR, gr);
+}
+void im2col_cuda(const float* x, bf16_t* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {
+  im2col_launch(x, col, n, d, sI, sR, gr);
+}
+void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {
+  col2im_launch(col, x, n, d, sI, sR, gr);
+}
+void col2im_cuda(const bf16_t* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {
+  col2im_launch(col, x, n, d, sI, sR, gr);
 }
 
 void zero_cuda(float* p, int64_t n) {

@@ -102,10 +102,20 @@ inline int64_t conv_pad4(int64_t v) { return (v + 3) / 4 * 4; }
 inline bool conv2d_identity(const Conv2dDims& d) {
   return d.kh == 1 && d.kw == 1 && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0;
 }
-// The floats of the whole batch's columns on the columns path (rows G·CgRSp, row stride pad4(N·P)), or 0
-// when they cannot be kept: an identity convolution, an empty batch, or columns + Y' over the cap
-// (workspaceBytes; 0 = the device's default).
-int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool cuda);
+// bf16 storage on the columns path: CUDA in GemmMath::Bf16 keeps its columns, dz and the weights' GEMM
+// copy in bfloat16 (rounded to nearest even as they are written), the GEMMs reading them as they are
+// (cublasGemmEx, CUDA_R_16BF) and writing dcol' in bf16 too: half the bytes of the step's largest buffers.
+// Rows and leading dimensions are then padded to multiples of 8 elements (16 bytes), not 4. The CPU keeps
+// float32 columns: its GEMM rounds the operands as it packs them, and it rounds dcol' to bf16 before
+// col2im, so it computes what the GPU computes.
+inline bool conv_bf16_storage(bool cuda, GemmMath math) { return cuda && math == GemmMath::Bf16; }
+// The elements per 16 bytes of the columns path's buffers: 4 float32, 8 bf16.
+inline int64_t conv_quantum(bool bf16) { return bf16 ? 8 : 4; }
+inline int64_t conv_padq(int64_t v, int64_t q) { return (v + q - 1) / q * q; }
+// The float32-sized slots of the whole batch's columns on the columns path (rows G·CgRSp, row stride
+// padq(N·P); bf16 storage: half as many), or 0 when they cannot be kept: an identity convolution, an
+// empty batch, or columns + Y' over the cap (workspaceBytes; 0 = the device's default).
+int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool cuda, GemmMath math = GemmMath::Fp32);
 
 // x: (N, C, H, W), w: (K, C/G, kh, kw), b: (K) or null -> y: (N, K, Ho, Wo); relu: y = max(y, 0) fused.
 // columns: null, or a buffer of conv2d_columns_floats(d, workspaceBytes, false) floats that receives the
@@ -167,6 +177,8 @@ void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P);
 // dz = relu_bwd(dy, y) (dy where y > 0, else 0), db[k] = Σ_{n, p} dz[n, k, p] (the same sum, in the same
 // order, as bias_grad of dz). dz may alias dy (each element is read, then written, once).
 void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P);
+// p[i] = round_bf16(p[i]) (the bf16 oracle's rounding of what the GPU stores in bf16)
+void round_bf16_cpu(float* p, int64_t n);
 void zero_cpu(float* p, int64_t n);
 
 #ifdef AXN_WITH_CUDA
@@ -180,10 +192,20 @@ void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t
                  int64_t groupRows = 0);
 void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                  int64_t groupRows = 0);
+// bf16 storage (conv_bf16_storage): the same, with bf16 column entries (im2col rounds x's values to nearest
+// even; col2im sums the stored values in float32).
+void im2col_cuda(const float* x, bf16_t* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows = 0);
+void col2im_cuda(const bf16_t* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows = 0);
 void pad_rows_cuda(const float* src, float* dst, int64_t rows, int64_t cols, int64_t ldDst);
+// The weights' bf16 GEMM copy, rows padded with zeros to ldDst (rounded to nearest even).
+void pad_rows_cuda(const float* src, bf16_t* dst, int64_t rows, int64_t cols, int64_t ldDst);
 void unpad_rows_cuda(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols);
 void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu);
 void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+// bf16 storage: dz rounded to nearest even as it is written; db from the float32 values, the same bits.
+void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P);
 void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P);
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P);

@@ -90,4 +90,17 @@ void gemm_strided_batched_cuda(bool transA, bool transB, int M, int N, int K, fl
   }
 }
 
+void gemm_bf16_cuda(bool transA, bool transB, int M, int N, int K, float alpha, const bf16_t* A, int lda,
+                    const bf16_t* B, int ldb, float beta, void* C, bool cBf16, int ldc) {
+  gemm_check_args("gemm", transA, transB, M, N, K, lda, ldb, ldc);
+  // The driver never asks for K == 0 or alpha == 0 here (an empty batch returns before its GEMMs).
+  AXN_CHECK(K > 0 && alpha != 0.0f, "gemm", "a bf16-storage GEMM needs K > 0 and alpha != 0");
+  if (M == 0 || N == 0) return;
+  cuda::countCublasCall();
+  AXN_CUBLAS_CHECK(cublasGemmEx(cuda::cublas(), op(transB), op(transA), N, M, K, &alpha, B, CUDA_R_16BF, ldb, A,
+                                CUDA_R_16BF, lda, &beta, C, cBf16 ? CUDA_R_16BF : CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F,
+                                CUBLAS_GEMM_DEFAULT),
+                   "gemm");
+}
+
 }  // namespace axn::ops

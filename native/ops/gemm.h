@@ -26,6 +26,9 @@ namespace axn::ops {
 // The values are the JS side's (lib/ops/util.ts gemmMath).
 enum class GemmMath : int { Fp32 = 0, Tf32 = 1, Bf16 = 2 };
 
+// bfloat16 values in memory: the upper 16 bits of the float32 (bf16 storage, the CUDA columns path).
+using bf16_t = uint16_t;
+
 // v rounded to the nearest bfloat16 (ties to even), returned as the float32 of that value. Infinities stay;
 // a NaN stays a NaN (quiet); a finite value past bf16's largest rounds to infinity, as a conversion does.
 AXN_HD_INLINE float round_bf16(float v) {
@@ -37,6 +40,20 @@ AXN_HD_INLINE float round_bf16(float v) {
     b += 0x7FFFu + ((b >> 16) & 1u);
   }
   b &= 0xFFFF0000u;
+  memcpy(&v, &b, 4);
+  return v;
+}
+
+// v rounded to nearest even, as stored bf16 bits; and a stored bf16 as the float32 it is exactly.
+AXN_HD_INLINE bf16_t to_bf16(float v) {
+  const float r = round_bf16(v);
+  uint32_t b;
+  memcpy(&b, &r, 4);
+  return static_cast<bf16_t>(b >> 16);
+}
+AXN_HD_INLINE float from_bf16(bf16_t h) {
+  const uint32_t b = static_cast<uint32_t>(h) << 16;
+  float v;
   memcpy(&v, &b, 4);
   return v;
 }
@@ -78,6 +95,10 @@ void gemm_cuda(bool transA, bool transB, int M, int N, int K, float alpha, const
 void gemm_strided_batched_cuda(bool transA, bool transB, int M, int N, int K, float alpha, const float* A,
                                int lda, int64_t strideA, const float* B, int ldb, int64_t strideB, float beta,
                                float* C, int ldc, int64_t strideC, int batch, GemmMath math);
+// A GEMM on bf16 operands in memory (A and B bf16, C float32 or bf16 as cBf16 says), float32 products and
+// sums: cublasGemmEx with CUDA_R_16BF inputs and CUBLAS_COMPUTE_32F (the columns path's bf16 storage).
+void gemm_bf16_cuda(bool transA, bool transB, int M, int N, int K, float alpha, const bf16_t* A, int lda,
+                    const bf16_t* B, int ldb, float beta, void* C, bool cBf16, int ldc);
 #endif
 
 }  // namespace axn::ops

@@ -180,8 +180,9 @@ describe("CPU GEMM in bf16 is a float32 GEMM of inputs rounded to bf16", () => {
   });
 });
 
-// The layer shapes: conv1-like (odd K = 3·11·11 padded to 364 on the columns path), a grouped conv with
-// padding, and an odd small one. Each pass in bf16 must equal the fp32 pass of the rounded operands.
+// The layer shapes: conv1-like (odd K = 3·11·11 padded to 364 on the columns path, 368 in bf16 storage), a
+// grouped conv with padding, and an odd small one. Each pass in bf16 must equal the fp32 pass of the
+// rounded operands — but dx on the columns path, whose dcol' the GPU stores in bf16 (see below).
 const CONVS = [
   { N: 2, C: 3, H: 31, W: 29, K: 8, R: 11, S: 11, stride: 4, pad: 2, groups: 1 },
   { N: 3, C: 6, H: 9, W: 11, K: 4, R: 5, S: 5, stride: 1, pad: 2, groups: 2 },
@@ -200,7 +201,7 @@ function convCase(c: (typeof CONVS)[number], seed: number, device: 'cpu' | 'cuda
   return { x, w, b, xr, wr, opts: { stride: c.stride, padding: c.pad, groups: c.groups } };
 }
 
-describe('convolution and linear layers in bf16 on the CPU: the fp32 passes of the rounded operands, bit for bit', () => {
+describe('convolution and linear layers in bf16 on the CPU: the fp32 passes of the rounded operands, bit for bit (dcol\' rounded too)', () => {
   const path0 = getConvolutionPath();
   afterAll(() => setConvolutionPath(path0));
   for (const path of ['columns', 'legacy'] as const)
@@ -218,7 +219,19 @@ describe('convolution and linear layers in bf16 on the CPU: the fp32 passes of t
         const g = conv2dBackward(dy, x, w, { ...opts, precision: 'bf16', ...reluOut });
         const gr = conv2dBackward(dyr, xr, wr, { ...opts, precision: 'fp32', ...(relu ? { reluOutput: yr } : {}) });
         const g32 = conv2dBackward(dy, x, w, { ...opts, precision: 'fp32', ...reluOut });
-        expect(Array.from(g.dx!.dataSync()), `dx relu=${relu}`).toEqual(Array.from(gr.dx!.dataSync()));
+        if (path === 'legacy') {
+          expect(Array.from(g.dx!.dataSync()), `dx relu=${relu}`).toEqual(Array.from(gr.dx!.dataSync()));
+        } else {
+          // The columns path stores dcol' = wᵀ·dz in bf16 on the GPU, so the CPU rounds it too before col2im:
+          // each summed entry moves by at most 2^-8 of itself. (Against the legacy path's float32 dcol'.)
+          setConvolutionPath('legacy');
+          const gl = conv2dBackward(dy, x, w, { ...opts, precision: 'bf16', ...reluOut });
+          setConvolutionPath(path);
+          const e = relError(g.dx!.dataSync(), gl.dx!.dataSync());
+          expect(e, `dx relu=${relu}`).toBeLessThanOrEqual(U_BF16 / 2 + fp32Tol(c.K * c.R * c.S));
+          expect(e, `dx relu=${relu}: dcol' was rounded`).toBeGreaterThan(0);
+          [gl.dx!, gl.dw, gl.db!].forEach((t) => t.dispose());
+        }
         expect(Array.from(g.dw.dataSync()), `dw relu=${relu}`).toEqual(Array.from(gr.dw.dataSync()));
         // the bias gradient is a float32 sum of dy itself: no GEMM, nothing rounded
         expect(Array.from(g.db!.dataSync()), `db relu=${relu}`).toEqual(Array.from(g32.db!.dataSync()));
@@ -227,7 +240,7 @@ describe('convolution and linear layers in bf16 on the CPU: the fp32 passes of t
       [x, w, b, xr, wr].forEach((t) => t.dispose());
     });
 
-  it('conv2dForTraining keeps float32 columns (the rounding happens in the GEMM) and its backward is the same', () => {
+  it('conv2dForTraining\'s kept columns give the backward that recomputed ones give', () => {
     setConvolutionPath('columns');
     const c = CONVS[0];
     const { x, w, b, xr, wr, opts } = convCase(c, 5);
@@ -321,6 +334,52 @@ describe.skipIf(noCuda)('bf16 on CUDA matches the CPU oracle within the bf16 bou
       return r;
     });
     expect(relError(outs[1], outs[0])).toBeLessThanOrEqual(2 * U_BF16 + bf16Tol(K));
+  });
+
+  it('the columns path stores its columns, dz and weight copy in bf16: half the kept bytes', () => {
+    const d = [128, 96, 27, 27, 256, 5, 5, 1, 1, 2, 2, 2]; // conv2 of the paper arch (g2) at batch 128
+    const ws = 1.5 * 2 ** 30; // over the CPU's default cap (256 MiB), so that it keeps them too
+    const f = nativeOps().conv2d_columns_floats(...d, ws, true, 0);
+    const b = nativeOps().conv2d_columns_floats(...d, ws, true, 2);
+    expect(f).toBeGreaterThan(0);
+    expect(b / f).toBeGreaterThan(0.49);
+    expect(b / f).toBeLessThanOrEqual(0.51);
+    expect(nativeOps().conv2d_columns_floats(...d, ws, false, 2)).toBe(f); // the CPU keeps float32 columns
+    // a bf16 forward keeps a column set that fits where a float32 one would not
+    const wsTight = (f * 4) * 0.75;
+    expect(nativeOps().conv2d_columns_floats(...d, wsTight, true, 0)).toBe(0);
+    expect(nativeOps().conv2d_columns_floats(...d, wsTight, true, 2)).toBe(b);
+  });
+
+  it('columns path: y and dw are the CPU oracle\'s to float32 summation order (the same bf16 roundings), dx to dcol\'s rounding', () => {
+    const path0 = getConvolutionPath();
+    setConvolutionPath('columns');
+    try {
+      for (const [i, c] of CONVS.entries()) {
+        const cpu = convCase(c, 500 + 10 * i);
+        const gpu = convCase(c, 500 + 10 * i, 'cuda');
+        const Kred = (c.C / c.groups) * c.R * c.S;
+        for (const relu of [false, true]) {
+          const { y, columns } = conv2dForTraining(cpu.x, cpu.w, cpu.b, { ...cpu.opts, precision: 'bf16', relu });
+          const k = conv2dForTraining(gpu.x, gpu.w, gpu.b, { ...gpu.opts, precision: 'bf16', relu });
+          expect(relError(k.y.dataSync(), y.dataSync()), `conv ${i} y`).toBeLessThanOrEqual(fp32Tol(Kred));
+          const dys = random(y.size, 600 + i);
+          const dy = Tensor.from(dys, y.shape);
+          const dyg = Tensor.from(dys, y.shape, 'cuda');
+          const g = conv2dBackward(dy, cpu.x, cpu.w, { ...cpu.opts, precision: 'bf16', columns, ...(relu ? { reluOutput: y } : {}) });
+          const gg = conv2dBackward(dyg, gpu.x, gpu.w, { ...gpu.opts, precision: 'bf16', columns: k.columns, ...(relu ? { reluOutput: k.y } : {}) });
+          const P = y.shape[2] * y.shape[3];
+          expect(relError(gg.dw.dataSync(), g.dw.dataSync()), `conv ${i} dw`).toBeLessThanOrEqual(fp32Tol(c.N * P));
+          // dcol' rounded on both sides (the CPU to nearest, cuBLAS — or the emulator, by truncation — its own way)
+          expect(relError(gg.dx!.dataSync(), g.dx!.dataSync()), `conv ${i} dx`).toBeLessThanOrEqual(U_BF16 + fp32Tol(c.K));
+          expect(Array.from(gg.db!.dataSync()), `conv ${i} db`).toEqual(Array.from(g.db!.dataSync()));
+          [y, columns, k.y, k.columns, dy, dyg, g.dx!, g.dw, g.db!, gg.dx!, gg.dw, gg.db!].forEach((t) => t?.dispose());
+        }
+        for (const s of [cpu, gpu]) [s.x, s.w, s.b, s.xr, s.wr].forEach((t) => t.dispose());
+      }
+    } finally {
+      setConvolutionPath(path0);
+    }
   });
 
   it('conv2d and linear forward and backward', () => {

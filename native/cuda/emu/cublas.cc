@@ -13,8 +13,9 @@
 // cublasGemmEx / cublasGemmStridedBatchedEx take float32 operands (CUDA_R_32F for A, B and C) with compute
 // type CUBLAS_COMPUTE_32F (the handle's math mode), _PEDANTIC (strict fp32), _FAST_TF32 (TF32 cut) or
 // _FAST_16BF: the inputs cut to bfloat16 (7 explicit mantissa bits), again by truncation, the larger error
-// (cuBLAS does not document the conversion's rounding; the CPU oracle rounds to nearest even). Other data
-// types answer CUBLAS_STATUS_NOT_SUPPORTED.
+// (cuBLAS does not document the conversion's rounding; the CPU oracle rounds to nearest even); or bf16
+// operands in memory (CUDA_R_16BF A and B, C CUDA_R_32F or CUDA_R_16BF) with CUBLAS_COMPUTE_32F: widened
+// exactly, a bf16 C cut back by truncation. Other data types answer CUBLAS_STATUS_NOT_SUPPORTED.
 #include <omp.h>
 
 #include <cmath>
@@ -141,24 +142,24 @@ void extent(int rows, int cols, int ld, long long stride, int batch, long long* 
 // each element once (the ld padding between columns is not read). A stride of 0 is one matrix read
 // `batch` times (the weights of a strided-batched convolution); matrices that overlap (0 < |stride| <
 // their extent) count their whole extent, an upper bound, and set *overlap.
-double operandBytes(int rows, int cols, int ld, long long stride, int batch, bool* overlap) {
-  const double one = (double)rows * cols * sizeof(float);
+double operandBytes(int rows, int cols, int ld, long long stride, int batch, bool* overlap, int elem = 4) {
+  const double one = (double)rows * cols * elem;
   if (batch <= 1 || stride == 0) return one;
   const long long span = (long long)(cols - 1) * ld + rows;
   if (std::llabs(stride) >= span) return one * batch;
   *overlap = true;
   long long lo, hi;
   extent(rows, cols, ld, stride, batch, &lo, &hi);
-  return (double)(hi - lo + 1) * sizeof(float);
+  return (double)(hi - lo + 1) * elem;
 }
 
-cublasStatus_t checkOperand(const char* fn, const char* name, const float* p, int rows, int cols, int ld,
-                            long long stride, int batch) {
+cublasStatus_t checkOperand(const char* fn, const char* name, const void* p, int rows, int cols, int ld,
+                            long long stride, int batch, int elem = 4) {
   long long lo, hi;
   extent(rows, cols, ld, stride, batch, &lo, &hi);
   std::string why;
-  const float* first = p + lo;
-  const size_t bytes = (size_t)(hi - lo + 1) * sizeof(float);
+  const char* first = static_cast<const char*>(p) + lo * elem;
+  const size_t bytes = (size_t)(hi - lo + 1) * elem;
   if (p && inDeviceMemory(first, bytes, false, &why)) return CUBLAS_STATUS_SUCCESS;
   fault(cudaErrorIllegalAddress, std::string(fn) + ": operand " + name + " (" + hexPtr(p) + ", " + std::to_string(rows) +
                                      "×" + std::to_string(cols) + ", ld " + std::to_string(ld) +
@@ -167,9 +168,34 @@ cublasStatus_t checkOperand(const char* fn, const char* name, const float* p, in
   return CUBLAS_STATUS_EXECUTION_FAILED;
 }
 
+// A float32 view of a bf16 operand's extent, made when the call runs: `base` is where element 0 lands.
+struct Widened {
+  std::vector<float> v;
+  float* base = nullptr;
+};
+Widened widen(const void* p, int rows, int cols, int ld, long long stride, int batch) {
+  long long lo, hi;
+  extent(rows, cols, ld, stride, batch, &lo, &hi);
+  Widened w;
+  w.v.resize((size_t)(hi - lo + 1));
+  const uint16_t* src = static_cast<const uint16_t*>(p) + lo;
+  for (size_t i = 0; i < w.v.size(); i++) {
+    const uint32_t b = (uint32_t)src[i] << 16;
+    std::memcpy(&w.v[i], &b, 4);
+  }
+  w.base = w.v.data() - lo;
+  return w;
+}
+
+// The GEMM of every entry point. abElem / cElem: 4 for float32 operands, 2 for bf16 ones (cublasGemmEx with
+// CUDA_R_16BF: widened to float32 exactly, and a bf16 C written back cut by truncation, the larger error).
 cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m, int n,
-                    int k, const float* alpha, const float* A, int lda, long long sA, const float* B, int ldb,
-                    long long sB, const float* beta, float* C, int ldc, long long sC, int batch, int cutEx = -1) {
+                    int k, const float* alpha, const void* Av, int lda, long long sA, const void* Bv, int ldb,
+                    long long sB, const float* beta, void* Cv, int ldc, long long sC, int batch, int cutEx = -1,
+                    int abElem = 4, int cElem = 4) {
+  const float* A = static_cast<const float*>(Av);
+  const float* B = static_cast<const float*>(Bv);
+  float* C = static_cast<float*>(Cv);
   if (!live(h)) return CUBLAS_STATUS_NOT_INITIALIZED;
   const bool opsOk = (transa == CUBLAS_OP_N || transa == CUBLAS_OP_T || transa == CUBLAS_OP_C) &&
                      (transb == CUBLAS_OP_N || transb == CUBLAS_OP_T || transb == CUBLAS_OP_C);
@@ -181,8 +207,9 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
   {
     auto al = [](const void* q) { return (reinterpret_cast<uintptr_t>(q) & 15) == 0; };
     const bool strided = batch > 1;
-    if (lda % 4 || ldb % 4 || ldc % 4 || !al(A) || !al(B) || !al(C) ||
-        (strided && (sA % 4 || sB % 4 || sC % 4)))
+    const int qa = 16 / abElem, qc = 16 / cElem;  // elements per 16 bytes
+    if (lda % qa || ldb % qa || ldc % qc || !al(A) || !al(B) || !al(C) ||
+        (strided && (sA % qa || sB % qa || sC % qc)))
       countMisalignedGemm(std::string(fn) + ": m " + std::to_string(m) + " n " + std::to_string(n) + " k " +
                           std::to_string(k) + " lda " + std::to_string(lda) + " ldb " + std::to_string(ldb) + " ldc " +
                           std::to_string(ldc) + (strided ? " strides " + std::to_string(sA) + "/" + std::to_string(sB) +
@@ -197,17 +224,44 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
   if (b == 1.0f && (a == 0.0f || k == 0)) return CUBLAS_STATUS_SUCCESS;
   const bool readsAB = a != 0.0f && k > 0;
   if (readsAB) {
-    if (checkOperand(fn, "A", A, aRows, aCols, lda, sA, batch) != CUBLAS_STATUS_SUCCESS ||
-        checkOperand(fn, "B", B, bRows, bCols, ldb, sB, batch) != CUBLAS_STATUS_SUCCESS)
+    if (checkOperand(fn, "A", A, aRows, aCols, lda, sA, batch, abElem) != CUBLAS_STATUS_SUCCESS ||
+        checkOperand(fn, "B", B, bRows, bCols, ldb, sB, batch, abElem) != CUBLAS_STATUS_SUCCESS)
       return CUBLAS_STATUS_EXECUTION_FAILED;
   }
-  if (checkOperand(fn, "C", C, m, n, ldc, sC, batch) != CUBLAS_STATUS_SUCCESS) return CUBLAS_STATUS_EXECUTION_FAILED;
+  if (checkOperand(fn, "C", C, m, n, ldc, sC, batch, cElem) != CUBLAS_STATUS_SUCCESS) return CUBLAS_STATUS_EXECUTION_FAILED;
   const int c = cutEx >= 0 ? cutEx : h->mode == CUBLAS_TF32_TENSOR_OP_MATH ? kTf32 : kNone;
   Gemm g{ta, tb, c, m, n, k, lda, ldb, ldc, a, b, A, B, C, sA, sB, sC, batch};
   const bool skip = skipKernels();  // AXN_EMU_SKIP_KERNELS=1: recorded, not run
-  auto run = [g, skip] {
+  auto run = [g, skip, abElem, cElem, aRows, aCols, bRows, bCols, readsAB, Av, Bv, Cv] {
     if (skip) return true;
-    for (int i = 0; i < g.batch; i++) gemmOne(g, g.A + i * g.sA, g.B + i * g.sB, g.C + i * g.sC);
+    if (abElem == 4 && cElem == 4) {
+      for (int i = 0; i < g.batch; i++) gemmOne(g, g.A + i * g.sA, g.B + i * g.sB, g.C + i * g.sC);
+      return true;
+    }
+    // bf16 storage: float32 views of the operands, the float32 GEMM, C cut back to bf16.
+    Widened wa, wb, wc;
+    if (readsAB) {
+      wa = widen(Av, aRows, aCols, g.lda, g.sA, g.batch);
+      wb = widen(Bv, bRows, bCols, g.ldb, g.sB, g.batch);
+    }
+    float* c = g.C;
+    if (cElem == 2) {
+      wc = widen(Cv, g.m, g.n, g.ldc, g.sC, g.batch);
+      c = wc.base;
+    }
+    for (int i = 0; i < g.batch; i++)
+      gemmOne(g, readsAB ? wa.base + i * g.sA : nullptr, readsAB ? wb.base + i * g.sB : nullptr, c + i * g.sC);
+    if (cElem == 2) {
+      uint16_t* out = static_cast<uint16_t*>(Cv);
+      for (int i = 0; i < g.batch; i++)
+        for (int j = 0; j < g.n; j++)
+          for (int r = 0; r < g.m; r++) {
+            const long long e = i * g.sC + (long long)j * g.ldc + r;
+            uint32_t b;
+            std::memcpy(&b, &wc.base[e], 4);
+            out[e] = (uint16_t)(b >> 16);
+          }
+    }
     return true;
   };
   cudaError_t e;
@@ -220,11 +274,11 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
     rec.ta = ta, rec.tb = tb, rec.m = m, rec.n = n, rec.k = k, rec.lda = lda, rec.ldb = ldb, rec.ldc = ldc;
     rec.batch = batch, rec.strideA = sA, rec.strideB = sB, rec.strideC = sC, rec.alpha = a, rec.beta = b;
     rec.tf32 = g.cut == kTf32;
-    rec.bf16 = g.cut == kBf16;
+    rec.bf16 = g.cut == kBf16 || abElem == 2;
     bool overlap = false;
     if (readsAB)
-      rec.argReadBytes = operandBytes(aRows, aCols, lda, sA, batch, &overlap) + operandBytes(bRows, bCols, ldb, sB, batch, &overlap);
-    const double cBytes = operandBytes(m, n, ldc, sC, batch, &overlap);
+      rec.argReadBytes = operandBytes(aRows, aCols, lda, sA, batch, &overlap, abElem) + operandBytes(bRows, bCols, ldb, sB, batch, &overlap, abElem);
+    const double cBytes = operandBytes(m, n, ldc, sC, batch, &overlap, cElem);
     if (b != 0.0f) rec.argReadBytes += cBytes;
     rec.argWriteBytes = cBytes;
     rec.overlap = overlap;
@@ -247,6 +301,8 @@ cublasStatus_t gemm(const char* fn, cublasHandle_t h, cublasOperation_t transa, 
 
 // The cut a cublasGemmEx compute type asks for on float32 operands, or -1 when it is not supported here.
 int exCut(cublasHandle_t h, cudaDataType a, cudaDataType b, cudaDataType c, cublasComputeType_t t) {
+  if (a == CUDA_R_16BF && b == CUDA_R_16BF && (c == CUDA_R_32F || c == CUDA_R_16BF))
+    return t == CUBLAS_COMPUTE_32F || t == CUBLAS_COMPUTE_32F_PEDANTIC ? kNone : -1;  // bf16 in memory: nothing to cut
   if (a != CUDA_R_32F || b != CUDA_R_32F || c != CUDA_R_32F) return -1;
   switch (t) {
     case CUBLAS_COMPUTE_32F: return h && h->mode == CUBLAS_TF32_TENSOR_OP_MATH ? kTf32 : kNone;
@@ -342,9 +398,8 @@ cublasStatus_t cublasGemmEx(cublasHandle_t h, cublasOperation_t transa, cublasOp
   const int c = exCut(h, Atype, Btype, Ctype, computeType);
   if (c < 0) return CUBLAS_STATUS_NOT_SUPPORTED;
   if (algo != CUBLAS_GEMM_DEFAULT) return CUBLAS_STATUS_INVALID_VALUE;
-  return gemm("cublasGemmEx", h, transa, transb, m, n, k, static_cast<const float*>(alpha),
-              static_cast<const float*>(A), lda, 0, static_cast<const float*>(B), ldb, 0,
-              static_cast<const float*>(beta), static_cast<float*>(C), ldc, 0, 1, c);
+  return gemm("cublasGemmEx", h, transa, transb, m, n, k, static_cast<const float*>(alpha), A, lda, 0, B, ldb, 0,
+              static_cast<const float*>(beta), C, ldc, 0, 1, c, Atype == CUDA_R_16BF ? 2 : 4, Ctype == CUDA_R_16BF ? 2 : 4);
 }
 
 cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t transa, cublasOperation_t transb, int m,
@@ -357,9 +412,9 @@ cublasStatus_t cublasGemmStridedBatchedEx(cublasHandle_t h, cublasOperation_t tr
   const int c = exCut(h, Atype, Btype, Ctype, computeType);
   if (c < 0) return CUBLAS_STATUS_NOT_SUPPORTED;
   if (algo != CUBLAS_GEMM_DEFAULT) return CUBLAS_STATUS_INVALID_VALUE;
-  return gemm("cublasGemmStridedBatchedEx", h, transa, transb, m, n, k, static_cast<const float*>(alpha),
-              static_cast<const float*>(A), lda, strideA, static_cast<const float*>(B), ldb, strideB,
-              static_cast<const float*>(beta), static_cast<float*>(C), ldc, strideC, batchCount, c);
+  return gemm("cublasGemmStridedBatchedEx", h, transa, transb, m, n, k, static_cast<const float*>(alpha), A, lda,
+              strideA, B, ldb, strideB, static_cast<const float*>(beta), C, ldc, strideC, batchCount, c,
+              Atype == CUDA_R_16BF ? 2 : 4, Ctype == CUDA_R_16BF ? 2 : 4);
 }
 
 }  // extern "C"
