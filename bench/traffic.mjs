@@ -121,7 +121,7 @@ function phaseLabels(entries) {
     const bwd = back >= 0 && i > back;
     if (e.kind === 'cublas') {
       // the legacy path: per-image GEMMs, and the dw GEMM after the permute
-      if (e.name === 'cublasSgemmStridedBatched') return bwd ? 'conv dx GEMM' : 'conv GEMM (fwd)';
+      if (e.name === 'cublasSgemmStridedBatched' || e.name === 'cublasGemmStridedBatchedEx') return bwd ? 'conv dx GEMM' : 'conv GEMM (fwd)';
       if (bwd && entries[i - 1]?.op === 'conv2dBackward.permute') return 'conv dw GEMM';
       // the columns path: a layer's GEMMs end at its epilogue (forward), its col2im or the unpadding of dw
       const next = entries.slice(i + 1).find((x) => x.kind === 'kernel')?.op;
@@ -133,7 +133,7 @@ function phaseLabels(entries) {
     if (e.kind !== 'kernel') return `${e.name}`;
     if (e.op === 'conv2d.im2col') return bwd ? 'im2col again (bwd, for dw)' : 'im2col (fwd)';
     if (e.op === 'conv2d.epilogue' || e.op === 'conv2d.biasRelu') return 'bias + ReLU (+ permute, columns path)';
-    if (e.op === 'conv2d.padK' || e.op === 'conv2dBackward.unpadK') return 'pad K (weights in, dw out)';
+    if (e.op === 'conv2d.padK' || e.op === 'conv2d.weightsBf16' || e.op === 'conv2dBackward.unpadK') return 'pad K (weights in, dw out)';
     if (e.op === 'conv2dBackward.reluBiasGrad' || e.op === 'linearBackward.reluBiasGrad' || e.op === 'linearBackward.biasGrad') return 'ReLU mask + bias gradient';
     if (/^(dropout|dropoutBackward|softmaxCrossEntropy|softmaxCrossEntropyBackward|topkCorrect|linear\.bias|linear\.biasRelu)$/.test(e.op)) return 'fc bias/ReLU, dropout, softmax, top-k';
     return e.op;

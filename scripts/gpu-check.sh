@@ -35,9 +35,10 @@
 #   build                                                                                            ~30 s
 #   NCCL self-test (scripts/nccl-selftest.mjs): the libnccl.so.2 of PyTorch's wheel (AXN_NCCL_LIB), a
 #     communicator of one rank, its collectives and the job's collective code checked; no MPI there  ≤15 s
-#   alexnet train --device cuda --arch paper on Fashion-MNIST, GPU_CHECK_TRAIN_MIN (default 3) minutes
-#   end-to-end training step (paper and torchvision archs, batch 128, fp32 and tf32), PyTorch's then
-#     ours, loss and every updated parameter checked against PyTorch's                               ~90 s
+#   alexnet train --device cuda --arch paper on Fashion-MNIST, GPU_CHECK_TRAIN_MIN (default 2) minutes
+#   end-to-end training step (paper and torchvision archs, batch 128, fp32 and tf32; bf16 for paper g1
+#     and torchvision beside PyTorch's autocast step), PyTorch's then ours, loss and every updated
+#     parameter checked against PyTorch's                                                            ~120 s
 #   the same steps (paper g1, torchvision; tf32) with the ReLUs unfused, an A/B of the fusion      ~40 s
 #   the same steps on the legacy convolution path (--conv-path legacy), an A/B of issue 19's data path
 #     (the default columns path's times are the "training step" row's)                              ~40 s
@@ -289,7 +290,7 @@ for n in ("nvidia", "torch"):
   if [[ $skip != *" train "* ]] && [ $have_data = 0 ]; then
     row "main job: paper arch on Fashion-MNIST" FAIL "no Fashion-MNIST: neither .gpu/fashion-mnist.gz nor the package travelled"
   elif [[ $skip != *" train "* ]]; then
-    targs=(--device cuda --arch paper --time-limit "${GPU_CHECK_TRAIN_MIN:-3}")
+    targs=(--device cuda --arch paper --time-limit "${GPU_CHECK_TRAIN_MIN:-2}")
     [ "$rehearse" = 1 ] && targs=(--device cuda --arch small --limit 512 --test-limit 256 --epochs 1)
     step "main job: node dist/cli.js train ${targs[*]}"
     node dist/cli.js train "${targs[@]}" --out "$W/run" --no-progress > "$W/train.log" 2>&1
@@ -300,7 +301,9 @@ for n in ("nvidia", "torch"):
     row "main job: $(grep -oE 'training the [a-z]+ arch' "$W/train.log" | head -1 | sed 's/training the //')" "$(verdict $rc)" "$(grep -oE 'test top-1 [0-9.]+%, top-5 [0-9.]+% after [0-9]+ epochs in [0-9.]+ min' "$W/train.log" | tail -1); last epoch $ips"
   fi
   if [[ $skip != *" step "* ]]; then
-    sargs=(--device cuda --filter '^train' --python "$PY")
+    # fp32 and tf32 for every arch; bf16 (GEMM inputs rounded to bf16, bf16 column storage) for g1 and tv,
+    # each beside PyTorch's autocast step and checked against its outputs
+    sargs=(--device cuda --filter '^train\.((g1|g2|tv)\.(fp32|tf32)|(g1|tv)\.bf16)$' --python "$PY")
     if [ $have_torch_cuda = 1 ]; then sargs+=(--vs-pytorch --check pytorch); else sargs+=(--check all); fi
     [ "$rehearse" = 1 ] && sargs+=(--batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.fp32')
     step "end-to-end training step beside PyTorch, outputs checked: node bench/run.mjs ${sargs[*]}"

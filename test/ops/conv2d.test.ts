@@ -656,7 +656,7 @@ describe.skipIf(noCuda)('conv2d columns path on CUDA', () => {
     if (again.db) expect(again.db).toEqual(legacy.db); // the same reduction, in the same order
   });
 
-  it.skipIf(!emulated)('every GEMM of the columns path has 16-byte-aligned leading dimensions, strides and pointers; the legacy path and a planted unpadded K do not', async () => {
+  it.skipIf(!emulated)('every GEMM of the columns path has 16-byte-aligned leading dimensions, strides and pointers (fp32 and bf16 storage); the legacy path and a planted unpadded K do not', async () => {
     const shapes = [ALEXNET_BATCH8[0], ALEXNET_BATCH8[1], ALEXNET_BATCH8[5], ODD[0], ODD[1], ODD[4]].map((p) => ({ ...p, x: [Math.min(p.x[0], 3), ...p.x.slice(1)] }));
     const misaligned = (fn: () => void) => {
       const c0 = emuCounters();
@@ -670,6 +670,14 @@ describe.skipIf(noCuda)('conv2d columns path on CUDA', () => {
       const m = misaligned(() => runKept(p, d, 'cuda'));
       expect(m.n, `${p.name}: ${m.last}`).toBe(0);
       expect(misaligned(() => run(p, d, 'cuda')).n, `${p.name}, recomputed columns`).toBe(0);
+      // bf16 storage: rows and leading dimensions padded to 8 elements (16 bytes of bf16); kept columns
+      // give the recomputed ones' results bit for bit there too
+      let kept: Result | null = null;
+      let again: Result | null = null;
+      const mb = misaligned(() => void (kept = runKept(p, d, 'cuda', { precision: 'bf16' })));
+      expect(mb.n, `${p.name} bf16: ${mb.last}`).toBe(0);
+      expect(misaligned(() => void (again = run(p, d, 'cuda', { precision: 'bf16' }))).n, `${p.name} bf16, recomputed columns`).toBe(0);
+      for (const k of ['y', 'dx', 'dw', 'db'] as const) expect(kept![k], `${p.name} bf16 ${k}`).toEqual(again![k]);
     }
     // conv1 (K = 3·11·11 = 363): the legacy path's leading dimensions are 363 and P = 3,025
     const c1 = shapes[0];

@@ -181,7 +181,7 @@ describe.skipIf(noCuda)('linear on CUDA matches the CPU oracle', () => {
     ['fc8, 10 classes', 2, 4096, 10, true],
     ['odd 7 → 5, no bias', 3, 7, 5, false],
     ['odd 13 → 11', 37, 13, 11, true],
-  ] as const)('%s, batch %i: fp32 and tf32', (_name, N, inF, out, bias) => {
+  ] as const)('%s, batch %i: fp32, tf32 and bf16', (_name, N, inF, out, bias) => {
     const d = randomData(N, inF, out, bias, 17);
     setPoison(true);
     const ref = run(N, inF, out, d, 'cpu');
