@@ -262,7 +262,7 @@ md.push(
   `- **cuBLAS calls: from their arguments** at batch ${target} (m, n, k, lda/ldb/ldc, batch strides; each operand element once, C read as well when β ≠ 0), exact. FLOPs = 2·m·n·k per matrix. At the measured batches the page counter saw the same bytes to within ${MB(Math.max(...archs.map((x) => Math.max(Math.abs(x.totals.cublasPagesMinusArgs.min), Math.abs(x.totals.cublasPagesMinusArgs.max)))))} MB per call (cross-check), and the line through batches ${b1} and ${b2} reproduces the exact values at ${target} to within ${Math.max(...archs.map((x) => x.totals.argumentExtrapolationGap))} bytes/FLOPs.`,
   `- **Convolution path: ${a['conv-path']}** (lib/ops/conv.ts, setConvolutionPath; bench/run.mjs --conv-path).`,
   `- **Peak device memory**: the caching allocator's peak in-use bytes in the batch-${target} plan, from before the row's model existed (resetPeakMemoryStats) through the model, the SGD state, a warm-up step and the counted one (memoryStats().native.cuda.peakInUseBytes): what a GPU's allocator would hold at its peak, without cuBLAS's workspace and the CUDA context.`,
-  `- **Floor, not a time**: Σ over operations of max((read + written) / ${CEILINGS.bytes / 1e12} TB/s, FLOPs / peak), peak the ${CEILINGS.card} TF32 GEMM ceiling ${CEILINGS.tf32 / 1e12} TFLOP/s; the "bf16 peak" column keeps the same bytes at 2× that peak (bf16 activations would also cut bytes; not counted here). No kernel reaches either ceiling, launches do not overlap here, and nothing about speed is claimed before a GPU runs it.`,
+  `- **Floor, not a time**: Σ over operations of max((read + written) / ${CEILINGS.bytes / 1e12} TB/s, FLOPs / peak), peak the GEMM ceiling of the row's precision on the ${CEILINGS.card}: TF32 ${CEILINGS.tf32 / 1e12} TFLOP/s (measured), bf16 twice that (not measured); the "bf16 peak" column keeps the row's bytes at the bf16 peak (a tf32 row's bytes: its columns are float32; a bf16 row's are already bf16). No kernel reaches either ceiling, launches do not overlap here, and nothing about speed is claimed before a GPU runs it.`,
   '',
 );
 md.push('## Totals', '');
@@ -336,6 +336,6 @@ for (const x of archs) {
   const t = x.totals;
   console.log(
     `  ${x.key} at batch ${target}: ${fmtGB(t.readBytes)} read, ${fmtGB(t.writeBytes)} written (${fmtGB(t.readBytes + t.writeBytes)}), ${(t.flops / 1e9).toFixed(1)} GFLOP; ` +
-      `floor (not a time) ${(t.floor.roofline * 1e3).toFixed(2)} ms at ${CEILINGS.tf32 / 1e12} TFLOP/s and ${CEILINGS.bytes / 1e12} TB/s`,
+      `floor (not a time) ${(t.floor.roofline * 1e3).toFixed(2)} ms at ${peakOf(x.precision) / 1e12} TFLOP/s and ${CEILINGS.bytes / 1e12} TB/s`,
   );
 }
