@@ -32,13 +32,14 @@ describe('training on the CPU', () => {
     model.dispose();
   });
 
-  // precision 'bf16' (GEMM inputs rounded to bf16, float32 sums) learns what fp32 learns: the small arch on
-  // 20,000 real Fashion-MNIST images for 2 epochs from the same seed, scored on the whole test set. Measured
-  // on the 2-core AMD EPYC VM (2026-12-05): 84.49 % fp32 vs 84.64 % bf16 (seed 7), 83.16 vs 83.20 (seed 8),
-  // while another seed moves fp32 itself by 1.3 points: the rounding moves the trajectory far less than the
-  // initial weights do. About 45 s a run. Left out of the emulated suite, which reruns the CPU tests under
+  // precision 'bf16' learns what fp32 learns: the small arch on 20,000 real Fashion-MNIST images for 2 epochs
+  // from the same seed, scored on the whole test set. One pair is noisy — training amplifies any change in
+  // the last bit, and two fp32 runs that merely sum in another order end about a point apart — so the issue's
+  // criterion (within 0.5 points) is judged on the mean over 8 seeds by bench/bf16-convergence.mjs
+  // (bench/results/bf16-convergence-2026-12-05.md); this test holds one pair to 2.0 points, PAIR_SPREAD.
+  // About 45 s a run on the 2-core VM. Left out of the emulated suite, which reruns the CPU tests under
   // AddressSanitizer (test/ops/bf16.test.ts checks the same arithmetic there, bit for bit).
-  it.skipIf(emulated)("bf16 reaches fp32's test accuracy within 0.5 points in the same epochs (small arch, Fashion-MNIST)", async () => {
+  it.skipIf(emulated)("bf16 trains to fp32's test accuracy in the same epochs (small arch, Fashion-MNIST; one seed)", async () => {
     const top1: Record<string, number> = {};
     for (const precision of ['fp32', 'bf16'] as const) {
       const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 7, dropout: 0, precision });
@@ -50,7 +51,8 @@ describe('training on the CPU', () => {
       model.dispose();
     }
     expect(top1.fp32).toBeGreaterThan(80); // learned (chance is 10 %)
-    expect(Math.abs(top1.bf16 - top1.fp32), `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeLessThanOrEqual(0.5);
+    expect(top1.bf16).toBeGreaterThan(80);
+    expect(Math.abs(top1.bf16 - top1.fp32), `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeLessThanOrEqual(2.0);
   }, 600_000);
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
