@@ -758,7 +758,7 @@ def main():
                          "~bf16_compiled; they compile for tens of seconds); without --keys-file they run like any row (unless --filter "
                          "leaves them out). Env PYTORCH_PEER_TRAIN_VARIANTS=1 does the same (for bench/run.mjs --vs-pytorch)")
     ap.add_argument("--precisions", default=None,
-                    help="row precisions, comma-separated (default: fp32,tf32 on cuda, fp32 on cpu; bf16: the training steps under "
+                    help="row precisions, comma-separated (default: fp32,tf32,bf16 on cuda, fp32 on cpu; bf16: the training steps under "
                          "autocast); on the CPU a tf32 or bf16 "
                          "row computes in fp32 (a reference for CUDA rows where torch has no CUDA)")
     a = ap.parse_args()
@@ -770,7 +770,7 @@ def main():
     batch = a.batch or (128 if dev.type == "cuda" else 8)
     if batch < 1:
         sys.exit("pytorch_peer: --batch must be ≥ 1")
-    precisions = a.precisions.split(",") if a.precisions else ["fp32", "tf32"] if dev.type == "cuda" else ["fp32"]
+    precisions = a.precisions.split(",") if a.precisions else ["fp32", "tf32", "bf16"] if dev.type == "cuda" else ["fp32"]
     if any(p not in ("fp32", "tf32", "bf16") for p in precisions):
         sys.exit("pytorch_peer: --precisions takes fp32, tf32 and/or bf16 (training steps only), got %r" % a.precisions)
     try:
