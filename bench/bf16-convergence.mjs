@@ -68,6 +68,8 @@ const diffs = rows.map((r) => r.diff);
 const md = mean(diffs);
 const sd = diffs.length > 1 ? Math.sqrt(diffs.reduce((s, d) => s + (d - md) ** 2, 0) / (diffs.length - 1)) : NaN;
 const se = sd / Math.sqrt(diffs.length);
+const lo = md - 2 * se, hi = md + 2 * se;
+const settled = lo >= -0.5 && hi <= 0.5;
 const summary = {
   fp32: mean(rows.map((r) => r.fp32.top1)),
   bf16: mean(rows.map((r) => r.bf16.top1)),
@@ -75,6 +77,8 @@ const summary = {
   pairSd: sd,
   se,
   within: Math.abs(md) <= 0.5,
+  interval: [lo, hi],
+  settled,
 };
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`;
 const cmd = `node bench/bf16-convergence.mjs ${process.argv.slice(2).join(' ')}`.trim();
@@ -90,7 +94,9 @@ const lines = [
   `| **mean** | **${summary.fp32.toFixed(2)} %** | **${summary.bf16.toFixed(2)} %** | **${md >= 0 ? '+' : ''}${md.toFixed(2)}** ± ${se.toFixed(2)} (standard error) | |`,
   '',
   `Pair-to-pair spread of the difference: ${sd.toFixed(2)} points (sample standard deviation over ${rows.length} seeds). ` +
-    `Criterion (issue 19): the mean difference within 0.5 points — ${summary.within ? 'met' : 'NOT met'} (|${md.toFixed(2)}|${summary.within ? ' ≤' : ' >'} 0.5).`,
+    `Criterion (issue 19): bf16 within 0.5 points of fp32. The mean difference is ${md >= 0 ? '+' : ''}${md.toFixed(2)}, ` +
+    `${summary.within ? 'within' : 'outside'} 0.5; its interval of ±2 standard errors, [${lo >= 0 ? '+' : ''}${lo.toFixed(2)}, ${hi >= 0 ? '+' : ''}${hi.toFixed(2)}], ` +
+    (settled ? `lies inside ±0.5: settled at ${rows.length} seeds.` : `does not lie inside ±0.5: ${rows.length} seeds cannot settle a 0.5-point question at this spread (about ${Math.ceil((4 * sd / 0.5) ** 2)} would).`),
   '',
 ];
 console.log(`\n${lines.join('\n')}`);

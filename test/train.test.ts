@@ -35,9 +35,11 @@ describe('training on the CPU', () => {
   // precision 'bf16' learns what fp32 learns: the small arch on 20,000 real Fashion-MNIST images for 2 epochs
   // from the same seed, scored on the whole test set. One pair is noisy — training amplifies any change in
   // the last bit, and two fp32 runs that merely sum in another order end about a point apart — so the issue's
-  // criterion (within 0.5 points) is judged on the mean over 8 seeds by bench/bf16-convergence.mjs
-  // (bench/results/bf16-convergence-2026-12-05.md); this test holds one pair to 2.0 points, PAIR_SPREAD.
-  // About 45 s a run on the 2-core VM. Left out of the emulated suite, which reruns the CPU tests under
+  // criterion (within 0.5 points) is judged on the mean over seeds by bench/bf16-convergence.mjs. Measured
+  // on the 2-core AMD EPYC VM (bench/results/bf16-convergence-2026-12-05.md): over 8 seeds the pair
+  // differences had a standard deviation of 1.15 points (mean −0.40; this seed, 7: 84.49 % fp32, 83.42 %
+  // bf16). This test holds one pair to 3 points, 2.6 of those standard deviations: it catches a bf16 that
+  // does not learn, not a fraction of a point. About 45 s a run on the 2-core VM. Left out of the emulated suite, which reruns the CPU tests under
   // AddressSanitizer (test/ops/bf16.test.ts checks the same arithmetic there, bit for bit).
   it.skipIf(emulated)("bf16 trains to fp32's test accuracy in the same epochs (small arch, Fashion-MNIST; one seed)", async () => {
     const top1: Record<string, number> = {};
@@ -52,7 +54,7 @@ describe('training on the CPU', () => {
     }
     expect(top1.fp32).toBeGreaterThan(80); // learned (chance is 10 %)
     expect(top1.bf16).toBeGreaterThan(80);
-    expect(Math.abs(top1.bf16 - top1.fp32), `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeLessThanOrEqual(2.0);
+    expect(Math.abs(top1.bf16 - top1.fp32), `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeLessThanOrEqual(3.0);
   }, 600_000);
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
