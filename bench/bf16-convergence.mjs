@@ -91,12 +91,16 @@ const lines = [
   '| seed | fp32 top-1 | bf16 top-1 | bf16 − fp32 | test loss fp32 / bf16 |',
   '|---|---|---|---|---|',
   ...rows.map((r) => `| ${r.seed} | ${r.fp32.top1.toFixed(2)} % | ${r.bf16.top1.toFixed(2)} % | ${r.diff >= 0 ? '+' : ''}${r.diff.toFixed(2)} | ${r.fp32.loss.toFixed(4)} / ${r.bf16.loss.toFixed(4)} |`),
-  `| **mean** | **${summary.fp32.toFixed(2)} %** | **${summary.bf16.toFixed(2)} %** | **${md >= 0 ? '+' : ''}${md.toFixed(2)}** ± ${se.toFixed(2)} (standard error) | |`,
+  `| **mean** | **${summary.fp32.toFixed(2)} %** | **${summary.bf16.toFixed(2)} %** | **${md >= 0 ? '+' : ''}${md.toFixed(2)}**${rows.length > 1 ? ` ± ${se.toFixed(2)} (standard error)` : ''} | |`,
   '',
-  `Pair-to-pair spread of the difference: ${sd.toFixed(2)} points (sample standard deviation over ${rows.length} seeds). ` +
-    `Criterion (issue 19): bf16 within 0.5 points of fp32. The mean difference is ${md >= 0 ? '+' : ''}${md.toFixed(2)}, ` +
-    `${summary.within ? 'within' : 'outside'} 0.5; its interval of ±2 standard errors, [${lo >= 0 ? '+' : ''}${lo.toFixed(2)}, ${hi >= 0 ? '+' : ''}${hi.toFixed(2)}], ` +
-    (settled ? `lies inside ±0.5: settled at ${rows.length} seeds.` : `does not lie inside ±0.5: ${rows.length} seeds cannot settle a 0.5-point question at this spread (about ${Math.ceil((4 * sd / 0.5) ** 2)} would).`),
+  ...(rows.length < 2
+    ? ['One seed: no spread to judge by, and nothing settled about the 0.5-point criterion (run several: --seeds).']
+    : [
+      `Pair-to-pair spread of the difference: ${sd.toFixed(2)} points (sample standard deviation over ${rows.length} seeds). ` +
+        `Criterion (issue 19): bf16 within 0.5 points of fp32. The mean difference is ${md >= 0 ? '+' : ''}${md.toFixed(2)}, ` +
+        `${summary.within ? 'within' : 'outside'} 0.5; its interval of ±2 standard errors, [${lo >= 0 ? '+' : ''}${lo.toFixed(2)}, ${hi >= 0 ? '+' : ''}${hi.toFixed(2)}], ` +
+        (settled ? `lies inside ±0.5: settled at ${rows.length} seeds.` : `does not lie inside ±0.5: ${rows.length} seeds cannot settle a 0.5-point question at this spread (about ${Math.ceil((4 * sd / 0.5) ** 2)} would).`),
+      ]),
   '',
 ];
 console.log(`\n${lines.join('\n')}`);
