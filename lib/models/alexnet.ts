@@ -22,7 +22,7 @@ export interface AlexNetOptions {
   /** GEMM precision of the convolutions and linear layers. Default on CUDA: 'tf32' (tensor cores, 8× the
    * strict float32 rate on an H100/H200; PyTorch's default for cuDNN convolutions too); elsewhere the
    * process default ('fp32' unless setDefaultPrecision). 'bf16': the GEMM inputs rounded to bfloat16 with
-   * float32 sums (bf16 tensor cores on CUDA, twice TF32's rate; the CPU rounds the same way, as its oracle);
+   * float32 sums (bf16 tensor cores on CUDA, twice TF32's peak on paper; the CPU rounds the same way, as its oracle);
    * weights, activations, the loss and SGD stay float32. On the CPU 'tf32' computes in float32. */
   precision?: Precision;
   /** Dropout probability in the classifier (0.5 in the paper and torchvision). */

@@ -391,13 +391,11 @@ void zero_elems(const Dev& dev, T* p, int64_t n) {
 
 // The GEMM operand copy of w (K × CgRS): made to pad K, and always for bf16 storage (rounded); else w.
 template <class T>
-bool weights_copied(const ColsLayout& L) {
-  return !std::is_same<T, float>::value || L.padded();
-}
-template <class T>
 size_t weights_copy_bytes(const ColsLayout& L, int K) {
-  return weights_copied<T>(L) ? static_cast<size_t>(K * L.CgRSp) * sizeof(T) : 0;
+  const bool copied = !std::is_same<T, float>::value || L.padded();
+  return copied ? static_cast<size_t>(K * L.CgRSp) * sizeof(T) : 0;
 }
+// w itself, or its copy in buf (weights_copy_bytes of it).
 template <class Dev, class T>
 const T* weights_for_gemm(const Dev& dev, const float* w, const Scratch& buf, const ColsLayout& L, int K) {
   if constexpr (std::is_same<T, float>::value) {
@@ -660,9 +658,7 @@ struct CudaConv {
 }  // namespace
 
 int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool cuda, GemmMath math) {
-  if (d.N <= 0 || conv2d_identity(d)) return 0;
-  const int64_t P = static_cast<int64_t>(d.Ho()) * d.Wo();
-  if (!cols_backward_fits(d)) return 0;
+  if (d.N <= 0 || conv2d_identity(d) || !cols_backward_fits(d)) return 0;
   const bool bf = conv_bf16_storage(cuda, math);
   const ColsLayout L(d, true, conv_quantum(bf));
   const int64_t ld = L.ld(d.N);
@@ -670,7 +666,6 @@ int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool c
   // The cap bounds what the forward holds at once: the columns and Y'.
   const double elem = bf ? 2.0 : 4.0;
   if (static_cast<double>(L.rows) * ld * elem + static_cast<double>(d.K) * ld * sizeof(float) > static_cast<double>(cap)) return 0;
-  (void)P;
   return bf ? L.rows * ld / 2 : L.rows * ld;
 }
 

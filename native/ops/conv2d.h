@@ -97,7 +97,6 @@ inline int bias_grad_chunks(int N, int T) { return N <= 0 ? 0 : (N + T - 1) / T;
 void conv2d_check_dims(const char* op, const Conv2dDims& d);
 
 enum class ConvPath { Columns = 0, Legacy = 1 };
-inline int64_t conv_pad4(int64_t v) { return (v + 3) / 4 * 4; }
 // x is its own column matrix (1×1, stride 1, no padding): the legacy path, with no columns.
 inline bool conv2d_identity(const Conv2dDims& d) {
   return d.kh == 1 && d.kw == 1 && d.sh == 1 && d.sw == 1 && d.ph == 0 && d.pw == 0;

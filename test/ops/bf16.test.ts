@@ -19,7 +19,7 @@ import { bf16Tol, fp32Tol, U_BF16 } from '../helpers/tolerance.js';
  * native code: keep the top 16 bits of the float32 after adding half of the dropped part, ties to even. */
 const f32 = new Float32Array(1);
 const u32 = new Uint32Array(f32.buffer);
-export function roundBf16(v: number): number {
+function roundBf16(v: number): number {
   f32[0] = v;
   const b = u32[0];
   if ((b & 0x7f800000) >>> 0 === 0x7f800000) return (b & 0x007fffff) !== 0 ? NaN : f32[0];
