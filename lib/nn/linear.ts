@@ -1,4 +1,4 @@
-import { linear, linearBackward } from '../ops/linear.js';
+import { linear, linearBackward, linearForTraining } from '../ops/linear.js';
 import { Tensor, type Device } from '../tensor.js';
 import { Module, Parameter, keep, release } from './module.js';
 import type { ReLU } from './relu.js';
@@ -10,6 +10,8 @@ export class Linear extends Module {
   readonly bias: Parameter | null;
   precision: Precision = 'fp32';
   #x: Tensor | null = null;
+  /** What linearForTraining kept for the backward (the weights' bf16 copy on CUDA in 'bf16'), or null. */
+  #kept: Tensor | null = null;
 
   constructor(
     readonly inFeatures: number,
@@ -31,9 +33,16 @@ export class Linear extends Module {
   /** y for x; with `relu` (the ReLU after this layer: Sequential fuses the pair), y = max(·, 0) in the
    * same op, kept by `relu` for the backward as its own forward would. */
   forward(x: Tensor, relu: ReLU | null = null): Tensor {
-    const y = linear(x, this.weight.value, this.bias?.value ?? null, { precision: this.precision, relu: relu !== null });
-    release(this.#x);
-    this.#x = this.training ? keep(x) : null;
+    const o = { precision: this.precision, relu: relu !== null };
+    this.releaseSaved();
+    if (!this.training) {
+      const y = linear(x, this.weight.value, this.bias?.value ?? null, o);
+      relu?.saveFusedOutput(y);
+      return y;
+    }
+    const { y, kept } = linearForTraining(x, this.weight.value, this.bias?.value ?? null, o);
+    this.#kept = kept;
+    this.#x = keep(x);
     relu?.saveFusedOutput(y);
     return y;
   }
@@ -49,6 +58,7 @@ export class Linear extends Module {
         needInputGrad: this.needInputGrad,
         needBiasGrad: this.bias !== null,
         ...(relu ? { reluOutput: relu.savedOutput(), reluInPlace: consumeDy } : {}),
+        kept: this.#kept,
       });
       this.weight.setGrad(dw);
       if (this.bias && db) this.bias.setGrad(db);
@@ -62,6 +72,8 @@ export class Linear extends Module {
   override releaseSaved(): void {
     release(this.#x);
     this.#x = null;
+    this.#kept?.dispose();
+    this.#kept = null;
   }
 
   toString(): string {

@@ -29,6 +29,9 @@ export interface LinearBackwardOptions extends LinearOptions {
   reluOutput?: Tensor;
   /** With reluOutput: write the masked gradient over dy instead of a scratch buffer. Default false. */
   reluInPlace?: boolean;
+  /** What `linearForTraining` kept for this w (`kept`), or null: the backward then reads the weights'
+   * bfloat16 copy from it instead of rounding w again. Must come with the forward's precision. */
+  kept?: Tensor | null;
 }
 
 export interface LinearGrads {
@@ -78,7 +81,25 @@ function linearDims(x: Tensor, w: Tensor, op: string): [number, number, number] 
 /** y = x · wᵀ + b: x [N, in], w [out, in], b [out] or null → y [N, out]; with `relu: true`,
  * y = max(x · wᵀ + b, 0). */
 export function linear(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearForwardOptions): Tensor {
-  const op = 'linear';
+  return linearForward('linear', x, w, b, opts, false).y;
+}
+
+/** The floats `linearForTraining` keeps for w [out, in] on `device` in `precision`: on CUDA in 'bf16', the
+ * weights' bfloat16 copy (two values to a float); 0 (none) elsewhere. */
+function keptFloats(inF: number, out: number, dev: 'cpu' | 'cuda', math: number): number {
+  return nativeOps().linear_kept_floats(inF, out, dev === 'cuda', math);
+}
+
+/** linear for training: y as `linear` gives it, and `kept` for `linearBackward`'s `kept` option (the
+ * caller owns it; null when nothing is worth keeping). On CUDA in 'bf16', the GEMMs run on bfloat16
+ * operands that our kernels round to nearest even (the CPU's bf16 GEMM rounds the same ones as its oracle);
+ * `kept` is the weights' rounded copy, so that the backward's dx GEMM reads it instead of rounding w again —
+ * out·in·2 bytes held from the forward to the backward. */
+export function linearForTraining(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearForwardOptions): { y: Tensor; kept: Tensor | null } {
+  return linearForward('linearForTraining', x, w, b, opts, true);
+}
+
+function linearForward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: LinearForwardOptions | undefined, keep: boolean): { y: Tensor; kept: Tensor | null } {
   const o = options(opts, op, '{ precision?, relu? }');
   const [N, inF, out] = linearDims(x, w, op);
   if (b !== null) {
@@ -89,14 +110,18 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearForw
   const dev = sameDevice(op, { x, w, b });
   const math = gemmMath(o.precision, op);
   const fuseRelu = reluForwardOption(o, op, 'linearBackward');
+  const n = keep && N > 0 ? keptFloats(inF, out, dev, math) : 0;
   const y = Tensor.empty([N, out], dev);
+  let kept: Tensor | null = null;
   try {
-    if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, math, fuseRelu);
+    kept = n > 0 ? Tensor.empty([n], dev) : null;
+    if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, math, fuseRelu, kept ? st(kept, op) : null);
   } catch (e) {
     y.dispose();
+    kept?.dispose();
     throw e;
   }
-  return y;
+  return { y, kept };
 }
 
 /**
@@ -106,7 +131,7 @@ export function linear(x: Tensor, w: Tensor, b: Tensor | null, opts?: LinearForw
  */
 export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBackwardOptions): LinearGrads {
   const op = 'linearBackward';
-  const o = options(opts, op, '{ precision?, needInputGrad?, needBiasGrad?, reluOutput?, reluInPlace? }');
+  const o = options(opts, op, '{ precision?, needInputGrad?, needBiasGrad?, reluOutput?, reluInPlace?, kept? }');
   expectTensor(dy, op, 'dy');
   const [N, inF, out] = linearDims(x, w, op);
   expectShape(dy, op, 'dy', [N, out]);
@@ -115,6 +140,15 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
   const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
   const math = gemmMath(o.precision, op);
   const relu = reluBackwardOptions(o, op, 'linear', dy);
+  const kept = o.kept === undefined || o.kept === null ? null : o.kept;
+  if (kept !== null) {
+    if (!(kept instanceof Tensor)) throw new TypeError(`${op}: kept must be a Tensor (from linearForTraining) or null, got ${describe(kept)}`);
+    expectTensor(kept, op, 'kept');
+    sameDevice(op, { dy, kept });
+    const want = keptFloats(inF, out, dev, math);
+    if (want === 0 || kept.shape.length !== 1 || kept.shape[0] !== want)
+      throw new RangeError(`${op}: expected kept of shape [${want}] (what linearForTraining keeps for w ${formatShape(w.shape)} in this precision${want === 0 ? ': nothing' : ''}), got ${formatShape(kept.shape)}`);
+  }
   const made: Tensor[] = [];
   try {
     const dx = needDx ? Tensor.empty([N, inF], dev) : null;
@@ -123,7 +157,7 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
     made.push(dw);
     const db = needDb ? Tensor.empty([out], dev) : null;
     if (db) made.push(db);
-    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, math, relu.y ? st(relu.y, op) : null, relu.inPlace);
+    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, math, relu.y ? st(relu.y, op) : null, relu.inPlace, kept ? st(kept, op) : null);
     return { dx, dw, db };
   } catch (e) {
     made.forEach((t) => t.dispose());

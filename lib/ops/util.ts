@@ -10,8 +10,10 @@ import { Tensor, type DType, type Device } from '../tensor.js';
  * - 'tf32': CUDA multiplies on TF32 tensor cores (inputs cut to 10 mantissa bits); the CPU has no TF32 and
  *   computes in fp32.
  * - 'bf16': the GEMM inputs rounded to bfloat16 (7 mantissa bits), float32 products and sums (CUDA:
- *   cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF, bf16 tensor cores; the CPU rounds the same way, to
- *   nearest even, as the oracle of that mode). Weights, activations, gradients, the loss and SGD stay float32.
+ *   cublasGemmEx on bf16 tensor cores. Convolutions on the columns path and linear layers round their
+ *   operands to nearest even in our kernels; matmul and the legacy convolution path leave it to cuBLAS's
+ *   CUBLAS_COMPUTE_32F_FAST_16BF. The CPU rounds every operand to nearest even, as the oracle of that mode).
+ *   Weights, activations, gradients, the loss and SGD stay float32.
  */
 export type Precision = 'fp32' | 'tf32' | 'bf16';
 

@@ -18,7 +18,8 @@ namespace axn::ops {
 //   Tf32  CUDA: A and B cut to TF32 (10 explicit mantissa bits) on tensor cores
 //         (CUBLAS_TF32_TENSOR_OP_MATH). The CPU has no TF32 and computes in fp32.
 //   Bf16  A and B rounded to bfloat16 (7 explicit mantissa bits), products exact in float32, sums in float32:
-//         CUDA cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF (bf16 tensor cores, twice TF32's peak on paper); the
+//         CUDA cublasGemmEx with CUBLAS_COMPUTE_32F_FAST_16BF (bf16 tensor cores, twice TF32's peak on paper;
+//         the columns-path convolutions and linear layers round in their own kernels and call gemm_bf16_cuda); the
 //         CPU rounds every operand element to nearest even as it packs it (round_bf16), so that the CPU is the
 //         oracle of the GPU's mode, not a different arithmetic. cuBLAS does not document its rounding of the
 //         conversion; the emulated device truncates (the larger error), so a tolerance that holds there holds

@@ -134,13 +134,68 @@ void linear_backward_cpu(const float* dy, const float* x, const float* w, float*
   backward(CpuLinear{math}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
 }
 
+int64_t linear_kept_floats(int in, int out, bool cuda, GemmMath math) {
+  if (!linear_bf16_storage(cuda, math) || in < 1 || out < 1) return 0;
+  return (static_cast<int64_t>(out) * in + 1) / 2;
+}
+
 #ifdef AXN_WITH_CUDA
+namespace {
+size_t bf16Bytes(int64_t rows, int64_t cols) { return static_cast<size_t>(rows * cols) * sizeof(bf16_t); }
+
+// bf16 storage (linear_bf16_storage): the same steps as forward(), on operands rounded by our kernels.
+void forward_bf16(const float* x, const float* w, const float* b, float* y, int N, int in, int out, bool relu,
+                  bf16_t* wKeep) {
+  check("linear", N, in, out);
+  if (N == 0) return;
+  Scratch xBuf(true, bf16Bytes(N, in)), wBuf(true, wKeep ? 0 : bf16Bytes(out, in));
+  bf16_t* xb = xBuf.as<bf16_t>();
+  bf16_t* wb = wKeep ? wKeep : wBuf.as<bf16_t>();
+  to_bf16_cuda("linear.inputBf16", x, xb, static_cast<int64_t>(N) * in);
+  to_bf16_cuda("linear.weightsBf16", w, wb, static_cast<int64_t>(out) * in);
+  const bool biasFirst = b && !relu;  // as CudaLinear: with a ReLU, the bias comes in its epilogue
+  if (biasFirst) fill_rows_cuda(y, b, N, out);
+  gemm_bf16_cuda(false, true, N, out, in, 1.0f, xb, in, wb, in, biasFirst ? 1.0f : 0.0f, y, false, out);
+  if (relu) bias_relu_rows_cuda(y, b, N, out);
+}
+
+void backward_bf16(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N, int in,
+                   int out, const float* reluY, const bf16_t* wKept) {
+  check("linearBackward", N, in, out);
+  if (N == 0) {  // no rows: dw = 0, db = 0 (as the float32 path's K = 0 GEMM and empty sums)
+    cuda::memsetZero(dw, static_cast<size_t>(out) * in * sizeof(float));
+    if (db) cuda::memsetZero(db, static_cast<size_t>(out) * sizeof(float));
+    return;
+  }
+  // dz (through the fused ReLU when reluY) rounded to bf16 in the bias gradient's pass; db from its floats.
+  Scratch zBuf(true, bf16Bytes(N, out)), xBuf(true, bf16Bytes(N, in));
+  Scratch wBuf(true, dx && !wKept ? bf16Bytes(out, in) : 0);
+  bf16_t* dz = zBuf.as<bf16_t>();
+  grad_columns_bf16_cuda(dy, reluY, dz, db, N, out);
+  if (dx) {
+    const bf16_t* wb = wKept;
+    if (!wb) {
+      to_bf16_cuda("linearBackward.weightsBf16", w, wBuf.as<bf16_t>(), static_cast<int64_t>(out) * in);
+      wb = wBuf.as<bf16_t>();
+    }
+    gemm_bf16_cuda(false, false, N, in, out, 1.0f, dz, out, wb, in, 0.0f, dx, false, in);  // dx = dz · w
+  }
+  bf16_t* xb = xBuf.as<bf16_t>();
+  to_bf16_cuda("linearBackward.inputBf16", x, xb, static_cast<int64_t>(N) * in);
+  gemm_bf16_cuda(true, false, out, in, N, 1.0f, dz, out, xb, in, 0.0f, dw, false, in);  // dw = dzᵀ · x
+}
+}  // namespace
+
 void linear_forward_cuda(const float* x, const float* w, const float* b, float* y, int N, int in, int out,
-                         GemmMath math, bool relu) {
+                         GemmMath math, bool relu, bf16_t* wKeep) {
+  if (linear_bf16_storage(true, math)) return forward_bf16(x, w, b, y, N, in, out, relu, wKeep);
+  AXN_CHECK(!wKeep, "linear", "a kept weight copy was given, but only bf16 storage keeps one");
   forward(CudaLinear{math}, x, w, b, y, N, in, out, relu);
 }
 void linear_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                          int in, int out, GemmMath math, const float* reluY, bool reluInPlace) {
+                          int in, int out, GemmMath math, const float* reluY, bool reluInPlace, const bf16_t* wKept) {
+  if (linear_bf16_storage(true, math)) return backward_bf16(dy, x, w, dx, dw, db, N, in, out, reluY, wKept);
+  AXN_CHECK(!wKept, "linearBackward", "a kept weight copy was given, but only bf16 storage keeps one");
   backward(CudaLinear{math}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
 }
 #endif

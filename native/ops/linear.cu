@@ -1,5 +1,6 @@
 // linear's CUDA kernels: the bias broadcast and the bias gradient (column sums). The GEMMs are cuBLAS.
 #include <algorithm>
+#include <type_traits>
 
 #include "../cuda/context.h"
 #include "../cuda/launch.h"
@@ -29,12 +30,18 @@ __global__ void bias_relu_rows_kernel(float* __restrict__ y, const float* __rest
 
 // db[j] = Σ_n g[n, j]. A block is 32 columns × 8 row-strands: the 32 lanes of a warp read 32 adjacent
 // floats of a row (coalesced); the 8 partial sums of a column are added in a fixed order (deterministic).
-// Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y), also written to dz — the same sum
-// in the same order as the plain kernel over dz. dz may alias dy (no read-only-cache load of dy then).
+// Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y). dz (null: not written) receives g,
+// as float32, or rounded to bf16 in the Bf16 modes; the sum is the same, in the same order, either way.
+// dz may alias dy (float32 only; no read-only-cache load of dy then). db null: no sums.
 constexpr int kColsPerBlock = 32, kStrands = 8;
-template <bool Relu>
-__global__ void column_sums_kernel(const float* dy, const float* __restrict__ y, float* dz, float* __restrict__ db,
-                                   int N, int out) {
+enum SumsMode : int { kPlain = 0, kRelu = 1, kPlainBf16 = 2, kReluBf16 = 3 };
+__device__ __forceinline__ void put(float* p, float v) { *p = v; }
+__device__ __forceinline__ void put(bf16_t* p, float v) { *p = to_bf16(v); }
+template <int Mode>
+__global__ void column_sums_kernel(const float* dy, const float* __restrict__ y,
+                                   std::conditional_t<(Mode & kPlainBf16) != 0, bf16_t, float>* dz,
+                                   float* __restrict__ db, int N, int out) {
+  constexpr bool Relu = (Mode & kRelu) != 0;
   __shared__ double part[kStrands][kColsPerBlock];
   for (int j0 = blockIdx.x * kColsPerBlock; j0 < out; j0 += gridDim.x * kColsPerBlock) {
     const int j = j0 + threadIdx.x;
@@ -43,23 +50,26 @@ __global__ void column_sums_kernel(const float* dy, const float* __restrict__ y,
       for (int n = threadIdx.y; n < N; n += kStrands) {
         const int64_t i = static_cast<int64_t>(n) * out + j;
         float g;
-        if constexpr (Relu) {
-          g = relu_bwd(dy[i], __ldg(y + i));
-          dz[i] = g;
-        } else {
-          g = __ldg(dy + i);
-        }
+        if constexpr (Relu) g = relu_bwd(dy[i], __ldg(y + i));
+        else g = dz ? dy[i] : __ldg(dy + i);
+        if (dz) put(dz + i, g);
         s += g;
       }
     part[threadIdx.y][threadIdx.x] = s;
     __syncthreads();
-    if (threadIdx.y == 0 && j < out) {
+    if (threadIdx.y == 0 && j < out && db) {
       double t = 0.0;
       for (int r = 0; r < kStrands; r++) t += part[r][threadIdx.x];
       db[j] = static_cast<float>(t);
     }
     __syncthreads();  // `part` is reused by the next column block
   }
+}
+
+__global__ void to_bf16_kernel(const float* __restrict__ src, bf16_t* __restrict__ dst, int64_t n) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < n;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[t] = to_bf16(__ldg(src + t));
 }
 
 }  // namespace
@@ -95,14 +105,27 @@ void column_sums_cuda(const float* dy, float* db, int N, int out) {
   dim3 grid(std::min((out + kColsPerBlock - 1) / kColsPerBlock, 65535));
   const float* none = nullptr;
   float* noneOut = nullptr;
-  AXN_LAUNCH("linearBackward.biasGrad", column_sums_kernel<false>, grid, block, 0, dy, none, noneOut, db, N, out);
+  AXN_LAUNCH("linearBackward.biasGrad", column_sums_kernel<kPlain>, grid, block, 0, dy, none, noneOut, db, N, out);
 }
 
 void relu_column_sums_cuda(const float* dy, const float* y, float* dz, float* db, int N, int out) {
   if (out <= 0) return;
   dim3 block(kColsPerBlock, kStrands);
   dim3 grid(std::min((out + kColsPerBlock - 1) / kColsPerBlock, 65535));
-  AXN_LAUNCH("linearBackward.reluBiasGrad", column_sums_kernel<true>, grid, block, 0, dy, y, dz, db, N, out);
+  AXN_LAUNCH("linearBackward.reluBiasGrad", column_sums_kernel<kRelu>, grid, block, 0, dy, y, dz, db, N, out);
+}
+
+void grad_columns_bf16_cuda(const float* dy, const float* y, bf16_t* dz, float* db, int N, int out) {
+  if (out <= 0 || N <= 0) return;
+  dim3 block(kColsPerBlock, kStrands);
+  dim3 grid(std::min((out + kColsPerBlock - 1) / kColsPerBlock, 65535));
+  if (y) AXN_LAUNCH("linearBackward.reluBiasGrad", column_sums_kernel<kReluBf16>, grid, block, 0, dy, y, dz, db, N, out);
+  else AXN_LAUNCH("linearBackward.biasGrad", column_sums_kernel<kPlainBf16>, grid, block, 0, dy, y, dz, db, N, out);
+}
+
+void to_bf16_cuda(const char* op, const float* src, bf16_t* dst, int64_t n) {
+  if (n <= 0) return;
+  AXN_LAUNCH(op, to_bf16_kernel, cuda::gridFor(n), cuda::kThreads, 0, src, dst, n);
 }
 
 }  // namespace axn::ops

@@ -25,13 +25,31 @@ void column_sums_cpu(const float* dy, float* db, int N, int out);
 // dz = relu_bwd(dy, y), db = Σ_n dz[n, :] (column_sums of dz, in the same order); dz may alias dy
 void relu_column_sums_cpu(const float* dy, const float* y, float* dz, float* db, int N, int out);
 
+// bf16 storage (CUDA in GemmMath::Bf16): the GEMMs run on bf16 operands (gemm_bf16_cuda, CUDA_R_16BF with
+// CUBLAS_COMPUTE_32F) that our kernels round to nearest even — x, the weights' copy, and dz in the bias
+// gradient's pass — so the CPU's bf16 GEMM, which rounds the same operands the same way as it packs them,
+// is their oracle up to float32 summation order. (cuBLAS's own conversion under FAST_16BF is not documented.)
+inline bool linear_bf16_storage(bool cuda, GemmMath math) { return cuda && math == GemmMath::Bf16; }
+// The floats that a training forward keeps for its backward: the weights' bf16 copy (out·in values, two
+// to a float), which the backward's dx GEMM reads instead of rounding the weights again; 0 when it keeps
+// none (the CPU, or not bf16 storage).
+int64_t linear_kept_floats(int in, int out, bool cuda, GemmMath math);
+
 #ifdef AXN_WITH_CUDA
+// wKeep (bf16 storage only, else null): linear_kept_floats floats that receive the weights' bf16 copy.
 void linear_forward_cuda(const float* x, const float* w, const float* b, float* y, int N, int in, int out, GemmMath math,
-                         bool relu);
+                         bool relu, bf16_t* wKeep = nullptr);
+// wKept: the forward's wKeep (then w's values are not read again), or null.
 void linear_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N,
-                          int in, int out, GemmMath math, const float* reluY, bool reluInPlace);
+                          int in, int out, GemmMath math, const float* reluY, bool reluInPlace,
+                          const bf16_t* wKept = nullptr);
 void fill_rows_cuda(float* y, const float* b, int N, int out);
 void column_sums_cuda(const float* dy, float* db, int N, int out);
+// dst[i] = to_bf16(src[i]) for i < n (rounded to nearest even); op names the launch.
+void to_bf16_cuda(const char* op, const float* src, bf16_t* dst, int64_t n);
+// dz = relu_bwd(dy, y) (y null: dz = dy) stored in bf16, rounded to nearest even; db (null: skipped) =
+// Σ_n of the float32 values, in column_sums' order — the same bits as the float32 pass.
+void grad_columns_bf16_cuda(const float* dy, const float* y, bf16_t* dz, float* db, int N, int out);
 // y: (N, out) = max(y + b, 0) in place (b null: max(y, 0))
 void bias_relu_rows_cuda(float* y, const float* b, int N, int out);
 void relu_column_sums_cuda(const float* dy, const float* y, float* dz, float* db, int N, int out);

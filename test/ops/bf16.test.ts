@@ -1,18 +1,20 @@
 // precision 'bf16': the GEMM inputs rounded to bfloat16, float32 products and sums (native/ops/gemm.h GemmMath).
 // The CPU is the oracle of that mode: it rounds every operand element to nearest even as it packs it, so a
 // bf16 GEMM on the CPU is exactly a float32 GEMM of inputs rounded beforehand — checked bit for bit here for
-// the GEMM and for every convolution and linear pass (whose GEMM operands are x, w and dy, copied). CUDA
-// (cuBLAS's CUBLAS_COMPUTE_32F_FAST_16BF, or the emulated cuBLAS, which truncates) is held to the CPU within
-// the bf16 bound derived in test/helpers/tolerance.ts.
+// the GEMM and for every convolution and linear pass (whose GEMM operands are x, w and dy, copied). CUDA's
+// columns-path convolutions and linear layers round their operands in our kernels, as the CPU does: they are
+// held to the CPU to float32 summation order. Where cuBLAS converts (CUBLAS_COMPUTE_32F_FAST_16BF: matmul,
+// the legacy convolution path; the emulated cuBLAS truncates there) the bound is the bf16 one derived in
+// test/helpers/tolerance.ts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Tensor, setPoison } from '../../lib/tensor.js';
 import { nativeOps, st, setDefaultPrecision, getDefaultPrecision } from '../../lib/ops/util.js';
 import { conv2d, conv2dBackward, conv2dForTraining, getConvolutionPath, setConvolutionPath } from '../../lib/ops/conv.js';
-import { linear, linearBackward, matmul } from '../../lib/ops/linear.js';
+import { linear, linearBackward, linearForTraining, matmul } from '../../lib/ops/linear.js';
 import { createAlexNet } from '../../lib/index.js';
 import { relError } from '../helpers/fixtures.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
-import { emulated, noCuda } from '../helpers/gpu.js';
+import { cudaBatch, emulated, noCuda } from '../helpers/gpu.js';
 import { bf16Tol, fp32Tol, U_BF16 } from '../helpers/tolerance.js';
 
 /** v rounded to the nearest bfloat16 (ties to even), as a float32 — written from the format, not from the
@@ -402,23 +404,60 @@ describe.skipIf(noCuda)('bf16 on CUDA matches the CPU oracle within the bf16 bou
       [y, yg, dy, dyg, g.dx!, g.dw, g.db!, gg.dx!, gg.dw, gg.db!].forEach((t) => t.dispose());
       for (const s of [cpu, gpu]) [s.x, s.w, s.b, s.xr, s.wr].forEach((t) => t.dispose());
     }
-    const [N, inF, out] = [6, 300, 20];
-    const xs = random(N * inF, 51);
-    const ws = random(out * inF, 52, -0.1, 0.1);
-    const dys = random(N * out, 53);
-    const res = (['cpu', 'cuda'] as const).map((d) => {
-      const x = Tensor.from(xs, [N, inF], d);
-      const w = Tensor.from(ws, [out, inF], d);
-      const dy = Tensor.from(dys, [N, out], d);
-      const y = linear(x, w, null, { precision: 'bf16' });
-      const g = linearBackward(dy, x, w, { precision: 'bf16' });
-      const r = [y, g.dx!, g.dw, g.db!].map((t) => t.dataSync() as Float32Array);
-      [x, w, dy, y, g.dx!, g.dw, g.db!].forEach((t) => t.dispose());
-      return r;
-    });
-    expect(relError(res[1][0], res[0][0])).toBeLessThanOrEqual(2 * U_BF16 + bf16Tol(inF));
-    expect(relError(res[1][1], res[0][1])).toBeLessThanOrEqual(2 * U_BF16 + bf16Tol(out));
-    expect(relError(res[1][2], res[0][2])).toBeLessThanOrEqual(2 * U_BF16 + bf16Tol(N));
-    expect(relError(res[1][3], res[0][3])).toBeLessThanOrEqual(fp32Tol(N));
+  });
+
+  it.each([
+    [7, 37, 13, true],
+    [6, 300, 20, false],
+    [3, 4096, 10, true],
+    [cudaBatch(16, 4), 576, 512, true],
+    [1, 9, 1, false],
+  ] as const)('linear (batch %i, %i → %i, bias %s): bf16 operands rounded by our kernels, so y, dx and dw are the CPU oracle\'s to float32 summation order, db bit for bit', (N, inF, out, bias) => {
+    const xs = random(N * inF, 51 + N);
+    const ws = random(out * inF, 52 + inF, -0.1, 0.1);
+    const bs = bias ? random(out, 53) : null;
+    const dys = random(N * out, 54 + out);
+    for (const relu of [false, true]) {
+      const res = (['cpu', 'cuda'] as const).map((d) => {
+        const x = Tensor.from(xs, [N, inF], d);
+        const w = Tensor.from(ws, [out, inF], d);
+        const b = bs ? Tensor.from(bs, [out], d) : null;
+        const dy = Tensor.from(dys, [N, out], d);
+        const { y, kept } = linearForTraining(x, w, b, { precision: 'bf16', relu });
+        // CUDA keeps the weights' bf16 copy (out·in values, two to a float); the CPU keeps nothing.
+        expect(kept?.shape ?? null).toEqual(d === 'cuda' ? [Math.ceil((out * inF) / 2)] : null);
+        const g = linearBackward(dy, x, w, { precision: 'bf16', needBiasGrad: !!b, kept, ...(relu ? { reluOutput: y } : {}) });
+        // Without the kept copy the backward rounds w again: the same bits.
+        const again = linearBackward(dy, x, w, { precision: 'bf16', needBiasGrad: !!b, ...(relu ? { reluOutput: y } : {}) });
+        for (const k of ['dx', 'dw', 'db'] as const) if (g[k]) expect(Array.from(again[k]!.dataSync()), `${d} ${k} kept vs again`).toEqual(Array.from(g[k]!.dataSync()));
+        const r = { y: y.dataSync() as Float32Array, dx: g.dx!.dataSync() as Float32Array, dw: g.dw.dataSync() as Float32Array, db: g.db ? (g.db.dataSync() as Float32Array) : null };
+        [x, w, b, dy, y, kept, g.dx, g.dw, g.db, again.dx, again.dw, again.db].forEach((t) => t?.dispose());
+        return r;
+      });
+      const [cpu, gpu] = res;
+      expect(relError(gpu.y, cpu.y), `relu ${relu} y`).toBeLessThanOrEqual(fp32Tol(inF));
+      expect(relError(gpu.dx, cpu.dx), `relu ${relu} dx`).toBeLessThanOrEqual(fp32Tol(out));
+      expect(relError(gpu.dw, cpu.dw), `relu ${relu} dw`).toBeLessThanOrEqual(fp32Tol(N));
+      if (bias) expect(Array.from(gpu.db!), `relu ${relu} db`).toEqual(Array.from(cpu.db!));
+    }
+  });
+
+  it('linear in bf16: an empty batch gives zero dw and db; a kept copy from the CPU or in another precision is refused', () => {
+    const w = Tensor.from(random(5 * 9, 61), [5, 9], 'cuda');
+    const x0 = Tensor.zeros([0, 9], 'cuda');
+    const dy0 = Tensor.zeros([0, 5], 'cuda');
+    const { y, kept } = linearForTraining(x0, w, null, { precision: 'bf16' });
+    expect(y.shape).toEqual([0, 5]);
+    expect(kept).toBeNull();
+    const g = linearBackward(dy0, x0, w, { precision: 'bf16' });
+    expect(Array.from(g.dw.dataSync()).every((v) => v === 0)).toBe(true);
+    expect(Array.from(g.db!.dataSync()).every((v) => v === 0)).toBe(true);
+    const x = Tensor.from(random(2 * 9, 62), [2, 9], 'cuda');
+    const dy = Tensor.from(random(2 * 5, 63), [2, 5], 'cuda');
+    const t = linearForTraining(x, w, null, { precision: 'bf16' });
+    expect(() => linearBackward(dy, x, w, { precision: 'tf32', kept: t.kept })).toThrow('linearBackward: expected kept of shape [0] (what linearForTraining keeps for w [5, 9] in this precision: nothing), got [23]');
+    const cpuKept = Tensor.zeros([23]);
+    expect(() => linearBackward(dy, x, w, { precision: 'bf16', kept: cpuKept })).toThrow(/linearBackward: .*(device|cpu)/);
+    [w, x0, dy0, y, g.dx, g.dw, g.db, x, dy, t.y, t.kept, cpuKept].forEach((v) => v?.dispose());
   });
 });
