@@ -36,10 +36,12 @@ describe('training on the CPU', () => {
   // from the same seed, scored on the whole test set. One pair is noisy — training amplifies any change in
   // the last bit, and two fp32 runs that merely sum in another order end about a point apart — so the issue's
   // criterion (within 0.5 points) is judged on the mean over seeds by bench/bf16-convergence.mjs. Measured
-  // on the 2-core AMD EPYC VM (bench/results/bf16-convergence-2026-12-05.md): over 8 seeds the pair
-  // differences had a standard deviation of 1.15 points (mean −0.40; this seed, 7: 84.49 % fp32, 83.42 %
-  // bf16). This test holds one pair to 3 points, 2.6 of those standard deviations: it catches a bf16 that
-  // does not learn, not a fraction of a point. About 45 s a run on the 2-core VM. Left out of the emulated suite, which reruns the CPU tests under
+  // on 2-core AMD EPYC VMs (bench/results/bf16-convergence-2026-12-05*.md): over 16 seeds the pair
+  // differences had a standard deviation of 1.41 points (mean +0.13; from −2.39 to +4.00, bf16's way; this
+  // seed, 7: 84.49 % fp32, 83.42 % bf16), and single runs ended between 79.4 and 86.4 %. So this test
+  // guards one side, with room for another machine's trajectory: bf16 no more than 4 points below fp32
+  // (2.8 of those standard deviations), both above 70 % (chance is 10 %). It catches a bf16 that does not
+  // learn, not a fraction of a point. About 45–115 s a run on the 2-core VMs. Left out of the emulated suite, which reruns the CPU tests under
   // AddressSanitizer (test/ops/bf16.test.ts checks the same arithmetic there, bit for bit).
   it.skipIf(emulated)("bf16 trains to fp32's test accuracy in the same epochs (small arch, Fashion-MNIST; one seed)", async () => {
     const top1: Record<string, number> = {};
@@ -52,9 +54,9 @@ describe('training on the CPU', () => {
       r.optimizer.dispose();
       model.dispose();
     }
-    expect(top1.fp32).toBeGreaterThan(80); // learned (chance is 10 %)
-    expect(top1.bf16).toBeGreaterThan(80);
-    expect(Math.abs(top1.bf16 - top1.fp32), `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeLessThanOrEqual(3.0);
+    expect(top1.fp32).toBeGreaterThan(70); // learned (chance is 10 %)
+    expect(top1.bf16).toBeGreaterThan(70);
+    expect(top1.bf16, `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeGreaterThanOrEqual(top1.fp32 - 4.0);
   }, 600_000);
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
