@@ -32,7 +32,7 @@ __global__ void bias_relu_rows_kernel(float* __restrict__ y, const float* __rest
 // floats of a row (coalesced); the 8 partial sums of a column are added in a fixed order (deterministic).
 // Plain: g = dy. Relu (the fused ReLU's backward): g = relu_bwd(dy, y). dz (null: not written) receives g,
 // as float32, or rounded to bf16 in the Bf16 modes; the sum is the same, in the same order, either way.
-// dz may alias dy (float32 only; no read-only-cache load of dy then). db null: no sums.
+// dz may alias dy in the float32 Relu mode only (no read-only-cache load of dy there). db null: no sums.
 constexpr int kColsPerBlock = 32, kStrands = 8;
 enum SumsMode : int { kPlain = 0, kRelu = 1, kPlainBf16 = 2, kReluBf16 = 3 };
 __device__ __forceinline__ void put(float* p, float v) { *p = v; }
@@ -51,7 +51,7 @@ __global__ void column_sums_kernel(const float* dy, const float* __restrict__ y,
         const int64_t i = static_cast<int64_t>(n) * out + j;
         float g;
         if constexpr (Relu) g = relu_bwd(dy[i], __ldg(y + i));
-        else g = dz ? dy[i] : __ldg(dy + i);
+        else g = __ldg(dy + i);  // dz, when written here, is bf16: it cannot alias dy
         if (dz) put(dz + i, g);
         s += g;
       }
