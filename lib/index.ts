@@ -1,5 +1,5 @@
 /** alexnet-cuda: AlexNet for Node.js on hand-written CUDA kernels, with a CPU backend beside each. */
-export { Tensor, cudaAvailable, devices, backendInfo, memoryStats, resetPeakMemoryStats, synchronize, emptyCache, parseDevice, setPoison } from './tensor.js';
+export { Tensor, cudaAvailable, devices, backendInfo, memoryStats, resetPeakMemoryStats, synchronize, emptyCache, parseDevice, setPoison, bf16Bits, bf16Value, roundBf16 } from './tensor.js';
 export type { DType, Device, MemoryStats } from './tensor.js';
 export { DisposedError } from './errors.js';
 export { readSafetensors, writeSafetensors, parseSafetensors, serializeSafetensors } from './io/safetensors.js';

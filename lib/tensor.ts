@@ -1,19 +1,68 @@
-/** Tensor: a float32, int32 or uint8 array with a shape, in host (`'cpu'`) or GPU (`'cuda'`) memory.
+/** Tensor: a float32, bfloat16, int32 or uint8 array with a shape, in host (`'cpu'`) or GPU (`'cuda'`) memory.
  * One native Storage owns the bytes; `reshape` views share it (reference-counted). `dispose()` frees it
  * at once; a FinalizationRegistry is only a safety net (GC does not see GPU memory pressure). */
 import { DisposedError, describe } from './errors.js';
 import { loadNative, type NativeStorage, type NativeMemoryStats } from './native.js';
 
-/** Element types: float32 (activations, weights), int32 (labels, indices), uint8 (decoded pixels, as the
- * data loader hands them to the device: 4× fewer bytes than float32). */
-export type DType = 'float32' | 'int32' | 'uint8';
+/** Element types: float32 (activations, weights), bfloat16 (float32's sign, exponent and upper 7 mantissa
+ * bits: half the bytes, the storage of precision 'bf16'), int32 (labels, indices), uint8 (decoded pixels, as
+ * the data loader hands them to the device: 4× fewer bytes than float32).
+ *
+ * JavaScript has no bfloat16 array: a bfloat16 tensor reads back as a Float32Array (each value widened, which
+ * is exact), and takes float32 values rounded to the nearest bfloat16 (ties to even), or its raw bits as a
+ * Uint16Array. */
+export type DType = 'float32' | 'bfloat16' | 'int32' | 'uint8';
 export type Device = 'cpu' | 'cuda';
 export type TypedArrayFor<D extends DType> = D extends 'int32' ? Int32Array : D extends 'uint8' ? Uint8Array : Float32Array;
 type AnyTyped = Float32Array | Int32Array | Uint8Array;
+/** What a storage holds, element for element: bfloat16's raw bits are a Uint16Array. */
+type RawTyped = AnyTyped | Uint16Array;
 
 /** Bytes of one element of each dtype. */
-export const DTYPE_BYTES: Readonly<Record<DType, number>> = Object.freeze({ float32: 4, int32: 4, uint8: 1 });
-const ARRAY_OF: Record<DType, { new (n: number): AnyTyped; name: string }> = { float32: Float32Array, int32: Int32Array, uint8: Uint8Array };
+export const DTYPE_BYTES: Readonly<Record<DType, number>> = Object.freeze({ float32: 4, bfloat16: 2, int32: 4, uint8: 1 });
+const RAW_OF: Record<DType, { new (n: number): RawTyped; name: string }> = { float32: Float32Array, bfloat16: Uint16Array, int32: Int32Array, uint8: Uint8Array };
+
+// ---- bfloat16 in JavaScript (the same rounding as native/ops/gemm.h's round_bf16) ----------------------
+const f32Scratch = new Float32Array(1);
+const u32Scratch = new Uint32Array(f32Scratch.buffer);
+
+/** The bfloat16 bits of `v`: v as a float32 first (Math.fround), then rounded to the nearest bfloat16, ties
+ * to even. Infinities stay; a NaN stays a (quiet) NaN; a finite value past bfloat16's largest (≈ 3.39e38)
+ * becomes an infinity, as a conversion does. */
+export function bf16Bits(v: number): number {
+  f32Scratch[0] = v;
+  let b = u32Scratch[0];
+  if ((b & 0x7f800000) === 0x7f800000) {
+    if (b & 0x007fffff) b = (b | 0x00400000) >>> 0;
+  } else {
+    b += 0x7fff + ((b >>> 16) & 1);
+  }
+  return (b >>> 16) & 0xffff;
+}
+
+/** The float32 (as a number) that bfloat16 bits stand for, exactly. */
+export function bf16Value(bits: number): number {
+  u32Scratch[0] = (bits & 0xffff) << 16;
+  return f32Scratch[0];
+}
+
+/** `v` rounded to the nearest bfloat16 (ties to even), as a number: bf16Value(bf16Bits(v)). */
+export function roundBf16(v: number): number {
+  return bf16Value(bf16Bits(v));
+}
+
+function widenBf16(bits: Uint16Array): Float32Array {
+  const out = new Float32Array(bits.length);
+  const u = new Uint32Array(out.buffer);
+  for (let i = 0; i < bits.length; i++) u[i] = bits[i] << 16;
+  return out;
+}
+
+function narrowBf16(values: ArrayLike<number>): Uint16Array {
+  const out = new Uint16Array(values.length);
+  for (let i = 0; i < values.length; i++) out[i] = bf16Bits(values[i]);
+  return out;
+}
 
 if (typeof (Symbol as { dispose?: symbol }).dispose !== 'symbol') {
   Object.defineProperty(Symbol, 'dispose', { value: Symbol.for('Symbol.dispose') });
@@ -32,8 +81,8 @@ export function parseDevice(device: unknown, where = 'device'): Device {
 }
 
 export function parseDType(dtype: unknown, where = 'dtype'): DType {
-  if (dtype === 'float32' || dtype === 'int32' || dtype === 'uint8') return dtype;
-  throw new TypeError(`${where}: expected "float32", "int32" or "uint8", got ${describe(dtype)}`);
+  if (dtype === 'float32' || dtype === 'bfloat16' || dtype === 'int32' || dtype === 'uint8') return dtype;
+  throw new TypeError(`${where}: expected "float32", "bfloat16", "int32" or "uint8", got ${describe(dtype)}`);
 }
 
 /** Checks a shape: an array of non-negative integers. Returns a frozen copy. */
@@ -154,11 +203,13 @@ export class Tensor {
 
   /**
    * A tensor holding a copy of `data`. The dtype follows the data (Float32Array → float32, Int32Array →
-   * int32, Uint8Array → uint8) unless given; plain number arrays are float32 by default. `data.length`
-   * must equal the product of `shape`.
+   * int32, Uint8Array → uint8) unless given; plain number arrays are float32 by default. dtype "bfloat16"
+   * takes numbers or a Float32Array, each value rounded to the nearest bfloat16 (ties to even, after
+   * float32), or a Uint16Array of raw bfloat16 bits, copied as they are. `data.length` must equal the
+   * product of `shape`.
    */
   static from(
-    data: Float32Array | Int32Array | Uint8Array | ArrayLike<number>,
+    data: Float32Array | Int32Array | Uint8Array | Uint16Array | ArrayLike<number>,
     shape: readonly number[],
     device: Device | string = 'cpu',
     dtype?: DType,
@@ -170,13 +221,23 @@ export class Tensor {
     else dt = data instanceof Int32Array ? 'int32' : data instanceof Uint8Array ? 'uint8' : 'float32';
     if (data === null || typeof data !== 'object' || typeof (data as ArrayLike<number>).length !== 'number')
       throw new TypeError(`Tensor.from: expected data as a Float32Array, Int32Array, Uint8Array or array of numbers, got ${describe(data)}`);
-    if (ArrayBuffer.isView(data) && !(data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint8Array))
-      throw new TypeError(`Tensor.from: expected a Float32Array, Int32Array or Uint8Array, got ${describe(data)} (convert it first)`);
+    if (data instanceof Uint16Array && dt !== 'bfloat16')
+      throw new TypeError(`Tensor.from: a Uint16Array is taken as raw bfloat16 bits: pass dtype "bfloat16"${dtype === undefined ? '' : `, not ${describe(dtype)}`}`);
+    if (ArrayBuffer.isView(data) && !(data instanceof Float32Array || data instanceof Int32Array || data instanceof Uint8Array || data instanceof Uint16Array))
+      throw new TypeError(`Tensor.from: expected a Float32Array, Int32Array, Uint8Array or Uint16Array (bfloat16 bits), got ${describe(data)} (convert it first)`);
     const n = numel(s);
     if (data.length !== n)
       throw new RangeError(`Tensor.from: shape [${s.join(', ')}] needs ${n} elements, got ${data.length}`);
-    let typed: AnyTyped;
-    if (dt === 'uint8') {
+    let typed: RawTyped;
+    if (dt === 'bfloat16') {
+      if (data instanceof Int32Array || data instanceof Uint8Array)
+        throw new TypeError(`Tensor.from: got a ${data.constructor.name} for dtype "bfloat16"; pass a Float32Array, numbers, or a Uint16Array of bfloat16 bits`);
+      if (!ArrayBuffer.isView(data)) {
+        for (let i = 0; i < data.length; i++)
+          if (typeof data[i] !== 'number') throw new TypeError(`Tensor.from: dtype "bfloat16" needs numbers, got ${describe(data[i])} at index ${i}`);
+      }
+      typed = data instanceof Uint16Array ? data : narrowBf16(data as ArrayLike<number>);
+    } else if (dt === 'uint8') {
       if (ArrayBuffer.isView(data) && !(data instanceof Uint8Array))
         throw new TypeError(`Tensor.from: got a ${data.constructor.name} for dtype "uint8"; pass a Uint8Array`);
       if (!(data instanceof Uint8Array)) {
@@ -268,9 +329,9 @@ export class Tensor {
       await st.read(out);
       return out;
     }
-    const raw = new ARRAY_OF[this.dtype](this.size);
+    const raw = new RAW_OF[this.dtype](this.size);
     await st.read(raw);
-    return Float32Array.from(raw);
+    return raw instanceof Uint16Array ? widenBf16(raw) : Float32Array.from(raw);
   }
 
   /** Resolves when the ops that write this tensor have run (on the GPU, or on the CPU stream), without
@@ -300,16 +361,26 @@ export class Tensor {
     return out;
   }
 
-  /** A copy of the data in the tensor's own dtype, synchronously: blocks the JS thread until the ops that
-   * write this tensor have run (GPU or CPU stream). Prefer `await data()` in long-running programs. */
+  /** A copy of the data in the tensor's own dtype (bfloat16: a Float32Array of its values), synchronously:
+   * blocks the JS thread until the ops that write this tensor have run (GPU or CPU stream). Prefer
+   * `await data()` in long-running programs. */
   dataSync(): AnyTyped {
     const st = this.#storage('Tensor.dataSync');
-    const out = new ARRAY_OF[this.dtype](this.size);
+    const out = new RAW_OF[this.dtype](this.size);
     st.readSync(out);
+    return out instanceof Uint16Array ? widenBf16(out) : out;
+  }
+
+  /** A copy of a bfloat16 tensor's raw bits (the upper 16 bits of each value's float32). */
+  async toBfloat16Bits(): Promise<Uint16Array> {
+    const st = this.#storage('Tensor.toBfloat16Bits');
+    if (this.dtype !== 'bfloat16') throw new TypeError(`Tensor.toBfloat16Bits: tensor is ${this.dtype}; use toFloat32Array()`);
+    const out = new Uint16Array(this.size);
+    await st.read(out);
     return out;
   }
 
-  /** The data in the tensor's own dtype. */
+  /** The data in the tensor's own dtype (bfloat16: a Float32Array of its values). */
   async data(): Promise<AnyTyped> {
     return this.dtype === 'int32' ? this.toInt32Array() : this.dtype === 'uint8' ? this.toUint8Array() : this.toFloat32Array();
   }
@@ -359,12 +430,16 @@ export class Tensor {
     return this;
   }
 
-  /** Overwrites the data from a host array of the same length. */
-  write(data: AnyTyped): this {
-    const want = ARRAY_OF[this.dtype];
-    if (!(data instanceof want) || data.length !== this.size)
-      throw new TypeError(`Tensor.write: expected ${want.name}(${this.size}), got ${describe(data)}`);
-    const src = typeof SharedArrayBuffer !== 'undefined' && data.buffer instanceof SharedArrayBuffer ? data.slice() : data;
+  /** Overwrites the data from a host array of the same length (bfloat16: a Float32Array, rounded to the
+   * nearest bfloat16, or a Uint16Array of raw bits). */
+  write(data: AnyTyped | Uint16Array): this {
+    const bf16 = this.dtype === 'bfloat16';
+    const want = RAW_OF[this.dtype];
+    const ok = bf16 ? data instanceof Uint16Array || data instanceof Float32Array : data instanceof want;
+    if (!ok || data.length !== this.size)
+      throw new TypeError(`Tensor.write: expected ${bf16 ? `Float32Array(${this.size}) or Uint16Array(${this.size}) of bfloat16 bits` : `${want.name}(${this.size})`}, got ${describe(data)}`);
+    let src: RawTyped = bf16 && data instanceof Float32Array ? narrowBf16(data) : data;
+    if (typeof SharedArrayBuffer !== 'undefined' && src.buffer instanceof SharedArrayBuffer) src = src.slice();
     this.#storage('Tensor.write').write(src);
     return this;
   }

@@ -118,8 +118,8 @@ describe('bad input gets a clear error', () => {
     t.dispose();
   });
   it('bad dtypes and data', async () => {
-    expect(() => Tensor.zeros([2], 'cpu', 'float64' as never)).toThrow('expected "float32", "int32" or "uint8", got "float64"');
-    expect(() => Tensor.from(new Float64Array(2) as never, [2])).toThrow(/expected a Float32Array, Int32Array or Uint8Array, got Float64Array\(2\)/);
+    expect(() => Tensor.zeros([2], 'cpu', 'float64' as never)).toThrow('expected "float32", "bfloat16", "int32" or "uint8", got "float64"');
+    expect(() => Tensor.from(new Float64Array(2) as never, [2])).toThrow(/expected a Float32Array, Int32Array, Uint8Array or Uint16Array \(bfloat16 bits\), got Float64Array\(2\)/);
     expect(() => Tensor.from([1.5], [1], 'cpu', 'int32')).toThrow(/needs 32-bit integers, got 1.5 at index 0/);
     expect(() => Tensor.from(new Int32Array(2), [2], 'cpu', 'float32')).toThrow(/Int32Array for dtype "float32"/);
     expect(() => Tensor.from(null as never, [2])).toThrow(/got null/);

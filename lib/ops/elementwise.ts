@@ -1,6 +1,8 @@
-/** Element-wise utilities training needs (native/ops/elementwise.h): memory-bound single passes, float32.
- * Functions ending in `_` work in place and return their first argument. */
-import { Tensor } from '../tensor.js';
+/** Element-wise utilities training needs (native/ops/elementwise.h): memory-bound single passes, float32
+ * (and `cast`, between float32 and bfloat16). Functions ending in `_` work in place and return their first
+ * argument. */
+import { describe } from '../errors.js';
+import { Tensor, parseDType, type DType } from '../tensor.js';
 import { expectShape, expectTensor, nativeOps, numberOption, sameDevice, st } from './util.js';
 
 function sameSize(op: string, a: Tensor, an: string, b: Tensor, bn: string): void {
@@ -68,4 +70,33 @@ export function sumSquares(x: Tensor): Tensor {
     throw e;
   }
   return out;
+}
+
+/**
+ * x converted to `dtype`: a new tensor of x's shape on x's device, which the caller owns.
+ * - float32 → bfloat16: each value rounded to the nearest bfloat16, ties to even (infinities stay, a NaN stays
+ *   a NaN, a finite value past bfloat16's largest, about 3.39e38, becomes an infinity): what PyTorch's
+ *   `x.to(torch.bfloat16)` gives.
+ * - bfloat16 → float32: exact.
+ * - the same dtype: a copy.
+ * Other pairs (int32, uint8) are refused: they are labels and pixels, not values to round.
+ */
+export function cast(x: Tensor, dtype: DType): Tensor {
+  const op = 'cast';
+  if (!(x instanceof Tensor)) throw new TypeError(`${op}: expected x to be a Tensor, got ${describe(x)}`);
+  const to = parseDType(dtype, `${op}: dtype`);
+  const from = x.dtype;
+  expectTensor(x, op, 'x', { dtype: from }); // a disposed x throws DisposedError here
+  if (from === to) return x.clone();
+  const fp = (d: DType) => d === 'float32' || d === 'bfloat16';
+  if (!fp(from) || !fp(to)) throw new TypeError(`${op}: converts between float32 and bfloat16, got ${from} → ${to}`);
+  const y = Tensor.empty(x.shape, x.device, to);
+  try {
+    if (to === 'bfloat16') nativeOps().cast_to_bf16(st(x, op), st(y, op), x.size);
+    else nativeOps().cast_from_bf16(st(x, op), st(y, op), x.size);
+  } catch (e) {
+    y.dispose();
+    throw e;
+  }
+  return y;
 }

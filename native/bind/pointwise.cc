@@ -376,6 +376,28 @@ Napi::Value SumSquares(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// cast_to_bf16(src, dst, n): dst (bf16) = src (float32) rounded to nearest even
+Napi::Value CastToBf16(const Napi::CallbackInfo& info) {
+  const char* op = "cast";
+  const int64_t n = count(info, 2, op);
+  const float* src = ptr<const float>(info, 0, op, "x", n);
+  ops::bf16_t* dst = ptr<ops::bf16_t>(info, 1, op, "y", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
+  AXN_DISPATCH(cuda, ops::to_bf16_cpu(src, dst, n), ops::to_bf16_cuda("cast.toBf16", src, dst, n));
+  return info.Env().Undefined();
+}
+
+// cast_from_bf16(src, dst, n): dst (float32) = src (bf16), exact
+Napi::Value CastFromBf16(const Napi::CallbackInfo& info) {
+  const char* op = "cast";
+  const int64_t n = count(info, 2, op);
+  const ops::bf16_t* src = ptr<const ops::bf16_t>(info, 0, op, "x", n);
+  float* dst = ptr<float>(info, 1, op, "y", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
+  AXN_DISPATCH(cuda, ops::from_bf16_cpu(src, dst, n), ops::from_bf16_cuda("cast.fromBf16", src, dst, n));
+  return info.Env().Undefined();
+}
+
 void RegisterPointwise(Napi::Env env, Napi::Object& ops) {
   auto add = [&](const char* name, Napi::Value (*fn)(const Napi::CallbackInfo&)) {
     ops.Set(name, Napi::Function::New(env, fn, name));
@@ -396,6 +418,8 @@ void RegisterPointwise(Napi::Env env, Napi::Object& ops) {
   add("fill", Fill);
   add("add", Add);
   add("sum_squares", SumSquares);
+  add("cast_to_bf16", CastToBf16);
+  add("cast_from_bf16", CastFromBf16);
 }
 
 }  // namespace

@@ -41,4 +41,14 @@ void sum_squares_cpu(const float* x, float* out, int64_t n) {
   out[0] = static_cast<float>(s);
 }
 
+void to_bf16_cpu(const float* src, bf16_t* dst, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
+}
+
+void from_bf16_cpu(const bf16_t* src, float* dst, int64_t n) {
+#pragma omp parallel for schedule(static) if (n >= kParallelMin)
+  for (int64_t i = 0; i < n; i++) dst[i] = from_bf16(src[i]);
+}
+
 }  // namespace axn::ops

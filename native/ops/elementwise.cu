@@ -74,6 +74,19 @@ struct AddF {
   }
 };
 
+// The bfloat16 casts: scalar grid-stride loops (a cast's 6 bytes per element are memory-bound either way).
+__global__ void to_bf16_kernel(const float* __restrict__ src, bf16_t* __restrict__ dst, int64_t n) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < n;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[t] = to_bf16(__ldg(src + t));
+}
+
+__global__ void from_bf16_kernel(const bf16_t* __restrict__ src, float* __restrict__ dst, int64_t n) {
+  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < n;
+       t += static_cast<int64_t>(gridDim.x) * blockDim.x)
+    dst[t] = from_bf16(__ldg(src + t));
+}
+
 constexpr int kSumThreads = 256;
 constexpr int kSumMaxBlocks = 1024;
 
@@ -140,6 +153,16 @@ void fill_cuda(float* x, int64_t n, float value) {
 
 void add_cuda(const float* x, const float* y, float* z, int64_t n) {
   ew::launch_map("add", AddF{x, y, z}, n, ew::aligned16(x) && ew::aligned16(y) && ew::aligned16(z));
+}
+
+void to_bf16_cuda(const char* op, const float* src, bf16_t* dst, int64_t n) {
+  if (n <= 0) return;
+  AXN_LAUNCH(op, to_bf16_kernel, cuda::gridFor(n), cuda::kThreads, 0, src, dst, n);
+}
+
+void from_bf16_cuda(const char* op, const bf16_t* src, float* dst, int64_t n) {
+  if (n <= 0) return;
+  AXN_LAUNCH(op, from_bf16_kernel, cuda::gridFor(n), cuda::kThreads, 0, src, dst, n);
 }
 
 void sum_squares_cuda(const float* x, float* out, int64_t n) {

@@ -7,6 +7,8 @@
 #pragma once
 #include <cstdint>
 
+#include "gemm.h"  // bf16_t, to_bf16, from_bf16
+
 namespace axn::ops {
 
 // y: (n) += alpha * x: (n)            y[i] = y[i] + alpha * x[i] (two roundings)
@@ -19,6 +21,11 @@ void fill_cpu(float* x, int64_t n, float value);
 void add_cpu(const float* x, const float* y, float* z, int64_t n);
 // out: (1) = Σ x[i]², accumulated in double and rounded once (a gradient-norm check; NaN/inf propagate).
 void sum_squares_cpu(const float* x, float* out, int64_t n);
+// The bfloat16 casts (Tensor dtype "bfloat16", ops.cast): dst[i] = to_bf16(src[i]), rounded to nearest even
+// (gemm.h's round_bf16: a NaN stays a quiet NaN, a finite value past bf16's largest becomes infinity); and
+// dst[i] = from_bf16(src[i]), exact. The CPU loops are the CUDA kernels' oracle, bit for bit.
+void to_bf16_cpu(const float* src, bf16_t* dst, int64_t n);
+void from_bf16_cpu(const bf16_t* src, float* dst, int64_t n);
 
 #ifdef AXN_WITH_CUDA
 void axpy_cuda(float* y, const float* x, int64_t n, float alpha);
@@ -27,6 +34,9 @@ void fill_cuda(float* x, int64_t n, float value);
 void add_cuda(const float* x, const float* y, float* z, int64_t n);
 // Two passes, deterministic: per-block partial sums in double (into axn::Scratch), then one block adds them.
 void sum_squares_cuda(const float* x, float* out, int64_t n);
+// op names the launch (the linear layers' bf16 operand copies launch it under their own names).
+void to_bf16_cuda(const char* op, const float* src, bf16_t* dst, int64_t n);
+void from_bf16_cuda(const char* op, const bf16_t* src, float* dst, int64_t n);
 #endif
 
 }  // namespace axn::ops

@@ -66,12 +66,6 @@ __global__ void column_sums_kernel(const float* dy, const float* __restrict__ y,
   }
 }
 
-__global__ void to_bf16_kernel(const float* __restrict__ src, bf16_t* __restrict__ dst, int64_t n) {
-  for (int64_t t = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; t < n;
-       t += static_cast<int64_t>(gridDim.x) * blockDim.x)
-    dst[t] = to_bf16(__ldg(src + t));
-}
-
 }  // namespace
 
 namespace {
@@ -121,11 +115,6 @@ void grad_columns_bf16_cuda(const float* dy, const float* y, bf16_t* dz, float* 
   dim3 grid(std::min((out + kColsPerBlock - 1) / kColsPerBlock, 65535));
   if (y) AXN_LAUNCH("linearBackward.reluBiasGrad", column_sums_kernel<kReluBf16>, grid, block, 0, dy, y, dz, db, N, out);
   else AXN_LAUNCH("linearBackward.biasGrad", column_sums_kernel<kPlainBf16>, grid, block, 0, dy, y, dz, db, N, out);
-}
-
-void to_bf16_cuda(const char* op, const float* src, bf16_t* dst, int64_t n) {
-  if (n <= 0) return;
-  AXN_LAUNCH(op, to_bf16_kernel, cuda::gridFor(n), cuda::kThreads, 0, src, dst, n);
 }
 
 }  // namespace axn::ops

@@ -3,6 +3,7 @@
 // Backward: dx = dy · w (N, in), dw = dyᵀ · x (out, in), db = Σ_n dy[n, :] (out).
 // The drivers (linear.cc) are shared by both devices; linear.cu holds the bias kernels.
 #pragma once
+#include "elementwise.h"  // to_bf16_cuda: the bf16 operand copies
 #include "gemm.h"
 
 namespace axn::ops {
@@ -45,8 +46,6 @@ void linear_backward_cuda(const float* dy, const float* x, const float* w, float
                           const bf16_t* wKept = nullptr);
 void fill_rows_cuda(float* y, const float* b, int N, int out);
 void column_sums_cuda(const float* dy, float* db, int N, int out);
-// dst[i] = to_bf16(src[i]) for i < n (rounded to nearest even); op names the launch.
-void to_bf16_cuda(const char* op, const float* src, bf16_t* dst, int64_t n);
 // dz = relu_bwd(dy, y) (y null: dz = dy) stored in bf16, rounded to nearest even; db (null: skipped) =
 // Σ_n of the float32 values, in column_sums' order — the same bits as the float32 pass.
 void grad_columns_bf16_cuda(const float* dy, const float* y, bf16_t* dz, float* db, int N, int out);
