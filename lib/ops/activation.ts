@@ -1,8 +1,9 @@
 /** ReLU, forward and backward (native/ops/relu.h). PyTorch semantics: y = max(x, 0) with NaN propagated;
- * dx = dy where y > 0, else 0. */
+ * dx = dy where y > 0, else 0. Activations may be bfloat16 (y then bfloat16 too, exact); gradients are
+ * float32. */
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { expectShape, expectTensor, nativeOps, sameDevice, st } from './util.js';
+import { expectActivation, expectShape, expectTensor, nativeOps, sameDevice, st } from './util.js';
 
 function inplaceOption(opts: unknown, op: string): boolean {
   if (opts === undefined) return false;
@@ -17,11 +18,11 @@ function inplaceOption(opts: unknown, op: string): boolean {
  * tensor on x's device that the caller owns. */
 export function relu(x: Tensor, opts?: { inplace?: boolean }): Tensor {
   const op = 'relu';
-  expectTensor(x, op, 'x');
+  expectActivation(x, op, 'x');
   const inplace = inplaceOption(opts, op);
-  const y = inplace ? x : Tensor.empty(x.shape, x.device);
+  const y = inplace ? x : Tensor.empty(x.shape, x.device, x.dtype);
   try {
-    nativeOps().relu_forward(st(x, op), st(y, op), x.size);
+    nativeOps().relu_forward(st(x, op), st(y, op), x.size, x.dtype);
   } catch (e) {
     if (!inplace) y.dispose();
     throw e;
@@ -34,13 +35,13 @@ export function relu(x: Tensor, opts?: { inplace?: boolean }): Tensor {
 export function reluBackward(dy: Tensor, y: Tensor, opts?: { inplace?: boolean }): Tensor {
   const op = 'reluBackward';
   expectTensor(dy, op, 'dy');
-  expectTensor(y, op, 'y');
+  expectActivation(y, op, 'y');
   expectShape(y, op, 'y (the shape of dy)', dy.shape);
   sameDevice(op, { dy, y });
   const inplace = inplaceOption(opts, op);
   const dx = inplace ? dy : Tensor.empty(dy.shape, dy.device);
   try {
-    nativeOps().relu_backward(st(dy, op), st(y, op), st(dx, op), dy.size);
+    nativeOps().relu_backward(st(dy, op), st(y, op), st(dx, op), dy.size, y.dtype);
   } catch (e) {
     if (!inplace) dx.dispose();
     throw e;

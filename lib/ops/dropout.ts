@@ -9,7 +9,7 @@
  * independent call at least that much larger an offset, or another seed. */
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { expectTensor, nativeOps, st } from './util.js';
+import { expectActivation, expectTensor, nativeOps, st } from './util.js';
 
 export interface DropoutOptions {
   /** Probability of dropping an element, in [0, 1]. */
@@ -68,10 +68,12 @@ export function dropoutCounters(n: number): number {
 
 /** Training: y = x · keep / (1 − p) with the mask of (seed, offset). Evaluation (`training: false`):
  * identity — returns x itself when `inplace`, else a copy (`x.clone()`), so the result is always a tensor
- * the caller may dispose independently of x unless inplace. */
+ * the caller may dispose independently of x unless inplace. x may be bfloat16: y is then bfloat16, each kept
+ * x · scale computed in float32 and rounded once to nearest even (exact for p = 0.5, whose scale is 2). The
+ * backward takes a float32 dy either way. */
 export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
   const op = 'dropout';
-  expectTensor(x, op, 'x');
+  expectActivation(x, op, 'x');
   const o = optionsObject(opts, op, '{ p, seed, offset?, training?, inplace? }');
   const p = probOpt(o.p, op);
   const [lo, hi] = seedWords(o.seed, op);
@@ -79,9 +81,9 @@ export function dropout(x: Tensor, opts: DropoutOptions): Tensor {
   const training = boolOpt(o.training, op, 'training', true);
   const inplace = boolOpt(o.inplace, op, 'inplace', false);
   if (!training) return inplace ? x : x.clone();
-  const y = inplace ? x : Tensor.empty(x.shape, x.device);
+  const y = inplace ? x : Tensor.empty(x.shape, x.device, x.dtype);
   try {
-    nativeOps().dropout_forward(st(x, op), st(y, op), x.size, p, lo, hi, offset);
+    nativeOps().dropout_forward(st(x, op), st(y, op), x.size, p, lo, hi, offset, x.dtype);
   } catch (e) {
     if (!inplace) y.dispose();
     throw e;

@@ -3,7 +3,7 @@
  * Native: native/ops/maxpool2d.*, native/ops/avgpool2d.*, native/bind/pool.cc. */
 import { describe } from '../errors.js';
 import { Tensor, parseShape } from '../tensor.js';
-import { expectShape, expectTensor, formatShape, nativeOps, pairOption, sameDevice, st } from './util.js';
+import { expectActivation, expectShape, expectTensor, formatShape, nativeOps, pairOption, sameDevice, st } from './util.js';
 
 export interface MaxPool2dOptions {
   /** Window size (kh, kw). */
@@ -93,18 +93,20 @@ const geometryOf = new WeakMap<Tensor, { g: Geometry; inputShape: readonly numbe
  * 2-D max pooling of x [N, C, H, W]. Returns y [N, C, Ho, Wo] and int32 `indices` of the same shape: for
  * each output, the flat index ih·W + iw of its maximum within the input plane (PyTorch's
  * return_indices). Ties go to the first element in raster order; a NaN in a window is its maximum.
+ * x may be bfloat16: y is then bfloat16 too (each output is one of x's values, so nothing is rounded), and
+ * the indices are those of the float32 pooling of x's values.
  */
 export function maxPool2d(x: Tensor, opts: MaxPool2dOptions): { y: Tensor; indices: Tensor } {
   const op = 'maxPool2d';
-  expectTensor(x, op, 'x', { rank: 4, shape: '[N, C, H, W]' });
+  expectActivation(x, op, 'x', { rank: 4, shape: '[N, C, H, W]' });
   const g = parseMaxPoolOptions(opts, op);
   const s = parseInputShape(x.shape, op, 'x');
   const out = outputShape(s, g, op, opts);
-  const y = Tensor.empty(out, x.device);
+  const y = Tensor.empty(out, x.device, x.dtype);
   const indices = Tensor.empty(out, x.device, 'int32');
   try {
     if (y.size > 0)
-      nativeOps().maxpool2d_forward(st(x, op), st(y, op), st(indices, op), s[0], s[1], s[2], s[3], g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out[2], out[3]);
+      nativeOps().maxpool2d_forward(st(x, op), st(y, op), st(indices, op), s[0], s[1], s[2], s[3], g.kh, g.kw, g.sh, g.sw, g.ph, g.pw, out[2], out[3], x.dtype);
   } catch (e) {
     y.dispose();
     indices.dispose();

@@ -66,6 +66,17 @@ export function expectTensor(t: unknown, op: string, name: string, spec: TensorS
   return t;
 }
 
+/** The dtypes an activation may have: float32, or bfloat16 (stored rounded to nearest even; the ops that take
+ * it compute in float32 on the widened values and round their output once, to the input's dtype). */
+export type ActivationDType = 'float32' | 'bfloat16';
+
+/** Like expectTensor, for an activation: float32 or bfloat16. */
+export function expectActivation(t: unknown, op: string, name: string, spec: Omit<TensorSpec, 'dtype'> = {}): Tensor {
+  if (t instanceof Tensor && t.dtype !== 'float32' && t.dtype !== 'bfloat16' && !t.isDisposed)
+    throw new TypeError(`${op}: expected ${name} to be float32 or bfloat16, got ${t.dtype}`);
+  return expectTensor(t, op, name, { ...spec, dtype: t instanceof Tensor && t.dtype === 'bfloat16' ? 'bfloat16' : 'float32' });
+}
+
 /** All tensors on one device; returns it. */
 export function sameDevice(op: string, named: Record<string, Tensor | null | undefined>): Device {
   let dev: Device | undefined;

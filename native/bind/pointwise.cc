@@ -62,26 +62,36 @@ double probability(const Napi::CallbackInfo& info, size_t i, const char* op) {
 
 // ---- ReLU ---------------------------------------------------------------------------------------------
 
-// relu_forward(x, y, n)
+// relu_forward(x, y, n, dtype): x and y of dtype ("float32" or "bfloat16")
+template <typename T>
+void reluForward(const Napi::CallbackInfo& info, const char* op, int64_t n) {
+  const T* x = ptr<const T>(info, 0, op, "x", n);
+  T* y = ptr<T>(info, 1, op, "y", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
+  AXN_DISPATCH(cuda, ops::relu_forward_cpu(x, y, n), ops::relu_forward_cuda(x, y, n));
+}
 Napi::Value ReluForward(const Napi::CallbackInfo& info) {
   const char* op = "relu";
   const int64_t n = count(info, 2, op);
-  const float* x = ptr<const float>(info, 0, op, "x", n);
-  float* y = ptr<float>(info, 1, op, "y", n);
-  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
-  AXN_DISPATCH(cuda, ops::relu_forward_cpu(x, y, n), ops::relu_forward_cuda(x, y, n));
+  if (bf16Dtype(info, 3, op, "dtype")) reluForward<ops::bf16_t>(info, op, n);
+  else reluForward<float>(info, op, n);
   return info.Env().Undefined();
 }
 
-// relu_backward(dy, y, dx, n)
-Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
-  const char* op = "reluBackward";
-  const int64_t n = count(info, 3, op);
+// relu_backward(dy, y, dx, n, yDtype): dy and dx float32, y of yDtype
+template <typename T>
+void reluBackward(const Napi::CallbackInfo& info, const char* op, int64_t n) {
   const float* dy = ptr<const float>(info, 0, op, "dy", n);
-  const float* y = ptr<const float>(info, 1, op, "y", n);
+  const T* y = ptr<const T>(info, 1, op, "y", n);
   float* dx = ptr<float>(info, 2, op, "dx", n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "y"), storage(info, 2, op, "dx")});
   AXN_DISPATCH(cuda, ops::relu_backward_cpu(dy, y, dx, n), ops::relu_backward_cuda(dy, y, dx, n));
+}
+Napi::Value ReluBackward(const Napi::CallbackInfo& info) {
+  const char* op = "reluBackward";
+  const int64_t n = count(info, 3, op);
+  if (bf16Dtype(info, 4, op, "y's dtype")) reluBackward<ops::bf16_t>(info, op, n);
+  else reluBackward<float>(info, op, n);
   return info.Env().Undefined();
 }
 
@@ -105,15 +115,20 @@ DropoutArgs dropoutArgs(const Napi::CallbackInfo& info, size_t i, const char* op
   return a;
 }
 
-// dropout_forward(x, y, n, p, seedLo, seedHi, offset)
-Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
-  const char* op = "dropout";
-  const DropoutArgs a = dropoutArgs(info, 2, op);
-  const float* x = ptr<const float>(info, 0, op, "x", a.n);
-  float* y = ptr<float>(info, 1, op, "y", a.n);
+// dropout_forward(x, y, n, p, seedLo, seedHi, offset, dtype): x and y of dtype ("float32" or "bfloat16")
+template <typename T>
+void dropoutForward(const Napi::CallbackInfo& info, const char* op, const DropoutArgs& a) {
+  const T* x = ptr<const T>(info, 0, op, "x", a.n);
+  T* y = ptr<T>(info, 1, op, "y", a.n);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
   AXN_DISPATCH(cuda, ops::dropout_forward_cpu(x, y, a.n, a.p, a.seed, a.offset),
                ops::dropout_forward_cuda(x, y, a.n, a.p, a.seed, a.offset));
+}
+Napi::Value DropoutForward(const Napi::CallbackInfo& info) {
+  const char* op = "dropout";
+  const DropoutArgs a = dropoutArgs(info, 2, op);
+  if (bf16Dtype(info, 7, op, "dtype")) dropoutForward<ops::bf16_t>(info, op, a);
+  else dropoutForward<float>(info, op, a);
   return info.Env().Undefined();
 }
 

@@ -1,6 +1,7 @@
 // N-API bindings of the pooling ops (lib/ops/pool.ts validates shapes and options first; these are the
 // cheap last guards). Outputs are allocated by TypeScript and passed in.
-//   ops.maxpool2d_forward(x, y, indices, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo)
+//   ops.maxpool2d_forward(x, y, indices, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo, dtype)
+//       dtype: x's and y's, "float32" or "bfloat16"
 //   ops.maxpool2d_backward(dy, indices, dx, N, C, H, W, Ho, Wo[, kh, kw, sh, sw, ph, pw])
 //       with the window geometry, CUDA gathers (deterministic); without it, CUDA scatters with atomics.
 //   ops.adaptive_avgpool2d_forward(x, y, N, C, H, W, Ho, Wo)
@@ -16,6 +17,19 @@ namespace {
 
 size_t count(int a, int b, int c, int d) { return (size_t)a * (size_t)b * (size_t)c * (size_t)d; }
 
+// x and y of T (float, or bf16_t for bfloat16 activations).
+template <typename T>
+void maxpoolForward(const Napi::CallbackInfo& info, const char* op, int N, int C, int H, int W, int kh, int kw, int sh,
+                    int sw, int ph, int pw, int Ho, int Wo) {
+  const size_t in = count(N, C, H, W), out = count(N, C, Ho, Wo);
+  const T* x = ptr<const T>(info, 0, op, "x", in);
+  T* y = ptr<T>(info, 1, op, "y", out);
+  int32_t* idx = ptr<int32_t>(info, 2, op, "indices", out);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "indices")});
+  AXN_DISPATCH(cuda, ops::maxpool2d_forward_cpu(x, y, idx, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo),
+               ops::maxpool2d_forward_cuda(x, y, idx, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo));
+}
+
 Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   const char* op = "maxpool2d_forward";
   const int N = i32(info, 3, op, "N"), C = i32(info, 4, op, "C"), H = i32(info, 5, op, "H"), W = i32(info, 6, op, "W");
@@ -27,13 +41,8 @@ Napi::Value MaxPool2dForward(const Napi::CallbackInfo& info) {
   AXN_CHECK(ph >= 0 && pw >= 0 && 2 * ph <= kh && 2 * pw <= kw, op, "padding must be at most half the kernel");
   // Every window must hold an input element (guaranteed by lib/ops/pool.ts's output-size rule).
   AXN_CHECK((Ho - 1) * sh - ph < H && (Wo - 1) * sw - pw < W, op, "output size too large for the input");
-  const size_t in = count(N, C, H, W), out = count(N, C, Ho, Wo);
-  const float* x = ptr<const float>(info, 0, op, "x", in);
-  float* y = ptr<float>(info, 1, op, "y", out);
-  int32_t* idx = ptr<int32_t>(info, 2, op, "indices", out);
-  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "indices")});
-  AXN_DISPATCH(cuda, ops::maxpool2d_forward_cpu(x, y, idx, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo),
-               ops::maxpool2d_forward_cuda(x, y, idx, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo));
+  if (bf16Dtype(info, 15, op, "dtype")) maxpoolForward<ops::bf16_t>(info, op, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo);
+  else maxpoolForward<float>(info, op, N, C, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo);
   return info.Env().Undefined();
 }
 

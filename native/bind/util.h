@@ -57,6 +57,16 @@ inline int i32(const Napi::CallbackInfo& info, size_t i, const char* op, const c
   return info[i].As<Napi::Number>().Int32Value();
 }
 
+// An activation dtype argument, the tensor's dtype as TypeScript names it: "float32" (false) or "bfloat16" (true).
+inline bool bf16Dtype(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  if (i < info.Length() && info[i].IsString()) {
+    const std::string s = info[i].As<Napi::String>().Utf8Value();
+    if (s == "float32") return false;
+    if (s == "bfloat16") return true;
+  }
+  fail(op, std::string("expected \"float32\" or \"bfloat16\" for ") + what, __FILE__, __LINE__);
+}
+
 inline long long i64(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
   if (i >= info.Length() || !info[i].IsNumber()) fail(op, std::string("expected a number for ") + what, __FILE__, __LINE__);
   return info[i].As<Napi::Number>().Int64Value();

@@ -17,9 +17,10 @@ __device__ __forceinline__ float keep_or_zero(float v, uint32_t r, const Dropout
   return dropout_keep(r, rule.threshold) ? __fmul_rn(v, rule.scale) : 0.0f;
 }
 
-// No __restrict__: out may alias in.
-__global__ void dropout_kernel(const float* in, float* out, int64_t n, DropoutRule rule, uint64_t seed,
-                               uint64_t offset, bool vec) {
+// No __restrict__: out may alias in. T: float or bf16_t (four elements: 16 or 8 bytes).
+template <typename T>
+__global__ void dropout_kernel(const T* in, T* out, int64_t n, DropoutRule rule, uint64_t seed, uint64_t offset,
+                               bool vec) {
   const int64_t blocks = (n + 3) >> 2;
   const int64_t stride = (int64_t)gridDim.x * blockDim.x;
   for (int64_t b = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; b < blocks; b += stride) {
@@ -31,23 +32,27 @@ __global__ void dropout_kernel(const float* in, float* out, int64_t n, DropoutRu
                                   keep_or_zero(v.z, r.z, rule), keep_or_zero(v.w, r.w, rule)));
     } else {
       for (int lane = 0; lane < 4 && i + lane < n; lane++)
-        out[i + lane] = keep_or_zero(in[i + lane], philox::word(r, lane), rule);
+        store_act(out + i + lane, keep_or_zero(load_act(in[i + lane]), philox::word(r, lane), rule));
     }
   }
 }
 
-void launch(const char* op, const float* in, float* out, int64_t n, double p, uint64_t seed, uint64_t offset) {
+template <typename T>
+void launch(const char* op, const T* in, T* out, int64_t n, double p, uint64_t seed, uint64_t offset) {
   if (n <= 0) return;
   const int64_t blocks = (n + 3) / 4;
   const bool vec = ew::aligned16(in) && ew::aligned16(out);
-  AXN_LAUNCH(op, dropout_kernel, ew::gridFor(blocks), ew::kThreads, 0, in, out, n, dropout_rule(p), seed, offset, vec);
+  AXN_LAUNCH(op, dropout_kernel<T>, ew::gridFor(blocks), ew::kThreads, 0, in, out, n, dropout_rule(p), seed, offset, vec);
 }
 
 }  // namespace
 
-void dropout_forward_cuda(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t offset) {
+template <typename T>
+void dropout_forward_cuda(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t offset) {
   launch("dropout", x, y, n, p, seed, offset);
 }
+template void dropout_forward_cuda<float>(const float*, float*, int64_t, double, uint64_t, uint64_t);
+template void dropout_forward_cuda<bf16_t>(const bf16_t*, bf16_t*, int64_t, double, uint64_t, uint64_t);
 
 void dropout_backward_cuda(const float* dy, float* dx, int64_t n, double p, uint64_t seed, uint64_t offset) {
   launch("dropoutBackward", dy, dx, n, p, seed, offset);

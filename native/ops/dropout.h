@@ -12,6 +12,7 @@
 #include <cmath>
 #include <cstdint>
 
+#include "ops/gemm.h"  // bf16_t, load_act, store_act
 #include "ops/philox.h"
 
 namespace axn::ops {
@@ -33,15 +34,18 @@ inline DropoutRule dropout_rule(double p) {
 // Whether word r keeps its element.
 AXN_HD_INLINE bool dropout_keep(uint32_t r, uint32_t threshold) { return (r >> 8) < threshold; }
 
-// x: (n) -> y: (n); y may alias x. p in [0, 1].
-void dropout_forward_cpu(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t offset);
+// x: (n) -> y: (n); y may alias x. p in [0, 1]. T: float, or bf16_t for bfloat16 activations (x and y; the
+// kept x · scale is computed in float32 and rounded once as it is stored). The backward stays float32.
+template <typename T>
+void dropout_forward_cpu(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t offset);
 // dy: (n) -> dx: (n) = dy · keep · scale with the forward's mask (same n, p, seed, offset); dx may alias dy.
 void dropout_backward_cpu(const float* dy, float* dx, int64_t n, double p, uint64_t seed, uint64_t offset);
 // mask: (n) bytes, 1 where the element is kept (host only, for tests and inspection).
 void dropout_mask_cpu(uint8_t* mask, int64_t n, double p, uint64_t seed, uint64_t offset);
 
 #ifdef AXN_WITH_CUDA
-void dropout_forward_cuda(const float* x, float* y, int64_t n, double p, uint64_t seed, uint64_t offset);
+template <typename T>
+void dropout_forward_cuda(const T* x, T* y, int64_t n, double p, uint64_t seed, uint64_t offset);
 void dropout_backward_cuda(const float* dy, float* dx, int64_t n, double p, uint64_t seed, uint64_t offset);
 #endif
 

@@ -62,6 +62,14 @@ inline bool aligned16(const void* p) { return (reinterpret_cast<uintptr_t>(p) & 
 
 __device__ __forceinline__ float4 ld4(const float* p, int64_t j) { return reinterpret_cast<const float4*>(p)[j]; }
 __device__ __forceinline__ void st4(float* p, int64_t j, float4 v) { reinterpret_cast<float4*>(p)[j] = v; }
+// Four bfloat16 activations (8 bytes), widened on load and rounded to nearest even on store.
+__device__ __forceinline__ float4 ld4(const bf16_t* p, int64_t j) {
+  const ushort4 u = reinterpret_cast<const ushort4*>(p)[j];
+  return make_float4(from_bf16(u.x), from_bf16(u.y), from_bf16(u.z), from_bf16(u.w));
+}
+__device__ __forceinline__ void st4(bf16_t* p, int64_t j, float4 v) {
+  reinterpret_cast<ushort4*>(p)[j] = make_ushort4(to_bf16(v.x), to_bf16(v.y), to_bf16(v.z), to_bf16(v.w));
+}
 
 // Runs f.scalar(i) for every i in [0, n), or, when `vec`, f.vec4(j) for the float4 chunks
 // j in [0, n / 4) and f.scalar(i) for the tail i in [4·(n / 4), n). Each element is touched by exactly one

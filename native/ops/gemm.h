@@ -59,6 +59,14 @@ AXN_HD_INLINE float from_bf16(bf16_t h) {
   return v;
 }
 
+// Activations held as float32 or bfloat16 (Tensor dtype "bfloat16"). An op on bf16 activations computes in
+// float32 on the widened values and rounds its output once, to nearest even, as it stores it: so its CPU
+// oracle is the float32 op on widened inputs followed by a cast, bit for bit.
+AXN_HD_INLINE float load_act(float v) { return v; }
+AXN_HD_INLINE float load_act(bf16_t v) { return from_bf16(v); }
+AXN_HD_INLINE void store_act(float* p, float v) { *p = v; }
+AXN_HD_INLINE void store_act(bf16_t* p, float v) { *p = to_bf16(v); }
+
 // A: (M, K) or (K, M) if transA; B: (K, N) or (N, K) if transB; C: (M, N)
 // cblas_sgemm when built with OpenBLAS (AXN_WITH_OPENBLAS), else gemm_builtin_cpu (always for Bf16: OpenBLAS's
 // sgemm cannot round its operands).

@@ -11,13 +11,14 @@
 
 namespace axn::ops {
 
-void maxpool2d_forward_cpu(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw,
-                           int sh, int sw, int ph, int pw, int Ho, int Wo) {
+template <typename T>
+void maxpool2d_forward_cpu(const T* x, T* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw, int sh,
+                           int sw, int ph, int pw, int Ho, int Wo) {
   const int64_t planes = (int64_t)N * C;
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < planes; p++) {
-    const float* xp = x + p * H * W;
-    float* yp = y + p * Ho * Wo;
+    const T* xp = x + p * H * W;
+    T* yp = y + p * Ho * Wo;
     int32_t* ap = argmax + p * Ho * Wo;
     for (int oh = 0; oh < Ho; oh++) {
       const int h0 = std::max(oh * sh - ph, 0);
@@ -29,19 +30,23 @@ void maxpool2d_forward_cpu(const float* x, float* y, int32_t* argmax, int N, int
         int32_t at = h0 * W + w0;
         for (int ih = h0; ih < h1; ih++) {
           for (int iw = w0; iw < w1; iw++) {
-            const float v = xp[ih * W + iw];
+            const float v = load_act(xp[ih * W + iw]);
             if (v > best || std::isnan(v)) {
               best = v;
               at = ih * W + iw;
             }
           }
         }
-        yp[oh * Wo + ow] = best;
+        store_act(yp + oh * Wo + ow, best);
         ap[oh * Wo + ow] = at;
       }
     }
   }
 }
+template void maxpool2d_forward_cpu<float>(const float*, float*, int32_t*, int, int, int, int, int, int, int, int, int,
+                                           int, int, int);
+template void maxpool2d_forward_cpu<bf16_t>(const bf16_t*, bf16_t*, int32_t*, int, int, int, int, int, int, int, int,
+                                            int, int, int, int);
 
 void maxpool2d_backward_cpu(const float* dy, const int32_t* argmax, float* dx, int N, int C, int H, int W, int Ho,
                             int Wo) {

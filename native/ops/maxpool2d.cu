@@ -16,9 +16,10 @@ namespace {
 using cuda::gridFor;
 using cuda::kThreads;
 
-__global__ void maxpool2d_forward_kernel(const float* __restrict__ x, float* __restrict__ y,
-                                         int32_t* __restrict__ argmax, int64_t total, int H, int W, int kh, int kw,
-                                         int sh, int sw, int ph, int pw, int Ho, int Wo) {
+template <typename T>
+__global__ void maxpool2d_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int32_t* __restrict__ argmax,
+                                         int64_t total, int H, int W, int kh, int kw, int sh, int sw, int ph, int pw,
+                                         int Ho, int Wo) {
   const int ohw = Ho * Wo;
   for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
        idx += (int64_t)gridDim.x * blockDim.x) {
@@ -30,19 +31,19 @@ __global__ void maxpool2d_forward_kernel(const float* __restrict__ x, float* __r
     const int h1 = min(oh * sh - ph + kh, H);
     const int w0 = max(ow * sw - pw, 0);
     const int w1 = min(ow * sw - pw + kw, W);
-    const float* xp = x + p * H * W;
+    const T* xp = x + p * H * W;
     float best = -INFINITY;
     int at = h0 * W + w0;
     for (int ih = h0; ih < h1; ih++) {
       for (int iw = w0; iw < w1; iw++) {
-        const float v = xp[ih * W + iw];
+        const float v = load_act(xp[ih * W + iw]);
         if (v > best || isnan(v)) {
           best = v;
           at = ih * W + iw;
         }
       }
     }
-    y[idx] = best;
+    store_act(y + idx, best);
     argmax[idx] = at;
   }
 }
@@ -89,12 +90,17 @@ __global__ void maxpool2d_backward_scatter_kernel(const float* __restrict__ dy, 
 
 }  // namespace
 
-void maxpool2d_forward_cuda(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw,
-                            int sh, int sw, int ph, int pw, int Ho, int Wo) {
+template <typename T>
+void maxpool2d_forward_cuda(const T* x, T* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw, int sh,
+                            int sw, int ph, int pw, int Ho, int Wo) {
   const int64_t total = (int64_t)N * C * Ho * Wo;
   if (total == 0) return;
-  AXN_LAUNCH("maxpool2d_forward", maxpool2d_forward_kernel, gridFor(total), kThreads, 0, x, y, argmax, total, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo);
+  AXN_LAUNCH("maxpool2d_forward", maxpool2d_forward_kernel<T>, gridFor(total), kThreads, 0, x, y, argmax, total, H, W, kh, kw, sh, sw, ph, pw, Ho, Wo);
 }
+template void maxpool2d_forward_cuda<float>(const float*, float*, int32_t*, int, int, int, int, int, int, int, int,
+                                            int, int, int, int);
+template void maxpool2d_forward_cuda<bf16_t>(const bf16_t*, bf16_t*, int32_t*, int, int, int, int, int, int, int, int,
+                                             int, int, int, int);
 
 void maxpool2d_backward_cuda(const float* dy, const int32_t* argmax, float* dx, int N, int C, int H, int W, int kh,
                              int kw, int sh, int sw, int ph, int pw, int Ho, int Wo) {

@@ -8,12 +8,16 @@
 #pragma once
 #include <cstdint>
 
+#include "gemm.h"  // bf16_t
+
 namespace axn::ops {
 
 // x: (N, C, H, W)  ->  y: (N, C, Ho, Wo), argmax: (N, C, Ho, Wo) int32, the flat index ih*W + iw of the
-// chosen element within its (n, c) input plane (as PyTorch's indices).
-void maxpool2d_forward_cpu(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw,
-                           int sh, int sw, int ph, int pw, int Ho, int Wo);
+// chosen element within its (n, c) input plane (as PyTorch's indices). T: float, or bf16_t for bfloat16
+// activations (x and y both; a max of bf16 values is one of them, so y is exact either way).
+template <typename T>
+void maxpool2d_forward_cpu(const T* x, T* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw, int sh,
+                           int sw, int ph, int pw, int Ho, int Wo);
 
 // dy: (N, C, Ho, Wo), argmax: (N, C, Ho, Wo)  ->  dx: (N, C, H, W) (overwritten): dx[p] = Σ dy[o] over the
 // outputs o with argmax[o] == p, summed in raster order of o. Needs no window geometry: a scatter per plane.
@@ -22,8 +26,9 @@ void maxpool2d_backward_cpu(const float* dy, const int32_t* argmax, float* dx, i
                             int Wo);
 
 #ifdef AXN_WITH_CUDA
-void maxpool2d_forward_cuda(const float* x, float* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw,
-                            int sh, int sw, int ph, int pw, int Ho, int Wo);
+template <typename T>
+void maxpool2d_forward_cuda(const T* x, T* y, int32_t* argmax, int N, int C, int H, int W, int kh, int kw, int sh,
+                            int sw, int ph, int pw, int Ho, int Wo);
 
 // Deterministic gather, no atomics: one thread per input element loops over the (at most
 // ceil(kh/sh)·ceil(kw/sw)) windows that can contain it, in raster order, and adds dy where the window's

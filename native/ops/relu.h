@@ -4,16 +4,24 @@
 #pragma once
 #include <cstdint>
 
+#include "gemm.h"  // bf16_t, load_act, store_act
+
 namespace axn::ops {
 
+// T: float, or bf16_t for bfloat16 activations (x and y; max(x, 0) of a bf16 value is exact). Gradients
+// stay float32: dy and dx are float, y (read for its sign) is T.
 // x: (n) -> y: (n). y may alias x (in place).
-void relu_forward_cpu(const float* x, float* y, int64_t n);
+template <typename T>
+void relu_forward_cpu(const T* x, T* y, int64_t n);
 // dy: (n), y: (n) (the forward's output) -> dx: (n). dx may alias dy (in place).
-void relu_backward_cpu(const float* dy, const float* y, float* dx, int64_t n);
+template <typename T>
+void relu_backward_cpu(const float* dy, const T* y, float* dx, int64_t n);
 
 #ifdef AXN_WITH_CUDA
-void relu_forward_cuda(const float* x, float* y, int64_t n);
-void relu_backward_cuda(const float* dy, const float* y, float* dx, int64_t n);
+template <typename T>
+void relu_forward_cuda(const T* x, T* y, int64_t n);
+template <typename T>
+void relu_backward_cuda(const float* dy, const T* y, float* dx, int64_t n);
 #endif
 
 // The per-element rules, shared by both devices.

@@ -230,7 +230,7 @@ describe('dropout rejects bad input', () => {
     expect(d({ p: 0.5, seed: 1, offset: 2 ** 53 })).toThrow(/dropout: offset must be a non-negative safe integer/);
     expect(d({ p: 0.5, seed: 1, training: 'yes' })).toThrow(/dropout: training must be a boolean, got "yes"/);
     expect(d(undefined)).toThrow(/dropout: expected options \{ p, seed, offset\?, training\?, inplace\? \}, got undefined/);
-    expect(() => dropout(xi, { p: 0.5, seed: 1 })).toThrow(/dropout: expected x to be float32, got int32/);
+    expect(() => dropout(xi, { p: 0.5, seed: 1 })).toThrow(/dropout: expected x to be float32 or bfloat16, got int32/);
     expect(() => dropoutBackward(xi, { p: 0.5, seed: 1 })).toThrow(/dropoutBackward: expected dy to be float32/);
     expect(() => dropoutBackward(x, { p: 2, seed: 1 })).toThrow(/dropoutBackward: p must be a number in \[0, 1\]/);
     expect(() => dropoutMask(-1, { p: 0.5, seed: 1 })).toThrow(/dropoutMask: n must be a non-negative integer, got -1/);

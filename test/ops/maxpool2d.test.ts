@@ -172,7 +172,7 @@ describe('maxPool2d bad input gets a clear error', () => {
     using x3 = Tensor.zeros([2, 3, 3]);
     expect(() => maxPool2d(x3, { kernelSize: 2 })).toThrow('maxPool2d: expected x of shape [N, C, H, W], got [2, 3, 3]');
     using xi = Tensor.zeros([1, 1, 3, 3], 'cpu', 'int32');
-    expect(() => maxPool2d(xi, { kernelSize: 2 })).toThrow('maxPool2d: expected x to be float32, got int32');
+    expect(() => maxPool2d(xi, { kernelSize: 2 })).toThrow('maxPool2d: expected x to be float32 or bfloat16, got int32');
     using empty = Tensor.zeros([1, 1, 0, 3]);
     expect(() => maxPool2d(empty, { kernelSize: 1 })).toThrow(/non-empty plane/);
     expect(() => maxPool2d([1, 2] as never, { kernelSize: 2 })).toThrow('maxPool2d: expected x to be a Tensor, got [1, 2]');
@@ -209,7 +209,7 @@ describe('maxPool2d bad input gets a clear error', () => {
     using y = Tensor.zeros([1, 2, 2, 2]);
     using idx = Tensor.zeros([1, 2, 2, 2], 'cpu', 'int32');
     expect(() =>
-      nativeOps().maxpool2d_forward(st(x, 't'), st(y, 't'), st(idx, 't'), 1, 2, 4, 3, 2, 2, 1, 1, 0, 0, 2, 2),
+      nativeOps().maxpool2d_forward(st(x, 't'), st(y, 't'), st(idx, 't'), 1, 2, 4, 3, 2, 2, 1, 1, 0, 0, 2, 2, 'float32'),
     ).toThrow(/maxpool2d_forward: x holds 72 bytes, needs 96/);
   });
 });

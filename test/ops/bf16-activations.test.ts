@@ -1,0 +1,154 @@
+// bfloat16 activations (item 4 of issue 19, the ops done so far: ReLU, dropout, max pooling). The rule each
+// op follows: compute in float32 on the widened values, round the output once to nearest even. So the
+// oracle of a bf16 op is the float32 op on cast(x, 'float32') followed by cast(·, 'bfloat16'): the CPU is
+// held to it bit for bit, and the CUDA kernels to the CPU bit for bit, in both thread orders on the
+// emulated device. Gradients stay float32.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Tensor, setPoison } from '../../lib/tensor.js';
+import { cast } from '../../lib/ops/elementwise.js';
+import { relu, reluBackward } from '../../lib/ops/activation.js';
+import { dropout } from '../../lib/ops/dropout.js';
+import { maxPool2d } from '../../lib/ops/pool.js';
+import { mulberry32 } from '../helpers/gradcheck.js';
+import { cudaBatch, noCuda } from '../helpers/gpu.js';
+
+/** bf16 values for x: random over a few binades, both signs, with zeros (±0), a NaN and infinities. */
+function bf16Input(n: number, seed: number, device: 'cpu' | 'cuda' = 'cpu'): Tensor {
+  const r = mulberry32(seed);
+  const v = Float32Array.from({ length: n }, (_, i) => {
+    if (i % 97 === 5) return i % 2 ? 0 : -0;
+    if (i % 211 === 7) return NaN;
+    if (i % 307 === 11) return i % 2 ? Infinity : -Infinity;
+    return (r() * 2 - 1) * 2 ** Math.floor(r() * 8 - 4);
+  });
+  return Tensor.from(v, [n], device, 'bfloat16');
+}
+
+const bits16 = async (t: Tensor) => Array.from(await t.toBfloat16Bits());
+const bits32 = async (t: Tensor) => Array.from(new Uint32Array((await t.toFloat32Array()).buffer));
+
+/** The oracle: the float32 op on x's values, cast to bfloat16. */
+function viaFloat32(x: Tensor, f: (xf: Tensor) => Tensor): Tensor {
+  using xf = cast(x, 'float32');
+  using yf = f(xf);
+  return cast(yf, 'bfloat16');
+}
+
+describe('bfloat16 activations on the CPU: the float32 op on the widened values, rounded once', () => {
+  it.each([1, 3, 4, 1001, 65543])('relu, n = %i (in place too); reluBackward reads a bf16 y', async (n) => {
+    using x = bf16Input(n, n);
+    using y = relu(x);
+    expect(y.dtype).toBe('bfloat16');
+    using want = viaFloat32(x, (xf) => relu(xf));
+    expect(await bits16(y)).toEqual(await bits16(want));
+    using x2 = cast(x, 'bfloat16');
+    expect(relu(x2, { inplace: true })).toBe(x2);
+    expect(await bits16(x2)).toEqual(await bits16(want));
+
+    const r = mulberry32(n + 1);
+    using dy = Tensor.from(Float32Array.from({ length: n }, () => r() - 0.5), [n]);
+    using dx = reluBackward(dy, y);
+    expect(dx.dtype).toBe('float32');
+    using yf = cast(y, 'float32');
+    using dxWant = reluBackward(dy, yf);
+    expect(await bits32(dx)).toEqual(await bits32(dxWant));
+  });
+
+  it.each([[1, 0.5], [7, 0.5], [1001, 0.3], [65543, 0.9], [64, 0], [64, 1]])('dropout, n = %i, p = %f', async (n, p) => {
+    using x = bf16Input(n, 10 + n);
+    const o = { p, seed: 1234567n + BigInt(n), offset: 3 };
+    using y = dropout(x, o);
+    expect(y.dtype).toBe('bfloat16');
+    using want = viaFloat32(x, (xf) => dropout(xf, o));
+    expect(await bits16(y)).toEqual(await bits16(want));
+    // p = 0.5 scales by 2, exact: the kept values are 2·x exactly.
+    if (p === 0.5) {
+      const xs = await x.toFloat32Array();
+      const ys = await y.toFloat32Array();
+      ys.forEach((v, i) => v !== 0 && !Number.isNaN(v) && expect(v).toBe(2 * xs[i]));
+    }
+  });
+
+  // AlexNet's pools at small batch and odd shapes: 3×3 stride 2 (overlapping), 2×2, padded, ceil mode.
+  const pools: [number[], { kernelSize: number | [number, number]; stride?: number; padding?: number; ceilMode?: boolean }][] = [
+    [[2, 5, 55, 55], { kernelSize: 3, stride: 2 }],
+    [[1, 3, 13, 13], { kernelSize: 3, stride: 2 }],
+    [[3, 2, 7, 9], { kernelSize: 2 }],
+    [[2, 3, 8, 11], { kernelSize: [3, 2], stride: 2, padding: 1, ceilMode: true }],
+  ];
+  it.each(pools)('maxPool2d %j %j: y exact, indices those of the float32 pool', async (shape, opts) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    using flat = bf16Input(n, n + 5);
+    using x = flat.reshape(shape);
+    const { y, indices } = maxPool2d(x, opts);
+    using _y = y;
+    using _i = indices;
+    expect(y.dtype).toBe('bfloat16');
+    using xf = cast(x, 'float32');
+    const ref = maxPool2d(xf, opts);
+    using yf = ref.y;
+    using idxf = ref.indices;
+    using yw = cast(yf, 'bfloat16');
+    expect(await bits16(y)).toEqual(await bits16(yw));
+    expect(Array.from(await indices.toInt32Array())).toEqual(Array.from(await idxf.toInt32Array()));
+    // Nothing was rounded: y widened is the float32 pool's output, bit for bit.
+    using yBack = cast(y, 'float32');
+    expect(await bits32(yBack)).toEqual(await bits32(yf));
+  });
+
+  it('other dtypes are refused, naming both that would do', () => {
+    using i = Tensor.zeros([1, 1, 2, 2], 'cpu', 'int32');
+    expect(() => relu(i)).toThrow(/relu: expected x to be float32 or bfloat16, got int32/);
+    expect(() => maxPool2d(i, { kernelSize: 2 })).toThrow(/maxPool2d: expected x to be float32 or bfloat16, got int32/);
+    expect(() => dropout(i, { p: 0.5, seed: 1 })).toThrow(/dropout: expected x to be float32 or bfloat16, got int32/);
+    using b = Tensor.zeros([4], 'cpu', 'bfloat16');
+    // The gradient is float32: a bf16 dy is refused.
+    expect(() => reluBackward(b, b)).toThrow(/reluBackward: expected dy to be float32, got bfloat16/);
+  });
+});
+
+describe.skipIf(noCuda)('bfloat16 activations on CUDA match the CPU bit for bit', () => {
+  beforeAll(() => setPoison(true));
+  afterAll(() => setPoison(false));
+  // Sizes: fc6's activations at batch 128 on a GPU (a float4/ushort4 path with no tail), odd ones for the
+  // scalar tails.
+  it.each([cudaBatch(128) * 4096, 1, 3, 1001])('relu, reluBackward and dropout, n = %i', async (n) => {
+    using xc = bf16Input(n, n + 20);
+    using xg = xc.to('cuda');
+    using yc = relu(xc);
+    using yg = relu(xg);
+    expect(await bits16(yg)).toEqual(await bits16(yc));
+    const r = mulberry32(n + 21);
+    using dyc = Tensor.from(Float32Array.from({ length: n }, () => r() - 0.5), [n]);
+    using dyg = dyc.to('cuda');
+    using dxc = reluBackward(dyc, yc);
+    using dxg = reluBackward(dyg, yg);
+    expect(await bits32(dxg)).toEqual(await bits32(dxc));
+    for (const p of [0.5, 0.3]) {
+      const o = { p, seed: 99n, offset: 7 };
+      using dc = dropout(xc, o);
+      using dg = dropout(xg, o);
+      expect(await bits16(dg)).toEqual(await bits16(dc));
+    }
+  });
+
+  it.each([
+    [[cudaBatch(128), 96, 55, 55], 3, 2],
+    [[cudaBatch(128), 256, 13, 13], 3, 2],
+    [[2, 3, 7, 9], 2, 2],
+  ])('maxPool2d %j kernel %i stride %i', async (shape, k, s) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    using flatc = bf16Input(n, n + 30);
+    using xc = flatc.reshape(shape);
+    using xg = xc.to('cuda');
+    const c = maxPool2d(xc, { kernelSize: k, stride: s });
+    const g = maxPool2d(xg, { kernelSize: k, stride: s });
+    using _a = c.y;
+    using _b = c.indices;
+    using _c = g.y;
+    using _d = g.indices;
+    expect(g.y.dtype).toBe('bfloat16');
+    expect(await bits16(g.y)).toEqual(await bits16(c.y));
+    expect(Array.from(await g.indices.toInt32Array())).toEqual(Array.from(await c.indices.toInt32Array()));
+  });
+});
