@@ -9,7 +9,11 @@
 //
 //   node bench/bf16-convergence.mjs [--device cpu|cuda] [--seeds 1,2,3,4,5,6,7,8] [--limit 20000]
 //                                   [--epochs 2] [--lr 0.03] [--batch 64] [--json FILE] [--md FILE]
-import { writeFileSync } from 'node:fs';
+//   node bench/bf16-convergence.mjs --merge A.json,B.json,... [--json FILE] [--md FILE]
+//       pools earlier runs' seeds (same settings, no seed twice) into one summary, training nothing.
+// --json is rewritten after every seed (with "partial": true until the last), so a run that is stopped
+// keeps the seeds it finished.
+import { readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
@@ -27,14 +31,15 @@ const { values: o } = parseArgs({
     batch: { type: 'string', default: '64' },
     json: { type: 'string' },
     md: { type: 'string' },
+    merge: { type: 'string' },
   },
 });
 const fail = (m) => {
   console.error(`bf16-convergence: ${m}`);
   process.exit(2);
 };
-const seeds = o.seeds.split(',').map(Number);
-if (!seeds.length || seeds.some((s) => !Number.isInteger(s) || s < 0)) fail(`--seeds: expected non-negative integers, got ${o.seeds}`);
+const seeds = o.merge ? [] : o.seeds.split(',').map(Number);
+if (!o.merge && !seeds.length || seeds.some((s) => !Number.isInteger(s) || s < 0)) fail(`--seeds: expected non-negative integers, got ${o.seeds}`);
 const limit = Number(o.limit), epochs = Number(o.epochs), lr = Number(o.lr), batch = Number(o.batch);
 for (const [k, v] of Object.entries({ limit, epochs, batch })) if (!Number.isInteger(v) || v < 1) fail(`--${k}: expected a positive integer, got ${o[k]}`);
 if (!(lr > 0)) fail(`--lr: expected a positive number, got ${o.lr}`);
@@ -44,10 +49,32 @@ const pkg = await import(pathToFileURL(resolve(root, 'dist', 'index.js')).href);
 const { createAlexNet, train, evaluate, data, backendInfo } = pkg;
 const info = backendInfo();
 if (o.device === 'cuda' && !info.cuda) fail(`--device cuda: CUDA is not available: ${info.cudaReason}`);
-const testSet = data.loadFashionMnist({ split: 'test' });
 
 const rows = [];
 const t0 = Date.now();
+let settings = { device: o.device, limit, epochs, lr, batch };
+const sources = [];
+if (o.merge) {
+  for (const file of o.merge.split(',')) {
+    let d;
+    try {
+      d = JSON.parse(readFileSync(file, 'utf8'));
+    } catch (e) {
+      fail(`--merge: could not read ${file}: ${e.message}`);
+    }
+    if (!Array.isArray(d.rows)) fail(`--merge: ${file} has no rows (not a bf16-convergence JSON)`);
+    const s = { device: d.device, limit: d.limit, epochs: d.epochs, lr: d.lr, batch: d.batch };
+    if (!sources.length) settings = s;
+    else if (JSON.stringify(s) !== JSON.stringify(settings)) fail(`--merge: ${file} was run with ${JSON.stringify(s)}, the first file with ${JSON.stringify(settings)}`);
+    for (const r of d.rows) {
+      if (rows.some((x) => x.seed === r.seed)) fail(`--merge: seed ${r.seed} is in more than one file (${file})`);
+      rows.push(r);
+    }
+    sources.push({ file, command: d.command, machine: d.machine, seeds: d.rows.map((r) => r.seed), partial: d.partial === true });
+  }
+  rows.sort((a, b) => a.seed - b.seed);
+}
+const testSet = o.merge ? null : data.loadFashionMnist({ split: 'test' });
 for (const seed of seeds) {
   const row = { seed };
   for (const precision of ['fp32', 'bf16']) {
@@ -62,7 +89,11 @@ for (const seed of seeds) {
   row.diff = row.bf16.top1 - row.fp32.top1;
   rows.push(row);
   console.log(`seed ${seed}: fp32 ${row.fp32.top1.toFixed(2)} %, bf16 ${row.bf16.top1.toFixed(2)} % (${row.diff >= 0 ? '+' : ''}${row.diff.toFixed(2)}); test loss ${row.fp32.loss.toFixed(4)} / ${row.bf16.loss.toFixed(4)}`);
+  if (o.json && rows.length < seeds.length) report(true);
 }
+report(false);
+
+function report(partial) {
 const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
 const diffs = rows.map((r) => r.diff);
 const md = mean(diffs);
@@ -70,6 +101,8 @@ const sd = diffs.length > 1 ? Math.sqrt(diffs.reduce((s, d) => s + (d - md) ** 2
 const se = sd / Math.sqrt(diffs.length);
 const lo = md - 2 * se, hi = md + 2 * se;
 const settled = lo >= -0.5 && hi <= 0.5;
+// The one-sided reading: bf16 no worse than fp32 by more than 0.5 points (the lower end alone).
+const noWorse = lo >= -0.5;
 const summary = {
   fp32: mean(rows.map((r) => r.fp32.top1)),
   bf16: mean(rows.map((r) => r.bf16.top1)),
@@ -79,14 +112,18 @@ const summary = {
   within: Math.abs(md) <= 0.5,
   interval: [lo, hi],
   settled,
+  noWorse,
 };
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`;
 const cmd = `node bench/bf16-convergence.mjs ${process.argv.slice(2).join(' ')}`.trim();
+const { device, limit: lim, epochs: ep, lr: rate, batch: bs } = settings;
 const lines = [
   `# bf16 vs fp32: test top-1 of the small arch on Fashion-MNIST, same seeds`,
   '',
-  `Made ${new Date().toISOString().slice(0, 10)} on ${machine} (${o.device === 'cuda' ? info.gpus?.[0]?.name ?? 'CUDA' : `the CPU, ${info.blas} GEMM`}), by \`${cmd}\` in ${((Date.now() - t0) / 60000).toFixed(1)} min.`,
-  `Each run: ${limit.toLocaleString('en-US')} training images, ${epochs} epochs, batch ${batch}, SGD lr ${lr} (momentum 0.9, weight decay 5e-4, no schedule), dropout off; scored on the ${rows[0]?.fp32.n.toLocaleString('en-US')} test images.`,
+  ...(sources.length
+    ? [`Pooled ${new Date().toISOString().slice(0, 10)} by \`${cmd}\` from:`, '', ...sources.map((x) => `- ${x.file}: seeds ${x.seeds.join(', ')}${x.partial ? ' (a run stopped before its last seed)' : ''}, made on ${x.machine} by \`${x.command}\``), '']
+    : [`Made ${new Date().toISOString().slice(0, 10)} on ${machine} (${device === 'cuda' ? info.gpus?.[0]?.name ?? 'CUDA' : `the CPU, ${info.blas} GEMM`}), by \`${cmd}\` in ${((Date.now() - t0) / 60000).toFixed(1)} min${partial ? ` (partial: ${rows.length} of ${seeds.length} seeds so far)` : ''}.`]),
+  `Each run: ${lim.toLocaleString('en-US')} training images, ${ep} epochs, batch ${bs}, SGD lr ${rate} (momentum 0.9, weight decay 5e-4, no schedule), dropout off; scored on the ${rows[0]?.fp32.n.toLocaleString('en-US')} test images.`,
   '',
   '| seed | fp32 top-1 | bf16 top-1 | bf16 − fp32 | test loss fp32 / bf16 |',
   '|---|---|---|---|---|',
@@ -100,9 +137,13 @@ const lines = [
         `Criterion (issue 19): bf16 within 0.5 points of fp32. The mean difference is ${md >= 0 ? '+' : ''}${md.toFixed(2)}, ` +
         `${summary.within ? 'within' : 'outside'} 0.5; its interval of ±2 standard errors, [${lo >= 0 ? '+' : ''}${lo.toFixed(2)}, ${hi >= 0 ? '+' : ''}${hi.toFixed(2)}], ` +
         (settled ? `lies inside ±0.5: settled at ${rows.length} seeds.` : `does not lie inside ±0.5: ${rows.length} seeds cannot settle a 0.5-point question at this spread (about ${Math.ceil((4 * sd / 0.5) ** 2)} would).`),
+      '',
+      `Read one-sided — bf16 no worse than fp32 by more than 0.5 points — the interval's lower end, ${lo >= 0 ? '+' : ''}${lo.toFixed(2)}, ` +
+        (noWorse ? 'lies above −0.5: bf16 is no worse by more than half a point (about 97.7 % one-sided confidence, normal approximation).' : 'does not lie above −0.5: not shown.'),
       ]),
   '',
 ];
-console.log(`\n${lines.join('\n')}`);
+if (!partial) console.log(`\n${lines.join('\n')}`);
 if (o.md) writeFileSync(o.md, lines.join('\n'));
-if (o.json) writeFileSync(o.json, `${JSON.stringify({ command: cmd, machine, device: o.device, limit, epochs, lr, batch, rows, summary }, null, 2)}\n`);
+if (o.json) writeFileSync(o.json, `${JSON.stringify({ command: cmd, machine: sources.length ? sources.map((x) => x.machine).join('; ') : machine, device, limit: lim, epochs: ep, lr: rate, batch: bs, ...(partial ? { partial: true } : {}), ...(sources.length ? { merged: sources } : {}), rows, summary }, null, 2)}\n`);
+}

@@ -5,7 +5,7 @@
  * Native: native/ops/lrn.*, native/bind/lrn.cc. */
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { expectShape, expectTensor, formatShape, intOption, nativeOps, numberOption, sameDevice, st } from './util.js';
+import { expectActivation, expectShape, expectTensor, formatShape, intOption, nativeOps, numberOption, sameDevice, st } from './util.js';
 
 export interface LocalResponseNormOptions {
   /** Number of neighbouring channels summed over (n in the paper). */
@@ -47,16 +47,17 @@ function dims(x: Tensor, op: string, name: string): [number, number, number] {
 
 /**
  * Local response normalisation of x [N, C, H, W] (any rank ≥ 3: [N, C, ...]) across channels. Returns y.
- * The backward needs only x (it recomputes the scale; see native/ops/lrn.h).
+ * The backward needs only x (it recomputes the scale; see native/ops/lrn.h). x may be bfloat16: y is then
+ * bfloat16, the float32 result on x's values rounded once to nearest even.
  */
 export function localResponseNorm(x: Tensor, opts: LocalResponseNormOptions): Tensor {
   const op = 'localResponseNorm';
-  expectTensor(x, op, 'x');
+  expectActivation(x, op, 'x');
   const [N, C, S] = dims(x, op, 'x');
   const p = parseOptions(opts, op);
-  const y = Tensor.empty(x.shape, x.device);
+  const y = Tensor.empty(x.shape, x.device, x.dtype);
   try {
-    if (x.size > 0) nativeOps().lrn_forward(st(x, op), st(y, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+    if (x.size > 0) nativeOps().lrn_forward(st(x, op), st(y, op), N, C, S, p.size, p.alpha, p.beta, p.k, x.dtype);
   } catch (e) {
     y.dispose();
     throw e;
@@ -66,21 +67,22 @@ export function localResponseNorm(x: Tensor, opts: LocalResponseNormOptions): Te
 
 /**
  * Gradient of localResponseNorm with respect to x, given dy and the forward's x (the same shape) and the
- * same options (Caffe's formula; the scale and y are recomputed from x, not stored).
+ * same options (Caffe's formula; the scale and y are recomputed from x, not stored). x may be bfloat16; dy
+ * and dx are float32.
  */
 export function localResponseNormBackward(dy: Tensor, x: Tensor, opts: LocalResponseNormOptions): Tensor {
   const op = 'localResponseNormBackward';
   if (arguments.length > 3)
     throw new TypeError(`${op}: expected (dy, x, options), got ${arguments.length} arguments; y and scale are no longer passed (the scale is recomputed from x)`);
   expectTensor(dy, op, 'dy');
-  expectTensor(x, op, 'x');
+  expectActivation(x, op, 'x');
   const [N, C, S] = dims(x, op, 'x');
   expectShape(dy, op, 'dy', x.shape);
   const device = sameDevice(op, { dy, x });
   const p = parseOptions(opts, op);
   const dx = Tensor.empty(x.shape, device);
   try {
-    if (x.size > 0) nativeOps().lrn_backward(st(dy, op), st(x, op), st(dx, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+    if (x.size > 0) nativeOps().lrn_backward(st(dy, op), st(x, op), st(dx, op), N, C, S, p.size, p.alpha, p.beta, p.k, x.dtype);
   } catch (e) {
     dx.dispose();
     throw e;

@@ -1,12 +1,24 @@
 // N-API bindings of local response normalisation (lib/ops/lrn.ts validates first). S = product of the
 // spatial sizes (H·W).
-//   ops.lrn_forward(x, y, N, C, S, size, alpha, beta, k)
-//   ops.lrn_backward(dy, x, dx, N, C, S, size, alpha, beta, k)   (scale and y are recomputed from x)
+//   ops.lrn_forward(x, y, N, C, S, size, alpha, beta, k, dtype)          x, y: dtype ("float32" or "bfloat16")
+//   ops.lrn_backward(dy, x, dx, N, C, S, size, alpha, beta, k, xDtype)   (scale and y are recomputed from x)
 #include "bind/util.h"
 #include "ops/lrn.h"
 
 namespace axn::bind {
 namespace {
+
+// x and y of T (float, or bf16_t for bfloat16 activations).
+template <typename T>
+void lrnForward(const Napi::CallbackInfo& info, const char* op, int N, int C, int64_t S, int size, float alpha,
+                float beta, float k) {
+  const size_t n = (size_t)N * (size_t)C * (size_t)S;
+  const T* x = ptr<const T>(info, 0, op, "x", n);
+  T* y = ptr<T>(info, 1, op, "y", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
+  AXN_DISPATCH(cuda, ops::lrn_forward_cpu(x, y, N, C, S, size, alpha, beta, k),
+               ops::lrn_forward_cuda(x, y, N, C, S, size, alpha, beta, k));
+}
 
 Napi::Value LrnForward(const Napi::CallbackInfo& info) {
   const char* op = "lrn_forward";
@@ -15,13 +27,22 @@ Napi::Value LrnForward(const Napi::CallbackInfo& info) {
   const int size = i32(info, 5, op, "size");
   const float alpha = f32(info, 6, op, "alpha"), beta = f32(info, 7, op, "beta"), k = f32(info, 8, op, "k");
   AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
-  const size_t n = (size_t)N * (size_t)C * (size_t)S;
-  const float* x = ptr<const float>(info, 0, op, "x", n);
-  float* y = ptr<float>(info, 1, op, "y", n);
-  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y")});
-  AXN_DISPATCH(cuda, ops::lrn_forward_cpu(x, y, N, C, S, size, alpha, beta, k),
-               ops::lrn_forward_cuda(x, y, N, C, S, size, alpha, beta, k));
+  if (bf16Dtype(info, 9, op, "dtype")) lrnForward<ops::bf16_t>(info, op, N, C, S, size, alpha, beta, k);
+  else lrnForward<float>(info, op, N, C, S, size, alpha, beta, k);
   return info.Env().Undefined();
+}
+
+// dy and dx float32, x of T.
+template <typename T>
+void lrnBackward(const Napi::CallbackInfo& info, const char* op, int N, int C, int64_t S, int size, float alpha,
+                 float beta, float k) {
+  const size_t n = (size_t)N * (size_t)C * (size_t)S;
+  const float* dy = ptr<const float>(info, 0, op, "dy", n);
+  const T* x = ptr<const T>(info, 1, op, "x", n);
+  float* dx = ptr<float>(info, 2, op, "dx", n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "dx")});
+  AXN_DISPATCH(cuda, ops::lrn_backward_cpu(dy, x, dx, N, C, S, size, alpha, beta, k),
+               ops::lrn_backward_cuda(dy, x, dx, N, C, S, size, alpha, beta, k));
 }
 
 Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
@@ -31,13 +52,8 @@ Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
   const int size = i32(info, 6, op, "size");
   const float alpha = f32(info, 7, op, "alpha"), beta = f32(info, 8, op, "beta"), k = f32(info, 9, op, "k");
   AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
-  const size_t n = (size_t)N * (size_t)C * (size_t)S;
-  const float* dy = ptr<const float>(info, 0, op, "dy", n);
-  const float* x = ptr<const float>(info, 1, op, "x", n);
-  float* dx = ptr<float>(info, 2, op, "dx", n);
-  const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "dx")});
-  AXN_DISPATCH(cuda, ops::lrn_backward_cpu(dy, x, dx, N, C, S, size, alpha, beta, k),
-               ops::lrn_backward_cuda(dy, x, dx, N, C, S, size, alpha, beta, k));
+  if (bf16Dtype(info, 10, op, "x's dtype")) lrnBackward<ops::bf16_t>(info, op, N, C, S, size, alpha, beta, k);
+  else lrnBackward<float>(info, op, N, C, S, size, alpha, beta, k);
   return info.Env().Undefined();
 }
 

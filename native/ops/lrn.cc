@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include <omp.h>
@@ -24,45 +25,64 @@ inline float pow_neg_beta(float s, float beta) {
 }
 
 // Into sp[0, S): k + a_n · Σ_{cc ∈ [c0, c1]} x_cc², summed in ascending cc. xn: the image's first plane.
-inline void window_scale(const float* xn, float* sp, int64_t S, int c0, int c1, float a_n, float k) {
+template <typename T>
+inline void window_scale(const T* xn, float* sp, int64_t S, int c0, int c1, float a_n, float k) {
   std::fill(sp, sp + S, 0.f);
   for (int cc = c0; cc <= c1; cc++) {
-    const float* xq = xn + cc * S;
-    for (int64_t s = 0; s < S; s++) sp[s] += xq[s] * xq[s];
+    const T* xq = xn + cc * S;
+    for (int64_t s = 0; s < S; s++) {
+      const float v = load_act(xq[s]);
+      sp[s] += v * v;
+    }
   }
   for (int64_t s = 0; s < S; s++) sp[s] = k + a_n * sp[s];
 }
 // From a row of window sums: p = scale^(−beta) and t = dy·(x·p)/scale.
-template <bool kP075>
-inline void p_and_t(const float* __restrict__ sums, const float* __restrict__ xp, const float* __restrict__ dyp,
+template <bool kP075, typename T>
+inline void p_and_t(const float* __restrict__ sums, const T* __restrict__ xp, const float* __restrict__ dyp,
                     float* __restrict__ pp, float* __restrict__ tp, int64_t L, float a_n, float beta, float k) {
   for (int64_t s = 0; s < L; s++) {
     const float sc = k + a_n * sums[s];
     pp[s] = pow_neg_beta<kP075>(sc, beta);
-    tp[s] = dyp[s] * (xp[s] * pp[s]) / sc;
+    tp[s] = dyp[s] * (load_act(xp[s]) * pp[s]) / sc;
   }
+}
+
+// One plane of the forward: y = x · scale^(−beta), the scales summed into sp (y itself for float32).
+template <bool kP075, typename T>
+inline void forward_plane(const T* xn, const T* xp, T* yp, float* sp, int64_t S, int c0, int c1, float a_n,
+                          float beta, float k) {
+  window_scale(xn, sp, S, c0, c1, a_n, k);
+  for (int64_t s = 0; s < S; s++) store_act(yp + s, load_act(xp[s]) * pow_neg_beta<kP075>(sp[s], beta));
 }
 }  // namespace
 
-void lrn_forward_cpu(const float* x, float* y, int N, int C, int64_t S, int size, float alpha, float beta, float k) {
+template <typename T>
+void lrn_forward_cpu(const T* x, T* y, int N, int C, int64_t S, int size, float alpha, float beta, float k) {
   const int before = size / 2, after = (size - 1) / 2;
   const float a_n = alpha / (float)size;
   const int64_t planes = (int64_t)N * C;
-#pragma omp parallel for schedule(static)
+  // bf16 y cannot hold the float sums: a row of S floats per thread, allocated before the parallel region
+  // (an allocation failure inside it would end the process).
+  constexpr bool kFloat = std::is_same_v<T, float>;
+  const int threads = std::max(1, omp_get_max_threads());
+  std::vector<float> rows(kFloat ? 0 : (size_t)S * (size_t)threads);
+#pragma omp parallel for schedule(static) num_threads(threads)
   for (int64_t p = 0; p < planes; p++) {
     const int64_t n = p / C;
     const int c = (int)(p - n * C);
-    float* yp = y + p * S;
-    window_scale(x + n * C * S, yp, S, std::max(c - before, 0), std::min(c + after, C - 1), a_n, k);
-    const float* xp = x + p * S;
-    if (beta == 0.75f)
-      for (int64_t s = 0; s < S; s++) yp[s] = xp[s] * pow_neg_beta<true>(yp[s], beta);
-    else
-      for (int64_t s = 0; s < S; s++) yp[s] = xp[s] * pow_neg_beta<false>(yp[s], beta);
+    T* yp = y + p * S;
+    float* sp;
+    if constexpr (kFloat) sp = yp;
+    else sp = rows.data() + (size_t)S * (size_t)omp_get_thread_num();
+    const int c0 = std::max(c - before, 0), c1 = std::min(c + after, C - 1);
+    if (beta == 0.75f) forward_plane<true>(x + n * C * S, x + p * S, yp, sp, S, c0, c1, a_n, beta, k);
+    else forward_plane<false>(x + n * C * S, x + p * S, yp, sp, S, c0, c1, a_n, beta, k);
   }
 }
 
-void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, int64_t S, int size, float alpha,
+template <typename T>
+void lrn_backward_cpu(const float* dy, const T* x, float* dx, int N, int C, int64_t S, int size, float alpha,
                       float beta, float k) {
   const int before = size / 2, after = (size - 1) / 2;
   const float a_n = alpha / (float)size;
@@ -87,16 +107,19 @@ void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, 
 #pragma omp for schedule(static)
     for (int64_t job = 0; job < (int64_t)N * tiles; job++) {
       const int64_t n = job / tiles, s0 = (job - n * tiles) * kTile, L = std::min(kTile, S - s0);
-      const float* xn = x + n * plane + s0;  // (c, s) of the tile at xn[c·S + s − s0]
+      const T* xn = x + n * plane + s0;  // (c, s) of the tile at xn[c·S + s − s0]
       const float* dyn = dy + n * plane + s0;
       for (int c = 0; c < C; c++) {
         float* sp = swd;
         std::fill(sp, sp + L, 0.f);
         for (int cc = std::max(c - before, 0); cc <= std::min(c + after, C - 1); cc++) {
-          const float* xq = xn + cc * S;
-          for (int64_t s = 0; s < L; s++) sp[s] += xq[s] * xq[s];
+          const T* xq = xn + cc * S;
+          for (int64_t s = 0; s < L; s++) {
+            const float v = load_act(xq[s]);
+            sp[s] += v * v;
+          }
         }
-        const float* xp = xn + c * S;
+        const T* xp = xn + c * S;
         const float* dyp = dyn + c * S;
         float* pp = pwd + c * kTile;
         float* tp = twd + c * kTile;
@@ -114,13 +137,19 @@ void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, 
           const float* tq = twd + cc * kTile;
           for (int64_t s = 0; s < L; s++) dxp[s] += tq[s];
         }
-        const float* xp = xn + c * S;
+        const T* xp = xn + c * S;
         const float* dyp = dyn + c * S;
         const float* pp = pwd + c * kTile;
-        for (int64_t s = 0; s < L; s++) dxp[s] = dyp[s] * pp[s] - coef * xp[s] * dxp[s];
+        for (int64_t s = 0; s < L; s++) dxp[s] = dyp[s] * pp[s] - coef * load_act(xp[s]) * dxp[s];
       }
     }
   }
 }
+
+template void lrn_forward_cpu<float>(const float*, float*, int, int, int64_t, int, float, float, float);
+template void lrn_forward_cpu<bf16_t>(const bf16_t*, bf16_t*, int, int, int64_t, int, float, float, float);
+template void lrn_backward_cpu<float>(const float*, const float*, float*, int, int, int64_t, int, float, float, float);
+template void lrn_backward_cpu<bf16_t>(const float*, const bf16_t*, float*, int, int, int64_t, int, float, float,
+                                       float);
 
 }  // namespace axn::ops

@@ -37,40 +37,47 @@ __device__ __forceinline__ float pow_neg_beta(float s, float beta) {
   return powf(s, -beta);
 }
 
+// x's element through the read-only cache, widened.
+__device__ __forceinline__ float ldx(const float* p) { return __ldg(p); }
+__device__ __forceinline__ float ldx(const bf16_t* p) { return from_bf16(__ldg(p)); }
+
 // scale of channel c at the column whose channel 0 is xn[0]: k + a_n · Σ_{win(c)} x², ascending.
-__device__ __forceinline__ float window_scale(const float* __restrict__ xn, int c, const LrnArgs& a) {
+template <typename T>
+__device__ __forceinline__ float window_scale(const T* __restrict__ xn, int c, const LrnArgs& a) {
   const int lo = max(c - a.before, 0);
   int hi = min(c + a.after, a.C - 1);
   if (AXN_PLANTED(kPlantLrnShortWindow)) hi -= 1;  // tests only: a window one channel short
   float sum = 0.f;
   for (int cc = lo; cc <= hi; cc++) {
-    const float v = __ldg(xn + cc * a.S);
+    const float v = ldx(xn + cc * a.S);
     sum = __fadd_rn(sum, __fmul_rn(v, v));
   }
   return __fadd_rn(a.k, __fmul_rn(a.a_n, sum));
 }
 
-__global__ void lrn_forward_kernel(const float* __restrict__ x, float* __restrict__ y, int64_t total, LrnArgs a) {
+template <typename T>
+__global__ void lrn_forward_kernel(const T* __restrict__ x, T* __restrict__ y, int64_t total, LrnArgs a) {
   for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t col = idx / a.S, s = idx - col * a.S;  // col = n·C + c
     const int64_t n = col / a.C;
     const int c = (int)(col - n * a.C);
-    const float* xn = x + n * a.C * a.S + s;
+    const T* xn = x + n * a.C * a.S + s;
     const float sc = window_scale(xn, c, a);
-    y[idx] = __fmul_rn(__ldg(x + idx), pow_neg_beta(sc, a.beta));
+    store_act(y + idx, __fmul_rn(ldx(x + idx), pow_neg_beta(sc, a.beta)));
   }
 }
 
-__global__ void lrn_backward_kernel(const float* __restrict__ dy, const float* __restrict__ x,
-                                    float* __restrict__ dx, int64_t total, LrnArgs a) {
+template <typename TX>
+__global__ void lrn_backward_kernel(const float* __restrict__ dy, const TX* __restrict__ x, float* __restrict__ dx,
+                                    int64_t total, LrnArgs a) {
   for (int64_t idx = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; idx < total;
        idx += (int64_t)gridDim.x * blockDim.x) {
     const int64_t col = idx / a.S, s = idx - col * a.S;
     const int64_t n = col / a.C;
     const int c = (int)(col - n * a.C);
     const int64_t off = n * a.C * a.S + s;  // element (n, 0, s)
-    const float* xn = x + off;
+    const TX* xn = x + off;
     // T = Σ t_{c'} over the channels c' whose window contains c: [c − after, c + before], ascending
     float T = 0.f, pc = 0.f;
     const int lo = max(c - a.after, 0), hi = min(c + a.before, a.C - 1);
@@ -78,10 +85,10 @@ __global__ void lrn_backward_kernel(const float* __restrict__ dy, const float* _
       const float sc = window_scale(xn, cc, a);
       const float p = pow_neg_beta(sc, a.beta);
       if (cc == c) pc = p;
-      const float b = __fmul_rn(__ldg(xn + cc * a.S), p);
+      const float b = __fmul_rn(ldx(xn + cc * a.S), p);
       T = __fadd_rn(T, __fdiv_rn(__fmul_rn(__ldg(dy + off + cc * a.S), b), sc));
     }
-    dx[idx] = __fsub_rn(__fmul_rn(__ldg(dy + idx), pc), __fmul_rn(__fmul_rn(a.coef, __ldg(x + idx)), T));
+    dx[idx] = __fsub_rn(__fmul_rn(__ldg(dy + idx), pc), __fmul_rn(__fmul_rn(a.coef, ldx(x + idx)), T));
   }
 }
 
@@ -92,18 +99,25 @@ LrnArgs args(int C, int64_t S, int size, float alpha, float beta, float k) {
 
 }  // namespace
 
-void lrn_forward_cuda(const float* x, float* y, int N, int C, int64_t S, int size, float alpha, float beta,
-                      float k) {
+template <typename T>
+void lrn_forward_cuda(const T* x, T* y, int N, int C, int64_t S, int size, float alpha, float beta, float k) {
   const int64_t total = (int64_t)N * C * S;
   if (total == 0) return;
-  AXN_LAUNCH("lrn_forward", lrn_forward_kernel, gridFor(total), kThreads, 0, x, y, total, args(C, S, size, alpha, beta, k));
+  AXN_LAUNCH("lrn_forward", lrn_forward_kernel<T>, gridFor(total), kThreads, 0, x, y, total, args(C, S, size, alpha, beta, k));
 }
 
-void lrn_backward_cuda(const float* dy, const float* x, float* dx, int N, int C, int64_t S, int size, float alpha,
+template <typename T>
+void lrn_backward_cuda(const float* dy, const T* x, float* dx, int N, int C, int64_t S, int size, float alpha,
                        float beta, float k) {
   const int64_t total = (int64_t)N * C * S;
   if (total == 0) return;
-  AXN_LAUNCH("lrn_backward", lrn_backward_kernel, gridFor(total), kThreads, 0, dy, x, dx, total, args(C, S, size, alpha, beta, k));
+  AXN_LAUNCH("lrn_backward", lrn_backward_kernel<T>, gridFor(total), kThreads, 0, dy, x, dx, total, args(C, S, size, alpha, beta, k));
 }
+
+template void lrn_forward_cuda<float>(const float*, float*, int, int, int64_t, int, float, float, float);
+template void lrn_forward_cuda<bf16_t>(const bf16_t*, bf16_t*, int, int, int64_t, int, float, float, float);
+template void lrn_backward_cuda<float>(const float*, const float*, float*, int, int, int64_t, int, float, float, float);
+template void lrn_backward_cuda<bf16_t>(const float*, const bf16_t*, float*, int, int, int64_t, int, float, float,
+                                        float);
 
 }  // namespace axn::ops

@@ -22,23 +22,31 @@
 // (≤ 2 ulp) and powf (≤ 4 ulp) differ from the CPU's correctly rounded operations by a few ulps; the
 // tests bound the difference from that (test/ops/lrn.test.ts). lrn.cu refuses to compile under
 // --use_fast_math, which would change powf, sqrtf and the flushing of subnormals.
+//
+// T: float, or bf16_t for bfloat16 activations: x (and the forward's y) of T, read widened; the same float
+// arithmetic; y rounded once to nearest even as it is stored. dy and dx stay float32.
 #pragma once
 #include <cstdint>
+
+#include "gemm.h"  // bf16_t, load_act, store_act
 
 namespace axn::ops {
 
 // x: (N, C, S)  ->  y: (N, C, S)
-void lrn_forward_cpu(const float* x, float* y, int N, int C, int64_t S, int size, float alpha, float beta, float k);
+template <typename T>
+void lrn_forward_cpu(const T* x, T* y, int N, int C, int64_t S, int size, float alpha, float beta, float k);
 // dy, x: (N, C, S)  ->  dx: (N, C, S)
-void lrn_backward_cpu(const float* dy, const float* x, float* dx, int N, int C, int64_t S, int size, float alpha,
+template <typename T>
+void lrn_backward_cpu(const float* dy, const T* x, float* dx, int N, int C, int64_t S, int size, float alpha,
                       float beta, float k);
 
 #ifdef AXN_WITH_CUDA
 // One thread per element (no serial walk over C): it sums its own window of at most `size` channels,
 // whose loads, shared with the threads of the neighbouring channels, come mostly from L2.
-void lrn_forward_cuda(const float* x, float* y, int N, int C, int64_t S, int size, float alpha, float beta,
-                      float k);
-void lrn_backward_cuda(const float* dy, const float* x, float* dx, int N, int C, int64_t S, int size, float alpha,
+template <typename T>
+void lrn_forward_cuda(const T* x, T* y, int N, int C, int64_t S, int size, float alpha, float beta, float k);
+template <typename T>
+void lrn_backward_cuda(const float* dy, const T* x, float* dx, int N, int C, int64_t S, int size, float alpha,
                        float beta, float k);
 #endif
 

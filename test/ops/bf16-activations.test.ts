@@ -1,4 +1,4 @@
-// bfloat16 activations (item 4 of issue 19, the ops done so far: ReLU, dropout, max pooling). The rule each
+// bfloat16 activations (item 4 of issue 19, the ops done so far: ReLU, dropout, max pooling, LRN). The rule each
 // op follows: compute in float32 on the widened values, round the output once to nearest even. So the
 // oracle of a bf16 op is the float32 op on cast(x, 'float32') followed by cast(·, 'bfloat16'): the CPU is
 // held to it bit for bit, and the CUDA kernels to the CPU bit for bit, in both thread orders on the
@@ -9,8 +9,16 @@ import { cast } from '../../lib/ops/elementwise.js';
 import { relu, reluBackward } from '../../lib/ops/activation.js';
 import { dropout } from '../../lib/ops/dropout.js';
 import { maxPool2d } from '../../lib/ops/pool.js';
+import { localResponseNorm, localResponseNormBackward } from '../../lib/ops/lrn.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
-import { cudaBatch, noCuda } from '../helpers/gpu.js';
+import { cudaBatch, emulated, noCuda, withPlanted } from '../helpers/gpu.js';
+
+// LRN at AlexNet's settings and odd ones: an even size, β ≠ 0.75 (powf), rank 3.
+const lrnCases: [number[], { size: number; alpha?: number; beta?: number; k?: number }][] = [
+  [[2, 96, 9, 11], { size: 5, alpha: 1e-4, beta: 0.75, k: 2 }],
+  [[1, 13, 257], { size: 4, alpha: 0.3, beta: 0.6, k: 1 }],
+  [[3, 5, 2, 3], { size: 7, alpha: 0.5, beta: 0.75, k: 1 }],
+];
 
 /** bf16 values for x: random over a few binades, both signs, with zeros (±0), a NaN and infinities. */
 function bf16Input(n: number, seed: number, device: 'cpu' | 'cuda' = 'cpu'): Tensor {
@@ -25,7 +33,9 @@ function bf16Input(n: number, seed: number, device: 'cpu' | 'cuda' = 'cpu'): Ten
 }
 
 const bits16 = async (t: Tensor) => Array.from(await t.toBfloat16Bits());
-const bits32 = async (t: Tensor) => Array.from(new Uint32Array((await t.toFloat32Array()).buffer));
+// float32 results by their bits, every NaN as one: a NaN made by arithmetic (inf − inf in LRN's backward,
+// from a NaN or infinite x) has the sign the hardware gives it (x86's default NaN is negative), not a value.
+const bits32 = async (t: Tensor) => Array.from(new Uint32Array((await t.toFloat32Array()).buffer), (b) => ((b & 0x7f800000) === 0x7f800000 && b & 0x7fffff ? 0x7fc00000 : b));
 
 /** The oracle: the float32 op on x's values, cast to bfloat16. */
 function viaFloat32(x: Tensor, f: (xf: Tensor) => Tensor): Tensor {
@@ -96,11 +106,29 @@ describe('bfloat16 activations on the CPU: the float32 op on the widened values,
     expect(await bits32(yBack)).toEqual(await bits32(yf));
   });
 
+  it.each(lrnCases)('localResponseNorm %j %j: forward rounded once; backward from the bf16 x', async (shape, opts) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    using flat = bf16Input(n, n + 40);
+    using x = flat.reshape(shape);
+    using y = localResponseNorm(x, opts);
+    expect(y.dtype).toBe('bfloat16');
+    using want = viaFloat32(x, (xf) => localResponseNorm(xf, opts));
+    expect(await bits16(y)).toEqual(await bits16(want));
+    const r = mulberry32(n + 41);
+    using dy = Tensor.from(Float32Array.from({ length: n }, () => r() - 0.5), shape);
+    using dx = localResponseNormBackward(dy, x, opts);
+    expect(dx.dtype).toBe('float32');
+    using xf = cast(x, 'float32');
+    using dxWant = localResponseNormBackward(dy, xf, opts);
+    expect(await bits32(dx)).toEqual(await bits32(dxWant));
+  });
+
   it('other dtypes are refused, naming both that would do', () => {
     using i = Tensor.zeros([1, 1, 2, 2], 'cpu', 'int32');
     expect(() => relu(i)).toThrow(/relu: expected x to be float32 or bfloat16, got int32/);
     expect(() => maxPool2d(i, { kernelSize: 2 })).toThrow(/maxPool2d: expected x to be float32 or bfloat16, got int32/);
     expect(() => dropout(i, { p: 0.5, seed: 1 })).toThrow(/dropout: expected x to be float32 or bfloat16, got int32/);
+    expect(() => localResponseNorm(i, { size: 5 })).toThrow(/localResponseNorm: expected x to be float32 or bfloat16, got int32/);
     using b = Tensor.zeros([4], 'cpu', 'bfloat16');
     // The gradient is float32: a bf16 dy is refused.
     expect(() => reluBackward(b, b)).toThrow(/reluBackward: expected dy to be float32, got bfloat16/);
@@ -150,5 +178,47 @@ describe.skipIf(noCuda)('bfloat16 activations on CUDA match the CPU bit for bit'
     expect(g.y.dtype).toBe('bfloat16');
     expect(await bits16(g.y)).toEqual(await bits16(c.y));
     expect(Array.from(await g.indices.toInt32Array())).toEqual(Array.from(await c.indices.toInt32Array()));
+  });
+
+  // The emulated device runs lrn.h's arithmetic exactly (rsqrtf = 1/sqrtf): the same bits as the CPU. A GPU's
+  // rsqrtf and powf differ from the CPU's by a few float32 ulps (test/ops/lrn.test.ts derives ≤ 18u for y),
+  // which can move a rounded bf16 y by one bf16 ulp where it sits on a rounding boundary, never more.
+  it.each(lrnCases)('localResponseNorm %j %j', async (shape, opts) => {
+    const n = shape.reduce((a, b) => a * b, 1);
+    using flat = bf16Input(n, n + 50);
+    using xc = flat.reshape(shape);
+    using xg = xc.to('cuda');
+    const r = mulberry32(n + 51);
+    using dyc = Tensor.from(Float32Array.from({ length: n }, () => r() - 0.5), shape);
+    using dyg = dyc.to('cuda');
+    using yc = localResponseNorm(xc, opts);
+    using yg = localResponseNorm(xg, opts);
+    using dxc = localResponseNormBackward(dyc, xc, opts);
+    using dxg = localResponseNormBackward(dyg, xg, opts);
+    if (emulated) {
+      expect(await bits16(yg)).toEqual(await bits16(yc));
+      expect(await bits32(dxg)).toEqual(await bits32(dxc));
+    } else {
+      const a = await yg.toBfloat16Bits(), b = await yc.toBfloat16Bits();
+      const far = Array.from(a).findIndex((v, i) => Math.abs(v - b[i]) > 1 || (v ^ b[i]) & 0x8000);
+      expect(far, 'a bf16 y more than one bf16 ulp from the CPU').toBe(-1);
+      const g = await dxg.toFloat32Array(), c = await dxc.toFloat32Array();
+      let num = 0, den = 0;
+      g.forEach((v, i) => ((num += (v - c[i]) ** 2), (den += c[i] ** 2)));
+      expect(Math.sqrt(num / den)).toBeLessThan(1e-5);
+    }
+  });
+
+  it.skipIf(!emulated)('a planted LRN window one channel short is caught in bf16 too (emulated device)', async () => {
+    const shape = [2, 9, 17], opts = { size: 5, alpha: 0.5, beta: 0.75, k: 1 };
+    using flat = bf16Input(2 * 9 * 17, 77);
+    using xc = flat.reshape(shape);
+    using xg = xc.to('cuda');
+    using yc = localResponseNorm(xc, opts);
+    const planted = await withPlanted('lrnShortWindow', async () => {
+      using yg = localResponseNorm(xg, opts);
+      return yg.toBfloat16Bits();
+    });
+    expect(Array.from(planted)).not.toEqual(await bits16(yc));
   });
 });

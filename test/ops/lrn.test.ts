@@ -155,7 +155,7 @@ describe('localResponseNorm bad input gets a clear error', () => {
     using x2 = Tensor.zeros([4, 4]);
     expect(() => localResponseNorm(x2, { size: 5 })).toThrow('localResponseNorm: expected x of shape [N, C, H, W] (or [N, C, ...] of rank ≥ 3), got [4, 4]');
     using xi = Tensor.zeros([1, 4, 2, 2], 'cpu', 'int32');
-    expect(() => localResponseNorm(xi, { size: 5 })).toThrow('localResponseNorm: expected x to be float32, got int32');
+    expect(() => localResponseNorm(xi, { size: 5 })).toThrow('localResponseNorm: expected x to be float32 or bfloat16, got int32');
     expect(() => localResponseNorm(null as never, { size: 5 })).toThrow('localResponseNorm: expected x to be a Tensor, got null');
     const d = Tensor.zeros([1, 4, 2, 2]);
     d.dispose();
