@@ -4,7 +4,7 @@
  * Native: native/ops/conv2d.*, native/ops/gemm.*, native/bind/conv2d.cc. */
 import { describe } from '../errors.js';
 import { Tensor, parseShape } from '../tensor.js';
-import { expectShape, expectTensor, formatShape, intOption, nativeOps, pairOption, reluBackwardOptions, reluForwardOption, sameDevice, st, gemmMath, type Precision } from './util.js';
+import { expectActivation, expectShape, expectTensor, formatShape, intOption, nativeOps, pairOption, reluBackwardOptions, reluForwardOption, sameDevice, st, gemmMath, type Precision } from './util.js';
 
 export interface Conv2dOptions {
   /** Step between windows (sh, sw). Default 1. */
@@ -28,6 +28,10 @@ export interface Conv2dForwardOptions extends Conv2dOptions {
    * the CPU the same passes run in one task. Its backward is `conv2dBackward` with `reluOutput: y`.
    * Default false. */
   relu?: boolean;
+  /** The output's dtype: 'float32' or 'bfloat16' (computed in float32, rounded once to nearest even).
+   * Default: x's. bfloat16 activations (x or y) take the columns path; a convolution that takes the
+   * legacy one (a 1×1 stride-1 unpadded convolution, or setConvolutionPath('legacy')) refuses them. */
+  dtype?: 'float32' | 'bfloat16';
 }
 
 /** How convolutions run (native/ops/conv2d.h says both in full):
@@ -188,8 +192,17 @@ export function conv2dForTraining(x: Tensor, w: Tensor, b: Tensor | null, opts?:
   return forward('conv2dForTraining', x, w, b, opts, true);
 }
 
+/** bfloat16 activations run on the columns path only (conv2d.h): say so before the call, not from the
+ * native code (whose CPU error would come with the next read). */
+function bf16NeedsColumns(op: string, g: Geometry, what: string, backward: boolean): void {
+  const identity = g.kh === 1 && g.kw === 1 && g.sh === 1 && g.sw === 1 && g.ph === 0 && g.pw === 0;
+  const tooWide = backward && g.N * g.Ho * g.Wo > INT_MAX - 7;
+  if (convPath === 'legacy' || identity || tooWide)
+    throw new TypeError(`${op}: ${what} is bfloat16, which the columns path alone takes, and this convolution takes the legacy one (${convPath === 'legacy' ? "setConvolutionPath('legacy')" : identity ? 'a 1×1 stride-1 unpadded convolution' : `N·Ho·Wo = ${g.N * g.Ho * g.Wo} exceeds 2^31`}): pass float32`);
+}
+
 function forward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2dForwardOptions | undefined, keepColumns: boolean): { y: Tensor; columns: Tensor | null } {
-  expectTensor(x, op, 'x');
+  expectActivation(x, op, 'x');
   expectTensor(w, op, 'w');
   const o = parseOptions(opts, op);
   const g = geometry(x.shape, w.shape, o, op);
@@ -198,13 +211,17 @@ function forward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2
   const math = gemmMath(o.precision, op);
   const ws = workspaceOption(o, op);
   const fuseRelu = reluForwardOption(o, op, 'conv2dBackward');
+  const yType = o.dtype === undefined ? x.dtype : o.dtype;
+  if (yType !== 'float32' && yType !== 'bfloat16') throw new TypeError(`${op}: dtype must be "float32" or "bfloat16", got ${describe(o.dtype)}`);
+  if (x.dtype === 'bfloat16') bf16NeedsColumns(op, g, 'x', false);
+  else if (yType === 'bfloat16') bf16NeedsColumns(op, g, 'the output (dtype)', false);
   const n = keepColumns ? columnsFloats(g, ws, dev, math) : 0;
-  const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev);
+  const y = Tensor.empty([g.N, g.K, g.Ho, g.Wo], dev, yType);
   let columns: Tensor | null = null;
   try {
     columns = n > 0 ? Tensor.empty([n], dev) : null;
     if (g.N > 0)
-      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, math, fuseRelu, pathCode(convPath), columns ? st(columns, op) : null);
+      nativeOps().conv2d_forward(st(x, op), st(w, op), bias ? st(bias, op) : null, st(y, op), ...geomArgs(g), ws, math, fuseRelu, pathCode(convPath), columns ? st(columns, op) : null, x.dtype, yType);
   } catch (e) {
     y.dispose();
     columns?.dispose();
@@ -216,12 +233,13 @@ function forward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: Conv2
 /**
  * Gradients of conv2d given dy [N, K, Ho, Wo], the forward's x and w, and the same options:
  * dx [N, C, H, W] (null when needInputGrad is false), dw [K, C/groups, kh, kw], db [K] (null when
- * needBiasGrad is false). All are new tensors the caller owns.
+ * needBiasGrad is false). All are new tensors the caller owns. x and reluOutput may be bfloat16 (the
+ * columns path); the gradients are float32.
  */
 export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBackwardOptions): Conv2dGrads {
   const op = 'conv2dBackward';
   expectTensor(dy, op, 'dy');
-  expectTensor(x, op, 'x');
+  expectActivation(x, op, 'x');
   expectTensor(w, op, 'w');
   const o = parseOptions(opts, op);
   const g = geometry(x.shape, w.shape, o, op);
@@ -231,7 +249,9 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
   const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
   const math = gemmMath(o.precision, op);
   const ws = workspaceOption(o, op);
-  const relu = reluBackwardOptions(o, op, 'conv2d', dy);
+  const relu = reluBackwardOptions(o, op, 'conv2d', dy, true);
+  if (x.dtype === 'bfloat16') bf16NeedsColumns(op, g, 'x', true);
+  else if (relu.y?.dtype === 'bfloat16') bf16NeedsColumns(op, g, 'reluOutput', true);
   const columns = o.columns === undefined || o.columns === null ? null : o.columns;
   if (columns !== null) {
     if (!(columns instanceof Tensor)) throw new TypeError(`${op}: columns must be a Tensor (from conv2dForTraining) or null, got ${describe(columns)}`);
@@ -252,6 +272,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
     nativeOps().conv2d_backward(
       st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, ...geomArgs(g), ws, math,
       relu.y ? st(relu.y, op) : null, relu.inPlace, columns ? 0 : pathCode(convPath), columns ? st(columns, op) : null,
+      x.dtype, relu.y?.dtype ?? 'float32',
     );
     return { dx, dw, db };
   } catch (e) {

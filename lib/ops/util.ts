@@ -147,7 +147,7 @@ export function reluForwardOption(o: Record<string, unknown>, op: string, backwa
 
 /** The backward's fused-ReLU options: `reluOutput`, the output y of the forward with `relu: true` (dy's
  * shape and device), and `reluInPlace` (dy is overwritten with the gradient before the ReLU). */
-export function reluBackwardOptions(o: Record<string, unknown>, op: string, forwardOp: string, dy: Tensor): { y: Tensor | null; inPlace: boolean } {
+export function reluBackwardOptions(o: Record<string, unknown>, op: string, forwardOp: string, dy: Tensor, bf16 = false): { y: Tensor | null; inPlace: boolean } {
   if (o.relu !== undefined) throw new TypeError(`${op}: relu is an option of ${forwardOp}; the backward of a fused forward takes reluOutput: y (its output)`);
   const v = o.reluOutput;
   const inPlace = o.reluInPlace;
@@ -157,7 +157,8 @@ export function reluBackwardOptions(o: Record<string, unknown>, op: string, forw
     return { y: null, inPlace: false };
   }
   if (!(v instanceof Tensor)) throw new TypeError(`${op}: reluOutput must be a Tensor (the output of ${forwardOp} with relu: true), got ${describe(v)}`);
-  expectTensor(v, op, 'reluOutput');
+  if (bf16) expectActivation(v, op, 'reluOutput');
+  else expectTensor(v, op, 'reluOutput');
   expectShape(v, op, 'reluOutput (the shape of dy)', dy.shape);
   sameDevice(op, { dy, reluOutput: v });
   if (inPlace && Tensor.storageOf(v, op) === Tensor.storageOf(dy, op))

@@ -3,7 +3,8 @@
 //                      relu)
 //   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
 //                       workspaceBytes, math, reluY | null, reluInPlace)
-//   (both followed by: path (0 columns, 1 legacy), columns | null)
+//   (both followed by: path (0 columns, 1 legacy), columns | null, then the activations' dtypes,
+//    "float32" (the default when absent) or "bfloat16": the forward's x and y, the backward's x and reluY)
 //   ops.conv2d_columns_floats(N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, cuda, math) -> number
 // workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU). relu fuses a ReLU
 // into the forward; reluY is that fused forward's output, for the backward through both; reluInPlace
@@ -70,17 +71,21 @@ struct Sizes {
         y(static_cast<size_t>(d.N) * d.K * d.Ho() * d.Wo()) {}
 };
 
-Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
-  const char* op = "conv2d_forward";
-  const ops::Conv2dDims d = dims(info, 4, op);
+// An activation dtype argument that may be absent (float32).
+bool bf16At(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  return !absent(info, i) && bf16Dtype(info, i, op, what);
+}
+
+template <class TX, class TY>
+void conv2dForward(const Napi::CallbackInfo& info, const char* op, const ops::Conv2dDims& d) {
   const size_t ws = workspace(info, 16, op);
   const ops::GemmMath math = gemmMath(info, 17);
   const bool relu = flag(info, 18);
   const Sizes n(d);
-  const float* x = ptr<const float>(info, 0, op, "x", n.x);
+  const TX* x = ptr<const TX>(info, 0, op, "x", n.x);
   const float* w = ptr<const float>(info, 1, op, "w", n.w);
   const float* b = absent(info, 2) ? nullptr : ptr<const float>(info, 2, op, "b", d.K);
-  float* y = ptr<float>(info, 3, op, "y", n.y);
+  TY* y = ptr<TY>(info, 3, op, "y", n.y);
   const ops::ConvPath path = pathArg(info, 19, op);
   const bool hasCols = !absent(info, 20);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
@@ -89,23 +94,32 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   float* cols = columnsArg(info, 20, op, d, ws, cuda, math);
   AXN_DISPATCH(cuda, ops::conv2d_forward_cpu(x, w, b, y, d, ws, math, relu, path, cols),
                ops::conv2d_forward_cuda(x, w, b, y, d, ws, math, relu, path, cols));
+}
+
+Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
+  const char* op = "conv2d_forward";
+  const ops::Conv2dDims d = dims(info, 4, op);
+  const bool bx = bf16At(info, 21, op, "x's dtype"), by = bf16At(info, 22, op, "y's dtype");
+  if (bx && by) conv2dForward<ops::bf16_t, ops::bf16_t>(info, op, d);
+  else if (bx) conv2dForward<ops::bf16_t, float>(info, op, d);
+  else if (by) conv2dForward<float, ops::bf16_t>(info, op, d);
+  else conv2dForward<float, float>(info, op, d);
   return info.Env().Undefined();
 }
 
-Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
-  const char* op = "conv2d_backward";
-  const ops::Conv2dDims d = dims(info, 6, op);
+template <class TX, class TY>
+void conv2dBackward(const Napi::CallbackInfo& info, const char* op, const ops::Conv2dDims& d) {
   const size_t ws = workspace(info, 18, op);
   const ops::GemmMath math = gemmMath(info, 19);
   const Sizes n(d);
   const bool inPlace = !absent(info, 20) && flag(info, 21);
   const float* dy = inPlace ? ptr<float>(info, 0, op, "dy", n.y) : ptr<const float>(info, 0, op, "dy", n.y);
-  const float* x = ptr<const float>(info, 1, op, "x", n.x);
+  const TX* x = ptr<const TX>(info, 1, op, "x", n.x);
   const float* w = ptr<const float>(info, 2, op, "w", n.w);
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", n.x);
   float* dw = ptr<float>(info, 4, op, "dw", n.w);
   float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", d.K);
-  const float* reluY = absent(info, 20) ? nullptr : ptr<const float>(info, 20, op, "reluY", n.y);
+  const TY* reluY = absent(info, 20) ? nullptr : ptr<const TY>(info, 20, op, "reluY", n.y);
   const ops::ConvPath path = pathArg(info, 22, op);
   const bool hasCols = !absent(info, 23);
   const bool cuda =
@@ -116,6 +130,16 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   float* cols = columnsArg(info, 23, op, d, ws, cuda, math);
   AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols),
                ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols));
+}
+
+Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
+  const char* op = "conv2d_backward";
+  const ops::Conv2dDims d = dims(info, 6, op);
+  const bool bx = bf16At(info, 24, op, "x's dtype"), by = bf16At(info, 25, op, "reluY's dtype");
+  if (bx && by) conv2dBackward<ops::bf16_t, ops::bf16_t>(info, op, d);
+  else if (bx) conv2dBackward<ops::bf16_t, float>(info, op, d);
+  else if (by) conv2dBackward<float, ops::bf16_t>(info, op, d);
+  else conv2dBackward<float, float>(info, op, d);
   return info.Env().Undefined();
 }
 

@@ -37,7 +37,9 @@ void conv2d_check_dims(const char* op, const Conv2dDims& d) {
     bad("one image's input, output or kernel footprint exceeds 2^31 elements");
 }
 
-void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+namespace {
+template <class TX>
+void im2col_any(const TX* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                 int64_t groupRows) {
   const int C = d.C, H = d.H, W = d.W, kh = d.kh, kw = d.kw, sh = d.sh, sw = d.sw, ph = d.ph, pw = d.pw;
   const int Ho = d.Ho(), Wo = d.Wo();
@@ -46,7 +48,7 @@ void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t 
 #pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(n) * C * kh * kw * Ho * Wo >= kParallelMin)
   for (int i = 0; i < n; i++) {
     for (int c = 0; c < C; c++) {
-      const float* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;
+      const TX* xc = x + (static_cast<int64_t>(i) * C + c) * H * W;
       for (int ki = 0; ki < kh; ki++) {
         for (int kj = 0; kj < kw; kj++) {
           const int64_t r = (c / Cg) * gr + (static_cast<int64_t>(c % Cg) * kh + ki) * kw + kj;
@@ -66,16 +68,26 @@ void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t 
             }
             const int64_t off = static_cast<int64_t>(ih) * W - pw + kj;  // x index of ow = 0 (may be < 0)
             std::fill(drow, drow + owLo, 0.0f);
-            if (sw == 1)
+            if (std::is_same_v<TX, float> && sw == 1)
               std::memcpy(drow + owLo, xc + off + owLo, sizeof(float) * (owHi - owLo));
             else
-              for (int ow = owLo; ow < owHi; ow++) drow[ow] = xc[off + static_cast<int64_t>(ow) * sw];
+              for (int ow = owLo; ow < owHi; ow++) drow[ow] = load_act(xc[off + static_cast<int64_t>(ow) * sw]);
             std::fill(drow + owHi, drow + Wo, 0.0f);
           }
         }
       }
     }
   }
+}
+}  // namespace
+
+void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                int64_t groupRows) {
+  im2col_any(x, col, n, d, strideImage, strideRow, groupRows);
+}
+void im2col_cpu(const bf16_t* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                int64_t groupRows) {
+  im2col_any(x, col, n, d, strideImage, strideRow, groupRows);
 }
 
 void col2im_cpu(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
@@ -132,24 +144,36 @@ void unpad_rows_cpu(const float* src, int64_t ldSrc, float* dst, int64_t rows, i
   for (int64_t r = 0; r < rows; r++) std::memcpy(dst + r * cols, src + r * ldSrc, sizeof(float) * cols);
 }
 
-void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) {
+namespace {
+template <class TY>
+void epilogue_any(const float* src, int64_t ld, const float* b, TY* y, int n, int K, int64_t P, bool relu) {
 #pragma omp parallel for collapse(2) schedule(static) if (static_cast<int64_t>(n) * K * P >= kParallelMin)
   for (int i = 0; i < n; i++)
     for (int k = 0; k < K; k++) {
       const float* s = src + static_cast<int64_t>(k) * ld + static_cast<int64_t>(i) * P;
-      float* row = y + (static_cast<int64_t>(i) * K + k) * P;
+      TY* row = y + (static_cast<int64_t>(i) * K + k) * P;
       if (b) {
         const float v = b[k];
         if (relu)
-          for (int64_t p = 0; p < P; p++) row[p] = relu_fwd(s[p] + v);
+          for (int64_t p = 0; p < P; p++) store_act(row + p, relu_fwd(s[p] + v));
         else
-          for (int64_t p = 0; p < P; p++) row[p] = s[p] + v;
+          for (int64_t p = 0; p < P; p++) store_act(row + p, s[p] + v);
       } else if (relu) {
-        for (int64_t p = 0; p < P; p++) row[p] = relu_fwd(s[p]);
-      } else {
+        for (int64_t p = 0; p < P; p++) store_act(row + p, relu_fwd(s[p]));
+      } else if constexpr (std::is_same_v<TY, float>) {
         std::memcpy(row, s, sizeof(float) * P);
+      } else {
+        for (int64_t p = 0; p < P; p++) store_act(row + p, s[p]);
       }
     }
+}
+}  // namespace
+
+void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) {
+  epilogue_any(src, ld, b, y, n, K, P, relu);
+}
+void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, bf16_t* y, int n, int K, int64_t P, bool relu) {
+  epilogue_any(src, ld, b, y, n, K, P, relu);
 }
 
 void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P) {
@@ -167,8 +191,8 @@ namespace {
 // Plain: g = dy. Relu: g = relu_bwd(dy, y), also written to dz (which may alias dy) — the same sum as the
 // plain one over dz, so the same bits.
 // dz (null: not written) in NCHW (dzLd = 0) or at dz[k·dzLd + i·P + p] (the columns path's (K, N, P)).
-template <bool Relu>
-double bias_grad_pair(const float* dy, const float* y, float* dz, int64_t dzLd, int i0, int nc, int K, int k,
+template <bool Relu, class TY>
+double bias_grad_pair(const float* dy, const TY* y, float* dz, int64_t dzLd, int i0, int nc, int K, int k,
                       int64_t P) {
   constexpr int B = kBiasGradLanes;
   double acc[B];
@@ -186,8 +210,8 @@ double bias_grad_pair(const float* dy, const float* y, float* dz, int64_t dzLd, 
         // is dy (the in-place case, where a fused loop could not be).
         float g[B];
         const float* d = dy + off + p;
-        const float* yy = y + off + p;
-        for (int q = 0; q < len; q++) g[q] = relu_bwd(d[q], yy[q]);
+        const TY* yy = y + off + p;
+        for (int q = 0; q < len; q++) g[q] = relu_bwd(d[q], load_act(yy[q]));
         if (dz) std::memcpy(dz + zoff + p, g, sizeof(float) * len);
         for (int q = 0; q < len; q++) a[q] += g[q];
       } else {
@@ -207,8 +231,8 @@ double bias_grad_pair(const float* dy, const float* y, float* dz, int64_t dzLd, 
 
 // db[k] = Σ_{n, p} g[n, k, p]: stage 1 over the K·J (channel, chunk) pairs in parallel, then stage 2 per
 // channel, summing its J partials in chunk order (conv2d.h).
-template <bool Relu>
-void bias_grad_loop(const float* dy, const float* y, float* dz, int64_t dzLd, float* db, int N, int K, int64_t P) {
+template <bool Relu, class TY = float>
+void bias_grad_loop(const float* dy, const TY* y, float* dz, int64_t dzLd, float* db, int N, int K, int64_t P) {
   if (K <= 0) return;
   if (N <= 0) {
     if (db) std::fill(db, db + K, 0.0f);
@@ -221,7 +245,7 @@ void bias_grad_loop(const float* dy, const float* y, float* dz, int64_t dzLd, fl
   for (int64_t b = 0; b < pairs; b++) {
     const int k = static_cast<int>(b / J), j = static_cast<int>(b - static_cast<int64_t>(k) * J);
     const int i0 = j * T;
-    partial[b] = bias_grad_pair<Relu>(dy, y, dz, dzLd, i0, std::min(T, N - i0), K, k, P);
+    partial[b] = bias_grad_pair<Relu, TY>(dy, y, dz, dzLd, i0, std::min(T, N - i0), K, k, P);
   }
   if (!db) return;
   for (int k = 0; k < K; k++) {
@@ -233,7 +257,7 @@ void bias_grad_loop(const float* dy, const float* y, float* dz, int64_t dzLd, fl
 }  // namespace
 
 void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P) {
-  bias_grad_loop<false>(dy, nullptr, nullptr, 0, db, N, K, P);
+  bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), nullptr, 0, db, N, K, P);
 }
 
 void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
@@ -242,7 +266,11 @@ void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, i
 
 void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
   if (y) bias_grad_loop<true>(dy, y, dz, ldZ, db, N, K, P);
-  else bias_grad_loop<false>(dy, nullptr, dz, ldZ, db, N, K, P);
+  else bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+}
+void conv_grad_knp_cpu(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
+  if (y) bias_grad_loop<true, bf16_t>(dy, y, dz, ldZ, db, N, K, P);
+  else bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
 }
 
 void round_bf16_cpu(float* p, int64_t n) {
@@ -406,8 +434,8 @@ const T* weights_for_gemm(const Dev& dev, const float* w, const Scratch& buf, co
 }
 
 // T: the columns' element type (float; bf16_t for bf16 storage on CUDA, conv_bf16_storage).
-template <class Dev, class T>
-void conv2d_forward_cols(const Dev& dev, const float* x, const float* w, const float* b, float* y,
+template <class Dev, class T, class TX, class TY>
+void conv2d_forward_cols(const Dev& dev, const TX* x, const float* w, const float* b, TY* y,
                          const Conv2dDims& d, size_t workspaceBytes, bool relu, T* kept) {
   if (d.N == 0) return;
   const ColsLayout L(d, dev.padK(), conv_quantum(std::is_same<T, bf16_t>::value));
@@ -435,9 +463,9 @@ void conv2d_forward_cols(const Dev& dev, const float* x, const float* w, const f
   }
 }
 
-template <class Dev, class T>
-void conv2d_backward_cols(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw,
-                          float* db, const Conv2dDims& d, size_t workspaceBytes, const float* reluY, T* kept) {
+template <class Dev, class T, class TX, class TY>
+void conv2d_backward_cols(const Dev& dev, const float* dy, const TX* x, const float* w, float* dx, float* dw,
+                          float* db, const Conv2dDims& d, size_t workspaceBytes, const TY* reluY, T* kept) {
   const ColsLayout L(d, dev.padK(), conv_quantum(std::is_same<T, bf16_t>::value));
   const int64_t P = L.P;
   if (d.N == 0) {  // empty sums
@@ -491,8 +519,8 @@ inline bool cols_backward_fits(const Conv2dDims& d) {
 }
 
 // The columns path in the device's element type.
-template <class Dev>
-void conv2d_forward_cols_any(const Dev& dev, const float* x, const float* w, const float* b, float* y,
+template <class Dev, class TX, class TY>
+void conv2d_forward_cols_any(const Dev& dev, const TX* x, const float* w, const float* b, TY* y,
                              const Conv2dDims& d, size_t workspaceBytes, bool relu, float* kept) {
   if constexpr (Dev::kCuda) {
     if (conv_bf16_storage(true, dev.math)) {
@@ -503,9 +531,9 @@ void conv2d_forward_cols_any(const Dev& dev, const float* x, const float* w, con
   conv2d_forward_cols<Dev, float>(dev, x, w, b, y, d, workspaceBytes, relu, kept);
 }
 
-template <class Dev>
-void conv2d_backward_cols_any(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw,
-                              float* db, const Conv2dDims& d, size_t workspaceBytes, const float* reluY, float* kept) {
+template <class Dev, class TX, class TY>
+void conv2d_backward_cols_any(const Dev& dev, const float* dy, const TX* x, const float* w, float* dx, float* dw,
+                              float* db, const Conv2dDims& d, size_t workspaceBytes, const TY* reluY, float* kept) {
   if constexpr (Dev::kCuda) {
     if (conv_bf16_storage(true, dev.math)) {
       conv2d_backward_cols<Dev, bf16_t>(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reinterpret_cast<bf16_t*>(kept));
@@ -515,26 +543,35 @@ void conv2d_backward_cols_any(const Dev& dev, const float* dy, const float* x, c
   conv2d_backward_cols<Dev, float>(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, kept);
 }
 
-template <class Dev>
-void conv2d_forward(const Dev& dev, const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+template <class TX, class TY>
+constexpr bool kFloatActivations = std::is_same_v<TX, float> && std::is_same_v<TY, float>;
+
+template <class Dev, class TX, class TY>
+void conv2d_forward(const Dev& dev, const TX* x, const float* w, const float* b, TY* y, const Conv2dDims& d,
                     size_t workspaceBytes, bool relu, ConvPath path, float* kept) {
   if (kept && conv2d_columns_floats(d, workspaceBytes, Dev::kCuda, dev.math) == 0)
     fail("conv2d", "columns were given for a convolution that keeps none (a 1×1 convolution, an empty batch, or columns over the workspace cap)", __FILE__, __LINE__);
   if (kept && path == ConvPath::Legacy) fail("conv2d", "columns were given on the legacy path, which keeps none", __FILE__, __LINE__);
-  if (path == ConvPath::Legacy || conv2d_identity(d)) conv2d_forward_legacy(dev, x, w, b, y, d, workspaceBytes, relu);
-  else conv2d_forward_cols_any(dev, x, w, b, y, d, workspaceBytes, relu, kept);
+  if (path == ConvPath::Legacy || conv2d_identity(d)) {
+    if constexpr (kFloatActivations<TX, TY>) conv2d_forward_legacy(dev, x, w, b, y, d, workspaceBytes, relu);
+    else fail("conv2d", "bfloat16 activations take the columns path, and this convolution takes the legacy one (a 1×1 stride-1 unpadded convolution, or setConvolutionPath('legacy')): pass float32", __FILE__, __LINE__);
+  } else {
+    conv2d_forward_cols_any(dev, x, w, b, y, d, workspaceBytes, relu, kept);
+  }
 }
 
-template <class Dev>
-void conv2d_backward(const Dev& dev, const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                     const Conv2dDims& d, size_t workspaceBytes, const float* reluY, bool reluInPlace, ConvPath path,
+template <class Dev, class TX, class TY>
+void conv2d_backward(const Dev& dev, const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
+                     const Conv2dDims& d, size_t workspaceBytes, const TY* reluY, bool reluInPlace, ConvPath path,
                      float* kept) {
   if (kept && (path == ConvPath::Legacy || conv2d_columns_floats(d, workspaceBytes, Dev::kCuda, dev.math) == 0))
     fail("conv2dBackward", "columns were given for a convolution that keeps none (the legacy path, a 1×1 convolution, an empty batch, or columns over the workspace cap)", __FILE__, __LINE__);
-  if (path == ConvPath::Legacy || conv2d_identity(d) || !cols_backward_fits(d))
-    conv2d_backward_legacy(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
-  else
+  if (path == ConvPath::Legacy || conv2d_identity(d) || !cols_backward_fits(d)) {
+    if constexpr (kFloatActivations<TX, TY>) conv2d_backward_legacy(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace);
+    else fail("conv2dBackward", "bfloat16 activations take the columns path, and this convolution takes the legacy one (a 1×1 stride-1 unpadded convolution, setConvolutionPath('legacy'), or a batch whose N·Ho·Wo exceeds 2^31): pass float32", __FILE__, __LINE__);
+  } else {
     conv2d_backward_cols_any(dev, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, kept);
+  }
 }
 
 struct CpuConv {
@@ -544,7 +581,8 @@ struct CpuConv {
   static constexpr bool kBiasReluEpilogue = false;
   GemmMath math;
   bool padK() const { return true; }
-  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+  template <class TX>
+  void im2col(const TX* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
     im2col_cpu(x, col, n, d, sI, sR, gr);
   }
   void col2im(const float* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
@@ -552,10 +590,12 @@ struct CpuConv {
   }
   void pad_rows(const float* s, float* t, int64_t rows, int64_t cols, int64_t ld) const { pad_rows_cpu(s, t, rows, cols, ld); }
   void unpad_rows(const float* s, int64_t ld, float* t, int64_t rows, int64_t cols) const { unpad_rows_cpu(s, ld, t, rows, cols); }
-  void epilogue(const float* s, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) const {
+  template <class TY>
+  void epilogue(const float* s, int64_t ld, const float* b, TY* y, int n, int K, int64_t P, bool relu) const {
     conv_epilogue_cpu(s, ld, b, y, n, K, P, relu);
   }
-  void grad_knp(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
+  template <class TY>
+  void grad_knp(const float* dy, const TY* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
     conv_grad_knp_cpu(dy, y, dz, ldZ, db, N, K, P);
   }
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cpu(s, t, n, K, P); }
@@ -595,7 +635,8 @@ struct CudaConv {
   GemmMath math;
   // Planted defect (tests only, the emulated device): the columns path leaves K unpadded.
   bool padK() const { return !AXN_PLANTED(kPlantConvUnpaddedK); }
-  void im2col(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
+  template <class TX, class TC>
+  void im2col(const TX* x, TC* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
     im2col_cuda(x, col, n, d, sI, sR, gr);
   }
   void col2im(const float* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
@@ -603,10 +644,12 @@ struct CudaConv {
   }
   void pad_rows(const float* s, float* t, int64_t rows, int64_t cols, int64_t ld) const { pad_rows_cuda(s, t, rows, cols, ld); }
   void unpad_rows(const float* s, int64_t ld, float* t, int64_t rows, int64_t cols) const { unpad_rows_cuda(s, ld, t, rows, cols); }
-  void epilogue(const float* s, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) const {
+  template <class TY>
+  void epilogue(const float* s, int64_t ld, const float* b, TY* y, int n, int K, int64_t P, bool relu) const {
     conv_epilogue_cuda(s, ld, b, y, n, K, P, relu);
   }
-  void grad_knp(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
+  template <class TY, class TZ>
+  void grad_knp(const float* dy, const TY* y, TZ* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
     conv_grad_knp_cuda(dy, y, dz, ldZ, db, N, K, P);
   }
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cuda(s, t, n, K, P); }
@@ -638,16 +681,10 @@ struct CudaConv {
   }
   void round_dcol(float*, int64_t) const {}   // float32 storage: nothing rounded
   void round_dcol(bf16_t*, int64_t) const {}  // bf16 storage: cuBLAS wrote dcol' in bf16
-  void im2col(const float* x, bf16_t* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
-    im2col_cuda(x, col, n, d, sI, sR, gr);
-  }
   void col2im(const bf16_t* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
     col2im_cuda(col, x, n, d, sI, sR, gr);
   }
   void pad_rows(const float* s, bf16_t* t, int64_t rows, int64_t cols, int64_t ld) const { pad_rows_cuda(s, t, rows, cols, ld); }
-  void grad_knp(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
-    conv_grad_knp_cuda(dy, y, dz, ldZ, db, N, K, P);
-  }
   void gemm_sb(bool tA, bool tB, int M, int N, int K, float alpha, const float* A, int lda, int64_t sA,
                const float* B, int ldb, int64_t sB, float beta, float* C, int ldc, int64_t sC, int batch) const {
     gemm_strided_batched_cuda(tA, tB, M, N, K, alpha, A, lda, sA, B, ldb, sB, beta, C, ldc, sC, batch, math);
@@ -669,32 +706,51 @@ int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool c
   return bf ? L.rows * ld / 2 : L.rows * ld;
 }
 
-void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+template <class TX, class TY>
+void conv2d_forward_cpu(const TX* x, const float* w, const float* b, TY* y, const Conv2dDims& d,
                         size_t workspaceBytes, GemmMath math, bool relu, ConvPath path, float* columns) {
   conv2d_check_dims("conv2d", d);
   conv2d_forward(CpuConv{math}, x, w, b, y, d, workspaceBytes, relu, path, columns);
 }
 
-void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
+template <class TX, class TY>
+void conv2d_backward_cpu(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
+                         const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
                          bool reluInPlace, ConvPath path, float* columns) {
   conv2d_check_dims("conv2dBackward", d);
   conv2d_backward(CpuConv{math}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
 
+#define AXN_CONV_INSTANTIATE(DEV, TX, TY)                                                                          \
+  template void conv2d_forward_##DEV<TX, TY>(const TX*, const float*, const float*, TY*, const Conv2dDims&, size_t, \
+                                             GemmMath, bool, ConvPath, float*);                                    \
+  template void conv2d_backward_##DEV<TX, TY>(const float*, const TX*, const float*, float*, float*, float*,        \
+                                              const Conv2dDims&, size_t, GemmMath, const TY*, bool, ConvPath, float*);
+AXN_CONV_INSTANTIATE(cpu, float, float)
+AXN_CONV_INSTANTIATE(cpu, float, bf16_t)
+AXN_CONV_INSTANTIATE(cpu, bf16_t, float)
+AXN_CONV_INSTANTIATE(cpu, bf16_t, bf16_t)
+
 #ifdef AXN_WITH_CUDA
-void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+template <class TX, class TY>
+void conv2d_forward_cuda(const TX* x, const float* w, const float* b, TY* y, const Conv2dDims& d,
                          size_t workspaceBytes, GemmMath math, bool relu, ConvPath path, float* columns) {
   conv2d_check_dims("conv2d", d);
   conv2d_forward(CudaConv{math}, x, w, b, y, d, workspaceBytes, relu, path, columns);
 }
 
-void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
+template <class TX, class TY>
+void conv2d_backward_cuda(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
+                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
                           bool reluInPlace, ConvPath path, float* columns) {
   conv2d_check_dims("conv2dBackward", d);
   conv2d_backward(CudaConv{math}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
+AXN_CONV_INSTANTIATE(cuda, float, float)
+AXN_CONV_INSTANTIATE(cuda, float, bf16_t)
+AXN_CONV_INSTANTIATE(cuda, bf16_t, float)
+AXN_CONV_INSTANTIATE(cuda, bf16_t, bf16_t)
 #endif
+#undef AXN_CONV_INSTANTIATE
 
 }  // namespace axn::ops

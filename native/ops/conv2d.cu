@@ -31,22 +31,22 @@ __device__ __forceinline__ float load_from(const bf16_t* p) { return from_bf16(_
 
 // x: (n, C, H, W) -> col entry (i, r = (c·kh + ki)·kw + kj, p) at col[i·strideImage + r·strideRow + p].
 // Channel c's rows start at (c / Cg)·groupRows + (c mod Cg)·kh·kw (groupRows = Cg·kh·kw: unpadded).
-template <class T>
-__global__ void im2col_kernel(const float* __restrict__ x, T* __restrict__ col, int n, int C, int H, int W,
+template <class TX, class T>
+__global__ void im2col_kernel(const TX* __restrict__ x, T* __restrict__ col, int n, int C, int H, int W,
                               int kh, int kw, int sh, int sw, int ph, int pw, int Ho, int Wo, int64_t strideImage,
                               int64_t strideRow, int Cg, int64_t groupRows) {
   const int P = Ho * Wo;
   const int CP = C * P;  // ≤ INT_MAX (conv2d_check_dims)
   const int64_t imgIn = static_cast<int64_t>(C) * H * W;
   for (int i = blockIdx.y; i < n; i += gridDim.y) {
-    const float* xi = x + i * imgIn;
+    const TX* xi = x + i * imgIn;
     T* coli = col + i * strideImage;
     for (int t = blockIdx.x * blockDim.x + threadIdx.x; t < CP; t += gridDim.x * blockDim.x) {
       const int c = t / P;
       const int p = t - c * P;
       const int oh = p / Wo;
       const int ow = p - oh * Wo;
-      const float* xc = xi + static_cast<int64_t>(c) * H * W;
+      const TX* xc = xi + static_cast<int64_t>(c) * H * W;
       T* dst = coli + ((c / Cg) * groupRows + static_cast<int64_t>(c % Cg) * kh * kw) * strideRow + p;
       const int ih0 = oh * sh - ph, iw0 = ow * sw - pw;
       for (int ki = 0; ki < kh; ki++) {
@@ -55,7 +55,7 @@ __global__ void im2col_kernel(const float* __restrict__ x, T* __restrict__ col, 
         for (int kj = 0; kj < kw; kj++) {
           const int iw = iw0 + kj;
           float v = 0.0f;
-          if (rowIn && static_cast<unsigned>(iw) < static_cast<unsigned>(W)) v = __ldg(xc + ih * W + iw);
+          if (rowIn && static_cast<unsigned>(iw) < static_cast<unsigned>(W)) v = load_from(xc + ih * W + iw);
           store_to(dst, v);
           dst += strideRow;
         }
@@ -153,9 +153,9 @@ __global__ void unpad_rows_kernel(const float* __restrict__ src, int64_t ldSrc, 
 
 // The columns path's epilogue: y[i, k, p] = act(src[k·ld + i·P + p] (+ b[k])), one row (i, k) of P pixels
 // per thread row: the reads (a row of Y') and the writes (a row of y) are both contiguous along the warp.
-template <bool Relu>
+template <bool Relu, class TY>
 __global__ void conv_epilogue_kernel(const float* __restrict__ src, int64_t ld, const float* __restrict__ b,
-                                     float* __restrict__ y, int n, int K, int64_t P) {
+                                     TY* __restrict__ y, int n, int K, int64_t P) {
   const int64_t rows = static_cast<int64_t>(n) * K;
   for (int64_t r = static_cast<int64_t>(blockIdx.y) * blockDim.y + threadIdx.y; r < rows;
        r += static_cast<int64_t>(gridDim.y) * blockDim.y) {
@@ -163,12 +163,12 @@ __global__ void conv_epilogue_kernel(const float* __restrict__ src, int64_t ld, 
     const int k = static_cast<int>(r - static_cast<int64_t>(i) * K);
     const float v = b ? __ldg(b + k) : 0.0f;
     const float* s = src + k * ld + static_cast<int64_t>(i) * P;
-    float* row = y + r * P;
+    TY* row = y + r * P;
     for (int64_t p = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; p < P;
          p += static_cast<int64_t>(gridDim.x) * blockDim.x) {
       const float a = __ldg(s + p);
       const float z = b ? a + v : a;
-      row[p] = Relu ? relu_fwd(z) : z;
+      store_to(row + p, Relu ? relu_fwd(z) : z);
     }
   }
 }
@@ -210,8 +210,8 @@ __global__ void bias_relu_kernel(float* __restrict__ y, const float* __restrict_
 // written, by one thread; no read-only-cache load of dy then).
 // dz: null (not written), NCHW (dzLd = 0), or dz[k·dzLd + i·P + p] (the columns path's (K, N, P) layout;
 // Plain then writes g = dy there: the permute in the same pass).
-template <bool Relu, class TZ>
-__global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const float* dy, const float* __restrict__ y,
+template <bool Relu, class TZ, class TY>
+__global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const float* dy, const TY* __restrict__ y,
                                                                             TZ* dz, int64_t dzLd,
                                                                             double* __restrict__ partial,
                                                                             int N, int K, int64_t P, int T, int J) {
@@ -232,7 +232,7 @@ __global__ void __launch_bounds__(kBiasGradLanes) bias_grad_partial_kernel(const
       const int64_t off = (i * K + k) * P + p;
       float g;
       if constexpr (Relu) {
-        g = relu_bwd(dy[off], __ldg(y + off));
+        g = relu_bwd(dy[off], load_from(y + off));
       } else {
         g = dzLd ? __ldg(dy + off) : dy[off];
       }
@@ -275,8 +275,8 @@ __global__ void bias_grad_final_kernel(const double* __restrict__ partial, float
 
 // Both stages; the K·J partials in scratch from the caching allocator (stream-ordered: freed when this
 // returns, after the launches that use it were enqueued).
-template <bool Relu, class TZ = float>
-void bias_grad_launch(const char* op, const float* dy, const float* y, TZ* dz, int64_t dzLd, float* db, int N, int K,
+template <bool Relu, class TZ = float, class TY = float>
+void bias_grad_launch(const char* op, const float* dy, const TY* y, TZ* dz, int64_t dzLd, float* db, int N, int K,
                       int64_t P) {
   if (K <= 0) return;
   if (N <= 0 || P <= 0) {
@@ -287,22 +287,22 @@ void bias_grad_launch(const char* op, const float* dy, const float* y, TZ* dz, i
   const int64_t pairs = static_cast<int64_t>(K) * J;
   Scratch partial(true, sizeof(double) * static_cast<size_t>(pairs));
   const unsigned blocks = static_cast<unsigned>(std::min<int64_t>(pairs, INT_MAX));
-  AXN_LAUNCH(op, (bias_grad_partial_kernel<Relu, TZ>), blocks, kBiasGradLanes, 0, dy, y, dz, dzLd, partial.as<double>(), N, K, P, T, J);
+  AXN_LAUNCH(op, (bias_grad_partial_kernel<Relu, TZ, TY>), blocks, kBiasGradLanes, 0, dy, y, dz, dzLd, partial.as<double>(), N, K, P, T, J);
   if (db)
     AXN_LAUNCH(op, bias_grad_final_kernel, gridFor(K), kThreads, 0, static_cast<const double*>(partial.as<double>()), db, K, J);
 }
 
 }  // namespace
 
-template <class T>
-void im2col_launch(const float* x, T* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+template <class TX, class T>
+void im2col_launch(const TX* x, T* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                    int64_t groupRows) {
   if (n <= 0) return;
   const int Cg = d.C / d.groups;
   const int64_t gr = groupRows ? groupRows : static_cast<int64_t>(Cg) * d.kh * d.kw;
   const int64_t CP = static_cast<int64_t>(d.C) * d.Ho() * d.Wo();
   dim3 grid(gridFor(CP), std::min(n, 65535));
-  AXN_LAUNCH("conv2d.im2col", im2col_kernel<T>, grid, kThreads, 0, x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
+  AXN_LAUNCH("conv2d.im2col", (im2col_kernel<TX, T>), grid, kThreads, 0, x, col, n, d.C, d.H, d.W, d.kh, d.kw, d.sh, d.sw, d.ph, d.pw, d.Ho(), d.Wo(), strideImage, strideRow, Cg, gr);
 }
 
 template <class T>
@@ -331,21 +331,39 @@ void unpad_rows_cuda(const float* src, int64_t ldSrc, float* dst, int64_t rows, 
   AXN_LAUNCH("conv2dBackward.unpadK", unpad_rows_kernel, gridFor(rows * cols), kThreads, 0, src, ldSrc, dst, rows, cols);
 }
 
-void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) {
+template <class TY>
+void epilogue_launch(const float* src, int64_t ld, const float* b, TY* y, int n, int K, int64_t P, bool relu) {
   if (n <= 0 || K <= 0 || P <= 0) return;
   RowLaunch l(static_cast<int64_t>(n) * K, P);
-  if (relu) AXN_LAUNCH("conv2d.epilogue", conv_epilogue_kernel<true>, l.grid, l.block, 0, src, ld, b, y, n, K, P);
-  else AXN_LAUNCH("conv2d.epilogue", conv_epilogue_kernel<false>, l.grid, l.block, 0, src, ld, b, y, n, K, P);
+  if (relu) AXN_LAUNCH("conv2d.epilogue", (conv_epilogue_kernel<true, TY>), l.grid, l.block, 0, src, ld, b, y, n, K, P);
+  else AXN_LAUNCH("conv2d.epilogue", (conv_epilogue_kernel<false, TY>), l.grid, l.block, 0, src, ld, b, y, n, K, P);
+}
+
+void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu) {
+  epilogue_launch(src, ld, b, y, n, K, P, relu);
+}
+void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, bf16_t* y, int n, int K, int64_t P, bool relu) {
+  epilogue_launch(src, ld, b, y, n, K, P, relu);
 }
 
 void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
   if (y) bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
-  else bias_grad_launch<false>("conv2dBackward.biasGrad", dy, nullptr, dz, ldZ, db, N, K, P);
+  else bias_grad_launch<false>("conv2dBackward.biasGrad", dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
 }
 
 void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
   if (y) bias_grad_launch<true, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
-  else bias_grad_launch<false, bf16_t>("conv2dBackward.biasGrad", dy, nullptr, dz, ldZ, db, N, K, P);
+  else bias_grad_launch<false, bf16_t>("conv2dBackward.biasGrad", dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+}
+
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
+  if (y) bias_grad_launch<true, float, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
+  else conv_grad_knp_cuda(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+}
+
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
+  if (y) bias_grad_launch<true, bf16_t, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
+  else conv_grad_knp_cuda(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
 }
 
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P) {
@@ -380,6 +398,12 @@ void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t
   im2col_launch(x, col, n, d, sI, sR, gr);
 }
 void im2col_cuda(const float* x, bf16_t* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {
+  im2col_launch(x, col, n, d, sI, sR, gr);
+}
+void im2col_cuda(const bf16_t* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {
+  im2col_launch(x, col, n, d, sI, sR, gr);
+}
+void im2col_cuda(const bf16_t* x, bf16_t* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {
   im2col_launch(x, col, n, d, sI, sR, gr);
 }
 void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {

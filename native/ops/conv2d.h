@@ -119,7 +119,12 @@ int64_t conv2d_columns_floats(const Conv2dDims& d, size_t workspaceBytes, bool c
 // x: (N, C, H, W), w: (K, C/G, kh, kw), b: (K) or null -> y: (N, K, Ho, Wo); relu: y = max(y, 0) fused.
 // columns: null, or a buffer of conv2d_columns_floats(d, workspaceBytes, false) floats that receives the
 // whole batch's columns for the backward (path Columns only).
-void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+// TX, TY: x's and y's element types, float or bf16_t (bfloat16 activations; each independently: a first
+// layer takes float32 pixels and may give bf16). bf16 activations take the columns path only (the legacy
+// path and a 1×1 convolution refuse them with an error): im2col widens x's values (and, with bf16 column
+// storage, stores them as they are: already bf16); the epilogue computes in float32 and rounds y once.
+template <class TX, class TY>
+void conv2d_forward_cpu(const TX* x, const float* w, const float* b, TY* y, const Conv2dDims& d,
                         size_t workspaceBytes, GemmMath math, bool relu, ConvPath path = ConvPath::Columns,
                         float* columns = nullptr);
 // dy: (N, K, Ho, Wo), x: (N, C, H, W), w: (K, C/G, kh, kw) -> dx: (N, C, H, W) or null (skipped),
@@ -127,8 +132,11 @@ void conv2d_forward_cpu(const float* x, const float* w, const float* b, float* y
 // the fused (relu = true) forward's output, or null: with it, dy is the gradient at the ReLU's output;
 // reluInPlace: dy is overwritten with the gradient at the convolution's output (dy must be writable).
 // columns: null, or the forward's kept columns (read, then overwritten).
-void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                         const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
+// TX: x's element type, TY: reluY's (the forward's TY); bf16 ones take the columns path only. dy, dx, dw
+// and db are float32.
+template <class TX, class TY>
+void conv2d_backward_cpu(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
+                         const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
                          bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
 
 // The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
@@ -136,8 +144,10 @@ void conv2d_backward_cpu(const float* dy, const float* x, const float* w, float*
 // batch-row-major: strideImage = P, strideRow = n·P.
 // groupRows: the rows of one group in col; 0 = unpadded (Cg·kh·kw). Channel c's rows start at
 // (c / Cg)·groupRows + (c mod Cg)·kh·kw; the padding rows are not written.
-// x: (n, C, H, W) -> col
+// x: (n, C, H, W) -> col (x float32, or bf16 activations widened)
 void im2col_cpu(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                int64_t groupRows = 0);
+void im2col_cpu(const bf16_t* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                 int64_t groupRows = 0);
 // col -> x: (n, C, H, W), overwritten: x[i, c, h, w] = Σ of the col entries that im2col copied from it,
 // for each (in ascending ki, then kj order).
@@ -151,9 +161,13 @@ void unpad_rows_cpu(const float* src, int64_t ldSrc, float* dst, int64_t rows, i
 // The columns path's epilogue: y[i, k, p] = act(src[k·ld + i·P + p] (+ b[k])) for n images; act = ReLU
 // when relu, else the identity; without b nothing is added (−0 stays −0).
 void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu);
+// The same, y in bf16: computed in float32, rounded once to nearest even.
+void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, bf16_t* y, int n, int K, int64_t P, bool relu);
 // The columns path's first backward pass: dz[k·ldZ + i·P + p] = g (g = relu_bwd(dy, y) with y, else dy),
 // and db (null: skipped) = Σ g in bias_grad's order (the same bits as bias_grad of g).
 void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+// y in bf16 (bf16 activations: the mask of relu_bwd reads its sign).
+void conv_grad_knp_cpu(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
 // src: (n, K, P) -> dst: (K, n, P)
 void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P);
 // y: (N, K, P) = b[k] everywhere
@@ -181,11 +195,13 @@ void round_bf16_cpu(float* p, int64_t n);
 void zero_cpu(float* p, int64_t n);
 
 #ifdef AXN_WITH_CUDA
-void conv2d_forward_cuda(const float* x, const float* w, const float* b, float* y, const Conv2dDims& d,
+template <class TX, class TY>
+void conv2d_forward_cuda(const TX* x, const float* w, const float* b, TY* y, const Conv2dDims& d,
                          size_t workspaceBytes, GemmMath math, bool relu, ConvPath path = ConvPath::Columns,
                          float* columns = nullptr);
-void conv2d_backward_cuda(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db,
-                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const float* reluY,
+template <class TX, class TY>
+void conv2d_backward_cuda(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
+                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
                           bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                  int64_t groupRows = 0);
@@ -197,14 +213,23 @@ void im2col_cuda(const float* x, bf16_t* col, int n, const Conv2dDims& d, int64_
                  int64_t groupRows = 0);
 void col2im_cuda(const bf16_t* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                  int64_t groupRows = 0);
+// bf16 activations: x's values read widened (into float32 columns), or copied as they are (bf16 columns).
+void im2col_cuda(const bf16_t* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows = 0);
+void im2col_cuda(const bf16_t* x, bf16_t* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
+                 int64_t groupRows = 0);
 void pad_rows_cuda(const float* src, float* dst, int64_t rows, int64_t cols, int64_t ldDst);
 // The weights' bf16 GEMM copy, rows padded with zeros to ldDst (rounded to nearest even).
 void pad_rows_cuda(const float* src, bf16_t* dst, int64_t rows, int64_t cols, int64_t ldDst);
 void unpad_rows_cuda(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols);
 void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu);
+void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, bf16_t* y, int n, int K, int64_t P, bool relu);
 void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
 // bf16 storage: dz rounded to nearest even as it is written; db from the float32 values, the same bits.
 void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+// y in bf16 (bf16 activations), dz float32 or bf16.
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P);
 void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P);
 void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P);

@@ -1,4 +1,5 @@
-// bfloat16 activations (item 4 of issue 19, the ops done so far: ReLU, dropout, max pooling, LRN). The rule each
+// bfloat16 activations (item 4 of issue 19, the ops done so far: ReLU, dropout, max pooling, LRN, and the
+// convolution's columns path). The rule each
 // op follows: compute in float32 on the widened values, round the output once to nearest even. So the
 // oracle of a bf16 op is the float32 op on cast(x, 'float32') followed by cast(·, 'bfloat16'): the CPU is
 // held to it bit for bit, and the CUDA kernels to the CPU bit for bit, in both thread orders on the
@@ -10,6 +11,7 @@ import { relu, reluBackward } from '../../lib/ops/activation.js';
 import { dropout } from '../../lib/ops/dropout.js';
 import { maxPool2d } from '../../lib/ops/pool.js';
 import { localResponseNorm, localResponseNormBackward } from '../../lib/ops/lrn.js';
+import { conv2d, conv2dBackward, conv2dForTraining, setConvolutionPath } from '../../lib/ops/conv.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
 import { cudaBatch, emulated, noCuda, withPlanted } from '../helpers/gpu.js';
 
@@ -135,7 +137,97 @@ describe('bfloat16 activations on the CPU: the float32 op on the widened values,
   });
 });
 
+// Convolutions: AlexNet's conv1 (11×11 stride 4, padding 2) and grouped conv2 at small sizes, and odd ones.
+// [x shape, w shape, options]
+const convCases: [number[], number[], { stride?: number; padding?: number; groups?: number }][] = [
+  [[2, 3, 31, 31], [8, 3, 11, 11], { stride: 4, padding: 2 }],
+  [[1, 6, 9, 9], [8, 3, 5, 5], { padding: 2, groups: 2 }],
+  [[3, 5, 7, 6], [7, 5, 3, 3], { stride: 2, padding: 1 }],
+];
+
+/** A convolution with bf16 activations against the float32 one on the widened values, on `device`, in
+ * `precision`: y (float32 out, and bf16 out rounded once) and every gradient bit for bit. */
+async function convAgainstFloat(device: 'cpu' | 'cuda', precision: 'fp32' | 'bf16', xs: number[], ws: number[], o: { stride?: number; padding?: number; groups?: number }, seed: number) {
+  const nx = xs.reduce((a, b) => a * b, 1), nw = ws.reduce((a, b) => a * b, 1);
+  using xflat = bf16Input(nx, seed, device);
+  using x = xflat.reshape(xs);
+  const r = mulberry32(seed + 1);
+  using w = Tensor.from(Float32Array.from({ length: nw }, () => (r() - 0.5) * 0.4), ws, device);
+  using b = Tensor.from(Float32Array.from({ length: ws[0] }, () => r() - 0.5), [ws[0]], device);
+  using xf = cast(x, 'float32');
+  const opts = { ...o, precision };
+  // float32 out, no ReLU: the float32 op on x's values, exactly.
+  using y32 = conv2d(x, w, b, { ...opts, dtype: 'float32' });
+  using want32 = conv2d(xf, w, b, opts);
+  expect(y32.dtype).toBe('float32');
+  expect(await bits32(y32), 'y (float32 out)').toEqual(await bits32(want32));
+  // bf16 out with the fused ReLU, kept columns: rounded once.
+  const fwd = conv2dForTraining(x, w, b, { ...opts, relu: true });
+  using y = fwd.y;
+  using cols = fwd.columns;
+  expect(y.dtype).toBe('bfloat16');
+  using yfRef = conv2d(xf, w, b, { ...opts, relu: true });
+  using yWant = cast(yfRef, 'bfloat16');
+  expect(await bits16(y), 'y (bf16 out)').toEqual(await bits16(yWant));
+  // the backward through the ReLU, from the bf16 x and y (kept columns, then recomputed ones)
+  const ny = y.size;
+  using dy = Tensor.from(Float32Array.from({ length: ny }, () => r() - 0.5), y.shape, device);
+  using yw = cast(y, 'float32');
+  const ref = conv2dBackward(dy, xf, w, { ...opts, reluOutput: yw });
+  for (const columns of [cols, null]) {
+    const g = conv2dBackward(dy, x, w, { ...opts, reluOutput: y, ...(columns ? { columns } : {}) });
+    expect(await bits32(g.dx!), `dx${columns ? ' (kept columns)' : ''}`).toEqual(await bits32(ref.dx!));
+    expect(await bits32(g.dw), 'dw').toEqual(await bits32(ref.dw));
+    expect(await bits32(g.db!), 'db').toEqual(await bits32(ref.db!));
+    g.dx?.dispose();
+    g.dw.dispose();
+    g.db?.dispose();
+  }
+  ref.dx?.dispose();
+  ref.dw.dispose();
+  ref.db?.dispose();
+}
+
+describe('convolutions with bfloat16 activations: the float32 convolution on the widened values', () => {
+  it.each(convCases)('CPU: x %j, w %j, %j (fp32 and bf16 GEMMs)', async (xs, ws, o) => {
+    await convAgainstFloat('cpu', 'fp32', xs, ws, o, 60 + xs[1]);
+    await convAgainstFloat('cpu', 'bf16', xs, ws, o, 70 + xs[1]);
+  });
+
+  it('a float32 x may give a bf16 y (a first layer); the legacy path and 1×1 convolutions refuse bf16', async () => {
+    const r = mulberry32(5);
+    using x = Tensor.from(Float32Array.from({ length: 2 * 3 * 8 * 8 }, () => r() - 0.5), [2, 3, 8, 8]);
+    using w = Tensor.from(Float32Array.from({ length: 4 * 3 * 3 * 3 }, () => r() - 0.5), [4, 3, 3, 3]);
+    using y = conv2d(x, w, null, { dtype: 'bfloat16', relu: true });
+    using yf = conv2d(x, w, null, { relu: true });
+    using yWant = cast(yf, 'bfloat16');
+    expect(await bits16(y)).toEqual(await bits16(yWant));
+    using w1 = Tensor.from(Float32Array.from({ length: 4 * 3 }, () => r() - 0.5), [4, 3, 1, 1]);
+    expect(() => conv2d(x, w1, null, { dtype: 'bfloat16' })).toThrow(/conv2d: the output \(dtype\) is bfloat16, which the columns path alone takes, and this convolution takes the legacy one \(a 1×1 stride-1 unpadded convolution\): pass float32/);
+    using xb = cast(x, 'bfloat16');
+    setConvolutionPath('legacy');
+    try {
+      expect(() => conv2d(xb, w, null)).toThrow(/conv2d: x is bfloat16, which the columns path alone takes.*setConvolutionPath\('legacy'\)/);
+      using dy = Tensor.zeros([2, 4, 6, 6]);
+      expect(() => conv2dBackward(dy, xb, w)).toThrow(/conv2dBackward: x is bfloat16/);
+    } finally {
+      setConvolutionPath('columns');
+    }
+    expect(() => conv2d(x, w, null, { dtype: 'float16' as never })).toThrow(/conv2d: dtype must be "float32" or "bfloat16", got "float16"/);
+    using xi = Tensor.zeros([2, 3, 8, 8], 'cpu', 'int32');
+    expect(() => conv2d(xi, w, null)).toThrow(/conv2d: expected x to be float32 or bfloat16, got int32/);
+  });
+});
+
 describe.skipIf(noCuda)('bfloat16 activations on CUDA match the CPU bit for bit', () => {
+  // On CUDA the oracle is the device's own float32 convolution on the widened values (the float32 path is
+  // held to the CPU by test/ops/conv2d.test.ts): bit for bit, in fp32 and in bf16 (bf16 column storage,
+  // where im2col copies a bf16 x's values as they are and rounds a float32 x's: the same bits).
+  it.each(convCases)('convolution: x %j, w %j, %j', async (xs, ws, o) => {
+    await convAgainstFloat('cuda', 'fp32', xs, ws, o, 80 + xs[1]);
+    await convAgainstFloat('cuda', 'bf16', xs, ws, o, 90 + xs[1]);
+  });
+
   beforeAll(() => setPoison(true));
   afterAll(() => setPoison(false));
   // Sizes: fc6's activations at batch 128 on a GPU (a float4/ushort4 path with no tail), odd ones for the
