@@ -327,7 +327,7 @@ describe('conv2d rejects bad input with clear errors', () => {
   it('wrong dtype, disposed tensors, non-tensors', () => {
     const xi = Tensor.zeros([2, 3, 8, 8], 'cpu', 'int32');
     const w1 = Tensor.zeros([4, 3, 3, 3]);
-    expect(() => conv2d(xi, w1, null)).toThrow('conv2d: expected x to be float32, got int32');
+    expect(() => conv2d(xi, w1, null)).toThrow('conv2d: expected x to be float32 or bfloat16, got int32');
     const gone = Tensor.zeros([4, 3, 3, 3]);
     gone.dispose();
     expect(() => conv2d(x3, gone, null)).toThrow(DisposedError);
