@@ -3,7 +3,7 @@
  * Native: native/ops/linear.*, native/ops/gemm.*, native/bind/{linear,gemm}.cc. */
 import { describe } from '../errors.js';
 import { Tensor } from '../tensor.js';
-import { expectShape, expectTensor, formatShape, nativeOps, reluBackwardOptions, reluForwardOption, sameDevice, st, gemmMath, type Precision } from './util.js';
+import { expectActivation, expectShape, expectTensor, formatShape, nativeOps, reluBackwardOptions, reluForwardOption, sameDevice, st, gemmMath, type Precision } from './util.js';
 
 export interface LinearOptions {
   /** GEMM precision: 'fp32' (strict), 'tf32' (CUDA tensor cores; the CPU computes in fp32) or 'bf16' (inputs
@@ -17,6 +17,9 @@ export interface LinearForwardOptions extends LinearOptions {
    * and the ReLU in one kernel after the GEMM: with a bias, one launch fewer than the two ops). Its
    * backward is `linearBackward` with `reluOutput: y`. Default false. */
   relu?: boolean;
+  /** The output's dtype: 'float32' or 'bfloat16' (the float32 result rounded once to nearest even).
+   * Default: x's. x itself may be bfloat16 (bfloat16 activations); the gradients stay float32. */
+  dtype?: 'float32' | 'bfloat16';
 }
 
 export interface LinearBackwardOptions extends LinearOptions {
@@ -65,12 +68,12 @@ function checkInt32(op: string, what: string, shape: readonly number[]): void {
   if (shape.some((d) => d > INT_MAX)) throw new RangeError(`${op}: ${what} ${formatShape(shape)} has a dimension above 2^31 − 1`);
 }
 
-/** [N, in, out] after checking x [N, in] against w [out, in]. */
+/** [N, in, out] after checking x [N, in] (float32 or bfloat16) against w [out, in]. */
 function linearDims(x: Tensor, w: Tensor, op: string): [number, number, number] {
   expectTensor(w, op, 'w', { rank: 2, shape: '[out, in]' });
   const [out, inF] = w.shape;
   if (out < 1 || inF < 1) throw new RangeError(`${op}: expected w of shape [out, in] with out, in ≥ 1, got ${formatShape(w.shape)}`);
-  expectTensor(x, op, 'x');
+  expectActivation(x, op, 'x');
   if (x.shape.length !== 2 || x.shape[1] !== inF)
     throw new RangeError(`${op}: expected x of shape [N, ${inF}] (w is ${formatShape(w.shape)}), got ${formatShape(x.shape)}`);
   checkInt32(op, 'x', x.shape);
@@ -100,7 +103,7 @@ export function linearForTraining(x: Tensor, w: Tensor, b: Tensor | null, opts?:
 }
 
 function linearForward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts: LinearForwardOptions | undefined, keep: boolean): { y: Tensor; kept: Tensor | null } {
-  const o = options(opts, op, '{ precision?, relu? }');
+  const o = options(opts, op, '{ precision?, relu?, dtype? }');
   const [N, inF, out] = linearDims(x, w, op);
   if (b !== null) {
     if (!(b instanceof Tensor)) throw new TypeError(`${op}: expected b to be a Tensor or null, got ${describe(b)}`);
@@ -110,12 +113,14 @@ function linearForward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts:
   const dev = sameDevice(op, { x, w, b });
   const math = gemmMath(o.precision, op);
   const fuseRelu = reluForwardOption(o, op, 'linearBackward');
+  const yType = o.dtype === undefined ? x.dtype : o.dtype;
+  if (yType !== 'float32' && yType !== 'bfloat16') throw new TypeError(`${op}: dtype must be "float32" or "bfloat16", got ${describe(o.dtype)}`);
   const n = keep && N > 0 ? keptFloats(inF, out, dev, math) : 0;
-  const y = Tensor.empty([N, out], dev);
+  const y = Tensor.empty([N, out], dev, yType);
   let kept: Tensor | null = null;
   try {
     kept = n > 0 ? Tensor.empty([n], dev) : null;
-    if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, math, fuseRelu, kept ? st(kept, op) : null);
+    if (N > 0) nativeOps().linear_forward(st(x, op), st(w, op), b ? st(b, op) : null, st(y, op), N, inF, out, math, fuseRelu, kept ? st(kept, op) : null, x.dtype, yType);
   } catch (e) {
     y.dispose();
     kept?.dispose();
@@ -127,7 +132,8 @@ function linearForward(op: string, x: Tensor, w: Tensor, b: Tensor | null, opts:
 /**
  * Gradients of linear given dy [N, out] and the forward's x [N, in] and w [out, in]: dx = dy · w [N, in]
  * (null when needInputGrad is false), dw = dyᵀ · x [out, in], db = Σ_N dy [out] (null when needBiasGrad
- * is false). All are new tensors the caller owns.
+ * is false). All are new tensors the caller owns. x and reluOutput may be bfloat16; the gradients are
+ * float32.
  */
 export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBackwardOptions): LinearGrads {
   const op = 'linearBackward';
@@ -139,7 +145,7 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
   const needDx = boolOption(o.needInputGrad, op, 'needInputGrad', true);
   const needDb = boolOption(o.needBiasGrad, op, 'needBiasGrad', true);
   const math = gemmMath(o.precision, op);
-  const relu = reluBackwardOptions(o, op, 'linear', dy);
+  const relu = reluBackwardOptions(o, op, 'linear', dy, true);
   const kept = o.kept === undefined || o.kept === null ? null : o.kept;
   if (kept !== null) {
     if (!(kept instanceof Tensor)) throw new TypeError(`${op}: kept must be a Tensor (from linearForTraining) or null, got ${describe(kept)}`);
@@ -157,7 +163,7 @@ export function linearBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: LinearBa
     made.push(dw);
     const db = needDb ? Tensor.empty([out], dev) : null;
     if (db) made.push(db);
-    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, math, relu.y ? st(relu.y, op) : null, relu.inPlace, kept ? st(kept, op) : null);
+    nativeOps().linear_backward(st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, N, inF, out, math, relu.y ? st(relu.y, op) : null, relu.inPlace, kept ? st(kept, op) : null, x.dtype, relu.y?.dtype ?? 'float32');
     return { dx, dw, db };
   } catch (e) {
     made.forEach((t) => t.dispose());

@@ -1,6 +1,8 @@
 // N-API bindings of linear (lib/ops/linear.ts validates first and allocates the outputs):
 //   ops.linear_forward(x, w, b | null, y, N, in, out, math, relu, kept | null)
 //   ops.linear_backward(dy, x, w, dx | null, dw, db | null, N, in, out, math, reluY | null, reluInPlace, kept | null)
+//   (both followed by the activations' dtypes, "float32" (the default when absent) or "bfloat16": the
+//    forward's x and y, the backward's x and reluY)
 //   ops.linear_kept_floats(in, out, cuda, math) -> number
 // relu fuses a ReLU into the forward; reluY is that fused forward's output, for the backward through both;
 // reluInPlace writes the gradient at the layer's output over dy (then held as written, not read-only).
@@ -32,42 +34,53 @@ ops::bf16_t* keptArg(const Napi::CallbackInfo& info, size_t i, const char* op, i
   return reinterpret_cast<ops::bf16_t*>(ptr<float>(info, i, op, "kept", static_cast<size_t>(n)));
 }
 
-Napi::Value LinearForward(const Napi::CallbackInfo& info) {
-  const char* op = "linear_forward";
-  const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
+bool bf16At(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  return !absent(info, i) && bf16Dtype(info, i, op, what);
+}
+
+template <class TX, class TY>
+void linearForward(const Napi::CallbackInfo& info, const char* op, int N, int in, int out) {
   const ops::GemmMath math = gemmMath(info, 7);
   const bool relu = flag(info, 8);
-  sizes(op, N, in, out);
-  const float* x = ptr<const float>(info, 0, op, "x", static_cast<size_t>(N) * in);
+  const TX* x = ptr<const TX>(info, 0, op, "x", static_cast<size_t>(N) * in);
   const float* w = ptr<const float>(info, 1, op, "w", static_cast<size_t>(out) * in);
   const float* b = absent(info, 2) ? nullptr : ptr<const float>(info, 2, op, "b", out);
-  float* y = ptr<float>(info, 3, op, "y", static_cast<size_t>(N) * out);
+  TY* y = ptr<TY>(info, 3, op, "y", static_cast<size_t>(N) * out);
   const bool hasKept = !absent(info, 9);
   const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "w"),
                                 b ? storage(info, 2, op, "b") : nullptr, storage(info, 3, op, "y"),
                                 hasKept ? storage(info, 9, op, "kept") : nullptr});
   ops::bf16_t* kept = keptArg(info, 9, op, in, out, cuda, math);
   (void)kept;
-  AXN_DISPATCH(cuda, ops::linear_forward_cpu(x, w, b, y, N, in, out, math, relu),
-               ops::linear_forward_cuda(x, w, b, y, N, in, out, math, relu, kept));
+  AXN_DISPATCH(cuda, ops::linear_forward_act_cpu(x, w, b, y, N, in, out, math, relu),
+               ops::linear_forward_act_cuda(x, w, b, y, N, in, out, math, relu, kept));
+}
+
+Napi::Value LinearForward(const Napi::CallbackInfo& info) {
+  const char* op = "linear_forward";
+  const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
+  sizes(op, N, in, out);
+  const bool bx = bf16At(info, 10, op, "x's dtype"), by = bf16At(info, 11, op, "y's dtype");
+  if (bx && by) linearForward<ops::bf16_t, ops::bf16_t>(info, op, N, in, out);
+  else if (bx) linearForward<ops::bf16_t, float>(info, op, N, in, out);
+  else if (by) linearForward<float, ops::bf16_t>(info, op, N, in, out);
+  else linearForward<float, float>(info, op, N, in, out);
   return info.Env().Undefined();
 }
 
-Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
-  const char* op = "linear_backward";
-  const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
+template <class TX, class TY>
+void linearBackward(const Napi::CallbackInfo& info, const char* op, int N, int in, int out) {
   const ops::GemmMath math = gemmMath(info, 9);
-  sizes(op, N, in, out);
   const bool inPlace = !absent(info, 10) && flag(info, 11);
   const float* dy = inPlace ? ptr<float>(info, 0, op, "dy", static_cast<size_t>(N) * out)
                             : ptr<const float>(info, 0, op, "dy", static_cast<size_t>(N) * out);
-  const float* x = ptr<const float>(info, 1, op, "x", static_cast<size_t>(N) * in);
+  const TX* x = ptr<const TX>(info, 1, op, "x", static_cast<size_t>(N) * in);
   const float* w = ptr<const float>(info, 2, op, "w", static_cast<size_t>(out) * in);
   float* dx = absent(info, 3) ? nullptr : ptr<float>(info, 3, op, "dx", static_cast<size_t>(N) * in);
   float* dw = ptr<float>(info, 4, op, "dw", static_cast<size_t>(out) * in);
   float* db = absent(info, 5) ? nullptr : ptr<float>(info, 5, op, "db", out);
-  const float* reluY =
-      absent(info, 10) ? nullptr : ptr<const float>(info, 10, op, "reluY", static_cast<size_t>(N) * out);
+  const TY* reluY =
+      absent(info, 10) ? nullptr : ptr<const TY>(info, 10, op, "reluY", static_cast<size_t>(N) * out);
   const bool hasKept = !absent(info, 12);
   const bool cuda =
       onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "w"),
@@ -76,8 +89,19 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
                   hasKept ? storage(info, 12, op, "kept") : nullptr});
   const ops::bf16_t* kept = keptArg(info, 12, op, in, out, cuda, math);
   (void)kept;
-  AXN_DISPATCH(cuda, ops::linear_backward_cpu(dy, x, w, dx, dw, db, N, in, out, math, reluY, inPlace),
-               ops::linear_backward_cuda(dy, x, w, dx, dw, db, N, in, out, math, reluY, inPlace, kept));
+  AXN_DISPATCH(cuda, ops::linear_backward_act_cpu(dy, x, w, dx, dw, db, N, in, out, math, reluY, inPlace),
+               ops::linear_backward_act_cuda(dy, x, w, dx, dw, db, N, in, out, math, reluY, inPlace, kept));
+}
+
+Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
+  const char* op = "linear_backward";
+  const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
+  sizes(op, N, in, out);
+  const bool bx = bf16At(info, 13, op, "x's dtype"), by = bf16At(info, 14, op, "reluY's dtype");
+  if (bx && by) linearBackward<ops::bf16_t, ops::bf16_t>(info, op, N, in, out);
+  else if (bx) linearBackward<ops::bf16_t, float>(info, op, N, in, out);
+  else if (by) linearBackward<float, ops::bf16_t>(info, op, N, in, out);
+  else linearBackward<float, float>(info, op, N, in, out);
   return info.Env().Undefined();
 }
 

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <string>
+#include <type_traits>
 
 #include "../common.h"
 #include "../scratch.h"
@@ -144,14 +145,18 @@ namespace {
 size_t bf16Bytes(int64_t rows, int64_t cols) { return static_cast<size_t>(rows * cols) * sizeof(bf16_t); }
 
 // bf16 storage (linear_bf16_storage): the same steps as forward(), on operands rounded by our kernels.
+// xBf16: x already in bf16 (bf16 activations), the GEMM operand as it is; else x is rounded into scratch.
 void forward_bf16(const float* x, const float* w, const float* b, float* y, int N, int in, int out, bool relu,
-                  bf16_t* wKeep) {
+                  bf16_t* wKeep, const bf16_t* xBf16 = nullptr) {
   check("linear", N, in, out);
   if (N == 0) return;
-  Scratch xBuf(true, bf16Bytes(N, in)), wBuf(true, wKeep ? 0 : bf16Bytes(out, in));
-  bf16_t* xb = xBuf.as<bf16_t>();
+  Scratch xBuf(true, xBf16 ? 0 : bf16Bytes(N, in)), wBuf(true, wKeep ? 0 : bf16Bytes(out, in));
+  const bf16_t* xb = xBf16;
+  if (!xb) {
+    to_bf16_cuda("linear.inputBf16", x, xBuf.as<bf16_t>(), static_cast<int64_t>(N) * in);
+    xb = xBuf.as<bf16_t>();
+  }
   bf16_t* wb = wKeep ? wKeep : wBuf.as<bf16_t>();
-  to_bf16_cuda("linear.inputBf16", x, xb, static_cast<int64_t>(N) * in);
   to_bf16_cuda("linear.weightsBf16", w, wb, static_cast<int64_t>(out) * in);
   const bool biasFirst = b && !relu;  // as CudaLinear: with a ReLU, the bias comes in its epilogue
   if (biasFirst) fill_rows_cuda(y, b, N, out);
@@ -160,7 +165,7 @@ void forward_bf16(const float* x, const float* w, const float* b, float* y, int 
 }
 
 void backward_bf16(const float* dy, const float* x, const float* w, float* dx, float* dw, float* db, int N, int in,
-                   int out, const float* reluY, const bf16_t* wKept) {
+                   int out, const float* reluY, const bf16_t* wKept, const bf16_t* xBf16 = nullptr) {
   check("linearBackward", N, in, out);
   if (N == 0) {  // no rows: dw = 0, db = 0 (as the float32 path's K = 0 GEMM and empty sums)
     cuda::memsetZero(dw, static_cast<size_t>(out) * in * sizeof(float));
@@ -168,7 +173,7 @@ void backward_bf16(const float* dy, const float* x, const float* w, float* dx, f
     return;
   }
   // dz (through the fused ReLU when reluY) rounded to bf16 in the bias gradient's pass; db from its floats.
-  Scratch zBuf(true, bf16Bytes(N, out)), xBuf(true, bf16Bytes(N, in));
+  Scratch zBuf(true, bf16Bytes(N, out)), xBuf(true, xBf16 ? 0 : bf16Bytes(N, in));
   Scratch wBuf(true, dx && !wKept ? bf16Bytes(out, in) : 0);
   bf16_t* dz = zBuf.as<bf16_t>();
   grad_columns_bf16_cuda(dy, reluY, dz, db, N, out);
@@ -180,8 +185,11 @@ void backward_bf16(const float* dy, const float* x, const float* w, float* dx, f
     }
     gemm_bf16_cuda(false, false, N, in, out, 1.0f, dz, out, wb, in, 0.0f, dx, false, in);  // dx = dz · w
   }
-  bf16_t* xb = xBuf.as<bf16_t>();
-  to_bf16_cuda("linearBackward.inputBf16", x, xb, static_cast<int64_t>(N) * in);
+  const bf16_t* xb = xBf16;
+  if (!xb) {
+    to_bf16_cuda("linearBackward.inputBf16", x, xBuf.as<bf16_t>(), static_cast<int64_t>(N) * in);
+    xb = xBuf.as<bf16_t>();
+  }
   gemm_bf16_cuda(true, false, out, in, N, 1.0f, dz, out, xb, in, 0.0f, dw, false, in);  // dw = dzᵀ · x
 }
 }  // namespace
@@ -199,5 +207,133 @@ void linear_backward_cuda(const float* dy, const float* x, const float* w, float
   backward(CudaLinear{math}, dy, x, w, dx, dw, db, N, in, out, reluY, reluInPlace);
 }
 #endif
+
+// ---- bf16 activations: adapters around the float32 entry points (linear.h) ----
+namespace {
+template <class T>
+constexpr bool kBf16 = std::is_same_v<T, bf16_t>;
+// The bytes of a float32 copy of n values of T: none for float.
+template <class T>
+size_t widenBytes(int64_t n) {
+  return kBf16<T> ? static_cast<size_t>(n) * sizeof(float) : 0;
+}
+
+template <bool kCudaDev>
+struct ActIo {
+  // A float32 view of a: itself, or its widened copy in buf (widenBytes of it).
+  static const float* widen(const float* a, float*, int64_t, const char*) { return a; }
+  static const float* widen(const bf16_t* a, float* buf, int64_t n, const char* op) {
+#ifdef AXN_WITH_CUDA
+    if constexpr (kCudaDev) {
+      from_bf16_cuda(op, a, buf, n);
+      return buf;
+    }
+#endif
+    (void)op;
+    from_bf16_cpu(a, buf, n);
+    return buf;
+  }
+  // Where the float32 result goes: y itself, or buf, which round() then stores into a bf16 y.
+  static float* target(float* y, float*) { return y; }
+  static float* target(bf16_t*, float* buf) { return buf; }
+  static void round(const float*, float*, int64_t, const char*) {}
+  static void round(const float* src, bf16_t* y, int64_t n, const char* op) {
+#ifdef AXN_WITH_CUDA
+    if constexpr (kCudaDev) {
+      to_bf16_cuda(op, src, y, n);
+      return;
+    }
+#endif
+    (void)op;
+    to_bf16_cpu(src, y, n);
+  }
+};
+}  // namespace
+
+template <class TX, class TY>
+void linear_forward_act_cpu(const TX* x, const float* w, const float* b, TY* y, int N, int in, int out, GemmMath math,
+                            bool relu) {
+  using Io = ActIo<false>;
+  const int64_t nx = static_cast<int64_t>(N) * in, ny = static_cast<int64_t>(N) * out;
+  Scratch xs(false, widenBytes<TX>(nx)), ys(false, widenBytes<TY>(ny));
+  const float* xf = Io::widen(x, xs.as<float>(), nx, "linear.inputWiden");
+  float* yf = Io::target(y, ys.as<float>());
+  linear_forward_cpu(xf, w, b, yf, N, in, out, math, relu);
+  Io::round(yf, y, ny, "linear.outputBf16");
+}
+
+template <class TX, class TY>
+void linear_backward_act_cpu(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db, int N,
+                             int in, int out, GemmMath math, const TY* reluY, bool reluInPlace) {
+  using Io = ActIo<false>;
+  const int64_t nx = static_cast<int64_t>(N) * in, ny = static_cast<int64_t>(N) * out;
+  Scratch xs(false, widenBytes<TX>(nx)), ys(false, reluY ? widenBytes<TY>(ny) : 0);
+  const float* xf = Io::widen(x, xs.as<float>(), nx, "linearBackward.inputWiden");
+  const float* yf = reluY ? Io::widen(reluY, ys.as<float>(), ny, "linearBackward.reluWiden") : nullptr;
+  linear_backward_cpu(dy, xf, w, dx, dw, db, N, in, out, math, yf, reluInPlace);
+}
+
+#ifdef AXN_WITH_CUDA
+template <class TX, class TY>
+void linear_forward_act_cuda(const TX* x, const float* w, const float* b, TY* y, int N, int in, int out, GemmMath math,
+                             bool relu, bf16_t* wKeep) {
+  using Io = ActIo<true>;
+  const int64_t nx = static_cast<int64_t>(N) * in, ny = static_cast<int64_t>(N) * out;
+  // CUDA's bf16 storage reads a bf16 x as its GEMM operand: no float32 copy of it.
+  const bool direct = kBf16<TX> && linear_bf16_storage(true, math);
+  Scratch xs(true, direct ? 0 : widenBytes<TX>(nx)), ys(true, widenBytes<TY>(ny));
+  float* yf = Io::target(y, ys.as<float>());
+  if constexpr (kBf16<TX>) {
+    if (direct) {
+      forward_bf16(nullptr, w, b, yf, N, in, out, relu, wKeep, x);
+      Io::round(yf, y, ny, "linear.outputBf16");
+      return;
+    }
+  }
+  const float* xf = Io::widen(x, xs.as<float>(), nx, "linear.inputWiden");
+  linear_forward_cuda(xf, w, b, yf, N, in, out, math, relu, wKeep);
+  Io::round(yf, y, ny, "linear.outputBf16");
+}
+
+template <class TX, class TY>
+void linear_backward_act_cuda(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db, int N,
+                              int in, int out, GemmMath math, const TY* reluY, bool reluInPlace, const bf16_t* wKept) {
+  using Io = ActIo<true>;
+  const int64_t nx = static_cast<int64_t>(N) * in, ny = static_cast<int64_t>(N) * out;
+  const bool direct = kBf16<TX> && linear_bf16_storage(true, math);
+  Scratch xs(true, direct ? 0 : widenBytes<TX>(nx)), ys(true, reluY ? widenBytes<TY>(ny) : 0);
+  const float* yf = reluY ? Io::widen(reluY, ys.as<float>(), ny, "linearBackward.reluWiden") : nullptr;
+  if constexpr (kBf16<TX>) {
+    if (direct) {
+      backward_bf16(dy, nullptr, w, dx, dw, db, N, in, out, yf, wKept, x);
+      return;
+    }
+  }
+  const float* xf = Io::widen(x, xs.as<float>(), nx, "linearBackward.inputWiden");
+  linear_backward_cuda(dy, xf, w, dx, dw, db, N, in, out, math, yf, reluInPlace, wKept);
+}
+#endif
+
+#define AXN_LINEAR_INSTANTIATE(TX, TY)                                                                               \
+  template void linear_forward_act_cpu<TX, TY>(const TX*, const float*, const float*, TY*, int, int, int, GemmMath,   \
+                                               bool);                                                                \
+  template void linear_backward_act_cpu<TX, TY>(const float*, const TX*, const float*, float*, float*, float*, int,   \
+                                                int, int, GemmMath, const TY*, bool);                                \
+  AXN_LINEAR_INSTANTIATE_CUDA(TX, TY)
+#ifdef AXN_WITH_CUDA
+#define AXN_LINEAR_INSTANTIATE_CUDA(TX, TY)                                                                          \
+  template void linear_forward_act_cuda<TX, TY>(const TX*, const float*, const float*, TY*, int, int, int, GemmMath,  \
+                                                bool, bf16_t*);                                                      \
+  template void linear_backward_act_cuda<TX, TY>(const float*, const TX*, const float*, float*, float*, float*, int,  \
+                                                 int, int, GemmMath, const TY*, bool, const bf16_t*);
+#else
+#define AXN_LINEAR_INSTANTIATE_CUDA(TX, TY)
+#endif
+AXN_LINEAR_INSTANTIATE(float, float)
+AXN_LINEAR_INSTANTIATE(float, bf16_t)
+AXN_LINEAR_INSTANTIATE(bf16_t, float)
+AXN_LINEAR_INSTANTIATE(bf16_t, bf16_t)
+#undef AXN_LINEAR_INSTANTIATE
+#undef AXN_LINEAR_INSTANTIATE_CUDA
 
 }  // namespace axn::ops

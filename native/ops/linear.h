@@ -36,7 +36,25 @@ inline bool linear_bf16_storage(bool cuda, GemmMath math) { return cuda && math 
 // none (the CPU, or not bf16 storage).
 int64_t linear_kept_floats(int in, int out, bool cuda, GemmMath math);
 
+// bfloat16 activations: x, y and the backward's reluY each float or bf16_t (TX, TY). A bf16 y is the float32
+// result rounded once to nearest even (from a float32 scratch). On the float32 GEMM paths a bf16 x (and
+// reluY) is widened into scratch first, which is exact; CUDA's bf16 storage reads a bf16 x as its GEMM
+// operand as it is (the bits linear.inputBf16 would have written). Gradients stay float32.
+template <class TX, class TY>
+void linear_forward_act_cpu(const TX* x, const float* w, const float* b, TY* y, int N, int in, int out, GemmMath math,
+                            bool relu);
+template <class TX, class TY>
+void linear_backward_act_cpu(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db, int N,
+                             int in, int out, GemmMath math, const TY* reluY, bool reluInPlace);
+
 #ifdef AXN_WITH_CUDA
+template <class TX, class TY>
+void linear_forward_act_cuda(const TX* x, const float* w, const float* b, TY* y, int N, int in, int out, GemmMath math,
+                             bool relu, bf16_t* wKeep = nullptr);
+template <class TX, class TY>
+void linear_backward_act_cuda(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db, int N,
+                              int in, int out, GemmMath math, const TY* reluY, bool reluInPlace,
+                              const bf16_t* wKept = nullptr);
 // wKeep (bf16 storage only, else null): linear_kept_floats floats that receive the weights' bf16 copy.
 void linear_forward_cuda(const float* x, const float* w, const float* b, float* y, int N, int in, int out, GemmMath math,
                          bool relu, bf16_t* wKeep = nullptr);

@@ -1,5 +1,5 @@
-// bfloat16 activations (item 4 of issue 19, the ops done so far: ReLU, dropout, max pooling, LRN, and the
-// convolution's columns path). The rule each
+// bfloat16 activations (item 4 of issue 19, the ops done so far: ReLU, dropout, max pooling, LRN, the
+// convolution's columns path and the linear layer). The rule each
 // op follows: compute in float32 on the widened values, round the output once to nearest even. So the
 // oracle of a bf16 op is the float32 op on cast(x, 'float32') followed by cast(·, 'bfloat16'): the CPU is
 // held to it bit for bit, and the CUDA kernels to the CPU bit for bit, in both thread orders on the
@@ -12,6 +12,7 @@ import { dropout } from '../../lib/ops/dropout.js';
 import { maxPool2d } from '../../lib/ops/pool.js';
 import { localResponseNorm, localResponseNormBackward } from '../../lib/ops/lrn.js';
 import { conv2d, conv2dBackward, conv2dForTraining, setConvolutionPath } from '../../lib/ops/conv.js';
+import { linear, linearBackward, linearForTraining } from '../../lib/ops/linear.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
 import { cudaBatch, emulated, noCuda, withPlanted } from '../helpers/gpu.js';
 
@@ -188,6 +189,57 @@ async function convAgainstFloat(device: 'cpu' | 'cuda', precision: 'fp32' | 'bf1
   ref.db?.dispose();
 }
 
+// Linear layers: fc8's shape (in 4096 at small out), odd ones, and an empty batch.
+const linearCases: [number, number, number][] = [
+  [3, 4096, 10],
+  [7, 37, 13],
+  [1, 9, 1],
+  [0, 5, 3],
+];
+
+/** A linear layer with bf16 activations against the float32 one on the widened values: y (float32 out,
+ * and bf16 out through the fused ReLU, rounded once) and every gradient, bit for bit. */
+async function linearAgainstFloat(device: 'cpu' | 'cuda', precision: 'fp32' | 'bf16', N: number, inF: number, out: number, seed: number) {
+  using xflat = bf16Input(Math.max(N * inF, 1), seed, device);
+  using x = N > 0 ? xflat.reshape([N, inF]) : Tensor.zeros([0, inF], device, 'bfloat16');
+  const r = mulberry32(seed + 1);
+  using w = Tensor.from(Float32Array.from({ length: out * inF }, () => (r() - 0.5) * 0.2), [out, inF], device);
+  using b = Tensor.from(Float32Array.from({ length: out }, () => r() - 0.5), [out], device);
+  using xf = cast(x, 'float32');
+  using y32 = linear(x, w, b, { precision, dtype: 'float32' });
+  using want32 = linear(xf, w, b, { precision });
+  expect(await bits32(y32), 'y (float32 out)').toEqual(await bits32(want32));
+  const fwd = linearForTraining(x, w, b, { precision, relu: true });
+  using y = fwd.y;
+  using kept = fwd.kept;
+  expect(y.dtype).toBe('bfloat16');
+  using yfRef = linear(xf, w, b, { precision, relu: true });
+  using yWant = cast(yfRef, 'bfloat16');
+  expect(await bits16(y), 'y (bf16 out)').toEqual(await bits16(yWant));
+  using dy = Tensor.from(Float32Array.from({ length: N * out }, () => r() - 0.5), [N, out], device);
+  using yw = cast(y, 'float32');
+  const ref = linearBackward(dy, xf, w, { precision, reluOutput: yw });
+  const g = linearBackward(dy, x, w, { precision, reluOutput: y, kept });
+  expect(await bits32(g.dx!), 'dx').toEqual(await bits32(ref.dx!));
+  expect(await bits32(g.dw), 'dw').toEqual(await bits32(ref.dw));
+  expect(await bits32(g.db!), 'db').toEqual(await bits32(ref.db!));
+  for (const t of [g.dx, g.dw, g.db, ref.dx, ref.dw, ref.db]) t?.dispose();
+}
+
+describe('linear layers with bfloat16 activations: the float32 layer on the widened values', () => {
+  it.each(linearCases)('CPU: N %i, in %i, out %i (fp32 and bf16 GEMMs)', async (N, inF, out) => {
+    await linearAgainstFloat('cpu', 'fp32', N, inF, out, 100 + inF);
+    await linearAgainstFloat('cpu', 'bf16', N, inF, out, 110 + inF);
+  });
+  it('refuses other dtypes', () => {
+    using x = Tensor.zeros([2, 3], 'cpu', 'int32');
+    using w = Tensor.zeros([4, 3]);
+    expect(() => linear(x, w, null)).toThrow(/linear: expected x to be float32 or bfloat16, got int32/);
+    using xf = Tensor.zeros([2, 3]);
+    expect(() => linear(xf, w, null, { dtype: 'int32' as never })).toThrow(/linear: dtype must be "float32" or "bfloat16", got "int32"/);
+  });
+});
+
 describe('convolutions with bfloat16 activations: the float32 convolution on the widened values', () => {
   it.each(convCases)('CPU: x %j, w %j, %j (fp32 and bf16 GEMMs)', async (xs, ws, o) => {
     await convAgainstFloat('cpu', 'fp32', xs, ws, o, 60 + xs[1]);
@@ -226,6 +278,13 @@ describe.skipIf(noCuda)('bfloat16 activations on CUDA match the CPU bit for bit'
   it.each(convCases)('convolution: x %j, w %j, %j', async (xs, ws, o) => {
     await convAgainstFloat('cuda', 'fp32', xs, ws, o, 80 + xs[1]);
     await convAgainstFloat('cuda', 'bf16', xs, ws, o, 90 + xs[1]);
+  });
+
+  // The same oracle on the device: bf16 storage reads a bf16 x as its GEMM operand, where a float32 x is
+  // rounded to the same bits first.
+  it.each(linearCases)('linear: N %i, in %i, out %i', async (N, inF, out) => {
+    await linearAgainstFloat('cuda', 'fp32', N, inF, out, 120 + inF);
+    await linearAgainstFloat('cuda', 'bf16', N, inF, out, 130 + inF);
   });
 
   beforeAll(() => setPoison(true));

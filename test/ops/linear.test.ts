@@ -165,7 +165,7 @@ describe('linear rejects bad input with clear errors', () => {
     const dy = Tensor.zeros([2, 4096]);
     expect(() => linearBackward(dy, x, w, { needBiasGrad: 'no' as unknown as boolean })).toThrow('linearBackward: needBiasGrad must be a boolean, got "no"');
     const xi = Tensor.zeros([2, 9216], 'cpu', 'int32');
-    expect(() => linear(xi, w, null)).toThrow('linear: expected x to be float32, got int32');
+    expect(() => linear(xi, w, null)).toThrow('linear: expected x to be float32 or bfloat16, got int32');
     const gone = Tensor.zeros([2, 9216]);
     gone.dispose();
     expect(() => linear(gone, w, null)).toThrow(DisposedError);
