@@ -95,6 +95,18 @@ report(false);
 
 function report(partial) {
 const mean = (a) => a.reduce((x, y) => x + y, 0) / a.length;
+// A run that ends near chance (10 classes: 10 %) did not learn: it diverged early (its loss jumped and its
+// ReLUs died). Counted apart, per precision, and the statistics are given with and without those pairs.
+const LEARNED = 50;
+const failed = (p) => rows.filter((r) => r[p].top1 < LEARNED).map((r) => r.seed);
+const learnedRows = rows.filter((r) => r.fp32.top1 >= LEARNED && r.bf16.top1 >= LEARNED);
+const stats = (rs) => {
+  const d = rs.map((r) => r.diff);
+  const m = mean(d);
+  const sdv = d.length > 1 ? Math.sqrt(d.reduce((s2, x) => s2 + (x - m) ** 2, 0) / (d.length - 1)) : NaN;
+  const sev = sdv / Math.sqrt(d.length);
+  return { n: d.length, meanDiff: m, pairSd: sdv, se: sev, interval: [m - 2 * sev, m + 2 * sev] };
+};
 const diffs = rows.map((r) => r.diff);
 const md = mean(diffs);
 const sd = diffs.length > 1 ? Math.sqrt(diffs.reduce((s, d) => s + (d - md) ** 2, 0) / (diffs.length - 1)) : NaN;
@@ -113,6 +125,8 @@ const summary = {
   interval: [lo, hi],
   settled,
   noWorse,
+  didNotLearn: { fp32: failed('fp32'), bf16: failed('bf16') },
+  learnedPairs: stats(learnedRows),
 };
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`;
 const cmd = `node bench/bf16-convergence.mjs ${process.argv.slice(2).join(' ')}`.trim();
@@ -140,6 +154,11 @@ const lines = [
       '',
       `Read one-sided — bf16 no worse than fp32 by more than 0.5 points — the interval's lower end, ${lo >= 0 ? '+' : ''}${lo.toFixed(2)}, ` +
         (noWorse ? 'lies above −0.5: bf16 is no worse by more than half a point (about 97.7 % one-sided confidence, normal approximation).' : 'does not lie above −0.5: not shown.'),
+      '',
+      `Runs that did not learn (test top-1 below ${LEARNED} %: diverged early): fp32 ${summary.didNotLearn.fp32.length ? `seeds ${summary.didNotLearn.fp32.join(', ')}` : 'none'}; bf16 ${summary.didNotLearn.bf16.length ? `seeds ${summary.didNotLearn.bf16.join(', ')}` : 'none'}, of ${rows.length} each.` +
+        (learnedRows.length < rows.length && learnedRows.length > 1
+          ? ` Over the ${learnedRows.length} pairs where both learned: mean difference ${summary.learnedPairs.meanDiff >= 0 ? '+' : ''}${summary.learnedPairs.meanDiff.toFixed(2)} ± ${summary.learnedPairs.se.toFixed(2)}, pair spread ${summary.learnedPairs.pairSd.toFixed(2)}, ±2 SE interval [${summary.learnedPairs.interval.map((v) => `${v >= 0 ? '+' : ''}${v.toFixed(2)}`).join(', ')}].`
+          : ''),
       ]),
   '',
 ];

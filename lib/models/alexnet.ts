@@ -273,7 +273,15 @@ export class AlexNet {
   /** GEMM precision of the convolutions and linear layers: 'fp32', 'tf32' (CUDA tensor cores) or 'bf16'. */
   set precision(p: Precision) {
     this.#precision = parsePrecision(p, 'AlexNet.precision');
-    for (const m of this.modules()) if (m instanceof Conv2d || m instanceof Linear) m.precision = this.#precision;
+    const layers = this.modules().filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
+    // bf16: the activations between layers are bfloat16 too (every convolution and linear layer gives
+    // bfloat16, and ReLU, LRN, pooling and dropout keep it), but the last layer's logits, which the loss
+    // and softmax read in float32.
+    const act = this.#precision === 'bf16' ? 'bfloat16' : 'float32';
+    layers.forEach((m, i) => {
+      m.precision = this.#precision;
+      m.activationDtype = i === layers.length - 1 ? 'float32' : act;
+    });
   }
 
   /** Every leaf layer, in order. */

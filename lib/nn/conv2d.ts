@@ -22,6 +22,9 @@ export class Conv2d extends Module {
   readonly padding: [number, number];
   readonly groups: number;
   precision: Precision = 'fp32';
+  /** The output's dtype: 'float32', or 'bfloat16' (bfloat16 activations: a model in precision 'bf16' sets
+   * it). The input may be either. */
+  activationDtype: 'float32' | 'bfloat16' = 'float32';
   #x: Tensor | null = null;
   /** The forward's columns (conv2dForTraining), for the backward; null when it kept none. */
   #columns: Tensor | null = null;
@@ -61,7 +64,7 @@ export class Conv2d extends Module {
   /** y for x; with `relu` (the ReLU after this convolution: Sequential fuses the pair), y = max(·, 0) in the
    * same op, kept by `relu` for the backward as its own forward would. */
   forward(x: Tensor, relu: ReLU | null = null): Tensor {
-    const o = { ...this.#opts(), relu: relu !== null };
+    const o = { ...this.#opts(), relu: relu !== null, dtype: this.activationDtype };
     this.releaseSaved();
     if (!this.training) {
       const y = conv2d(x, this.weight.value, this.bias?.value ?? null, o);

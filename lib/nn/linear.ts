@@ -9,6 +9,9 @@ export class Linear extends Module {
   readonly weight: Parameter;
   readonly bias: Parameter | null;
   precision: Precision = 'fp32';
+  /** The output's dtype: 'float32', or 'bfloat16' (bfloat16 activations: a model in precision 'bf16' sets
+   * it on every layer but the last, whose logits stay float32). The input may be either. */
+  activationDtype: 'float32' | 'bfloat16' = 'float32';
   #x: Tensor | null = null;
   /** What linearForTraining kept for the backward (the weights' bf16 copy on CUDA in 'bf16'), or null. */
   #kept: Tensor | null = null;
@@ -33,7 +36,7 @@ export class Linear extends Module {
   /** y for x; with `relu` (the ReLU after this layer: Sequential fuses the pair), y = max(·, 0) in the
    * same op, kept by `relu` for the backward as its own forward would. */
   forward(x: Tensor, relu: ReLU | null = null): Tensor {
-    const o = { precision: this.precision, relu: relu !== null };
+    const o = { precision: this.precision, relu: relu !== null, dtype: this.activationDtype };
     this.releaseSaved();
     if (!this.training) {
       const y = linear(x, this.weight.value, this.bias?.value ?? null, o);
