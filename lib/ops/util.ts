@@ -13,7 +13,8 @@ import { Tensor, type DType, type Device } from '../tensor.js';
  *   cublasGemmEx on bf16 tensor cores. Convolutions on the columns path and linear layers round their
  *   operands to nearest even in our kernels; matmul and the legacy convolution path leave it to cuBLAS's
  *   CUBLAS_COMPUTE_32F_FAST_16BF. The CPU rounds every operand to nearest even, as the oracle of that mode).
- *   Weights, activations, gradients, the loss and SGD stay float32.
+ *   The ops keep weights, gradients, the loss and SGD in float32; a model in 'bf16' also stores the
+ *   activations between its layers in bfloat16 (Conv2d's and Linear's activationDtype).
  */
 export type Precision = 'fp32' | 'tf32' | 'bf16';
 
