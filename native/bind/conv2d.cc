@@ -100,10 +100,9 @@ Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const char* op = "conv2d_forward";
   const ops::Conv2dDims d = dims(info, 4, op);
   const bool bx = bf16At(info, 21, op, "x's dtype"), by = bf16At(info, 22, op, "y's dtype");
-  if (bx && by) conv2dForward<ops::bf16_t, ops::bf16_t>(info, op, d);
-  else if (bx) conv2dForward<ops::bf16_t, float>(info, op, d);
-  else if (by) conv2dForward<float, ops::bf16_t>(info, op, d);
-  else conv2dForward<float, float>(info, op, d);
+  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+    conv2dForward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, d);
+  });
   return info.Env().Undefined();
 }
 
@@ -136,10 +135,9 @@ Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const char* op = "conv2d_backward";
   const ops::Conv2dDims d = dims(info, 6, op);
   const bool bx = bf16At(info, 24, op, "x's dtype"), by = bf16At(info, 25, op, "reluY's dtype");
-  if (bx && by) conv2dBackward<ops::bf16_t, ops::bf16_t>(info, op, d);
-  else if (bx) conv2dBackward<ops::bf16_t, float>(info, op, d);
-  else if (by) conv2dBackward<float, ops::bf16_t>(info, op, d);
-  else conv2dBackward<float, float>(info, op, d);
+  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+    conv2dBackward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, d);
+  });
   return info.Env().Undefined();
 }
 

@@ -61,10 +61,9 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
   sizes(op, N, in, out);
   const bool bx = bf16At(info, 10, op, "x's dtype"), by = bf16At(info, 11, op, "y's dtype");
-  if (bx && by) linearForward<ops::bf16_t, ops::bf16_t>(info, op, N, in, out);
-  else if (bx) linearForward<ops::bf16_t, float>(info, op, N, in, out);
-  else if (by) linearForward<float, ops::bf16_t>(info, op, N, in, out);
-  else linearForward<float, float>(info, op, N, in, out);
+  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+    linearForward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, N, in, out);
+  });
   return info.Env().Undefined();
 }
 
@@ -98,10 +97,9 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
   sizes(op, N, in, out);
   const bool bx = bf16At(info, 13, op, "x's dtype"), by = bf16At(info, 14, op, "reluY's dtype");
-  if (bx && by) linearBackward<ops::bf16_t, ops::bf16_t>(info, op, N, in, out);
-  else if (bx) linearBackward<ops::bf16_t, float>(info, op, N, in, out);
-  else if (by) linearBackward<float, ops::bf16_t>(info, op, N, in, out);
-  else linearBackward<float, float>(info, op, N, in, out);
+  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+    linearBackward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, N, in, out);
+  });
   return info.Env().Undefined();
 }
 

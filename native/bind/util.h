@@ -57,6 +57,24 @@ inline int i32(const Napi::CallbackInfo& info, size_t i, const char* op, const c
   return info[i].As<Napi::Number>().Int32Value();
 }
 
+template <class T>
+struct TypeTag {
+  using type = T;
+};
+// f(TypeTag<TX>{}, TypeTag<TY>{}) for two activation dtypes, each float (false) or bf16_t (true, uint16_t
+// bits): the bindings of ops whose input and output may each be bfloat16.
+template <class F>
+void withActivationTypes(bool bx, bool by, F&& f) {
+  using B = ops::bf16_t;
+  if (bx) {
+    if (by) f(TypeTag<B>{}, TypeTag<B>{});
+    else f(TypeTag<B>{}, TypeTag<float>{});
+  } else {
+    if (by) f(TypeTag<float>{}, TypeTag<B>{});
+    else f(TypeTag<float>{}, TypeTag<float>{});
+  }
+}
+
 // An activation dtype argument, the tensor's dtype as TypeScript names it: "float32" (false) or "bfloat16" (true).
 inline bool bf16Dtype(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
   if (i < info.Length() && info[i].IsString()) {
