@@ -13,6 +13,9 @@ import { maxPool2d } from '../../lib/ops/pool.js';
 import { localResponseNorm, localResponseNormBackward } from '../../lib/ops/lrn.js';
 import { conv2d, conv2dBackward, conv2dForTraining, setConvolutionPath } from '../../lib/ops/conv.js';
 import { linear, linearBackward, linearForTraining } from '../../lib/ops/linear.js';
+import { createAlexNet } from '../../lib/models/alexnet.js';
+import { Conv2d } from '../../lib/nn/conv2d.js';
+import { Linear } from '../../lib/nn/linear.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
 import { cudaBatch, emulated, noCuda, withPlanted } from '../helpers/gpu.js';
 
@@ -237,6 +240,21 @@ describe('linear layers with bfloat16 activations: the float32 layer on the wide
     expect(() => linear(x, w, null)).toThrow(/linear: expected x to be float32 or bfloat16, got int32/);
     using xf = Tensor.zeros([2, 3]);
     expect(() => linear(xf, w, null, { dtype: 'int32' as never })).toThrow(/linear: dtype must be "float32" or "bfloat16", got "int32"/);
+  });
+});
+
+describe("a model in precision 'bf16'", () => {
+  it('stores the activations between its layers in bfloat16, its logits in float32; fp32 restores float32', async () => {
+    using model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed: 1, dropout: 0.5, precision: 'bf16' });
+    const layers = model.modules().filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
+    expect(layers.map((m) => m.activationDtype)).toEqual([...layers.slice(0, -1).map(() => 'bfloat16'), 'float32']);
+    const r = mulberry32(3);
+    using x = Tensor.from(Float32Array.from({ length: 2 * 28 * 28 }, () => r()), [2, 1, 28, 28]);
+    using logits = model.forward(x);
+    expect(logits.dtype).toBe('float32');
+    expect(Array.from(await logits.toFloat32Array()).every(Number.isFinite)).toBe(true);
+    model.precision = 'fp32';
+    expect(layers.every((m) => m.activationDtype === 'float32')).toBe(true);
   });
 });
 
