@@ -273,11 +273,28 @@ export class AlexNet {
   /** GEMM precision of the convolutions and linear layers: 'fp32', 'tf32' (CUDA tensor cores) or 'bf16'. */
   set precision(p: Precision) {
     this.#precision = parsePrecision(p, 'AlexNet.precision');
+    this.#setActivations();
+  }
+
+  #bf16Activations = true;
+  /** In precision 'bf16', whether the activations between layers are bfloat16 too (the default) or stay
+   * float32 (only the GEMM inputs rounded: the design before bf16 activations, kept for comparisons).
+   * No effect in other precisions. */
+  get bf16Activations(): boolean {
+    return this.#bf16Activations;
+  }
+  set bf16Activations(v: boolean) {
+    if (typeof v !== 'boolean') throw new TypeError(`AlexNet.bf16Activations: expected a boolean, got ${describe(v)}`);
+    this.#bf16Activations = v;
+    this.#setActivations();
+  }
+
+  #setActivations(): void {
     const layers = this.modules().filter((m): m is Conv2d | Linear => m instanceof Conv2d || m instanceof Linear);
     // bf16: the activations between layers are bfloat16 too (every convolution and linear layer gives
     // bfloat16, and ReLU, LRN, pooling and dropout keep it), but the last layer's logits, which the loss
     // and softmax read in float32.
-    const act = this.#precision === 'bf16' ? 'bfloat16' : 'float32';
+    const act = this.#precision === 'bf16' && this.#bf16Activations ? 'bfloat16' : 'float32';
     layers.forEach((m, i) => {
       m.precision = this.#precision;
       m.activationDtype = i === layers.length - 1 ? 'float32' : act;

@@ -253,8 +253,13 @@ describe("a model in precision 'bf16'", () => {
     using logits = model.forward(x);
     expect(logits.dtype).toBe('float32');
     expect(Array.from(await logits.toFloat32Array()).every(Number.isFinite)).toBe(true);
+    model.bf16Activations = false; // the GEMM inputs alone in bf16 (the design before)
+    expect(layers.every((m) => m.activationDtype === 'float32')).toBe(true);
+    model.bf16Activations = true;
+    expect(layers[0].activationDtype).toBe('bfloat16');
     model.precision = 'fp32';
     expect(layers.every((m) => m.activationDtype === 'float32')).toBe(true);
+    expect(() => (model.bf16Activations = 'yes' as never)).toThrow(/AlexNet.bf16Activations: expected a boolean, got "yes"/);
   });
 });
 
