@@ -39,8 +39,9 @@ describe('training on the CPU', () => {
   // on 2-core AMD EPYC VMs (bench/results/bf16-convergence-2026-12-05*.md): over 16 seeds, with bf16
   // activations, the pair differences had a standard deviation of 1.67 points (mean −0.77; from −5.40 to
   // +1.35; this seed, 7: 84.49 % fp32, 83.59 % bf16), and single runs ended between 78.7 and 86.4 %. So this test
-  // guards one side, with room for another machine's trajectory: bf16 no more than 4 points below fp32
-  // (2.8 of those standard deviations), both above 70 % (chance is 10 %). It catches a bf16 that does not
+  // guards one side, with room for another machine's trajectory: bf16 no more than 6 points below fp32
+  // (3.1 of those standard deviations below their mean; seed 13 was 5.40 below), both above 70 % (chance
+  // is 10 %). It catches a bf16 that does not
   // learn, not a fraction of a point. About 45–115 s a run on the 2-core VMs. Left out of the emulated suite, which reruns the CPU tests under
   // AddressSanitizer (test/ops/bf16.test.ts checks the same arithmetic there, bit for bit).
   it.skipIf(emulated)("bf16 trains to fp32's test accuracy in the same epochs (small arch, Fashion-MNIST; one seed)", async () => {
@@ -56,7 +57,7 @@ describe('training on the CPU', () => {
     }
     expect(top1.fp32).toBeGreaterThan(70); // learned (chance is 10 %)
     expect(top1.bf16).toBeGreaterThan(70);
-    expect(top1.bf16, `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeGreaterThanOrEqual(top1.fp32 - 4.0);
+    expect(top1.bf16, `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeGreaterThanOrEqual(top1.fp32 - 6.0);
   }, 600_000);
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
