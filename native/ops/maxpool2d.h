@@ -1,4 +1,4 @@
-// 2-D max pooling, NCHW float32, PyTorch semantics (nn.MaxPool2d / F.max_pool2d with return_indices).
+// 2-D max pooling, NCHW float32 (the forward also bfloat16), PyTorch semantics (nn.MaxPool2d / F.max_pool2d with return_indices).
 //
 // Window of output (oh, ow): rows [oh*sh - ph, oh*sh - ph + kh) ∩ [0, H), columns likewise; the padding is
 // implicit -inf, so it never wins. The caller (lib/ops/pool.ts) computes Ho, Wo with PyTorch's floor/ceil

@@ -1,4 +1,4 @@
-// ReLU, float32, any shape (flat n elements). PyTorch semantics: y = max(x, 0) with NaN propagated
+// ReLU, float32 or bfloat16 activations, any shape (flat n elements). PyTorch semantics: y = max(x, 0) with NaN propagated
 // (torch.relu(nan) is nan); dx = dy where y > 0, else 0 (threshold_backward: y ≤ 0 → 0, so a NaN y lets
 // dy through, as PyTorch).
 #pragma once
