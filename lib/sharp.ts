@@ -23,6 +23,8 @@ export interface SharpDecode {
     input: string | Buffer,
     o: { channels: 1 | 3; resize: number; mode?: 'short' | 'square'; failOn?: string },
   ): Promise<{ data: Buffer; width: number; height: number; channels: number }>;
+  /** libvips's bare "Warning treated as error due to failOn setting" said in words (other errors as they are). */
+  explained(e: unknown, failOn: string): Error;
   encodeResized(
     sharp: typeof SharpFn,
     input: string | Buffer,

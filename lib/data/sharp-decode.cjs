@@ -65,24 +65,46 @@ async function resizedPipeline(sharp, input, o) {
   return { pipeline: p.resize({ width: o.resize, height: o.resize, ...fit }), target };
 }
 
+// libvips's error when failOn turns one of its warnings into an error. The warning's own text (e.g. libjpeg's
+// "Premature end of JPEG file") goes to libvips's log, not into the error, so which message a damaged file
+// gets depends on where the decoder noticed: an error ("VipsJpeg: premature end of JPEG image") or a
+// warning (this one). Said in words a user can act on, with libvips's own kept.
+const FAIL_ON_WARNING = 'Warning treated as error due to failOn setting';
+function explained(e, failOn) {
+  const msg = String((e && e.message) || e);
+  if (!msg.startsWith(FAIL_ON_WARNING)) return e;
+  return new Error(
+    `the decoder warned about the image data, typically a truncated or corrupt file, and failOn '${failOn}' treats a warning as an error ` +
+      `(failOn 'error' or 'none' would accept what it could decode; libvips: ${msg.split('\n')[0].trim()})`,
+  );
+}
+
 /** Decodes `input`, resizes it (short side → `resize`, or the resize×resize centre square with
  * mode 'square') and returns raw HWC uint8: { data, width, height, channels }. */
 async function decodeResized(sharp, input, o) {
-  const { pipeline } = await resizedPipeline(sharp, input, o);
-  const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
-  if (info.channels !== o.channels) throw new Error(`decoded to ${info.channels} channels, expected ${o.channels}`);
-  return { data, width: info.width, height: info.height, channels: info.channels };
+  try {
+    const { pipeline } = await resizedPipeline(sharp, input, o);
+    const { data, info } = await pipeline.raw({ depth: 'uchar' }).toBuffer({ resolveWithObject: true });
+    if (info.channels !== o.channels) throw new Error(`decoded to ${info.channels} channels, expected ${o.channels}`);
+    return { data, width: info.width, height: info.height, channels: info.channels };
+  } catch (e) {
+    throw explained(e, o.failOn || 'warning');
+  }
 }
 
 /** As decodeResized, then encoded for a packed data set: JPEG (baseline, 4:2:0, `quality`) or raw. */
 async function encodeResized(sharp, input, o) {
   if (o.format === 'raw') return decodeResized(sharp, input, o);
-  const { pipeline } = await resizedPipeline(sharp, input, o);
-  const { data, info } = await pipeline
-    .jpeg({ quality: o.quality, chromaSubsampling: '4:2:0', progressive: false, mozjpeg: false, optimiseCoding: true })
-    .toBuffer({ resolveWithObject: true });
-  if (info.channels !== o.channels) throw new Error(`encoded ${info.channels} channels, expected ${o.channels}`);
-  return { data, width: info.width, height: info.height, channels: info.channels };
+  try {
+    const { pipeline } = await resizedPipeline(sharp, input, o);
+    const { data, info } = await pipeline
+      .jpeg({ quality: o.quality, chromaSubsampling: '4:2:0', progressive: false, mozjpeg: false, optimiseCoding: true })
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== o.channels) throw new Error(`encoded ${info.channels} channels, expected ${o.channels}`);
+    return { data, width: info.width, height: info.height, channels: info.channels };
+  } catch (e) {
+    throw explained(e, o.failOn || 'warning');
+  }
 }
 
-module.exports = { LIMITS, ImageBoundsError, plan, decodeResized, encodeResized };
+module.exports = { LIMITS, ImageBoundsError, plan, decodeResized, encodeResized, explained };

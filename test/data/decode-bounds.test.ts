@@ -150,3 +150,16 @@ describe('alpha: dropped as PIL drops it, colour kept', () => {
     });
   });
 });
+
+describe('a decoder warning that failOn makes an error', () => {
+  // libvips says only "Warning treated as error due to failOn setting" when failOn 'warning' turns one of
+  // its warnings (libjpeg's "Premature end of JPEG file", logged, not returned) into an error; whether a
+  // damaged file gets that or libjpeg's own error depends on where the decoder noticed. The one decode path
+  // says it in words a user can act on (CI saw the bare message once for a truncated photo).
+  it('is explained, with libvips’s message kept; other errors pass as they are', () => {
+    const e = sharpDecode.explained(new Error('Warning treated as error due to failOn setting\n'), 'warning');
+    expect(e.message).toMatch(/^the decoder warned about the image data, typically a truncated or corrupt file, and failOn 'warning' treats a warning as an error \(failOn 'error' or 'none' would accept what it could decode; libvips: Warning treated as error due to failOn setting\)$/);
+    const other = new Error('VipsJpeg: premature end of JPEG image');
+    expect(sharpDecode.explained(other, 'warning')).toBe(other);
+  });
+});
