@@ -71,11 +71,6 @@ struct Sizes {
         y(static_cast<size_t>(d.N) * d.K * d.Ho() * d.Wo()) {}
 };
 
-// An activation dtype argument that may be absent (float32).
-bool bf16At(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
-  return !absent(info, i) && bf16Dtype(info, i, op, what);
-}
-
 template <class TX, class TY>
 void conv2dForward(const Napi::CallbackInfo& info, const char* op, const ops::Conv2dDims& d) {
   const size_t ws = workspace(info, 16, op);
@@ -99,8 +94,7 @@ void conv2dForward(const Napi::CallbackInfo& info, const char* op, const ops::Co
 Napi::Value Conv2dForward(const Napi::CallbackInfo& info) {
   const char* op = "conv2d_forward";
   const ops::Conv2dDims d = dims(info, 4, op);
-  const bool bx = bf16At(info, 21, op, "x's dtype"), by = bf16At(info, 22, op, "y's dtype");
-  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+  withActivationArgs(info, op, 21, "x's dtype", 22, "y's dtype", [&](auto tx, auto ty) {
     conv2dForward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, d);
   });
   return info.Env().Undefined();
@@ -134,8 +128,7 @@ void conv2dBackward(const Napi::CallbackInfo& info, const char* op, const ops::C
 Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {
   const char* op = "conv2d_backward";
   const ops::Conv2dDims d = dims(info, 6, op);
-  const bool bx = bf16At(info, 24, op, "x's dtype"), by = bf16At(info, 25, op, "reluY's dtype");
-  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+  withActivationArgs(info, op, 24, "x's dtype", 25, "reluY's dtype", [&](auto tx, auto ty) {
     conv2dBackward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, d);
   });
   return info.Env().Undefined();

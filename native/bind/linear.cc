@@ -34,10 +34,6 @@ ops::bf16_t* keptArg(const Napi::CallbackInfo& info, size_t i, const char* op, i
   return reinterpret_cast<ops::bf16_t*>(ptr<float>(info, i, op, "kept", static_cast<size_t>(n)));
 }
 
-bool bf16At(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
-  return !absent(info, i) && bf16Dtype(info, i, op, what);
-}
-
 template <class TX, class TY>
 void linearForward(const Napi::CallbackInfo& info, const char* op, int N, int in, int out) {
   const ops::GemmMath math = gemmMath(info, 7);
@@ -60,8 +56,7 @@ Napi::Value LinearForward(const Napi::CallbackInfo& info) {
   const char* op = "linear_forward";
   const int N = i32(info, 4, op, "N"), in = i32(info, 5, op, "in"), out = i32(info, 6, op, "out");
   sizes(op, N, in, out);
-  const bool bx = bf16At(info, 10, op, "x's dtype"), by = bf16At(info, 11, op, "y's dtype");
-  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+  withActivationArgs(info, op, 10, "x's dtype", 11, "y's dtype", [&](auto tx, auto ty) {
     linearForward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, N, in, out);
   });
   return info.Env().Undefined();
@@ -96,8 +91,7 @@ Napi::Value LinearBackward(const Napi::CallbackInfo& info) {
   const char* op = "linear_backward";
   const int N = i32(info, 6, op, "N"), in = i32(info, 7, op, "in"), out = i32(info, 8, op, "out");
   sizes(op, N, in, out);
-  const bool bx = bf16At(info, 13, op, "x's dtype"), by = bf16At(info, 14, op, "reluY's dtype");
-  withActivationTypes(bx, by, [&](auto tx, auto ty) {
+  withActivationArgs(info, op, 13, "x's dtype", 14, "reluY's dtype", [&](auto tx, auto ty) {
     linearBackward<typename decltype(tx)::type, typename decltype(ty)::type>(info, op, N, in, out);
   });
   return info.Env().Undefined();

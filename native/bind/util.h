@@ -76,6 +76,19 @@ void withActivationTypes(bool bx, bool by, F&& f) {
 }
 
 // An activation dtype argument, the tensor's dtype as TypeScript names it: "float32" (false) or "bfloat16" (true).
+inline bool bf16Dtype(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what);
+// The same where the argument may be absent (null, undefined or missing: float32).
+inline bool bf16DtypeOrFloat(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
+  const bool absent = i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
+  return !absent && bf16Dtype(info, i, op, what);
+}
+// withActivationTypes for the two optional dtype arguments at i and j.
+template <class F>
+void withActivationArgs(const Napi::CallbackInfo& info, const char* op, size_t i, const char* whatI, size_t j,
+                        const char* whatJ, F&& f) {
+  withActivationTypes(bf16DtypeOrFloat(info, i, op, whatI), bf16DtypeOrFloat(info, j, op, whatJ), std::forward<F>(f));
+}
+
 inline bool bf16Dtype(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
   if (i < info.Length() && info[i].IsString()) {
     const std::string s = info[i].As<Napi::String>().Utf8Value();

@@ -68,9 +68,14 @@ void im2col_any(const TX* x, float* col, int n, const Conv2dDims& d, int64_t str
             }
             const int64_t off = static_cast<int64_t>(ih) * W - pw + kj;  // x index of ow = 0 (may be < 0)
             std::fill(drow, drow + owLo, 0.0f);
-            if (std::is_same_v<TX, float> && sw == 1)
-              std::memcpy(drow + owLo, xc + off + owLo, sizeof(float) * (owHi - owLo));
-            else
+            bool copied = false;
+            if constexpr (std::is_same_v<TX, float>) {
+              if (sw == 1) {
+                std::memcpy(drow + owLo, xc + off + owLo, sizeof(float) * (owHi - owLo));
+                copied = true;
+              }
+            }
+            if (!copied)
               for (int ow = owLo; ow < owHi; ow++) drow[ow] = load_act(xc[off + static_cast<int64_t>(ow) * sw]);
             std::fill(drow + owHi, drow + Wo, 0.0f);
           }

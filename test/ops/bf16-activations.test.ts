@@ -16,6 +16,8 @@ import { linear, linearBackward, linearForTraining } from '../../lib/ops/linear.
 import { createAlexNet } from '../../lib/models/alexnet.js';
 import { Conv2d } from '../../lib/nn/conv2d.js';
 import { Linear } from '../../lib/nn/linear.js';
+import { AdaptiveAvgPool2d } from '../../lib/nn/adaptive-avgpool2d.js';
+import { adaptiveAvgPool2d } from '../../lib/ops/pool.js';
 import { mulberry32 } from '../helpers/gradcheck.js';
 import { cudaBatch, emulated, noCuda, withPlanted } from '../helpers/gpu.js';
 
@@ -260,6 +262,24 @@ describe("a model in precision 'bf16'", () => {
     model.precision = 'fp32';
     expect(layers.every((m) => m.activationDtype === 'float32')).toBe(true);
     expect(() => (model.bf16Activations = 'yes' as never)).toThrow(/AlexNet.bf16Activations: expected a boolean, got "yes"/);
+  });
+});
+
+describe('AdaptiveAvgPool2d on bfloat16 activations', () => {
+  it("pools in float32 and rounds once; copies where the size is already the output's", async () => {
+    using flat = bf16Input(2 * 3 * 7 * 7, 51);
+    using x = flat.reshape([2, 3, 7, 7]);
+    const pool = new AdaptiveAvgPool2d(6);
+    using y = pool.forward(x);
+    expect(y.dtype).toBe('bfloat16');
+    using xf = cast(x, 'float32');
+    using yf = adaptiveAvgPool2d(xf, 6);
+    using want = cast(yf, 'bfloat16');
+    expect(await bits16(y)).toEqual(await bits16(want));
+    using x6 = flat.reshape([2, 3, 7, 7]);
+    using same = new AdaptiveAvgPool2d(7).forward(x6);
+    expect(same.dtype).toBe('bfloat16');
+    expect(await bits16(same)).toEqual(await bits16(x6));
   });
 });
 
