@@ -9,11 +9,14 @@
 //
 //   node bench/bf16-convergence.mjs [--device cpu|cuda] [--seeds 1,2,3,4,5,6,7,8] [--limit 20000]
 //                                   [--epochs 2] [--lr 0.03] [--batch 64] [--json FILE] [--md FILE]
-//                                   [--activations bf16|float32]
+//                                   [--activations bf16|float32] [--schedule none|cosine] [--warmup 0]
 //   --activations float32: bf16 with float32 activations between layers (AlexNet.bf16Activations = false:
 //   the GEMM inputs alone rounded), for comparing the two designs on the same seeds.
 //   node bench/bf16-convergence.mjs --merge A.json,B.json,... [--json FILE] [--md FILE]
 //       pools earlier runs' seeds (same settings, no seed twice) into one summary, training nothing.
+//   --schedule cosine: a linear warm-up over --warmup steps, then a half cosine down to 0 over the run's steps
+//   (train's schedule 'cosine'), set every step. The decay ends each run at a low rate, where its final
+//   accuracy varies far less from seed to seed than at a constant one, so fewer seeds settle the question.
 // --json is rewritten after every seed (with "partial": true until the last), so a run that is stopped
 // keeps the seeds it finished.
 import { readFileSync, writeFileSync } from 'node:fs';
@@ -36,6 +39,8 @@ const { values: o } = parseArgs({
     md: { type: 'string' },
     merge: { type: 'string' },
     activations: { type: 'string', default: 'bf16' },
+    schedule: { type: 'string', default: 'none' },
+    warmup: { type: 'string', default: '0' },
   },
 });
 const fail = (m) => {
@@ -49,6 +54,10 @@ for (const [k, v] of Object.entries({ limit, epochs, batch })) if (!Number.isInt
 if (!(lr > 0)) fail(`--lr: expected a positive number, got ${o.lr}`);
 if (o.device !== 'cpu' && o.device !== 'cuda') fail(`--device: expected cpu or cuda, got ${o.device}`);
 if (o.activations !== 'bf16' && o.activations !== 'float32') fail(`--activations: expected bf16 or float32, got ${o.activations}`);
+if (o.schedule !== 'none' && o.schedule !== 'cosine') fail(`--schedule: expected none or cosine, got ${o.schedule}`);
+const warmup = Number(o.warmup);
+if (!Number.isInteger(warmup) || warmup < 0) fail(`--warmup: expected an integer ≥ 0, got ${o.warmup}`);
+if (warmup > 0 && o.schedule !== 'cosine') fail('--warmup: only with --schedule cosine');
 
 const pkg = await import(pathToFileURL(resolve(root, 'dist', 'index.js')).href);
 const { createAlexNet, train, evaluate, data, backendInfo } = pkg;
@@ -57,7 +66,7 @@ if (o.device === 'cuda' && !info.cuda) fail(`--device cuda: CUDA is not availabl
 
 const rows = [];
 const t0 = Date.now();
-let settings = { device: o.device, limit, epochs, lr, batch, activations: o.activations };
+let settings = { device: o.device, limit, epochs, lr, batch, activations: o.activations, schedule: o.schedule, warmup };
 const sources = [];
 if (o.merge) {
   for (const file of o.merge.split(',')) {
@@ -68,8 +77,8 @@ if (o.merge) {
       fail(`--merge: could not read ${file}: ${e.message}`);
     }
     if (!Array.isArray(d.rows)) fail(`--merge: ${file} has no rows (not a bf16-convergence JSON)`);
-    // Files from before bf16 activations existed ran with float32 activations.
-    const s = { device: d.device, limit: d.limit, epochs: d.epochs, lr: d.lr, batch: d.batch, activations: d.activations ?? 'float32' };
+    // Files from before bf16 activations existed ran with float32 activations; before --schedule, none.
+    const s = { device: d.device, limit: d.limit, epochs: d.epochs, lr: d.lr, batch: d.batch, activations: d.activations ?? 'float32', schedule: d.schedule ?? 'none', warmup: d.warmup ?? 0 };
     if (!sources.length) settings = s;
     else if (JSON.stringify(s) !== JSON.stringify(settings)) fail(`--merge: ${file} was run with ${JSON.stringify(s)}, the first file with ${JSON.stringify(settings)}`);
     for (const r of d.rows) {
@@ -87,7 +96,7 @@ for (const seed of seeds) {
     const t = Date.now();
     const model = createAlexNet({ arch: 'small', numClasses: 10, inChannels: 1, seed, dropout: 0, precision, device: o.device });
     model.bf16Activations = o.activations === 'bf16';
-    const r = await train({ model, train: data.loadFashionMnist({ split: 'train', limit }), epochs, batchSize: batch, lr, seed, schedule: 'none' });
+    const r = await train({ model, train: data.loadFashionMnist({ split: 'train', limit }), epochs, batchSize: batch, lr, seed, ...(o.schedule === 'cosine' ? { schedule: 'cosine', warmupSteps: warmup } : { schedule: 'none' }) });
     const e = await evaluate(model, testSet, { batchSize: 500 });
     row[precision] = { top1: e.top1 * 100, loss: e.loss, n: e.n, seconds: (Date.now() - t) / 1000 };
     r.optimizer.dispose();
@@ -137,14 +146,15 @@ const summary = {
 };
 const machine = `${os.cpus()[0]?.model ?? 'unknown CPU'} × ${os.cpus().length}`;
 const cmd = `node bench/bf16-convergence.mjs ${process.argv.slice(2).join(' ')}`.trim();
-const { device, limit: lim, epochs: ep, lr: rate, batch: bs, activations } = settings;
+const { device, limit: lim, epochs: ep, lr: rate, batch: bs, activations, schedule, warmup: wu } = settings;
+const scheduleText = schedule === 'cosine' ? `${wu ? `linear warm-up over ${wu} steps, then ` : ''}a half cosine to 0 over the run, set every step` : 'no schedule';
 const lines = [
   `# bf16 vs fp32: test top-1 of the small arch on Fashion-MNIST, same seeds`,
   '',
   ...(sources.length
     ? [`Pooled ${new Date().toISOString().slice(0, 10)} by \`${cmd}\` from:`, '', ...sources.map((x) => `- ${x.file}: seeds ${x.seeds.join(', ')}${x.partial ? ' (a run stopped before its last seed)' : ''}, made on ${x.machine} by \`${x.command}\``), '']
     : [`Made ${new Date().toISOString().slice(0, 10)} on ${machine} (${device === 'cuda' ? info.gpus?.[0]?.name ?? 'CUDA' : `the CPU, ${info.blas} GEMM`}), by \`${cmd}\` in ${((Date.now() - t0) / 60000).toFixed(1)} min${partial ? ` (partial: ${rows.length} of ${seeds.length} seeds so far)` : ''}.`]),
-  `Each run: ${lim.toLocaleString('en-US')} training images, ${ep} epochs, batch ${bs}, SGD lr ${rate} (momentum 0.9, weight decay 5e-4, no schedule), dropout off; bf16 with ${activations === 'bf16' ? 'bf16 activations between layers' : 'float32 activations (the GEMM inputs alone rounded)'}; scored on the ${rows[0]?.fp32.n.toLocaleString('en-US')} test images.`,
+  `Each run: ${lim.toLocaleString('en-US')} training images, ${ep} epochs, batch ${bs}, SGD lr ${rate} (momentum 0.9, weight decay 5e-4, ${scheduleText}), dropout off; bf16 with ${activations === 'bf16' ? 'bf16 activations between layers' : 'float32 activations (the GEMM inputs alone rounded)'}; scored on the ${rows[0]?.fp32.n.toLocaleString('en-US')} test images.`,
   '',
   '| seed | fp32 top-1 | bf16 top-1 | bf16 − fp32 | test loss fp32 / bf16 |',
   '|---|---|---|---|---|',
@@ -171,5 +181,5 @@ const lines = [
 ];
 if (!partial) console.log(`\n${lines.join('\n')}`);
 if (o.md) writeFileSync(o.md, lines.join('\n'));
-if (o.json) writeFileSync(o.json, `${JSON.stringify({ command: cmd, machine: sources.length ? sources.map((x) => x.machine).join('; ') : machine, device, limit: lim, epochs: ep, lr: rate, batch: bs, activations, ...(partial ? { partial: true } : {}), ...(sources.length ? { merged: sources } : {}), rows, summary }, null, 2)}\n`);
+if (o.json) writeFileSync(o.json, `${JSON.stringify({ command: cmd, machine: sources.length ? sources.map((x) => x.machine).join('; ') : machine, device, limit: lim, epochs: ep, lr: rate, batch: bs, activations, schedule, warmup: wu, ...(partial ? { partial: true } : {}), ...(sources.length ? { merged: sources } : {}), rows, summary }, null, 2)}\n`);
 }

@@ -194,7 +194,13 @@ program
   .option('--lr <x>', 'initial learning rate (with --nproc / mpirun: for the global batch)', num('--lr'))
   .option('--momentum <x>', 'SGD momentum, in [0, 1)', inRange('--momentum', 0, 1), 0.9)
   .option('--weight-decay <x>', 'SGD weight decay, in [0, 1)', inRange('--weight-decay', 0, 1), 5e-4)
-  .addOption(new Option('--schedule <s>', 'learning-rate schedule').choices(['plateau', 'step', 'none']))
+  .addOption(new Option('--schedule <s>', 'learning-rate schedule: plateau (÷10 when the test error stops improving), step (÷10 every 30 epochs), cosine (linear warm-up over --warmup-steps, then a half cosine down to --min-lr, set every step) or none').choices(['plateau', 'step', 'cosine', 'none']))
+  .option('--warmup-steps <n>', '--schedule cosine: steps of linear warm-up (default 0)', (v: string) => {
+    const n = Number(v);
+    if (!Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError(`--warmup-steps must be an integer ≥ 0, got "${v}"`);
+    return n;
+  })
+  .option('--min-lr <x>', '--schedule cosine: the rate the decay ends at (default 0)', num('--min-lr'))
   .option('--dropout <p>', 'dropout probability, in [0, 1)', inRange('--dropout', 0, 1), 0.5)
   .option('--groups <g>', "paper arch: 2 for the paper's two-tower grouping", int('--groups'), 1)
   .option('--seed <n>', 'seed of the initialisation, dropout and data order', (v: string) => {
@@ -215,6 +221,9 @@ program
   .option('--no-progress', 'no progress bar (one line per epoch)')
   .option('--nproc <n>', 'data-parallel training in n processes on this machine (one GPU each on CUDA): runs mpirun -np n for you (needs MPI: Open MPI or MPICH). On several machines, start it with mpirun (or srun) yourself: mpirun -np N -hostfile hosts npx alexnet train …. --batch-size and --lr stay the global ones: each process takes batch-size / n images a step', int('--nproc'))
   .action(async (o) => {
+    // Before anything is loaded: options that belong to another schedule
+    if ((o.warmupSteps !== undefined || o.minLr !== undefined) && o.schedule !== 'cosine')
+      throw new InvalidArgumentError(`--warmup-steps and --min-lr belong to --schedule cosine, this run's schedule is ${o.schedule ?? 'plateau (the default)'}`);
     if (o.nproc !== undefined && !launchedByMpi()) {
       if (o.nproc > 1) return launchRanks(o.nproc);
     }
@@ -285,6 +294,8 @@ program
       momentum: o.momentum,
       weightDecay: o.weightDecay,
       schedule: o.schedule ?? 'plateau',
+      warmupSteps: o.warmupSteps,
+      minLr: o.minLr,
       seed: o.seed,
       freeze: o.freeze,
       checkpoint: ckpt,
@@ -317,7 +328,7 @@ program
         log(
           `epoch ${r.epoch + 1}: train loss ${r.trainLoss.toFixed(4)}, train acc ${(r.trainAcc * 100).toFixed(2)}%` +
             (r.test ? `, test loss ${r.test.loss.toFixed(4)}, test top-1 ${(r.test.top1 * 100).toFixed(2)}%, top-5 ${(r.test.top5 * 100).toFixed(2)}%` : '') +
-            `, ${r.imagesPerSecond.toFixed(0)} img/s, lr ${r.lr}, ${r.seconds.toFixed(1)} s`,
+            `, ${r.imagesPerSecond.toFixed(0)} img/s, lr ${Number(r.lr.toPrecision(4))}, ${r.seconds.toFixed(1)} s`,
         );
       },
     });

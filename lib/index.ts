@@ -13,7 +13,7 @@ export * as nn from './nn/index.js';
 export { AlexNet, createAlexNet, alexnetParameterShapes, type AlexNetOptions, type AlexNetConfig, type Arch, type StepResult } from './models/alexnet.js';
 export { modelSpecFromWeights, MAX_INPUT_SIDE, type WeightsModelSpec } from './models/from-weights.js';
 export { SGD, type SGDOptions } from './optim/sgd.js';
-export { StepLR, ReduceLROnPlateau, type LRSchedule } from './optim/schedule.js';
+export { StepLR, ReduceLROnPlateau, WarmupCosineLR, type LRSchedule } from './optim/schedule.js';
 export { train, type TrainOptions, type TrainResult, type EpochRecord, type ProgressInfo } from './train.js';
 export { evaluate, type EvalResult } from './eval.js';
 export { GradientBuckets, DEFAULT_BUCKET_BYTES, type DistributedOptions } from './data-parallel.js';

@@ -9,7 +9,7 @@ import { batchInput } from './data/batching.js';
 import type { BatchSource } from './data/types.js';
 import { evaluate, type EvalResult } from './eval.js';
 import type { AlexNet, StepResult } from './models/alexnet.js';
-import { ReduceLROnPlateau, StepLR, type LRSchedule } from './optim/schedule.js';
+import { ReduceLROnPlateau, StepLR, WarmupCosineLR, type LRSchedule } from './optim/schedule.js';
 import { SGD } from './optim/sgd.js';
 import { Tensor } from './tensor.js';
 import { GradientBuckets, Watchdog, checkSameSettings, watchdogSeconds, type DistributedOptions } from './data-parallel.js';
@@ -46,9 +46,15 @@ export interface TrainOptions {
   lr: number;
   momentum?: number;
   weightDecay?: number;
-  /** 'plateau' (the paper: ÷10 when the test error stops improving), 'step' (÷10 every stepSize epochs) or 'none'. */
-  schedule?: 'plateau' | 'step' | 'none';
+  /** 'plateau' (the paper: ÷10 when the test error stops improving), 'step' (÷10 every stepSize epochs),
+   * 'cosine' (a linear warm-up over warmupSteps steps, then a half cosine from lr down to minLr over the
+   * rest of the run's steps, set every step: WarmupCosineLR) or 'none'. */
+  schedule?: 'plateau' | 'step' | 'cosine' | 'none';
   stepSize?: number;
+  /** 'cosine': steps of linear warm-up (default 0). */
+  warmupSteps?: number;
+  /** 'cosine': the rate the decay ends at (default 0). */
+  minLr?: number;
   /** 'features': train the classifier only (fine-tuning): the convolutional layers keep their weights
    * (they still pass gradients back through themselves, they are just not updated). Default 'none'. */
   freeze?: 'none' | 'features';
@@ -143,7 +149,7 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
     // has run), so each ends without waiting for the others.
     await checkSameSettings(dist, {
       model: model.config, device: model.device, precision: model.precision, batchSize: o.batchSize, lr: o.lr, epochs: o.epochs,
-      momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4, schedule: o.schedule ?? 'plateau', stepSize: o.stepSize ?? null, freeze,
+      momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4, schedule: o.schedule ?? 'plateau', stepSize: o.stepSize ?? null, warmupSteps: o.warmupSteps ?? null, minLr: o.minLr ?? null, freeze,
       seed: o.seed ?? model.config.seed, trainImages: o.train.size, testImages: o.test?.size ?? null, maxBatchesPerEpoch: o.maxBatchesPerEpoch ?? null,
       checkpoint: o.checkpoint !== undefined, checkpointEvery: o.checkpointEvery ?? null, stopAfterBatches: o.stopAfterBatches ?? null,
       timeLimit: o.timeLimitSeconds !== undefined, resume: o.resume !== undefined, parameters: model.numParameters, inputTransform: o.inputTransform !== undefined,
@@ -152,9 +158,32 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
     throw new RangeError(`train: the batch size ${o.batchSize} is the global one and must be divisible by the ${dist.world} ranks (each takes batchSize / ranks images a step); use e.g. ${Math.max(1, Math.round(o.batchSize / dist.world)) * dist.world}`);
   const local = dist ? o.batchSize / dist.world : o.batchSize; // this rank's images per step
   const trainable = model.namedParameters().filter(([name]) => freeze === 'none' || !name.startsWith('features.')).map(([, p]) => p);
+  if (o.train.size < o.batchSize) {
+    throw new RangeError(`train: the batch size ${o.batchSize} is larger than the training set (${o.train.size} images): no full batch to train on; lower the batch size or use more images`);
+  }
   const opt = new SGD(trainable, { lr: o.lr, momentum: o.momentum ?? 0.9, weightDecay: o.weightDecay ?? 5e-4 });
-  const schedule: LRSchedule | null =
-    o.schedule === 'step' ? new StepLR(opt, o.stepSize ?? 30, 0.1) : o.schedule === 'none' ? null : new ReduceLROnPlateau(opt, 0.1, 1);
+  const kind = o.schedule ?? 'plateau';
+  if (!['plateau', 'step', 'cosine', 'none'].includes(kind)) {
+    opt.dispose();
+    throw new TypeError(`train: schedule must be 'plateau', 'step', 'cosine' or 'none', got ${JSON.stringify(o.schedule)}`);
+  }
+  if (kind !== 'cosine' && (o.warmupSteps !== undefined || o.minLr !== undefined)) {
+    opt.dispose();
+    throw new TypeError(`train: warmupSteps and minLr belong to schedule 'cosine', this run's schedule is '${kind}'`);
+  }
+  const perEpoch = Math.floor(o.train.size / o.batchSize);
+  const batches = Math.min(perEpoch, o.maxBatchesPerEpoch ?? Infinity);
+  let schedule: LRSchedule | null;
+  try {
+    schedule =
+      kind === 'step' ? new StepLR(opt, o.stepSize ?? 30, 0.1)
+      : kind === 'cosine' ? new WarmupCosineLR(opt, Math.max(1, o.epochs * batches), o.warmupSteps ?? 0, o.minLr ?? 0)
+      : kind === 'none' ? null
+      : new ReduceLROnPlateau(opt, 0.1, 1);
+  } catch (e) {
+    opt.dispose();
+    throw new RangeError(`train: ${(e as Error).message}`);
+  }
   const dataSeed = o.seed ?? model.config.seed;
   let history: EpochRecord[] = [];
   let startEpoch = 0;
@@ -162,10 +191,6 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
   let step = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
   const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: o.schedule ?? 'plateau', trainImages: o.train.size, freeze };
-  if (o.train.size < o.batchSize) {
-    opt.dispose();
-    throw new RangeError(`train: the batch size ${o.batchSize} is larger than the training set (${o.train.size} images): no full batch to train on; lower the batch size or use more images`);
-  }
   let resumeError: unknown = null;
   if (o.resume && existsSync(o.resume)) {
     try {
@@ -221,8 +246,6 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
   const distReport = () => (dist && buckets ? { rank: dist.rank, world: dist.world, bytesPerStep: buckets.bytesPerStep, buckets: buckets.buckets.length } : undefined);
   /** The ranks' sum of each value (identity in one process). */
   const sumOverRanks = async (v: number[]): Promise<number[]> => (dist ? Array.from(await allReduceHost(Float64Array.from(v), 'sum')) : v);
-  const perEpoch = Math.floor(o.train.size / o.batchSize);
-  const batches = Math.min(perEpoch, o.maxBatchesPerEpoch ?? Infinity);
   let ran = 0;
   const save = async (epoch: number, batchInEpoch: number, sums?: typeof partial) => {
     if (!o.checkpoint) return;
@@ -280,6 +303,7 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
           let result: Promise<StepResult>;
           try {
             if (o.inputTransform) x = o.inputTransform(raw);
+            schedule?.beforeStep?.(step);
             result = model.step(x, batch.labels, opt);
           } finally {
             raw.dispose();

@@ -36,9 +36,11 @@ describe('alexnet CLI', () => {
 
   it('train → eval → predict on Fashion-MNIST', async () => {
     const out = path.join(tmp, 'run');
-    const t = alexnet(['train', '--limit', '2560', '--epochs', '1', '--dropout', '0', '--out', out, '--no-progress', '--device', 'cpu']);
+    // 40 steps: a warm-up over 4, then the cosine down to ~0 (the epoch's line shows the last step's rate)
+    const t = alexnet(['train', '--limit', '2560', '--epochs', '1', '--dropout', '0', '--out', out, '--no-progress', '--device', 'cpu', '--schedule', 'cosine', '--warmup-steps', '4']);
     expect(t.code, t.err).toBe(0);
     expect(t.out).toMatch(/epoch 1: train loss [\d.]+, train acc [\d.]+%, test loss [\d.]+, test top-1 ([\d.]+)%/);
+    expect(Number(/epoch 1: .*, lr ([\d.e-]+),/.exec(t.out)?.[1])).toBeCloseTo((0.02 * (1 + Math.cos((Math.PI * 35) / 36))) / 2, 7);
     const acc = Number(/test top-1 ([\d.]+)%, top-5/.exec(t.out)![1]);
     expect(acc).toBeGreaterThan(40); // 2,560 images, one epoch; chance is 10 %
     for (const f of ['weights.safetensors', 'checkpoint.safetensors', 'history.json', 'curve.png', 'conv1-filters.png'])
@@ -179,5 +181,9 @@ describe('alexnet CLI', () => {
     expect(r3.code).toBe(1);
     expect(r3.err).toMatch(/alexnet: could not read .*missing\.safetensors/);
     expect(r3.err).not.toMatch(/at .*\.js:\d+/);
+    const r4 = alexnet(['train', '--warmup-steps', '3', '--out', path.join(tmp, 'r4')]);
+    expect(r4.code).toBe(1);
+    expect(r4.err).toMatch(/--warmup-steps and --min-lr belong to --schedule cosine, this run's schedule is plateau/);
+    expect(r4.err).not.toMatch(/at .*\.js:\d+/);
   });
 });
