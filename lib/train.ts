@@ -278,10 +278,10 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
       // One step in flight: step k+1 is enqueued (on CUDA) before step k's loss is awaited, so the device
       // never idles while the host reads a loss or prepares a batch. A step's sums are counted when its
       // loss arrives; everything that needs them (progress, checkpoints) settles the step in flight first.
-      let inFlight: { result: Promise<StepResult>; n: number } | null = null;
+      let inFlight: { result: Promise<StepResult>; n: number; lr: number } | null = null;
       const settle = async () => {
         if (!inFlight) return;
-        const { result, n } = inFlight;
+        const { result, n, lr } = inFlight;
         inFlight = null;
         const r = await result;
         // data parallel: the loss is the global batch's (all-reduced with the gradients), `correct` this rank's
@@ -291,7 +291,7 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
         seen += all;
         watchdog?.progress(`step ${b} of epoch ${epoch + 1}`);
         const secs = (performance.now() - te) / 1000;
-        o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / (dist ? seen / dist.world : seen), imagesPerSecond: (seen - seenBefore) / secs, lr: opt.lr });
+        o.onProgress?.({ epoch, epochs: o.epochs, batch: b, batches, loss: r.loss, acc: correct / (dist ? seen / dist.world : seen), imagesPerSecond: (seen - seenBefore) / secs, lr });
       };
       try {
         for await (const batch of o.train.batches({ batchSize: local, shuffle: true, seed: dataSeed, epoch, dropLast: true, startBatch: b, shard })) {
@@ -311,7 +311,7 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
           }
           result.catch(() => {}); // awaited below or by the next settle; never an unhandled rejection
           await settle();
-          inFlight = { result, n: batch.n };
+          inFlight = { result, n: batch.n, lr: opt.lr }; // the rate this step was taken with
           b++;
           step++;
           ran++;

@@ -95,8 +95,10 @@ describe("train({ schedule: 'cosine' })", () => {
     const reference = new WarmupCosineLR(optimizer(0.02), 12, 3, 0.001);
     const a = mk();
     const ra = watch(a);
-    const resA = await train({ model: a, train: source(), ...opts });
+    const progress: number[] = [];
+    const resA = await train({ model: a, train: source(), ...opts, onProgress: (p) => progress.push(p.lr) });
     expect(ra).toEqual(Array.from({ length: 12 }, (_, k) => reference.lrAt(k)));
+    expect(progress, 'each step reported with its own rate').toEqual(ra);
     expect(resA.history.map((h) => h.lr)).toEqual([reference.lrAt(5), reference.lrAt(11)]);
     const wa = await a.stateDict();
 
