@@ -224,6 +224,7 @@ program
     // Before anything is loaded: options that belong to another schedule
     if ((o.warmupSteps !== undefined || o.minLr !== undefined) && o.schedule !== 'cosine')
       throw new InvalidArgumentError(`--warmup-steps and --min-lr belong to --schedule cosine, this run's schedule is ${o.schedule ?? 'plateau (the default)'}`);
+    if (o.minLr !== undefined && o.lr !== undefined && o.minLr > o.lr) throw new InvalidArgumentError(`--min-lr must be at most --lr (${o.lr}), got ${o.minLr}`);
     if (o.nproc !== undefined && !launchedByMpi()) {
       if (o.nproc > 1) return launchRanks(o.nproc);
     }
@@ -355,6 +356,11 @@ program
     const last = result.history.at(-1);
     const minutes = (performance.now() - t0) / 60000;
     if (last?.test) log(`test top-1 ${(last.test.top1 * 100).toFixed(2)}%, top-5 ${(last.test.top5 * 100).toFixed(2)}% after ${result.history.length} epochs in ${minutes.toFixed(1)} min`);
+    if (lead && o.schedule === 'cosine' && result.history.length < epochs && timeLimit !== undefined)
+      console.error(
+        `warning: the time limit (${timeLimit} min) ended the run after ${result.history.length} of ${epochs} epochs, before the cosine schedule's end (its last lr ${Number(result.optimizer.lr.toPrecision(4))}): ` +
+          `--resume with a larger --time-limit finishes it, or plan fewer --epochs`,
+      );
     log(`wrote ${o.out}/{weights.safetensors, checkpoint.safetensors, history.json, curve.png, conv1-filters.png}`);
     result.optimizer.dispose();
     model.dispose();

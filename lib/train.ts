@@ -51,7 +51,8 @@ export interface TrainOptions {
    * rest of the run's steps, set every step: WarmupCosineLR) or 'none'. */
   schedule?: 'plateau' | 'step' | 'cosine' | 'none';
   stepSize?: number;
-  /** 'cosine': steps of linear warm-up (default 0). */
+  /** 'cosine': steps of linear warm-up (default 0). The cosine spans epochs × batches per epoch: a run
+   * that timeLimitSeconds stops early ends before its decay does (at a higher rate than minLr). */
   warmupSteps?: number;
   /** 'cosine': the rate the decay ends at (default 0). */
   minLr?: number;
@@ -182,7 +183,8 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
       : new ReduceLROnPlateau(opt, 0.1, 1);
   } catch (e) {
     opt.dispose();
-    throw new RangeError(`train: ${(e as Error).message}`);
+    const steps = kind === 'cosine' ? ` (the run's steps: ${o.epochs} epochs × ${batches} batches of ${o.batchSize} images${batches < perEpoch ? ', capped by maxBatchesPerEpoch' : ''})` : '';
+    throw new RangeError(`train: ${(e as Error).message}${steps}`);
   }
   const dataSeed = o.seed ?? model.config.seed;
   let history: EpochRecord[] = [];

@@ -170,6 +170,12 @@ describe('alexnet CLI', () => {
     expect(pr.out).toMatch(/^astronaut\/0004\.jpg: \w+ [\d.]+%, \w+ [\d.]+%$/m);
   });
 
+  it('a time limit that ends a cosine run before its decay does says so', () => {
+    const t = alexnet(['train', '--limit', '640', '--test-limit', '200', '--epochs', '3', '--time-limit', '0.01', '--schedule', 'cosine', '--warmup-steps', '2', '--out', path.join(tmp, 'tl'), '--no-progress', '--device', 'cpu']);
+    expect(t.code, t.err).toBe(0);
+    expect(t.err).toMatch(/warning: the time limit \(0\.01 min\) ended the run after 1 of 3 epochs, before the cosine schedule's end \(its last lr [\d.e-]+\): --resume with a larger --time-limit finishes it/);
+  });
+
   it('bad input gets a clear message and a non-zero exit, not a stack trace', () => {
     const r1 = alexnet(['train', '--epochs', 'zero']);
     expect(r1.code).not.toBe(0);
@@ -185,5 +191,8 @@ describe('alexnet CLI', () => {
     expect(r4.code).toBe(1);
     expect(r4.err).toMatch(/--warmup-steps and --min-lr belong to --schedule cosine, this run's schedule is plateau/);
     expect(r4.err).not.toMatch(/at .*\.js:\d+/);
+    const r5 = alexnet(['train', '--schedule', 'cosine', '--lr', '0.01', '--min-lr', '0.1', '--out', path.join(tmp, 'r5')]);
+    expect(r5.code).toBe(1);
+    expect(r5.err).toMatch(/--min-lr must be at most --lr \(0\.01\), got 0\.1/);
   });
 });

@@ -27,7 +27,7 @@ base, w, T, eta, n = ${base}, ${warmup}, ${total}, ${minLr}, ${steps}
 opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base, momentum=0.9)
 L = torch.optim.lr_scheduler
 cos = lambda: L.CosineAnnealingLR(opt, T_max=T - w, eta_min=eta)
-s = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=1 / w, end_factor=1.0, total_iters=w - 1), cos()], milestones=[w]) if w > 1 else cos()
+s = L.SequentialLR(opt, [L.LinearLR(opt, start_factor=1 / w, end_factor=1.0, total_iters=w - 1), cos()], milestones=[w]) if w > 0 else cos()
 rates = []
 for _ in range(n):
     rates.append(opt.param_groups[0]['lr'])
@@ -40,7 +40,7 @@ print(json.dumps(rates))
 
 describe('WarmupCosineLR', () => {
   it.skipIf(!hasTorch)('gives PyTorch\'s rates over the run (warm-up then cosine; cosine alone)', () => {
-    for (const [base, warmup, total, minLr] of [[0.03, 7, 40, 0.001], [0.1, 0, 25, 0], [0.01, 13, 97, 1e-4]]) {
+    for (const [base, warmup, total, minLr] of [[0.03, 7, 40, 0.001], [0.1, 0, 25, 0], [0.1, 1, 10, 0], [0.01, 13, 97, 1e-4]]) {
       const opt = optimizer(base);
       const s = new WarmupCosineLR(opt, total, warmup, minLr);
       const want = torchRates(base, warmup, total, minLr, total);
@@ -74,6 +74,9 @@ describe('WarmupCosineLR', () => {
     const s = new WarmupCosineLR(opt, 10, 2);
     expect(() => s.load({ best: 1 })).toThrow(/not a cosine schedule's/);
     expect(() => s.load({ ...s.state(), totalSteps: 12 })).toThrow(/totalSteps 12, this run's 10 \(its epochs or batches per epoch differ/);
+    expect(() => s.load({ ...s.state(), base: 0.2 })).toThrow(/the checkpoint's schedule has base 0.2 \(the lr it started from\), this run's 0.1/);
+    expect(() => s.load({ ...s.state(), warmupSteps: 3 })).toThrow(/warmupSteps 3, this run's 2/);
+    expect(() => s.load({ ...s.state(), minLr: 0.01 })).toThrow(/minLr 0.01, this run's 0/);
     s.load(s.state());
     opt.dispose();
   });
@@ -92,7 +95,9 @@ describe("train({ schedule: 'cosine' })", () => {
   const opts = { epochs: 2, batchSize: 32, lr: 0.02, seed: 5, schedule: 'cosine' as const, warmupSteps: 3, minLr: 0.001 };
 
   it('sets every step\'s rate, and a resumed run takes the same rates and ends with the same weights', async () => {
-    const reference = new WarmupCosineLR(optimizer(0.02), 12, 3, 0.001);
+    const refOpt = optimizer(0.02);
+    const reference = new WarmupCosineLR(refOpt, 12, 3, 0.001);
+    refOpt.dispose();
     const a = mk();
     const ra = watch(a);
     const progress: number[] = [];

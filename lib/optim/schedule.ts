@@ -128,7 +128,7 @@ export class WarmupCosineLR implements LRSchedule {
     for (const k of ['base', 'totalSteps', 'warmupSteps', 'minLr'] as const)
       if (s[k] !== this[k])
         throw new Error(
-          `WarmupCosineLR: the checkpoint's schedule has ${k} ${s[k]}, this run's ${this[k]}` +
+          `WarmupCosineLR: the checkpoint's schedule has ${k} ${s[k]}${k === 'base' ? ' (the lr it started from)' : ''}, this run's ${this[k]}` +
             (k === 'totalSteps' ? ' (its epochs or batches per epoch differ: the cosine would take another course)' : ''),
         );
   }
