@@ -37,13 +37,14 @@ describe('training on the CPU', () => {
   // the whole test set. One pair is noisy — training amplifies any change in the last bit, so two fp32 runs
   // that merely sum in another order (another CPU's kernels) end apart — so the issue's criterion (within
   // 0.5 points) is judged on the mean over seeds by bench/bf16-convergence.mjs. Measured on 2-core AMD EPYC
-  // VMs with this recipe (bench/results/bf16-convergence-2026-12-05-cosine-*.md): over 16 seeds, bf16 (with
-  // bf16 activations) − fp32 was +0.08 ± 0.08, the pair differences had a standard deviation of 0.31 points
-  // (from −0.51 to +0.62; this seed, 7: 87.18 % fp32, 87.39 % bf16), and single runs ended between 86.5 and
-  // 88.0 %. (Without the schedule, the spread was 1.67 points, and runs ended between 78.7 and 86.4 %: the
-  // cosine ends every run at a low rate, where its accuracy varies least.) So this test guards one side with
-  // room for another machine's trajectory: bf16 no more than 1.5 points below fp32 (about 5 of those standard
-  // deviations below their mean), both above 85 % (chance is 10 %). About 45–115 s a run on the 2-core VMs.
+  // VMs with this recipe (bench/results/bf16-convergence-2026-12-05-cosine-seeds1-32.md): over 32 seeds, bf16
+  // (with bf16 activations) − fp32 was −0.03 ± 0.08, the pair differences had a standard deviation of 0.44
+  // points (from −1.15 to +0.72; this seed, 7: 87.18 % fp32, 87.39 % bf16), and single runs ended between
+  // 86.0 and 88.1 %. (Without the schedule, the spread was 1.67 points, and runs ended between 78.7 and
+  // 86.4 %: the cosine ends every run at a low rate, where its accuracy varies least.) So this test guards
+  // one side with room for another machine's trajectory: bf16 no more than 2 points below fp32 (4.5 of those
+  // standard deviations below their mean; the worst of 32 was 1.15 below), both above 84 % (chance is 10 %).
+  // About 45–115 s a run on the 2-core VMs.
   // Left out of the emulated suite, which reruns the CPU tests under AddressSanitizer
   // (test/ops/bf16.test.ts checks the same arithmetic there, bit for bit).
   it.skipIf(emulated)("bf16 trains to fp32's test accuracy in the same epochs (small arch, Fashion-MNIST; one seed)", async () => {
@@ -57,9 +58,9 @@ describe('training on the CPU', () => {
       r.optimizer.dispose();
       model.dispose();
     }
-    expect(top1.fp32).toBeGreaterThan(85); // learned (chance is 10 %)
-    expect(top1.bf16).toBeGreaterThan(85);
-    expect(top1.bf16, `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeGreaterThanOrEqual(top1.fp32 - 1.5);
+    expect(top1.fp32).toBeGreaterThan(84); // learned (chance is 10 %)
+    expect(top1.bf16).toBeGreaterThan(84);
+    expect(top1.bf16, `fp32 ${top1.fp32.toFixed(2)} %, bf16 ${top1.bf16.toFixed(2)} %`).toBeGreaterThanOrEqual(top1.fp32 - 2.0);
   }, 600_000);
 
   it('an interrupted run resumed from its checkpoint ends with the same weights as an uninterrupted one', async () => {
