@@ -192,7 +192,7 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
   let startBatch = 0;
   let step = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
-  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: o.schedule ?? 'plateau', trainImages: o.train.size, freeze };
+  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: kind, trainImages: o.train.size, freeze };
   let resumeError: unknown = null;
   if (o.resume && existsSync(o.resume)) {
     try {

@@ -19,10 +19,6 @@
 namespace axn::bind {
 namespace {
 
-bool absent(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
-
 ops::Conv2dDims dims(const Napi::CallbackInfo& info, size_t i, const char* op) {
   ops::Conv2dDims d;
   d.N = i32(info, i + 0, op, "N");

@@ -16,10 +16,6 @@
 namespace axn::bind {
 namespace {
 
-bool absent(const Napi::CallbackInfo& info, size_t i) {
-  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-}
-
 void sizes(const char* op, int N, int in, int out) {
   AXN_CHECK(N >= 0 && in >= 1 && out >= 1, op,
             "expected N ≥ 0, in ≥ 1, out ≥ 1, got N=" + std::to_string(N) + " in=" + std::to_string(in) +

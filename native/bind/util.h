@@ -75,12 +75,16 @@ void withActivationTypes(bool bx, bool by, F&& f) {
   }
 }
 
+// An optional argument left out: null, undefined or missing.
+inline bool absent(const Napi::CallbackInfo& info, size_t i) {
+  return i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
+}
+
 // An activation dtype argument, the tensor's dtype as TypeScript names it: "float32" (false) or "bfloat16" (true).
 inline bool bf16Dtype(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what);
-// The same where the argument may be absent (null, undefined or missing: float32).
+// The same where the argument may be absent (float32).
 inline bool bf16DtypeOrFloat(const Napi::CallbackInfo& info, size_t i, const char* op, const char* what) {
-  const bool absent = i >= info.Length() || info[i].IsNull() || info[i].IsUndefined();
-  return !absent && bf16Dtype(info, i, op, what);
+  return !absent(info, i) && bf16Dtype(info, i, op, what);
 }
 // withActivationTypes for the two optional dtype arguments at i and j.
 template <class F>
