@@ -90,7 +90,7 @@ function initBounds(shapes) {
  * the host; for the ops that change their inputs (SGD, the training step) it is called first, on the
  * fresh state.
  */
-export function buildTasks(pkg, geo, { device, batch, precisions, trainPrecisions = precisions, fuseRelu = true }) {
+export function buildTasks(pkg, geo, { device, batch, precisions, trainPrecisions = precisions, fuseRelu = true, lrnPath = 'window' }) {
   const { Tensor, ops, createAlexNet, SGD } = pkg;
   const N = batch;
   const C = geo.classes;
@@ -285,25 +285,34 @@ export function buildTasks(pkg, geo, { device, batch, precisions, trainPrecision
     });
   }
 
+  // LRN: the window path (lib/ops/lrn.ts), or with --lrn-path legacy the kernels before it, which store
+  // the scale in the forward and read it (and y) in the backward.
+  const legacyLrn = lrnPath === 'legacy';
   for (const s of geo.lrn) {
     const xs = [N, s.C, s.H, s.H];
     const n = numel(xs);
     const lopts = geo.lrnParams;
     const shape = `${fmt(xs)} n${lopts.size}`;
+    const fwd = (x) => (legacyLrn ? ops.localResponseNormLegacy(x, lopts) : ops.localResponseNorm(x, lopts));
     mem({
       group: 'lrn',
       key: `${s.name}.fwd`,
       label: `${s.name} LRN fwd`,
       shape,
-      bytes: 2 * n * F32,
-      note: 'x read; y written (the window\'s other channels from cache)',
+      bytes: (legacyLrn ? 3 : 2) * n * F32,
+      note: legacyLrn ? 'legacy path: x read; y and scale written' : 'x read; y written (the window\'s other channels from cache)',
       // a sum of `size` squares, then a power (a few ulps in any libm) and a product
       check: { y: { K: lopts.size, ulps: 8, fp32: true } },
       make(dev = device) {
         const x = inputs(`${s.name}.fwd`, dev).rand('x', xs, 0, 4); // post-ReLU activations
         return {
-          call: () => free(ops.localResponseNorm(x, lopts)),
-          outputs: () => readAll({ y: ops.localResponseNorm(x, lopts) }),
+          call: () => free(fwd(x)),
+          outputs: async () => {
+            const r = fwd(x);
+            if (!legacyLrn) return readAll({ y: r });
+            r.scale.dispose();
+            return readAll({ y: r.y });
+          },
           dispose: () => free(x),
         };
       },
@@ -313,15 +322,17 @@ export function buildTasks(pkg, geo, { device, batch, precisions, trainPrecision
       key: `${s.name}.bwd`,
       label: `${s.name} LRN bwd`,
       shape,
-      bytes: 3 * n * F32,
-      note: 'dy, x read (scale recomputed); dx written',
+      bytes: (legacyLrn ? 5 : 3) * n * F32,
+      note: legacyLrn ? 'legacy path: dy, x, y, scale read; dx written' : 'dy, x read (scale recomputed); dx written',
       check: { dx: { K: 2 * lopts.size, ulps: 8, fp32: true } },
       make(dev = device) {
         const r = inputs(`${s.name}.bwd`, dev);
         const x = r.rand('x', xs, 0, 4);
         const dy = r.rand('dy', xs);
-        const run = () => ops.localResponseNormBackward(dy, x, lopts);
-        return { call: () => run().dispose(), outputs: () => readAll({ dx: run() }), dispose: () => free(x, dy) };
+        // the legacy backward reads the legacy forward's y and scale (made once, untimed)
+        const saved = legacyLrn ? ops.localResponseNormLegacy(x, lopts) : null;
+        const run = () => (saved ? ops.localResponseNormLegacyBackward(dy, x, saved.y, saved.scale, lopts) : ops.localResponseNormBackward(dy, x, lopts));
+        return { call: () => run().dispose(), outputs: () => readAll({ dx: run() }), dispose: () => free(x, dy, saved) };
       },
     });
   }

@@ -43,6 +43,10 @@ const USAGE = `Usage: node bench/run.mjs [options]
                       against the default fused pairs: the same values, two launches more per pair)
   --conv-path PATH    columns (default) or legacy: the convolution path (lib/ops/conv.ts
                       setConvolutionPath; an A/B of issue 19's data path, the same values to GEMM rounding)
+  --lrn-path PATH     window (default) or legacy: the LRN kernels (lib/ops/lrn.ts setLrnPath; the lrn rows
+                      and the training steps' LocalResponseNorm layers; an A/B of issue 19's lever 2)
+  --bias-grad-path P  two-stage (default) or legacy: the conv bias gradient's reduction (lib/ops/conv.ts
+                      setBiasGradientPath; an A/B of issue 19's lever 3)
   --traffic WHEN      count each training step's traffic on the emulated device (every launch and cuBLAS
                       call with the bytes it reads and writes, FLOPs; bench/README.md): auto (default: when
                       the loaded addon is the plain emulated build), on (fail where it cannot), off
@@ -73,6 +77,8 @@ function parseCli() {
         list: { type: 'boolean', default: false },
         unfused: { type: 'boolean', default: false },
         'conv-path': { type: 'string', default: 'columns' },
+        'lrn-path': { type: 'string', default: 'window' },
+        'bias-grad-path': { type: 'string', default: 'two-stage' },
         traffic: { type: 'string', default: 'auto' },
         'traffic-only': { type: 'boolean', default: false },
         help: { type: 'boolean', short: 'h', default: false },
@@ -105,6 +111,8 @@ function parseCli() {
   if (!checks.includes(a.check)) fail(`--check must be one of ${checks.join(', ')}, got "${a.check}"`);
   if (a['vs-pytorch'] && a.check === 'none') fail('--vs-pytorch compares with PyTorch; it cannot go with --check none');
   if (!['columns', 'legacy'].includes(a['conv-path'])) fail(`--conv-path must be columns or legacy, got "${a['conv-path']}"`);
+  if (!['window', 'legacy'].includes(a['lrn-path'])) fail(`--lrn-path must be window or legacy, got "${a['lrn-path']}"`);
+  if (!['two-stage', 'legacy'].includes(a['bias-grad-path'])) fail(`--bias-grad-path must be two-stage or legacy, got "${a['bias-grad-path']}"`);
   if (!['auto', 'on', 'off'].includes(a.traffic)) fail(`--traffic must be auto, on or off, got "${a.traffic}"`);
   if (a['traffic-only'] && a.traffic === 'off') fail('--traffic-only counts traffic; it cannot go with --traffic off');
   return {
@@ -118,6 +126,8 @@ function parseCli() {
     list: a.list,
     fuseRelu: !a.unfused,
     convPath: a['conv-path'],
+    lrnPath: a['lrn-path'],
+    biasGradPath: a['bias-grad-path'],
     vsPytorch: a['vs-pytorch'],
     check: a.check,
     python: a.python,
@@ -434,11 +444,19 @@ async function main() {
     if (typeof pkg.ops.setConvolutionPath !== 'function') fail('--conv-path: this package has no ops.setConvolutionPath');
     pkg.ops.setConvolutionPath(cli.convPath);
   }
+  if (cli.lrnPath !== 'window') {
+    if (typeof pkg.ops.setLrnPath !== 'function') fail('--lrn-path: this package has no ops.setLrnPath');
+    pkg.ops.setLrnPath(cli.lrnPath);
+  }
+  if (cli.biasGradPath !== 'two-stage') {
+    if (typeof pkg.ops.setBiasGradientPath !== 'function') fail('--bias-grad-path: this package has no ops.setBiasGradientPath');
+    pkg.ops.setBiasGradientPath(cli.biasGradPath);
+  }
   const precisions = device === 'cuda' ? ['fp32', 'tf32'] : ['fp32'];
   // bf16 (GEMM inputs rounded to bf16, float32 sums) for the training steps on CUDA, beside PyTorch's
   // autocast step; the per-op rows stay fp32 and tf32 (the GPU check's time).
   const trainPrecisions = device === 'cuda' ? [...precisions, 'bf16'] : precisions;
-  let tasks = buildTasks(pkg, geo, { device, batch, precisions, trainPrecisions, fuseRelu: cli.fuseRelu });
+  let tasks = buildTasks(pkg, geo, { device, batch, precisions, trainPrecisions, fuseRelu: cli.fuseRelu, lrnPath: cli.lrnPath });
   if (cli.filter) tasks = tasks.filter((t) => cli.filter.test(t.key));
   if (cli.list) {
     for (const t of tasks) console.log(t.key);
@@ -547,6 +565,8 @@ async function main() {
     trainPrecisions,
     fuseRelu: cli.fuseRelu,
     convPath: cli.convPath,
+    lrnPath: cli.lrnPath,
+    biasGradPath: cli.biasGradPath,
     traffic: ctx.traffic ? { pageBytes: PAGE_BYTES, trafficOnly: cli.trafficOnly } : null,
     gpu: device === 'cuda' ? gpu?.name ?? null : null,
     cpu: `${os.cpus()[0]?.model ?? 'unknown'} × ${os.cpus().length}`,

@@ -32,6 +32,9 @@ export function summaryMarkdown(run, peer, extraNotes = []) {
   const out = [];
   const notes = [...(ours.meta.notes ?? []), ...extraNotes];
   if (ours.meta.fuseRelu === false) notes.push('--unfused: the training steps ran their Conv2d/Linear → ReLU pairs as separate layers.');
+  if (ours.meta.convPath === 'legacy') notes.push('--conv-path legacy: the convolutions ran on the path before issue 19 (per-image GEMMs, im2col again in the backward).');
+  if (ours.meta.lrnPath === 'legacy') notes.push('--lrn-path legacy: the LRN rows and layers ran the kernels before issue 19 (a column per thread, the scale stored).');
+  if (ours.meta.biasGradPath === 'legacy') notes.push('--bias-grad-path legacy: the conv bias gradients ran the reduction before issue 19 (one block per channel).');
   if (peer) {
     if (peer.meta.device !== ours.meta.device) notes.push(`PyTorch ran on ${peer.meta.device}, ours on ${ours.meta.device}: speed-ups are not comparable.`);
     if (peer.meta.batch !== ours.meta.batch) notes.push(`PyTorch ran batch ${peer.meta.batch}, ours batch ${ours.meta.batch}: speed-ups are not comparable.`);

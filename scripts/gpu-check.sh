@@ -39,10 +39,15 @@
 #   end-to-end training step (paper and torchvision archs, batch 128, fp32 and tf32; bf16 for paper g1
 #     and torchvision beside PyTorch's autocast step), PyTorch's then ours, loss and every updated
 #     parameter checked against PyTorch's                                                            ~120 s
-#   the same steps (paper g1, torchvision; tf32) with the ReLUs unfused, an A/B of the fusion      ~40 s
-#   the same steps on the legacy convolution path (--conv-path legacy), an A/B of issue 19's data path
-#     (the default columns path's times are the "training step" row's)                              ~40 s
-#   → about 8–8.5 minutes (the 540 s call: GPU_CHECK_TRAIN_MIN=1 when less than 9 minutes of device time are left).
+#   A/B steps, each one lever of issue 19 put back as it was (the defaults' times: the "training step"
+#   row's and call 1's per-op rows), under a timeout that never reaches past GPU_CHECK_DEADLINE_S
+#   (default 500) s of the call, SKIP under 45 s left:
+#     the steps (g1, tv; tf32) on the legacy convolution path (--conv-path legacy)                   ~40 s
+#     the LRN rows and the g1 step with the legacy LRN kernels (--lrn-path legacy)                   ~25 s
+#     the conv bwd_all rows (tf32) and the steps with the legacy bias gradient (--bias-grad-path legacy) ~40 s
+#     the steps with the ReLUs unfused, an A/B of the fusion (--unfused)                            ~40 s
+#   → about 9 minutes with the A/B steps all run (the 540 s call: GPU_CHECK_TRAIN_MIN=1 when less than 9
+#   minutes of device time are left; the last A/B steps SKIP where the call runs late).
 # Each call writes, whatever fails: $OUT/summary.md (the table: check, PASS/FAIL, figure), the benchmark
 # JSONs, and $OUT/gpu-check-logs.tar.gz (every log). boot.sh adds $OUT/gpu.log.
 #
@@ -51,7 +56,7 @@
 # (build-emu/, AXN_CUDA=EMU) at small sizes, compute-sanitizer steps report SKIP where the tool is missing,
 # and the PyTorch peer runs on the CPU — so that every step but the GPU itself has run before the minutes
 # start (the torchref step, PyTorch on CUDA only, SKIPs with the rows it would run). Env:
-# GPU_CHECK_SKIP="tests sanitizer bench data torchref train step unfused convab nccl" leaves parts out.
+# GPU_CHECK_SKIP="tests sanitizer bench data torchref train step convab lrnab biasab unfused nccl" leaves parts out.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 call=${1:-}
@@ -313,27 +318,41 @@ for n in ("nvidia", "torch"):
     row "training step (loss and updates checked)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s.*outputs: .*' "$W/bench.log" | tail -1 | sed 's/; other processes[^;]*//')"
     [ $have_torch_cuda = 1 ] || row "training step, PyTorch timings" SKIP "no torch with CUDA here"
   fi
-  if [[ $skip != *" unfused "* ]]; then
-    # A/B: the same steps with the Conv2d/Linear → ReLU pairs run apart (two launches more per pair).
-    uargs=(--device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --unfused)
-    [ "$rehearse" = 1 ] && uargs+=(--batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.tf32$')
-    step "training step with the ReLUs unfused (A/B): node bench/run.mjs ${uargs[*]}"
-    node bench/run.mjs "${uargs[@]}" --json "$W/bench-cuda-unfused.json" > "$W/bench-unfused.log" 2>&1
-    rc=$?
-    tail -3 "$W/bench-unfused.log"
-    row "training step, ReLUs unfused (A/B)" "$(verdict $rc)" "$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-unfused.log" | tail -1)"
-  fi
-  if [[ $skip != *" convab "* ]]; then
-    # A/B: the same steps on the convolution path before issue 19 item 1 (per-image GEMMs, unaligned
-    # leading dimensions, im2col again and a permute in the backward); the columns path is the default.
-    cargs=(--device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --conv-path legacy)
-    [ "$rehearse" = 1 ] && cargs+=(--batch 2 --time 1 --min-iters 1 --filter '^train\.g1\.tf32$')
-    step "training step on the legacy convolution path (A/B): node bench/run.mjs ${cargs[*]}"
-    node bench/run.mjs "${cargs[@]}" --json "$W/bench-cuda-conv-legacy.json" > "$W/bench-conv-legacy.log" 2>&1
-    rc=$?
-    tail -3 "$W/bench-conv-legacy.log"
-    row "training step, legacy conv path (A/B)" "$(verdict $rc)" "$(grep -E '^  train\.' "$W/bench-conv-legacy.log" | awk '{printf "%s %s ms; ", $1, $2}')$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-conv-legacy.log" | tail -1)"
-  fi
+  # The A/B steps, the same rows with one lever put back as it was before issue 19 (the defaults' times are
+  # the "training step" row's above, and call 1's per-op rows). Each runs under a timeout that never
+  # reaches past GPU_CHECK_DEADLINE_S (default 500) s of the call; under 45 s left it SKIPs. In order of
+  # what they tell: the conv data path (lever 1), LRN (lever 2), the bias gradient (lever 3), the fusion.
+  ab() {  # ab SKIPWORD KEY LABEL ARGS...: node bench/run.mjs ARGS, its rows' medians in the summary
+    local word=$1 key=$2 label=$3 left
+    shift 3
+    [[ $skip == *" $word "* ]] && return 0
+    left=$(( ${GPU_CHECK_DEADLINE_S:-500} - ($(date +%s) - t0) ))
+    if [ "$rehearse" = 1 ]; then
+      left=600
+      set -- "$@" --batch 2 --time 1 --min-iters 1
+    elif [ $left -lt 45 ]; then
+      row "$label" SKIP "only ${left}s left of the call's ${GPU_CHECK_DEADLINE_S:-500}s"
+      return 0
+    fi
+    [ $left -gt 150 ] && left=150
+    step "$label: node bench/run.mjs $* (timeout ${left}s)"
+    timeout -k 5 "$left" node bench/run.mjs "$@" --json "$W/bench-cuda-$key.json" > "$W/bench-$key.log" 2>&1
+    local rc=$?
+    tail -3 "$W/bench-$key.log"
+    row "$label" "$(verdict $rc)" "$(grep -E '^  [a-z0-9.]+ +[0-9.]+ ms' "$W/bench-$key.log" | awk '{printf "%s %s ms; ", $1, $2}')$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-$key.log" | tail -1)"
+  }
+  # lever 1: per-image GEMMs, unaligned leading dimensions, im2col again and a permute in the backward
+  ab convab conv-legacy "training step, legacy conv path (A/B)" \
+    --device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --conv-path legacy
+  # lever 2: one thread per column walking the channels, powf, the scale stored (tv has no LRN)
+  ab lrnab lrn-legacy "LRN rows + g1 step, legacy LRN (A/B)" \
+    --device cuda --filter '^(lrn[12]\.(fwd|bwd)|train\.g1\.tf32)$' --check none --lrn-path legacy
+  # lever 3: one block per channel (96 blocks for conv1 on 132 SMs)
+  ab biasab bias-legacy "conv bwd rows + steps, legacy bias grad (A/B)" \
+    --device cuda --filter '^(conv[1-5]\.g1\.bwd_all\.tf32|train\.(g1|tv)\.tf32)$' --check none --bias-grad-path legacy
+  # the Conv2d/Linear → ReLU pairs run apart (two launches more per pair)
+  ab unfused unfused "training step, ReLUs unfused (A/B)" \
+    --device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --unfused
 fi
 
 ! printf '%s\n' "${summary[@]}" | grep -q '| FAIL |'

@@ -58,6 +58,29 @@ export function getConvolutionPath(): ConvolutionPath {
   return convPath;
 }
 
+/** How conv2dBackward reduces the bias gradient, db[k] = Σ over images and pixels (native/ops/conv2d.h):
+ * - 'two-stage' (the default): (channel × image chunk) partial sums that fill every SM, then one sum per
+ *   channel over its chunks, in a fixed order;
+ * - 'legacy': the reduction before it, one block per channel (96 blocks for conv1), kept for A/B
+ *   comparisons (bench/run.mjs --bias-grad-path legacy; the GPU check).
+ * Both sum in double in a fixed order (another one each: db may differ in the last bit of float32), run
+ * to run the same bits, on the CPU as on CUDA. */
+export type BiasGradientPath = 'two-stage' | 'legacy';
+let biasGradPath: BiasGradientPath = 'two-stage';
+
+/** Sets the bias gradient's reduction for later conv2dBackward calls (process-wide). Returns the previous one. */
+export function setBiasGradientPath(path: BiasGradientPath): BiasGradientPath {
+  if (path !== 'two-stage' && path !== 'legacy') throw new TypeError(`setBiasGradientPath: expected 'two-stage' or 'legacy', got ${describe(path)}`);
+  const prev = biasGradPath;
+  biasGradPath = path;
+  return prev;
+}
+
+/** The bias gradient's reduction later conv2dBackward calls take. */
+export function getBiasGradientPath(): BiasGradientPath {
+  return biasGradPath;
+}
+
 const pathCode = (p: ConvolutionPath) => (p === 'legacy' ? 1 : 0);
 
 export interface Conv2dBackwardOptions extends Conv2dOptions {
@@ -272,7 +295,7 @@ export function conv2dBackward(dy: Tensor, x: Tensor, w: Tensor, opts?: Conv2dBa
     nativeOps().conv2d_backward(
       st(dy, op), st(x, op), st(w, op), dx ? st(dx, op) : null, st(dw, op), db ? st(db, op) : null, ...geomArgs(g), ws, math,
       relu.y ? st(relu.y, op) : null, relu.inPlace, columns ? 0 : pathCode(convPath), columns ? st(columns, op) : null,
-      x.dtype, relu.y?.dtype ?? 'float32',
+      x.dtype, relu.y?.dtype ?? 'float32', biasGradPath === 'legacy' ? 1 : 0,
     );
     return { dx, dw, db };
   } catch (e) {

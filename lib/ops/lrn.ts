@@ -89,3 +89,81 @@ export function localResponseNormBackward(dy: Tensor, x: Tensor, opts: LocalResp
   }
   return dx;
 }
+
+/** How the LocalResponseNorm layer runs (native/ops/lrn.h says both in full):
+ * - 'window' (the default): one thread per element sums its own window (float, 5 channels), the backward
+ *   recomputes the scale from x, so the layer keeps only x;
+ * - 'legacy': the kernels before it — one thread per (n, pixel) column walks the channels with a running
+ *   double sum, the forward stores the scale, the layer keeps x, y and the scale — kept for A/B comparisons
+ *   (bench/run.mjs --lrn-path legacy; the GPU check). float32 only.
+ * The ops localResponseNorm / localResponseNormBackward always take the window path; the legacy ones are
+ * localResponseNormLegacy / localResponseNormLegacyBackward. */
+export type LrnPath = 'window' | 'legacy';
+let lrnPath: LrnPath = 'window';
+
+/** Sets the path later LocalResponseNorm forwards take (process-wide; a backward follows its forward's).
+ * Returns the previous one. */
+export function setLrnPath(path: LrnPath): LrnPath {
+  if (path !== 'window' && path !== 'legacy') throw new TypeError(`setLrnPath: expected 'window' or 'legacy', got ${describe(path)}`);
+  const prev = lrnPath;
+  lrnPath = path;
+  return prev;
+}
+
+/** The path later LocalResponseNorm forwards take. */
+export function getLrnPath(): LrnPath {
+  return lrnPath;
+}
+
+/** Before expectTensor (whose message would not name the window path). */
+function float32Only(x: unknown, op: string, name: string): void {
+  if (x instanceof Tensor && !x.isDisposed && x.dtype !== 'float32')
+    throw new TypeError(`${op}: ${name} is ${x.dtype}; the legacy LRN path takes float32 only (bfloat16 activations take the window path: setLrnPath('window'))`);
+}
+
+/**
+ * The legacy LRN forward (see LrnPath): y and the scale (k + alpha/size · Σ a², x's shape), which
+ * localResponseNormLegacyBackward reads. x float32. The same function as localResponseNorm, another
+ * arithmetic (a double running sum, powf): y agrees to a few float32 ulps.
+ */
+export function localResponseNormLegacy(x: Tensor, opts: LocalResponseNormOptions): { y: Tensor; scale: Tensor } {
+  const op = 'localResponseNormLegacy';
+  float32Only(x, op, 'x');
+  expectTensor(x, op, 'x');
+  const [N, C, S] = dims(x, op, 'x');
+  const p = parseOptions(opts, op);
+  const y = Tensor.empty(x.shape, x.device);
+  let scale: Tensor | null = null;
+  try {
+    scale = Tensor.empty(x.shape, x.device);
+    if (x.size > 0) nativeOps().lrn_forward_legacy(st(x, op), st(y, op), st(scale, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+  } catch (e) {
+    y.dispose();
+    scale?.dispose();
+    throw e;
+  }
+  return { y, scale };
+}
+
+/** The legacy LRN backward: dx from dy and the legacy forward's x, y and scale (all float32, one shape). */
+export function localResponseNormLegacyBackward(dy: Tensor, x: Tensor, y: Tensor, scale: Tensor, opts: LocalResponseNormOptions): Tensor {
+  const op = 'localResponseNormLegacyBackward';
+  const all = { dy, x, y, scale };
+  for (const [name, t] of Object.entries(all)) {
+    float32Only(t, op, name);
+    expectTensor(t, op, name);
+  }
+  const [N, C, S] = dims(x, op, 'x');
+  for (const [name, t] of Object.entries(all)) if (t !== x) expectShape(t, op, name, x.shape);
+  const device = sameDevice(op, all);
+  const p = parseOptions(opts, op);
+  const dx = Tensor.empty(x.shape, device);
+  try {
+    if (x.size > 0)
+      nativeOps().lrn_backward_legacy(st(dy, op), st(x, op), st(y, op), st(scale, op), st(dx, op), N, C, S, p.size, p.alpha, p.beta, p.k);
+  } catch (e) {
+    dx.dispose();
+    throw e;
+  }
+  return dx;
+}

@@ -4,7 +4,8 @@
 //   ops.conv2d_backward(dy, x, w, dx | null, dw, db | null, N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups,
 //                       workspaceBytes, math, reluY | null, reluInPlace)
 //   (both followed by: path (0 columns, 1 legacy), columns | null, then the activations' dtypes,
-//    "float32" (the default when absent) or "bfloat16": the forward's x and y, the backward's x and reluY)
+//    "float32" (the default when absent) or "bfloat16": the forward's x and y, the backward's x and reluY;
+//    the backward then by biasGradPath: 0 (absent) the two-stage reduction, 1 the legacy one (conv2d.h))
 //   ops.conv2d_columns_floats(N, C, H, W, K, kh, kw, sh, sw, ph, pw, groups, workspaceBytes, cuda, math) -> number
 // workspaceBytes caps the im2col column buffer (0: 1 GiB on CUDA, 256 MiB on the CPU). relu fuses a ReLU
 // into the forward; reluY is that fused forward's output, for the backward through both; reluInPlace
@@ -117,8 +118,13 @@ void conv2dBackward(const Napi::CallbackInfo& info, const char* op, const ops::C
                   db ? storage(info, 5, op, "db") : nullptr, reluY ? storage(info, 20, op, "reluY") : nullptr,
                   hasCols ? storage(info, 23, op, "columns") : nullptr});
   float* cols = columnsArg(info, 23, op, d, ws, cuda, math);
-  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols),
-               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols));
+  int biasPath = 0;
+  if (!absent(info, 26)) {
+    biasPath = i32(info, 26, op, "biasGradPath");
+    AXN_CHECK(biasPath == 0 || biasPath == 1, op, "biasGradPath must be 0 (two-stage) or 1 (legacy), got " + std::to_string(biasPath));
+  }
+  AXN_DISPATCH(cuda, ops::conv2d_backward_cpu(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols, biasPath == 1),
+               ops::conv2d_backward_cuda(dy, x, w, dx, dw, db, d, ws, math, reluY, inPlace, path, cols, biasPath == 1));
 }
 
 Napi::Value Conv2dBackward(const Napi::CallbackInfo& info) {

@@ -2,6 +2,9 @@
 // spatial sizes (H·W).
 //   ops.lrn_forward(x, y, N, C, S, size, alpha, beta, k, dtype)          x, y: dtype ("float32" or "bfloat16")
 //   ops.lrn_backward(dy, x, dx, N, C, S, size, alpha, beta, k, xDtype)   (scale and y are recomputed from x)
+// The legacy path (lrn.h; float32 only), kept for the A/B of issue 19's lever 2:
+//   ops.lrn_forward_legacy(x, y, scale, N, C, S, size, alpha, beta, k)
+//   ops.lrn_backward_legacy(dy, x, y, scale, dx, N, C, S, size, alpha, beta, k)
 #include "bind/util.h"
 #include "ops/lrn.h"
 
@@ -57,9 +60,53 @@ Napi::Value LrnBackward(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// The legacy path's arguments after its `tensors` float32 tensors of N·C·S floats: N, C, S, size, alpha, beta, k.
+struct LegacyArgs {
+  int N, C, size;
+  int64_t S;
+  float alpha, beta, k;
+  size_t n;
+  LegacyArgs(const Napi::CallbackInfo& info, size_t i, const char* op)
+      : N(i32(info, i, op, "N")), C(i32(info, i + 1, op, "C")), size(i32(info, i + 3, op, "size")),
+        S(i64(info, i + 2, op, "S")), alpha(f32(info, i + 4, op, "alpha")), beta(f32(info, i + 5, op, "beta")),
+        k(f32(info, i + 6, op, "k")) {
+    AXN_CHECK(N >= 0 && C >= 0 && S >= 0 && size > 0, op, "bad sizes");
+    n = (size_t)N * (size_t)C * (size_t)S;
+  }
+};
+
+Napi::Value LrnForwardLegacy(const Napi::CallbackInfo& info) {
+  const char* op = "lrn_forward_legacy";
+  const LegacyArgs a(info, 3, op);
+  const float* x = ptr<const float>(info, 0, op, "x", a.n);
+  float* y = ptr<float>(info, 1, op, "y", a.n);
+  float* scale = ptr<float>(info, 2, op, "scale", a.n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "x"), storage(info, 1, op, "y"), storage(info, 2, op, "scale")});
+  AXN_DISPATCH(cuda, ops::lrn_forward_legacy_cpu(x, y, scale, a.N, a.C, a.S, a.size, a.alpha, a.beta, a.k),
+               ops::lrn_forward_legacy_cuda(x, y, scale, a.N, a.C, a.S, a.size, a.alpha, a.beta, a.k));
+  return info.Env().Undefined();
+}
+
+Napi::Value LrnBackwardLegacy(const Napi::CallbackInfo& info) {
+  const char* op = "lrn_backward_legacy";
+  const LegacyArgs a(info, 5, op);
+  const float* dy = ptr<const float>(info, 0, op, "dy", a.n);
+  const float* x = ptr<const float>(info, 1, op, "x", a.n);
+  const float* y = ptr<const float>(info, 2, op, "y", a.n);
+  const float* scale = ptr<const float>(info, 3, op, "scale", a.n);
+  float* dx = ptr<float>(info, 4, op, "dx", a.n);
+  const bool cuda = onCuda(op, {storage(info, 0, op, "dy"), storage(info, 1, op, "x"), storage(info, 2, op, "y"),
+                                storage(info, 3, op, "scale"), storage(info, 4, op, "dx")});
+  AXN_DISPATCH(cuda, ops::lrn_backward_legacy_cpu(dy, x, y, scale, dx, a.N, a.C, a.S, a.size, a.alpha, a.beta, a.k),
+               ops::lrn_backward_legacy_cuda(dy, x, y, scale, dx, a.N, a.C, a.S, a.size, a.alpha, a.beta, a.k));
+  return info.Env().Undefined();
+}
+
 void RegisterLrn(Napi::Env env, Napi::Object& ops) {
   ops.Set("lrn_forward", Napi::Function::New(env, LrnForward, "lrn_forward"));
   ops.Set("lrn_backward", Napi::Function::New(env, LrnBackward, "lrn_backward"));
+  ops.Set("lrn_forward_legacy", Napi::Function::New(env, LrnForwardLegacy, "lrn_forward_legacy"));
+  ops.Set("lrn_backward_legacy", Napi::Function::New(env, LrnBackwardLegacy, "lrn_backward_legacy"));
 }
 
 }  // namespace

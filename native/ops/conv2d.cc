@@ -234,11 +234,53 @@ double bias_grad_pair(const float* dy, const TY* y, float* dz, int64_t dzLd, int
   return acc[0];
 }
 
+// The legacy bias gradient (conv2d.h, kBiasGradLegacyThreads): per channel, B' accumulators over every
+// image's pixels, then the warp-by-warp tree — what bias_grad_legacy_kernel's block does on CUDA.
+template <bool Relu, class TY>
+void bias_grad_legacy_loop(const float* dy, const TY* y, float* dz, int64_t dzLd, float* db, int N, int K, int64_t P) {
+  constexpr int B = kBiasGradLegacyThreads, kWarp = 32;
+#pragma omp parallel for schedule(static) if (static_cast<int64_t>(N) * K * P >= kParallelMin)
+  for (int k = 0; k < K; k++) {
+    double acc[B];
+    std::fill(acc, acc + B, 0.0);
+    for (int i = 0; i < N; i++) {
+      const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
+      const int64_t zoff = dzLd ? k * dzLd + static_cast<int64_t>(i) * P : off;
+      for (int64_t p0 = 0; p0 < P; p0 += B) {
+        const int len = static_cast<int>(std::min<int64_t>(B, P - p0));
+        float g[B];
+        for (int q = 0; q < len; q++) {
+          if constexpr (Relu) g[q] = relu_bwd(dy[off + p0 + q], load_act(y[off + p0 + q]));
+          else g[q] = dy[off + p0 + q];
+        }
+        if (dz) std::memcpy(dz + zoff + p0, g, sizeof(float) * len);
+        for (int q = 0; q < len; q++) acc[q] += g[q];
+      }
+    }
+    double roots[B / kWarp];
+    for (int w = 0; w < B / kWarp; w++) {
+      double* a = acc + w * kWarp;
+      for (int st = kWarp / 2; st > 0; st >>= 1)
+        for (int t = 0; t < st; t++) a[t] += a[t + st];
+      roots[w] = a[0];
+    }
+    static_assert(B / kWarp == kWarp, "the second tree is one warp's");
+    for (int st = kWarp / 2; st > 0; st >>= 1)
+      for (int t = 0; t < st; t++) roots[t] += roots[t + st];
+    if (db) db[k] = static_cast<float>(roots[0]);
+  }
+}
+
 // db[k] = Σ_{n, p} g[n, k, p]: stage 1 over the K·J (channel, chunk) pairs in parallel, then stage 2 per
 // channel, summing its J partials in chunk order (conv2d.h).
 template <bool Relu, class TY = float>
-void bias_grad_loop(const float* dy, const TY* y, float* dz, int64_t dzLd, float* db, int N, int K, int64_t P) {
+void bias_grad_loop(const float* dy, const TY* y, float* dz, int64_t dzLd, float* db, int N, int K, int64_t P,
+                    bool legacy) {
   if (K <= 0) return;
+  if (legacy) {
+    bias_grad_legacy_loop<Relu, TY>(dy, y, dz, dzLd, db, N, K, P);
+    return;
+  }
   if (N <= 0) {
     if (db) std::fill(db, db + K, 0.0f);
     return;
@@ -261,21 +303,23 @@ void bias_grad_loop(const float* dy, const TY* y, float* dz, int64_t dzLd, float
 }
 }  // namespace
 
-void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P) {
-  bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), nullptr, 0, db, N, K, P);
+void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P, bool legacy) {
+  bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), nullptr, 0, db, N, K, P, legacy);
 }
 
-void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
-  bias_grad_loop<true>(dy, y, dz, 0, db, N, K, P);
+void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P, bool legacy) {
+  bias_grad_loop<true>(dy, y, dz, 0, db, N, K, P, legacy);
 }
 
-void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
-  if (y) bias_grad_loop<true>(dy, y, dz, ldZ, db, N, K, P);
-  else bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy) {
+  if (y) bias_grad_loop<true>(dy, y, dz, ldZ, db, N, K, P, legacy);
+  else bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P, legacy);
 }
-void conv_grad_knp_cpu(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
-  if (y) bias_grad_loop<true, bf16_t>(dy, y, dz, ldZ, db, N, K, P);
-  else bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+void conv_grad_knp_cpu(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy) {
+  if (y) bias_grad_loop<true, bf16_t>(dy, y, dz, ldZ, db, N, K, P, legacy);
+  else bias_grad_loop<false>(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P, legacy);
 }
 
 void round_bf16_cpu(float* p, int64_t n) {
@@ -585,6 +629,7 @@ struct CpuConv {
   // No launches to save on the CPU: the bias fill, the GEMM and a ReLU pass, as unfused (bit for bit).
   static constexpr bool kBiasReluEpilogue = false;
   GemmMath math;
+  bool legacyBias = false;  // the legacy bias gradient (conv2d.h)
   bool padK() const { return true; }
   template <class TX>
   void im2col(const TX* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) const {
@@ -601,15 +646,15 @@ struct CpuConv {
   }
   template <class TY>
   void grad_knp(const float* dy, const TY* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
-    conv_grad_knp_cpu(dy, y, dz, ldZ, db, N, K, P);
+    conv_grad_knp_cpu(dy, y, dz, ldZ, db, N, K, P, legacyBias);
   }
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cpu(s, t, n, K, P); }
   void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cpu(y, b, N, K, P); }
-  void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cpu(dy, db, N, K, P); }
+  void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cpu(dy, db, N, K, P, legacyBias); }
   void bias_relu(float*, const float*, int, int, int64_t) const {}  // unused (kBiasReluEpilogue)
   void relu(float* y, int64_t n) const { relu_forward_cpu(y, y, n); }
   void relu_bias_grad(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) const {
-    relu_bias_grad_cpu(dy, y, dz, db, N, K, P);
+    relu_bias_grad_cpu(dy, y, dz, db, N, K, P, legacyBias);
   }
   void relu_backward(const float* dy, const float* y, float* dz, int64_t n) const { relu_backward_cpu(dy, y, dz, n); }
   void zero(float* p, int64_t n) const { zero_cpu(p, n); }
@@ -638,6 +683,7 @@ struct CudaConv {
   static constexpr size_t kDefaultWorkspace = kConvWorkspaceCuda;
   static constexpr bool kBiasReluEpilogue = true;  // one launch adds the bias and applies the ReLU
   GemmMath math;
+  bool legacyBias = false;  // the legacy bias gradient (conv2d.h)
   // Planted defect (tests only, the emulated device): the columns path leaves K unpadded.
   bool padK() const { return !AXN_PLANTED(kPlantConvUnpaddedK); }
   template <class TX, class TC>
@@ -655,15 +701,15 @@ struct CudaConv {
   }
   template <class TY, class TZ>
   void grad_knp(const float* dy, const TY* y, TZ* dz, int64_t ldZ, float* db, int N, int K, int64_t P) const {
-    conv_grad_knp_cuda(dy, y, dz, ldZ, db, N, K, P);
+    conv_grad_knp_cuda(dy, y, dz, ldZ, db, N, K, P, legacyBias);
   }
   void permute_nkp(const float* s, float* t, int n, int K, int64_t P) const { permute_nkp_cuda(s, t, n, K, P); }
   void fill_bias(float* y, const float* b, int N, int K, int64_t P) const { fill_bias_cuda(y, b, N, K, P); }
-  void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cuda(dy, db, N, K, P); }
+  void bias_grad(const float* dy, float* db, int N, int K, int64_t P) const { bias_grad_cuda(dy, db, N, K, P, legacyBias); }
   void bias_relu(float* y, const float* b, int N, int K, int64_t P) const { bias_relu_cuda(y, b, N, K, P); }
   void relu(float* y, int64_t n) const { relu_forward_cuda(y, y, n); }
   void relu_bias_grad(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) const {
-    relu_bias_grad_cuda(dy, y, dz, db, N, K, P);
+    relu_bias_grad_cuda(dy, y, dz, db, N, K, P, legacyBias);
   }
   void relu_backward(const float* dy, const float* y, float* dz, int64_t n) const { relu_backward_cuda(dy, y, dz, n); }
   void zero(float* p, int64_t n) const { zero_cuda(p, n); }
@@ -721,16 +767,16 @@ void conv2d_forward_cpu(const TX* x, const float* w, const float* b, TY* y, cons
 template <class TX, class TY>
 void conv2d_backward_cpu(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
-                         bool reluInPlace, ConvPath path, float* columns) {
+                         bool reluInPlace, ConvPath path, float* columns, bool legacyBiasGrad) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CpuConv{math}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
+  conv2d_backward(CpuConv{math, legacyBiasGrad}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
 
 #define AXN_CONV_INSTANTIATE(DEV, TX, TY)                                                                          \
   template void conv2d_forward_##DEV<TX, TY>(const TX*, const float*, const float*, TY*, const Conv2dDims&, size_t, \
                                              GemmMath, bool, ConvPath, float*);                                    \
   template void conv2d_backward_##DEV<TX, TY>(const float*, const TX*, const float*, float*, float*, float*,        \
-                                              const Conv2dDims&, size_t, GemmMath, const TY*, bool, ConvPath, float*);
+                                              const Conv2dDims&, size_t, GemmMath, const TY*, bool, ConvPath, float*, bool);
 AXN_CONV_INSTANTIATE(cpu, float, float)
 AXN_CONV_INSTANTIATE(cpu, float, bf16_t)
 AXN_CONV_INSTANTIATE(cpu, bf16_t, float)
@@ -747,9 +793,9 @@ void conv2d_forward_cuda(const TX* x, const float* w, const float* b, TY* y, con
 template <class TX, class TY>
 void conv2d_backward_cuda(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
                           const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
-                          bool reluInPlace, ConvPath path, float* columns) {
+                          bool reluInPlace, ConvPath path, float* columns, bool legacyBiasGrad) {
   conv2d_check_dims("conv2dBackward", d);
-  conv2d_backward(CudaConv{math}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
+  conv2d_backward(CudaConv{math, legacyBiasGrad}, dy, x, w, dx, dw, db, d, workspaceBytes, reluY, reluInPlace, path, columns);
 }
 AXN_CONV_INSTANTIATE(cuda, float, float)
 AXN_CONV_INSTANTIATE(cuda, float, bf16_t)

@@ -273,12 +273,56 @@ __global__ void bias_grad_final_kernel(const double* __restrict__ partial, float
   }
 }
 
+// The legacy bias gradient (conv2d.h, bias_grad_legacy: setBiasGradientPath('legacy'), kept for the A/B of
+// issue 19's lever 3): the kernel before the two stages. One block of kBiasGradLegacyThreads per channel
+// (a grid-stride loop over K), thread t summing, in double, pixels p ≡ t (mod the block) of every image in
+// turn; then warp shuffles (16 … 1), each warp's sum to shared memory, and warp 0 the same tree over
+// them. The same Relu / dz handling as the two-stage kernel (dz in NCHW or the (K, N, P) layout).
+template <bool Relu, class TZ, class TY>
+__global__ void __launch_bounds__(kBiasGradLegacyThreads) bias_grad_legacy_kernel(const float* dy, const TY* __restrict__ y,
+                                                                                  TZ* dz, int64_t dzLd,
+                                                                                  float* __restrict__ db, int N, int K,
+                                                                                  int64_t P) {
+  __shared__ double warpSums[kBiasGradLegacyThreads / 32];
+  for (int k = blockIdx.x; k < K; k += gridDim.x) {
+    double s = 0.0;
+    for (int i = 0; i < N; i++) {
+      const int64_t off = (static_cast<int64_t>(i) * K + k) * P;
+      const int64_t zoff = dzLd ? k * dzLd + static_cast<int64_t>(i) * P : off;
+      for (int64_t p = threadIdx.x; p < P; p += blockDim.x) {
+        float g;
+        if constexpr (Relu) {
+          g = relu_bwd(dy[off + p], load_from(y + off + p));
+        } else {
+          g = dzLd || !dz ? __ldg(dy + off + p) : dy[off + p];
+        }
+        if (dz) store_to(dz + zoff + p, g);
+        s += g;
+      }
+    }
+    for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    if (lane == 0) warpSums[warp] = s;
+    __syncthreads();
+    if (warp == 0) {
+      s = lane < static_cast<int>(blockDim.x >> 5) ? warpSums[lane] : 0.0;
+      for (int o = 16; o > 0; o >>= 1) s += __shfl_down_sync(0xffffffffu, s, o);
+      if (lane == 0 && db) db[k] = static_cast<float>(s);
+    }
+    __syncthreads();  // warpSums is reused by the next channel
+  }
+}
+
 // Both stages; the K·J partials in scratch from the caching allocator (stream-ordered: freed when this
 // returns, after the launches that use it were enqueued).
 template <bool Relu, class TZ = float, class TY = float>
 void bias_grad_launch(const char* op, const float* dy, const TY* y, TZ* dz, int64_t dzLd, float* db, int N, int K,
-                      int64_t P) {
+                      int64_t P, bool legacy) {
   if (K <= 0) return;
+  if (legacy) {
+    AXN_LAUNCH(op, (bias_grad_legacy_kernel<Relu, TZ, TY>), std::min(K, 65535), kBiasGradLegacyThreads, 0, dy, y, dz, dzLd, db, N, K, P);
+    return;
+  }
   if (N <= 0 || P <= 0) {
     if (db) cuda::memsetZero(db, static_cast<size_t>(K) * sizeof(float));
     return;
@@ -346,24 +390,24 @@ void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, bf16_t* y,
   epilogue_launch(src, ld, b, y, n, K, P, relu);
 }
 
-void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
-  if (y) bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
-  else bias_grad_launch<false>("conv2dBackward.biasGrad", dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P, bool legacy) {
+  if (y) bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P, legacy);
+  else bias_grad_launch<false>("conv2dBackward.biasGrad", dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P, legacy);
 }
 
-void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
-  if (y) bias_grad_launch<true, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
-  else bias_grad_launch<false, bf16_t>("conv2dBackward.biasGrad", dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P, bool legacy) {
+  if (y) bias_grad_launch<true, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P, legacy);
+  else bias_grad_launch<false, bf16_t>("conv2dBackward.biasGrad", dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P, legacy);
 }
 
-void conv_grad_knp_cuda(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
-  if (y) bias_grad_launch<true, float, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
-  else conv_grad_knp_cuda(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P, bool legacy) {
+  if (y) bias_grad_launch<true, float, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P, legacy);
+  else conv_grad_knp_cuda(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P, legacy);
 }
 
-void conv_grad_knp_cuda(const float* dy, const bf16_t* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P) {
-  if (y) bias_grad_launch<true, bf16_t, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P);
-  else conv_grad_knp_cuda(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P);
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P, bool legacy) {
+  if (y) bias_grad_launch<true, bf16_t, bf16_t>("conv2dBackward.reluBiasGrad", dy, y, dz, ldZ, db, N, K, P, legacy);
+  else conv_grad_knp_cuda(dy, static_cast<const float*>(nullptr), dz, ldZ, db, N, K, P, legacy);
 }
 
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P) {
@@ -378,10 +422,10 @@ void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P) {
   AXN_LAUNCH("conv2d.bias", fill_bias_kernel, l.grid, l.block, 0, y, b, N, K, P);
 }
 
-void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P) {
+void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P, bool legacy) {
   const float* none = nullptr;
   float* noneOut = nullptr;
-  bias_grad_launch<false>("conv2dBackward.biasGrad", dy, none, noneOut, 0, db, N, K, P);
+  bias_grad_launch<false>("conv2dBackward.biasGrad", dy, none, noneOut, 0, db, N, K, P, legacy);
 }
 
 void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
@@ -390,8 +434,8 @@ void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P) {
   AXN_LAUNCH("conv2d.biasRelu", bias_relu_kernel, l.grid, l.block, 0, y, b, N, K, P);
 }
 
-void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P) {
-  bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, 0, db, N, K, P);
+void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P, bool legacy) {
+  bias_grad_launch<true>("conv2dBackward.reluBiasGrad", dy, y, dz, 0, db, N, K, P, legacy);
 }
 
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t sI, int64_t sR, int64_t gr) {

@@ -92,6 +92,12 @@ inline int bias_grad_chunk_images(int N, int64_t P) {
 }
 // J: the number of chunks (0 for an empty batch).
 inline int bias_grad_chunks(int N, int T) { return N <= 0 ? 0 : (N + T - 1) / T; }
+// The legacy bias gradient (`legacy` below; setBiasGradientPath('legacy'), kept for the A/B of issue 19's
+// lever 3): one reduction per channel, B' = kBiasGradLegacyThreads accumulators (CUDA: one block per
+// channel), pixel p of every image to acc[p mod B'], each summed in ascending (image, p) from 0.0; then
+// per group of 32 (a warp) the tree for (s = 16; s > 0; s /= 2) acc[t] += acc[t + s] for t < s, and the
+// same tree over the 32 groups' roots; db[k] = (float) the root. The CPU repeats it (same bits).
+constexpr int kBiasGradLegacyThreads = 1024;
 
 // Throws axn::Error when the dimensions are inconsistent (TypeScript validates first).
 void conv2d_check_dims(const char* op, const Conv2dDims& d);
@@ -137,7 +143,8 @@ void conv2d_forward_cpu(const TX* x, const float* w, const float* b, TY* y, cons
 template <class TX, class TY>
 void conv2d_backward_cpu(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
-                         bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
+                         bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr,
+                          bool legacyBiasGrad = false);
 
 // The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
 // at col[i·strideImage + r·strideRow + p]. Image-major: strideImage = C·kh·kw·P, strideRow = P;
@@ -165,9 +172,11 @@ void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, float* y, i
 void conv_epilogue_cpu(const float* src, int64_t ld, const float* b, bf16_t* y, int n, int K, int64_t P, bool relu);
 // The columns path's first backward pass: dz[k·ldZ + i·P + p] = g (g = relu_bwd(dy, y) with y, else dy),
 // and db (null: skipped) = Σ g in bias_grad's order (the same bits as bias_grad of g).
-void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+void conv_grad_knp_cpu(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy = false);
 // y in bf16 (bf16 activations: the mask of relu_bwd reads its sign).
-void conv_grad_knp_cpu(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+void conv_grad_knp_cpu(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy = false);
 // src: (n, K, P) -> dst: (K, n, P)
 void permute_nkp_cpu(const float* src, float* dst, int n, int K, int64_t P);
 // y: (N, K, P) = b[k] everywhere
@@ -186,10 +195,11 @@ void fill_bias_cpu(float* y, const float* b, int N, int K, int64_t P);
 // Numbering the chunk's elements as one sequence (not per image) keeps all B lanes busy when P < B
 // (AlexNet's conv3–5: P = 169). On CUDA, stage 1 is a grid of K·J blocks (at the paper's batch 128:
 // 4,128 for conv1, 2,816 for conv2, 1,152 for conv3 — every SM busy), stage 2 a second small launch.
-void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P);
+void bias_grad_cpu(const float* dy, float* db, int N, int K, int64_t P, bool legacy = false);
 // dz = relu_bwd(dy, y) (dy where y > 0, else 0), db[k] = Σ_{n, p} dz[n, k, p] (the same sum, in the same
 // order, as bias_grad of dz). dz may alias dy (each element is read, then written, once).
-void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P);
+void relu_bias_grad_cpu(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P,
+                        bool legacy = false);
 // p[i] = round_bf16(p[i]) (the bf16 oracle's rounding of what the GPU stores in bf16)
 void round_bf16_cpu(float* p, int64_t n);
 void zero_cpu(float* p, int64_t n);
@@ -202,7 +212,8 @@ void conv2d_forward_cuda(const TX* x, const float* w, const float* b, TY* y, con
 template <class TX, class TY>
 void conv2d_backward_cuda(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
                           const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
-                          bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr);
+                          bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr,
+                          bool legacyBiasGrad = false);
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                  int64_t groupRows = 0);
 void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
@@ -224,18 +235,23 @@ void pad_rows_cuda(const float* src, bf16_t* dst, int64_t rows, int64_t cols, in
 void unpad_rows_cuda(const float* src, int64_t ldSrc, float* dst, int64_t rows, int64_t cols);
 void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, float* y, int n, int K, int64_t P, bool relu);
 void conv_epilogue_cuda(const float* src, int64_t ld, const float* b, bf16_t* y, int n, int K, int64_t P, bool relu);
-void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+void conv_grad_knp_cuda(const float* dy, const float* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy = false);
 // bf16 storage: dz rounded to nearest even as it is written; db from the float32 values, the same bits.
-void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+void conv_grad_knp_cuda(const float* dy, const float* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy = false);
 // y in bf16 (bf16 activations), dz float32 or bf16.
-void conv_grad_knp_cuda(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
-void conv_grad_knp_cuda(const float* dy, const bf16_t* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P);
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, float* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy = false);
+void conv_grad_knp_cuda(const float* dy, const bf16_t* y, bf16_t* dz, int64_t ldZ, float* db, int N, int K, int64_t P,
+                       bool legacy = false);
 void permute_nkp_cuda(const float* src, float* dst, int n, int K, int64_t P);
 void fill_bias_cuda(float* y, const float* b, int N, int K, int64_t P);
-void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P);
+void bias_grad_cuda(const float* dy, float* db, int N, int K, int64_t P, bool legacy = false);
 // y: (N, K, P) = max(y + b[k], 0) (b null: max(y, 0)), in place
 void bias_relu_cuda(float* y, const float* b, int N, int K, int64_t P);
-void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P);
+void relu_bias_grad_cuda(const float* dy, const float* y, float* dz, float* db, int N, int K, int64_t P,
+                         bool legacy = false);
 void zero_cuda(float* p, int64_t n);
 #endif
 

@@ -40,6 +40,25 @@ template <typename T>
 void lrn_backward_cpu(const float* dy, const T* x, float* dx, int N, int C, int64_t S, int size, float alpha,
                       float beta, float k);
 
+// The legacy path (setLrnPath('legacy'), kept for the A/B of issue 19's lever 2; float32 only): the kernels
+// before it. The forward stores scale beside y; the backward reads dy, x, y and scale. One thread per (n, s)
+// column walks the C channels with a running window sum in double (add the channel entering the window,
+// subtract the one leaving it), p = powf(scale, −beta) for every beta. Per column:
+//   sum = Σ_{c ≤ min(after, C−1)} (double)x_c², ascending; then for c = 0 … C−1:
+//     scale_c = k + (alpha/size)·(float)sum;  y_c = x_c·powf(scale_c, −beta);
+//     sum += (double)x_{c+1+after}² (if < C);  sum −= (double)x_{c−before}² (if ≥ 0)
+//   backward: sum = Σ_{c ≤ min(before, C−1)} (double)(dy·y/scale)_c, ascending; then for c = 0 … C−1:
+//     dx_c = dy_c·powf(scale_c, −beta) − coef·x_c·(float)sum;
+//     sum += (double)(dy·y/scale)_{c+1+before} (if < C);  sum −= (double)(dy·y/scale)_{c−after} (if ≥ 0)
+// The CPU oracle does the same per column (vectorised across the columns of one image), so the emulated
+// device gives its bits; on a GPU, nvcc may contract the float expressions and powf differs by a few ulps.
+// x: (N, C, S)  ->  y, scale: (N, C, S)
+void lrn_forward_legacy_cpu(const float* x, float* y, float* scale, int N, int C, int64_t S, int size, float alpha,
+                            float beta, float k);
+// dy, x, y, scale: (N, C, S)  ->  dx: (N, C, S)
+void lrn_backward_legacy_cpu(const float* dy, const float* x, const float* y, const float* scale, float* dx, int N,
+                             int C, int64_t S, int size, float alpha, float beta, float k);
+
 #ifdef AXN_WITH_CUDA
 // One thread per element (no serial walk over C): it sums its own window of at most `size` channels,
 // whose loads, shared with the threads of the neighbouring channels, come mostly from L2.
@@ -48,6 +67,10 @@ void lrn_forward_cuda(const T* x, T* y, int N, int C, int64_t S, int size, float
 template <typename T>
 void lrn_backward_cuda(const float* dy, const T* x, float* dx, int N, int C, int64_t S, int size, float alpha,
                        float beta, float k);
+void lrn_forward_legacy_cuda(const float* x, float* y, float* scale, int N, int C, int64_t S, int size, float alpha,
+                             float beta, float k);
+void lrn_backward_legacy_cuda(const float* dy, const float* x, const float* y, const float* scale, float* dx, int N,
+                              int C, int64_t S, int size, float alpha, float beta, float k);
 #endif
 
 }  // namespace axn::ops

@@ -1,7 +1,19 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisposedError } from '../../lib/errors.js';
 import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
-import { conv2d, conv2dBackward, conv2dForTraining, conv2dOutputShape, getConvolutionPath, setConvolutionPath, type Conv2dOptions, type ConvolutionPath } from '../../lib/ops/conv.js';
+import {
+  conv2d,
+  conv2dBackward,
+  conv2dForTraining,
+  conv2dOutputShape,
+  getBiasGradientPath,
+  getConvolutionPath,
+  setBiasGradientPath,
+  setConvolutionPath,
+  type BiasGradientPath,
+  type Conv2dOptions,
+  type ConvolutionPath,
+} from '../../lib/ops/conv.js';
 import { loadNative } from '../../lib/native.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError, type Fixture } from '../helpers/fixtures.js';
 import { fp32Tol, tolFor } from '../helpers/tolerance.js';
@@ -568,6 +580,88 @@ describe.skipIf(noCuda)('conv2d bias gradient on CUDA: the two-stage reduction i
     expect(N).toBe(487);
     // And with the defect gone, the same comparison passes.
     expect(bitMismatches(biasGrad(s, dy, 'cuda').db, ref)).toEqual([]);
+  });
+
+  describe('the legacy reduction (one block per channel), kept for the A/B', () => {
+    it.each(shapes.map((s, i) => [s.name, s, i] as const))('%s: db (plain and fused) and dz as its CPU oracle, run to run bit-identical', (_name, s, i) => {
+      withBiasPath('legacy', () => {
+        const dy = orderSensitive(s, seed + 400 + i);
+        const ref = biasGrad(s, dy, 'cpu').db;
+        const a = biasGrad(s, dy, 'cuda').db;
+        expectMatchesOracle(a, ref, `${s.name}: legacy db`);
+        expect(bitMismatches(biasGrad(s, dy, 'cuda').db, a), `${s.name}: legacy run to run (seed ${seed})`).toEqual([]);
+        const r = mulberry32(seed + 500 + i);
+        const y = Float32Array.from({ length: dy.length }, () => Math.max(0, r() - 0.5));
+        const fref = biasGrad(s, dy, 'cpu', { y, inPlace: true });
+        const fgot = biasGrad(s, dy, 'cuda', { y, inPlace: true });
+        expect(bitMismatches(fgot.dz!, fref.dz!), `${s.name}: legacy dz (seed ${seed})`).toEqual([]);
+        expectMatchesOracle(fgot.db, fref.db, `${s.name}: legacy fused db`);
+      });
+    });
+
+    it('on the columns path (dz in the (K, N, P) layout, float32 and bf16 storage): db as the CPU oracle, the rest as the two-stage run', () => {
+      for (const p of [ODD[0], ODD[4], { ...ALEXNET_BATCH8[1], x: [2, 96, 27, 27] }]) {
+        const d = randomData(p, 58);
+        const ref = withBiasPath('legacy', () => runKept(p, d, 'cpu'));
+        const got = withBiasPath('legacy', () => runKept(p, d, 'cuda'));
+        const two = runKept(p, d, 'cuda');
+        expectMatchesOracle(got.db!, ref.db!, `${p.name}: legacy db, columns path`);
+        for (const k of ['y', 'dx', 'dw'] as const) expect(bitMismatches(got[k], two[k]), `${p.name}: ${k} as the two-stage run's`).toEqual([]);
+        const bf = withBiasPath('legacy', () => runKept(p, d, 'cuda', { precision: 'bf16' }));
+        const bfRef = withBiasPath('legacy', () => runKept(p, d, 'cpu', { precision: 'bf16' }));
+        expectMatchesOracle(bf.db!, bfRef.db!, `${p.name}: legacy db, bf16 storage`);
+      }
+    });
+  });
+});
+
+/** fn with the bias gradient's reduction set to `path`, restored after. */
+function withBiasPath<T>(path: BiasGradientPath, fn: () => T): T {
+  const prev = setBiasGradientPath(path);
+  try {
+    return fn();
+  } finally {
+    setBiasGradientPath(prev);
+  }
+}
+
+describe('conv2d bias gradient: the legacy reduction (setBiasGradientPath, kept for the A/B of issue 19 lever 3)', () => {
+  it('sums what the two-stage one sums, in another order', () => {
+    expect(getBiasGradientPath()).toBe('two-stage');
+    const s: BiasShape = { name: 'N 5, K 4, P 1,369', dy: [5, 4, 37, 37] };
+    const dy = random(numel(s.dy), 41);
+    const two = biasGrad(s, dy, 'cpu').db;
+    const legacy = withBiasPath('legacy', () => biasGrad(s, dy, 'cpu').db);
+    // both round a double sum once: within an ulp or so of the float64 sum
+    const [N, K, Ho, Wo] = s.dy;
+    const P = Ho * Wo;
+    const exact = Float32Array.from({ length: K }, (_, k) => {
+      let t = 0;
+      for (let i = 0; i < N; i++) for (let p = 0; p < P; p++) t += dy[(i * K + k) * P + p];
+      return t;
+    });
+    expect(relError(legacy, exact)).toBeLessThan(1e-6);
+    expect(relError(two, exact)).toBeLessThan(1e-6);
+    // on data whose sums show their order, the two differ: the switch reaches the native reduction
+    const od = orderSensitive(s, 42);
+    expect(bitMismatches(withBiasPath('legacy', () => biasGrad(s, od, 'cpu').db), biasGrad(s, od, 'cpu').db).length).toBeGreaterThan(0);
+    expect(getBiasGradientPath()).toBe('two-stage');
+  });
+
+  it('on the columns path (dz in the (K, N, P) layout): y, dx and dw as the two-stage run bit for bit, db within float32 rounding', () => {
+    for (const p of [ODD[0], ODD[4], { ...ALEXNET_BATCH8[1], x: [2, 96, 27, 27] }]) {
+      const d = randomData(p, 57);
+      const two = runKept(p, d, 'cpu');
+      const legacy = withBiasPath('legacy', () => runKept(p, d, 'cpu'));
+      expect(legacy.kept, p.name).toBeGreaterThan(0);
+      for (const k of ['y', 'dx', 'dw'] as const) expect(bitMismatches(legacy[k], two[k]), `${p.name}: ${k}`).toEqual([]);
+      expect(relError(legacy.db!, two.db!), `${p.name}: db`).toBeLessThan(1e-6);
+    }
+  });
+
+  it('bad input gets a clear error', () => {
+    expect(() => setBiasGradientPath('fast' as BiasGradientPath)).toThrow(`setBiasGradientPath: expected 'two-stage' or 'legacy', got "fast"`);
+    expect(getBiasGradientPath()).toBe('two-stage');
   });
 });
 

@@ -2,7 +2,16 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DisposedError } from '../../lib/errors.js';
 import { Tensor, memoryStats, setPoison } from '../../lib/tensor.js';
 import { LocalResponseNorm } from '../../lib/nn/lrn.js';
-import { localResponseNorm, localResponseNormBackward, type LocalResponseNormOptions } from '../../lib/ops/lrn.js';
+import {
+  getLrnPath,
+  localResponseNorm,
+  localResponseNormBackward,
+  localResponseNormLegacy,
+  localResponseNormLegacyBackward,
+  setLrnPath,
+  type LocalResponseNormOptions,
+  type LrnPath,
+} from '../../lib/ops/lrn.js';
 import { expectMatchesFixture, fixtureCases, hasNaN, loadFixture, relError } from '../helpers/fixtures.js';
 import { gradcheck, mulberry32 } from '../helpers/gradcheck.js';
 import { emulated, noCuda, withPlanted } from '../helpers/gpu.js';
@@ -62,6 +71,17 @@ function lrn64(x: Float32Array, dy: Float32Array, shape: number[], o: LocalRespo
         B[e] = Math.abs(coef * x[e]) * Tabs;
       }
   return { scale, y, dx, A, B };
+}
+
+/** The legacy path's forward then backward (setLrnPath('legacy')), on either device, with its scale. */
+async function runLegacy(xv: Float32Array, dyv: Float32Array, shape: number[], opts: LocalResponseNormOptions, device: 'cpu' | 'cuda' = 'cpu') {
+  using x = Tensor.from(xv, shape, device);
+  using dy = Tensor.from(dyv, shape, device);
+  const { y, scale } = localResponseNormLegacy(x, opts);
+  using y_ = y;
+  using scale_ = scale;
+  using dx = localResponseNormLegacyBackward(dy, x, y_, scale_, opts);
+  return { y: await y_.toFloat32Array(), scale: await scale_.toFloat32Array(), dx: await dx.toFloat32Array() };
 }
 
 const cases = await fixtureCases('lrn');
@@ -204,6 +224,99 @@ describe('localResponseNorm memory', () => {
   });
 });
 
+describe('the legacy LRN path (setLrnPath, kept for the A/B of issue 19 lever 2)', () => {
+  it.each(cases)('matches PyTorch: %s', async (name) => {
+    const fx = loadFixture('lrn', name);
+    const opts = fx.params as LocalResponseNormOptions;
+    const shape = fx.inputs.x.shape;
+    const r = await runLegacy(fx.inputs.x.data as Float32Array, fx.inputs.dy.data as Float32Array, shape, opts);
+    expectMatchesFixture(fx, 'scale', r.scale, shape);
+    expectMatchesFixture(fx, 'y', r.y, shape);
+    expectMatchesFixture(fx, 'dx', r.dx, shape);
+  });
+
+  it('agrees with the window path to a few float32 ulps, and is another arithmetic', async () => {
+    const shape = [3, 37, 6, 7], opts = { size: 5, alpha: 0.3, beta: 0.75, k: 1 };
+    const n = numel(shape);
+    const xv = random(n, 71, -3, 3), dyv = random(n, 72);
+    const w = run(xv, dyv, shape, opts);
+    const l = await runLegacy(xv, dyv, shape, opts);
+    const r64 = lrn64(xv, dyv, shape, opts);
+    expect(relError(l.y, w.y)).toBeLessThan(1e-6);
+    expect(relError(l.dx, w.dx)).toBeLessThan(1e-5);
+    expect(relError(l.y, Float32Array.from(r64.y))).toBeLessThan(1e-6);
+    expect(relError(l.dx, Float32Array.from(r64.dx))).toBeLessThan(1e-5);
+    // not the same kernels under another name: the running double sum and powf round differently
+    expect(Buffer.from(l.dx.buffer).equals(Buffer.from(w.dx.buffer))).toBe(false);
+  });
+
+  it('gradients match finite differences', () => {
+    const shape = [2, 7, 3, 4], opts = { size: 5, alpha: 1, beta: 0.75, k: 1 };
+    const n = numel(shape);
+    const legacySync = (xv: Float32Array, dyv: Float32Array) => {
+      using x = Tensor.from(xv, shape);
+      using dy = Tensor.from(dyv, shape);
+      const { y, scale } = localResponseNormLegacy(x, opts);
+      using dx = localResponseNormLegacyBackward(dy, x, y, scale, opts);
+      const out = { y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+      y.dispose();
+      scale.dispose();
+      return out;
+    };
+    gradcheck({
+      inputs: [random(n, 11, -2, 2)],
+      names: ['x'],
+      forward: ([x]) => legacySync(x, new Float32Array(n)).y,
+      backward: ([x], r) => [legacySync(x, r).dx],
+      samples: 60,
+      eps: 1e-2,
+    });
+  });
+
+  it('the layer follows setLrnPath: keeps x, y and the scale on the legacy path, the same values to float32 rounding', () => {
+    expect(getLrnPath()).toBe('window');
+    const shape = [2, 8, 5, 5];
+    const xv = random(numel(shape), 3, -2, 2), dyv = random(numel(shape), 4);
+    const layer = (path: LrnPath) => {
+      const prev = setLrnPath(path);
+      try {
+        const lrn = new LocalResponseNorm(5, 1e-2, 0.75, 2);
+        using x = Tensor.from(xv, shape);
+        using dy = Tensor.from(dyv, shape);
+        const before = memoryStats().bytes.cpu;
+        using y = lrn.forward(x);
+        const held = memoryStats().bytes.cpu - before;
+        setLrnPath(path === 'legacy' ? 'window' : 'legacy'); // a backward follows its own forward's path
+        using dx = lrn.backward(dy);
+        const after = memoryStats().bytes.cpu - before;
+        return { held, after, y: y.dataSync() as Float32Array, dx: dx.dataSync() as Float32Array };
+      } finally {
+        setLrnPath(prev);
+      }
+    };
+    const w = layer('window');
+    const l = layer('legacy');
+    const n4 = numel(shape) * 4;
+    expect(w.held).toBe(n4); // y
+    expect(l.held).toBe(2 * n4); // y and the scale
+    expect(w.after).toBe(2 * n4); // y and dx
+    expect(l.after).toBe(2 * n4); // the scale released with the saved tensors
+    expect(relError(l.y, w.y)).toBeLessThan(1e-6);
+    expect(relError(l.dx, w.dx)).toBeLessThan(1e-5);
+    expect(getLrnPath()).toBe('window');
+  });
+
+  it('bad input gets a clear error', () => {
+    expect(() => setLrnPath('fast' as LrnPath)).toThrow(`setLrnPath: expected 'window' or 'legacy', got "fast"`);
+    using xb = Tensor.zeros([1, 4, 2, 2], 'cpu', 'bfloat16');
+    using x = Tensor.zeros([1, 4, 2, 2]);
+    expect(() => localResponseNormLegacy(xb, { size: 3 })).toThrow("localResponseNormLegacy: x is bfloat16; the legacy LRN path takes float32 only (bfloat16 activations take the window path: setLrnPath('window'))");
+    expect(() => localResponseNormLegacy(x, { size: 0 })).toThrow('localResponseNormLegacy: size must be an integer ≥ 1, got 0');
+    using s = Tensor.zeros([1, 4, 2, 3]);
+    expect(() => localResponseNormLegacyBackward(x, x, x, s, { size: 3 })).toThrow('localResponseNormLegacyBackward: expected scale of shape [1, 4, 2, 2], got [1, 4, 2, 3]');
+  });
+});
+
 describe.skipIf(noCuda)('localResponseNorm on CUDA matches the CPU', () => {
   beforeAll(() => setPoison(true));
   afterAll(() => setPoison(false));
@@ -288,6 +401,25 @@ describe.skipIf(noCuda)('localResponseNorm on CUDA matches the CPU', () => {
     // and without it the same call is exact again
     const again = await onCuda(xv, dyv, shape, opts);
     expect(Buffer.from(again.y.buffer).equals(Buffer.from(ref.y.buffer))).toBe(true);
+  });
+
+  it.each(shapes)('legacy path: %s', async (_, shape, opts, mag) => {
+    const n = numel(shape);
+    const xv = random(n, n + 7, -mag, mag);
+    const dyv = random(n, n + 8);
+    const ref = await runLegacy(xv, dyv, shape, opts);
+    const got = await runLegacy(xv, dyv, shape, opts, 'cuda');
+    expect(hasNaN(got.y) || hasNaN(got.dx), 'NaN').toBe(false);
+    if (emulated) {
+      // the legacy kernels' arithmetic in their order, powf the host's as on the CPU: the same bits
+      for (const k of ['y', 'scale', 'dx'] as const) expect(Buffer.from(got[k].buffer).equals(Buffer.from(ref[k].buffer)), `${k} bit for bit`).toBe(true);
+    } else {
+      // nvcc may contract k + a_n·sum (the scale then differs by ≤ 1 rounding) and powf is within 4 ulp
+      // against the CPU's < 1: inside the window path's bound (see outsideBound), whose terms this shares.
+      const bad = outsideBound(got, ref, lrn64(xv, dyv, shape, opts), opts.size);
+      expect(bad, `${bad.length} elements outside the derived bound`).toEqual([]);
+    }
+    expect(relError(got.y, Float32Array.from(lrn64(xv, dyv, shape, opts).y)), 'y vs float64').toBeLessThan(1e-5);
   });
 
   it('leaks no device memory', async () => {
