@@ -32,7 +32,9 @@ const USAGE = `Usage: ALEXNET_CUDA_ADDON=…/build-emu-plain/Release/alexnet_cud
   --out PREFIX     write PREFIX.json and PREFIX.md (default bench/results/tmp/traffic)
   --work DIR       where the per-batch runs write their JSON and logs (default bench/results/tmp)
   --reuse          use a per-batch JSON already in --work instead of running it again
-  --conv-path P    columns (default) or legacy: the convolution path counted (bench/run.mjs --conv-path)`;
+  --conv-path P    columns (default) or legacy: the convolution path counted (bench/run.mjs --conv-path)
+  --lrn-path P     window (default) or legacy: the LRN kernels counted (bench/run.mjs --lrn-path)
+  --bias-grad-path P  two-stage (default) or legacy: the conv bias gradient counted (bench/run.mjs --bias-grad-path)`;
 
 function fail(msg) {
   console.error(`traffic: ${msg}`);
@@ -50,6 +52,8 @@ try {
       work: { type: 'string', default: 'bench/results/tmp' },
       reuse: { type: 'boolean', default: false },
       'conv-path': { type: 'string', default: 'columns' },
+      'lrn-path': { type: 'string', default: 'window' },
+      'bias-grad-path': { type: 'string', default: 'two-stage' },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
@@ -68,6 +72,9 @@ if (batches.length < 3 || batches.some((b) => !Number.isInteger(b) || b < 1) || 
 batches.sort((x, y) => x - y);
 const target = Number(a.target);
 if (!Number.isInteger(target) || target <= batches.at(-1)) fail(`--target must be an integer above the largest batch, got "${a.target}"`);
+if (!['columns', 'legacy'].includes(a['conv-path'])) fail(`--conv-path must be columns or legacy, got "${a['conv-path']}"`);
+if (!['window', 'legacy'].includes(a['lrn-path'])) fail(`--lrn-path must be window or legacy, got "${a['lrn-path']}"`);
+if (!['two-stage', 'legacy'].includes(a['bias-grad-path'])) fail(`--bias-grad-path must be two-stage or legacy, got "${a['bias-grad-path']}"`);
 if (!process.env.ALEXNET_CUDA_ADDON) fail('set ALEXNET_CUDA_ADDON to the plain emulated build (AXN_CUDA=EMU AXN_BUILD_DIR=build-emu-plain node scripts/install.mjs)');
 const work = resolve(a.work);
 mkdirSync(work, { recursive: true });
@@ -76,8 +83,10 @@ mkdirSync(work, { recursive: true });
 const commands = [];
 function runBatch(batch, plan) {
   const legacy = a['conv-path'] === 'legacy';
-  const file = join(work, `traffic-${legacy ? 'legacy-' : ''}${plan ? 'plan-' : ''}b${batch}.json`);
-  const args = ['bench/run.mjs', '--device', 'cuda', '--batch', String(batch), '--check', 'none', '--traffic-only', '--filter', a.filter, '--json', relative(ROOT, file), ...(legacy ? ['--conv-path', 'legacy'] : [])];
+  const lrnLegacy = a['lrn-path'] === 'legacy', biasLegacy = a['bias-grad-path'] === 'legacy';
+  const tag = `${legacy ? 'legacy-' : ''}${lrnLegacy ? 'lrn-legacy-' : ''}${biasLegacy ? 'bias-legacy-' : ''}`;
+  const file = join(work, `traffic-${tag}${plan ? 'plan-' : ''}b${batch}.json`);
+  const args = ['bench/run.mjs', '--device', 'cuda', '--batch', String(batch), '--check', 'none', '--traffic-only', '--filter', a.filter, '--json', relative(ROOT, file), ...(legacy ? ['--conv-path', 'legacy'] : []), ...(lrnLegacy ? ['--lrn-path', 'legacy'] : []), ...(biasLegacy ? ['--bias-grad-path', 'legacy'] : [])];
   const env = { ...process.env, ...(plan ? { AXN_EMU_SKIP_KERNELS: '1' } : {}) };
   delete env.AXN_EMU_ORDER; // counted launches run in forward order anyway; the plan has no order
   const shown = `${plan ? 'AXN_EMU_SKIP_KERNELS=1 ' : ''}ALEXNET_CUDA_ADDON=${relative(ROOT, process.env.ALEXNET_CUDA_ADDON)} node ${args.map((x) => (/[\\^$|()]/.test(x) ? `'${x}'` : x)).join(' ')}`;
@@ -232,6 +241,8 @@ const out = {
     batches,
     target,
     convPath: a['conv-path'],
+    lrnPath: a['lrn-path'],
+    biasGradPath: a['bias-grad-path'],
     pageBytes: PAGE_BYTES,
     ceilings: CEILINGS,
     method: {
@@ -260,7 +271,7 @@ md.push(
   `- **Scaling.** Measured at batches ${batches.join(', ')}; each kernel's bytes are fitted by a line through batches ${b1} and ${b2} (weights a constant, activations per image), checked at the other batches (a kernel off the line by more than ${affineTol / 1024} KiB is flagged below) and extrapolated to ${target}. Page rounding moves each extrapolated kernel value by at most ±${MB(boundPerDir)} MB per direction if a launch touches at most ${TENSORS} tensors in a direction (each rounded up by less than a page at each measured batch, times the lever ${(1 + 2 * s).toFixed(0)} of the extrapolation: v(${target}) = v(${b2}) + ${s}·(v(${b2}) − v(${b1}))); the bound per step (every kernel, both directions) is in the totals.`,
   `- **The sequence at ${target}.** The same command at batch ${target} with AXN_EMU_SKIP_KERNELS=1 checked and recorded every launch and GEMM without running them: the launches, their order and every cuBLAS call match the small batches one for one (checked), so no convolution is cut into workspace chunks at ${target} that is not at the small batches. Grids and blocks below are the ones at ${target}.`,
   `- **cuBLAS calls: from their arguments** at batch ${target} (m, n, k, lda/ldb/ldc, batch strides; each operand element once, C read as well when β ≠ 0), exact. FLOPs = 2·m·n·k per matrix. At the measured batches the page counter saw the same bytes to within ${MB(Math.max(...archs.map((x) => Math.max(Math.abs(x.totals.cublasPagesMinusArgs.min), Math.abs(x.totals.cublasPagesMinusArgs.max)))))} MB per call (cross-check), and the line through batches ${b1} and ${b2} reproduces the exact values at ${target} to within ${Math.max(...archs.map((x) => x.totals.argumentExtrapolationGap))} bytes/FLOPs.`,
-  `- **Convolution path: ${a['conv-path']}** (lib/ops/conv.ts, setConvolutionPath; bench/run.mjs --conv-path).`,
+  `- **Convolution path: ${a['conv-path']}** (lib/ops/conv.ts, setConvolutionPath; bench/run.mjs --conv-path); **LRN path: ${a['lrn-path']}** (lib/ops/lrn.ts, setLrnPath); **bias gradient: ${a['bias-grad-path']}** (setBiasGradientPath).`,
   `- **Peak device memory**: the caching allocator's peak in-use bytes in the batch-${target} plan, from before the row's model existed (resetPeakMemoryStats) through the model, the SGD state, a warm-up step and the counted one (memoryStats().native.cuda.peakInUseBytes): what a GPU's allocator would hold at its peak, without cuBLAS's workspace and the CUDA context.`,
   `- **Floor, not a time**: Σ over operations of max((read + written) / ${CEILINGS.bytes / 1e12} TB/s, FLOPs / peak), peak the GEMM ceiling of the row's precision on the ${CEILINGS.card}: TF32 ${CEILINGS.tf32 / 1e12} TFLOP/s (measured), bf16 twice that (not measured); the "bf16 peak" column keeps the row's bytes at the bf16 peak (a tf32 row's bytes: its columns are float32; a bf16 row's are already bf16). No kernel reaches either ceiling, launches do not overlap here, and nothing about speed is claimed before a GPU runs it.`,
   '',

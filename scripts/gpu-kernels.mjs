@@ -146,6 +146,41 @@ await run('localResponseNorm', async () => {
   keep(yc, yg, bc, bg);
   await check('localResponseNorm + backward', [[yc, yg], [bc, bg]], 1e-5);
 });
+// The legacy kernels kept for issue 19's A/B (the GPU check's call 2 times them): LRN's, and the bias
+// gradient's one-block-per-channel reduction on both convolution paths (dz in NCHW and in (K, N, P)).
+await run('localResponseNorm legacy', async () => {
+  const s = [2, 7, 5, 5], o = { size: 5, alpha: 1e-2, beta: 0.75, k: 2 };
+  const [xc, xg] = keep(...both(rand(numel(s)), s));
+  const fc = ops.localResponseNormLegacy(xc, o), fg = ops.localResponseNormLegacy(xg, o);
+  const [dc, dg] = keep(...both(rand(numel(s)), s));
+  const bc = ops.localResponseNormLegacyBackward(dc, xc, fc.y, fc.scale, o), bg = ops.localResponseNormLegacyBackward(dg, xg, fg.y, fg.scale, o);
+  keep(fc.y, fg.y, fc.scale, fg.scale, bc, bg);
+  await check('localResponseNorm legacy + backward', [[fc.y, fg.y], [fc.scale, fg.scale], [bc, bg]], 1e-5);
+});
+await run('conv2d bias gradient legacy', async () => {
+  const prev = ops.setBiasGradientPath('legacy');
+  try {
+    const xs = [2, 8, 9, 9], ws = [6, 4, 3, 3], o = { stride: 2, padding: 1, groups: 2, precision: 'fp32' };
+    const [xc, xg] = keep(...both(rand(numel(xs)), xs));
+    const [wc, wg] = keep(...both(rand(numel(ws)), ws));
+    const dys = ops.conv2dOutputShape(xs, ws, o);
+    const [dc, dg] = keep(...both(rand(numel(dys)), dys));
+    const pairs = [];
+    for (const path of ['columns', 'legacy']) {
+      const was = ops.setConvolutionPath(path);
+      try {
+        const gc = ops.conv2dBackward(dc, xc, wc, o), gg = ops.conv2dBackward(dg, xg, wg, o);
+        keep(gc.dx, gg.dx, gc.dw, gg.dw, gc.db, gg.db);
+        pairs.push([gc.db, gg.db]);
+      } finally {
+        ops.setConvolutionPath(was);
+      }
+    }
+    await check('conv2d legacy bias grad (both paths)', pairs, 1e-6);
+  } finally {
+    ops.setBiasGradientPath(prev);
+  }
+});
 await run('relu', async () => {
   const [xc, xg] = keep(...both(rand(1001), [1001]));
   const yc = ops.relu(xc), yg = ops.relu(xg);
