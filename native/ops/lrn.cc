@@ -148,71 +148,57 @@ void lrn_backward_cpu(const float* dy, const T* x, float* dx, int N, int C, int6
 
 // ---- The legacy path (lrn.h): per column the legacy CUDA kernels' arithmetic, in their order; here a tile
 // of a single image's columns walks the channels together (threads over (n, tile)).
-void lrn_forward_legacy_cpu(const float* x, float* y, float* scale, int N, int C, int64_t S, int size, float alpha,
-                            float beta, float k) {
-  const int before = size / 2, after = (size - 1) / 2;
-  const float a_n = alpha / (float)size;
+namespace {
+// The kernels' walk down the channels, for every column: sum = Σ_{c ≤ min(ahead, C−1)} term(c), ascending;
+// then for c = 0 … C−1: emit(c, sum); sum += term(c + 1 + ahead) if < C; sum −= term(c − behind) if ≥ 0.
+// term(q) (a double) and emit(q, sum) take the flat index q of element (n, c, s).
+template <class Term, class Emit>
+void legacy_walk(int N, int C, int64_t S, int ahead, int behind, Term term, Emit emit) {
   constexpr int64_t kTile = 256;
   const int64_t tiles = (S + kTile - 1) / kTile;
 #pragma omp parallel for schedule(static)
   for (int64_t job = 0; job < (int64_t)N * tiles; job++) {
     const int64_t n = job / tiles, s0 = (job - n * tiles) * kTile, L = std::min(kTile, S - s0);
-    const int64_t base = n * C * S + s0;
+    const int64_t base = n * C * S + s0;  // element (n, 0, s0)
     double sum[kTile];
     std::fill(sum, sum + L, 0.0);
-    for (int c = 0; c <= std::min(after, C - 1); c++)
-      for (int64_t s = 0; s < L; s++) {
-        const double v = x[base + c * S + s];
-        sum[s] += v * v;
-      }
+    for (int c = 0; c <= std::min(ahead, C - 1); c++)
+      for (int64_t s = 0; s < L; s++) sum[s] += term(base + c * S + s);
     for (int c = 0; c < C; c++) {
-      const int64_t at = base + c * S;
-      for (int64_t s = 0; s < L; s++) {
-        const float sc = k + a_n * (float)sum[s];
-        scale[at + s] = sc;
-        y[at + s] = x[at + s] * std::pow(sc, -beta);
-      }
-      const int cin = c + 1 + after, cout = c - before;
+      for (int64_t s = 0; s < L; s++) emit(base + c * S + s, sum[s]);
+      const int cin = c + 1 + ahead, cout = c - behind;
       if (cin < C)
-        for (int64_t s = 0; s < L; s++) {
-          const double v = x[base + cin * S + s];
-          sum[s] += v * v;
-        }
+        for (int64_t s = 0; s < L; s++) sum[s] += term(base + cin * S + s);
       if (cout >= 0)
-        for (int64_t s = 0; s < L; s++) {
-          const double v = x[base + cout * S + s];
-          sum[s] -= v * v;
-        }
+        for (int64_t s = 0; s < L; s++) sum[s] -= term(base + cout * S + s);
     }
   }
+}
+}  // namespace
+
+void lrn_forward_legacy_cpu(const float* x, float* y, float* scale, int N, int C, int64_t S, int size, float alpha,
+                            float beta, float k) {
+  const float a_n = alpha / (float)size;
+  legacy_walk(
+      N, C, S, (size - 1) / 2, size / 2,
+      [&](int64_t q) {
+        const double v = x[q];
+        return v * v;
+      },
+      [&](int64_t q, double sum) {
+        const float sc = k + a_n * (float)sum;
+        scale[q] = sc;
+        y[q] = x[q] * std::pow(sc, -beta);
+      });
 }
 
 void lrn_backward_legacy_cpu(const float* dy, const float* x, const float* y, const float* scale, float* dx, int N,
                              int C, int64_t S, int size, float alpha, float beta, float k) {
-  const int before = size / 2, after = (size - 1) / 2;
   const float coef = 2.f * alpha * beta / (float)size;
-  constexpr int64_t kTile = 256;
-  const int64_t tiles = (S + kTile - 1) / kTile;
-#pragma omp parallel for schedule(static)
-  for (int64_t job = 0; job < (int64_t)N * tiles; job++) {
-    const int64_t n = job / tiles, s0 = (job - n * tiles) * kTile, L = std::min(kTile, S - s0);
-    const int64_t base = n * C * S + s0;
-    double sum[kTile];
-    std::fill(sum, sum + L, 0.0);
-    auto t = [&](int64_t q) { return dy[q] * y[q] / scale[q]; };  // float, as on CUDA
-    for (int c = 0; c <= std::min(before, C - 1); c++)
-      for (int64_t s = 0; s < L; s++) sum[s] += t(base + c * S + s);
-    for (int c = 0; c < C; c++) {
-      const int64_t at = base + c * S;
-      for (int64_t s = 0; s < L; s++)
-        dx[at + s] = dy[at + s] * std::pow(scale[at + s], -beta) - coef * x[at + s] * (float)sum[s];
-      const int cin = c + 1 + before, cout = c - after;
-      if (cin < C)
-        for (int64_t s = 0; s < L; s++) sum[s] += t(base + cin * S + s);
-      if (cout >= 0)
-        for (int64_t s = 0; s < L; s++) sum[s] -= t(base + cout * S + s);
-    }
-  }
+  // the channels whose window contains c: [c − after, c + before]; t = dy·y/scale in float, as on CUDA
+  legacy_walk(
+      N, C, S, size / 2, (size - 1) / 2, [&](int64_t q) { return (double)(dy[q] * y[q] / scale[q]); },
+      [&](int64_t q, double sum) { dx[q] = dy[q] * std::pow(scale[q], -beta) - coef * x[q] * (float)sum; });
 }
 
 template void lrn_forward_cpu<float>(const float*, float*, int, int, int64_t, int, float, float, float);
