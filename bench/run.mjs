@@ -455,7 +455,8 @@ async function main() {
   const precisions = device === 'cuda' ? ['fp32', 'tf32'] : ['fp32'];
   // bf16 (GEMM inputs rounded to bf16, float32 sums) for the training steps on CUDA, beside PyTorch's
   // autocast step; the per-op rows stay fp32 and tf32 (the GPU check's time).
-  const trainPrecisions = device === 'cuda' ? [...precisions, 'bf16'] : precisions;
+  // The legacy LRN kernels take float32 only (bf16 models store bfloat16 activations): no bf16 steps then.
+  const trainPrecisions = device === 'cuda' && cli.lrnPath !== 'legacy' ? [...precisions, 'bf16'] : precisions;
   let tasks = buildTasks(pkg, geo, { device, batch, precisions, trainPrecisions, fuseRelu: cli.fuseRelu, lrnPath: cli.lrnPath });
   if (cli.filter) tasks = tasks.filter((t) => cli.filter.test(t.key));
   if (cli.list) {

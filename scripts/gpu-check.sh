@@ -320,16 +320,17 @@ for n in ("nvidia", "torch"):
   fi
   # The A/B steps, the same rows with one lever put back as it was before issue 19 (the defaults' times are
   # the "training step" row's above, and call 1's per-op rows). Each runs under a timeout that never
-  # reaches past GPU_CHECK_DEADLINE_S (default 500) s of the call; under 45 s left it SKIPs. In order of
-  # what they tell: the conv data path (lever 1), LRN (lever 2), the bias gradient (lever 3), the fusion.
-  ab() {  # ab SKIPWORD KEY LABEL ARGS...: node bench/run.mjs ARGS, its rows' medians in the summary
-    local word=$1 key=$2 label=$3 left
-    shift 3
+  # reaches past GPU_CHECK_DEADLINE_S (default 500) s of the call; under 45 s left it SKIPs, and a step
+  # stopped by it is a SKIP with the rows it finished. In order of what they tell: the conv data path
+  # (lever 1), LRN (lever 2), the bias gradient (lever 3), the fusion.
+  ab() {  # ab SKIPWORD KEY LABEL REHEARSAL_FILTER ARGS...: node bench/run.mjs ARGS, its rows' medians in the summary
+    local word=$1 key=$2 label=$3 rfilter=$4 left
+    shift 4
     [[ $skip == *" $word "* ]] && return 0
     left=$(( ${GPU_CHECK_DEADLINE_S:-500} - ($(date +%s) - t0) ))
     if [ "$rehearse" = 1 ]; then
       left=900  # the emulated device, batch 2: no deadline
-      set -- "$@" --batch 2 --time 1 --min-iters 1
+      set -- "$@" --batch 2 --time 1 --min-iters 1 --filter "$rfilter"
     elif [ $left -lt 45 ]; then
       row "$label" SKIP "only ${left}s left of the call's ${GPU_CHECK_DEADLINE_S:-500}s"
       return 0
@@ -337,22 +338,28 @@ for n in ("nvidia", "torch"):
       left=150
     fi
     step "$label: node bench/run.mjs $* (timeout ${left}s)"
-    timeout -k 5 "$left" node bench/run.mjs "$@" --json "$W/bench-cuda-$key.json" > "$W/bench-$key.log" 2>&1
+    # -k 5 inside the limit: the step ends by the deadline, killed or not
+    timeout -k 5 $(( left - 5 )) node bench/run.mjs "$@" --json "$W/bench-cuda-$key.json" > "$W/bench-$key.log" 2>&1
     local rc=$?
     tail -3 "$W/bench-$key.log"
-    row "$label" "$(verdict $rc)" "$(grep -E '^  [a-z0-9._]+ +[0-9.]+ ms' "$W/bench-$key.log" | awk '{printf "%s %s ms; ", $1, $2}')$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-$key.log" | tail -1)"
+    local rows
+    rows="$(grep -E '^  [a-z0-9._]+ +[0-9.]+ ms' "$W/bench-$key.log" | awk '{printf "%s %s ms; ", $1, $2}')"
+    case $rc in
+      124|137) row "$label" SKIP "stopped at ${left}s (the call's deadline), rows done: ${rows:-none}" ;;
+      *) row "$label" "$(verdict $rc)" "$rows$(grep -oE '^[0-9]+ rows in [0-9.]+ s' "$W/bench-$key.log" | tail -1)" ;;
+    esac
   }
   # lever 1: per-image GEMMs, unaligned leading dimensions, im2col again and a permute in the backward
-  ab convab conv-legacy "training step, legacy conv path (A/B)" \
+  ab convab conv-legacy "training step, legacy conv path (A/B)" '^train\.g1\.tf32$' \
     --device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --conv-path legacy
   # lever 2: one thread per column walking the channels, powf, the scale stored (tv has no LRN)
-  ab lrnab lrn-legacy "LRN rows + g1 step, legacy LRN (A/B)" \
+  ab lrnab lrn-legacy "legacy LRN: LRN rows + g1 step (A/B)" '^(lrn1\.(fwd|bwd)|train\.g1\.tf32)$' \
     --device cuda --filter '^(lrn[12]\.(fwd|bwd)|train\.g1\.tf32)$' --check none --lrn-path legacy
   # lever 3: one block per channel (96 blocks for conv1 on 132 SMs)
-  ab biasab bias-legacy "conv bwd rows + steps, legacy bias grad (A/B)" \
+  ab biasab bias-legacy "legacy bias grad: conv bwd + steps (A/B)" '^(conv1\.g1\.bwd_all\.tf32|train\.g1\.tf32)$' \
     --device cuda --filter '^(conv[1-5]\.g1\.bwd_all\.tf32|train\.(g1|tv)\.tf32)$' --check none --bias-grad-path legacy
   # the Conv2d/Linear → ReLU pairs run apart (two launches more per pair)
-  ab unfused unfused "training step, ReLUs unfused (A/B)" \
+  ab unfused unfused "training step, ReLUs unfused (A/B)" '^train\.g1\.tf32$' \
     --device cuda --filter '^train\.(g1|tv)\.tf32$' --check none --unfused
 fi
 

@@ -147,7 +147,8 @@ await run('localResponseNorm', async () => {
   await check('localResponseNorm + backward', [[yc, yg], [bc, bg]], 1e-5);
 });
 // The legacy kernels kept for issue 19's A/B (the GPU check's call 2 times them): LRN's, and the bias
-// gradient's one-block-per-channel reduction on both convolution paths (dz in NCHW and in (K, N, P)).
+// gradient's one-block-per-channel reduction on both convolution paths, plain and with the ReLU mask (dz
+// in (K, N, P), in NCHW scratch and over dy).
 await run('localResponseNorm legacy', async () => {
   const s = [2, 7, 5, 5], o = { size: 5, alpha: 1e-2, beta: 0.75, k: 2 };
   const [xc, xg] = keep(...both(rand(numel(s)), s));
@@ -163,20 +164,28 @@ await run('conv2d bias gradient legacy', async () => {
     const xs = [2, 8, 9, 9], ws = [6, 4, 3, 3], o = { stride: 2, padding: 1, groups: 2, precision: 'fp32' };
     const [xc, xg] = keep(...both(rand(numel(xs)), xs));
     const [wc, wg] = keep(...both(rand(numel(ws)), ws));
-    const dys = ops.conv2dOutputShape(xs, ws, o);
-    const [dc, dg] = keep(...both(rand(numel(dys)), dys));
+    const [bc, bg] = keep(...both(rand(6), [6]));
+    // the ReLU's output as the mask (the CPU's, on both devices)
+    const yc = ops.conv2d(xc, wc, bc, { ...o, relu: true });
+    keep(yc);
+    const [, mg] = keep(...both(await yc.toFloat32Array(), yc.shape));
     const pairs = [];
-    for (const path of ['columns', 'legacy']) {
+    // plain (dz in (K, N, P) on the columns path, none on the legacy one), and with the ReLU mask (dz in
+    // (K, N, P), or NCHW into scratch and over dy)
+    for (const [path, relu, inPlace] of [['columns', false, false], ['legacy', false, false], ['columns', true, false], ['legacy', true, false], ['legacy', true, true]]) {
       const was = ops.setConvolutionPath(path);
       try {
-        const gc = ops.conv2dBackward(dc, xc, wc, o), gg = ops.conv2dBackward(dg, xg, wg, o);
+        const [dc, dg] = keep(...both(rand(yc.size), yc.shape));
+        const r = (m) => (relu ? { reluOutput: m, reluInPlace: inPlace } : {});
+        const gc = ops.conv2dBackward(dc, xc, wc, { ...o, ...r(yc) }), gg = ops.conv2dBackward(dg, xg, wg, { ...o, ...r(mg) });
         keep(gc.dx, gg.dx, gc.dw, gg.dw, gc.db, gg.db);
-        pairs.push([gc.db, gg.db]);
+        pairs.push([gc.db, gg.db], [gc.dw, gg.dw]);
+        if (inPlace) pairs.push([dc, dg]);
       } finally {
         ops.setConvolutionPath(was);
       }
     }
-    await check('conv2d legacy bias grad (both paths)', pairs, 1e-6);
+    await check('conv2d legacy bias grad (both paths, ReLU)', pairs, 1e-5);
   } finally {
     ops.setBiasGradientPath(prev);
   }

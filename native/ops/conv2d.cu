@@ -273,7 +273,7 @@ __global__ void bias_grad_final_kernel(const double* __restrict__ partial, float
   }
 }
 
-// The legacy bias gradient (conv2d.h, bias_grad_legacy: setBiasGradientPath('legacy'), kept for the A/B of
+// The legacy bias gradient (conv2d.h, kBiasGradLegacyThreads: setBiasGradientPath('legacy'), kept for the A/B of
 // issue 19's lever 3): the kernel before the two stages. One block of kBiasGradLegacyThreads per channel
 // (a grid-stride loop over K), thread t summing, in double, pixels p ≡ t (mod the block) of every image in
 // turn; then warp shuffles (16 … 1), each warp's sum to shared memory, and warp 0 the same tree over

@@ -144,7 +144,7 @@ template <class TX, class TY>
 void conv2d_backward_cpu(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
                          const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
                          bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr,
-                          bool legacyBiasGrad = false);
+                         bool legacyBiasGrad = false);
 
 // The pieces, per device. Column layout: element (image i, row r = (c·kh + ki)·kw + kj, pixel p) sits
 // at col[i·strideImage + r·strideRow + p]. Image-major: strideImage = C·kh·kw·P, strideRow = P;
@@ -213,7 +213,7 @@ template <class TX, class TY>
 void conv2d_backward_cuda(const float* dy, const TX* x, const float* w, float* dx, float* dw, float* db,
                           const Conv2dDims& d, size_t workspaceBytes, GemmMath math, const TY* reluY,
                           bool reluInPlace, ConvPath path = ConvPath::Columns, float* columns = nullptr,
-                          bool legacyBiasGrad = false);
+                         bool legacyBiasGrad = false);
 void im2col_cuda(const float* x, float* col, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
                  int64_t groupRows = 0);
 void col2im_cuda(const float* col, float* x, int n, const Conv2dDims& d, int64_t strideImage, int64_t strideRow,
