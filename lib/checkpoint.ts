@@ -41,6 +41,9 @@ export interface TrainingSettings {
   /** The parameters held fixed ('features' when fine-tuning only the classifier; 'none'). Absent in
    * checkpoints of earlier versions (none). */
   freeze?: string;
+  /** The steps of an epoch: ⌊training images / batch size⌋, or maxBatchesPerEpoch below it. Absent in
+   * checkpoints of earlier versions (not checked then). */
+  batchesPerEpoch?: number;
 }
 
 export async function saveCheckpoint(

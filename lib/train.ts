@@ -107,7 +107,9 @@ export interface TrainResult {
 
 const ANY = Symbol('not recorded');
 /** Settings absent from checkpoints of earlier versions: what they meant (ANY: not known, accepted). */
-const LEGACY_SETTINGS: Partial<Record<keyof TrainingSettings, unknown>> = { trainImages: ANY, freeze: 'none' };
+const LEGACY_SETTINGS: Partial<Record<keyof TrainingSettings, unknown>> = { trainImages: ANY, freeze: 'none', batchesPerEpoch: ANY };
+/** What sets a setting, where its name alone would not say. */
+const SETTING_HINTS: Partial<Record<keyof TrainingSettings, string>> = { batchesPerEpoch: ' (maxBatchesPerEpoch caps it)' };
 
 export async function train(o: TrainOptions): Promise<TrainResult> {
   // Data parallel: which rank this is, of how many (null: one process)
@@ -192,7 +194,7 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
   let startBatch = 0;
   let step = 0;
   let partial = { lossSum: 0, correct: 0, seen: 0 };
-  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: kind, trainImages: o.train.size, freeze };
+  const settings: TrainingSettings = { batchSize: o.batchSize, momentum: opt.momentum, weightDecay: opt.weightDecay, schedule: kind, trainImages: o.train.size, freeze, batchesPerEpoch: batches };
   let resumeError: unknown = null;
   if (o.resume && existsSync(o.resume)) {
     try {
@@ -202,7 +204,7 @@ async function trainProcess(o: TrainOptions, distOpts: DistributedOptions, dist:
       for (const k of Object.keys(settings) as (keyof TrainingSettings)[]) {
         // a setting that checkpoints of earlier versions lack reads as what those versions did
         const saved = m.settings[k] === undefined && k in LEGACY_SETTINGS ? LEGACY_SETTINGS[k] : m.settings[k];
-        if (saved !== ANY && saved !== settings[k]) throw new Error(`${o.resume}: checkpoint was trained with ${k} ${String(saved)}, this run uses ${settings[k]}`);
+        if (saved !== ANY && saved !== settings[k]) throw new Error(`${o.resume}: checkpoint was trained with ${k} ${String(saved)}, this run uses ${settings[k]}${SETTING_HINTS[k] ?? ''}`);
       }
       // The schedule's state before anything else changes (a bad one leaves the model as it was).
       if (schedule && m.schedule === null) throw new Error(`${o.resume}: checkpoint holds no schedule state, this run uses ${settings.schedule}`);

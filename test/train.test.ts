@@ -220,6 +220,14 @@ describe('weights and checkpoints are validated', () => {
     await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 32, lr: 0.1, seed: 1, schedule: 'none', resume: file })).rejects.toThrow(
       /checkpoint was trained with trainImages 128, this run uses 64/,
     );
+    // ... and so would other steps per epoch (maxBatchesPerEpoch), even where epochs × batches is the same
+    await saveCheckpoint(file, m, opt, { epoch: 0, batchInEpoch: 1, step: 1 }, { schedule: null, history: [], dataSeed: 1, settings: { ...settings, schedule: 'none', trainImages: 64, batchesPerEpoch: 2 } });
+    await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 32, lr: 0.1, seed: 1, schedule: 'none', maxBatchesPerEpoch: 1, resume: file })).rejects.toThrow(
+      /checkpoint was trained with batchesPerEpoch 2, this run uses 1 \(maxBatchesPerEpoch caps it\)/,
+    );
+    // a checkpoint of an earlier version, without batchesPerEpoch, is not held to it
+    await saveCheckpoint(file, m, opt, { epoch: 2, batchInEpoch: 0, step: 0 }, { schedule: null, history: [0, 1].map((epoch) => ({ epoch, trainLoss: 1, trainAcc: 0.5, lr: 0.1, seconds: 1, imagesPerSecond: 5 })), dataSeed: 1, settings: { ...settings, schedule: 'none', trainImages: 64 } });
+    await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 32, lr: 0.1, seed: 1, schedule: 'none', maxBatchesPerEpoch: 1, resume: file })).resolves.toMatchObject({ interrupted: false });
     // a plateau schedule's state that is not one: refused before the weights change
     await saveCheckpoint(file, m, opt, { epoch: 0, batchInEpoch: 0, step: 0 }, { schedule: { best: 1 }, history: [], dataSeed: 1, settings: { ...settings, trainImages: 64 } });
     await expect(train({ model: m, train: data.loadFashionMnist({ split: 'train', limit: 64 }), epochs: 2, batchSize: 32, lr: 0.1, seed: 1, resume: file })).rejects.toThrow(/ReduceLROnPlateau: saved state is not a plateau schedule's/);
